@@ -1,0 +1,1 @@
+"""Qwen TTS Studio engine: plain Python, never imports Gradio."""

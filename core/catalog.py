@@ -1,0 +1,123 @@
+"""The checkpoints the studio knows, and which one serves a request.
+
+Real checkpoints are Hugging Face repos. The demo catalog mirrors the real one
+entry for entry (same modes and sizes) but points at tiny random-weight
+checkpoints built locally, so every code path that depends on size — such as
+0.6B CustomVoice ignoring style instructions — behaves the same in demo mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import InvalidInput
+
+MODE_LABELS = {
+    "voice_design": "Voice Design",
+    "custom_voice": "Custom Voice",
+    "base": "Voice Clone (Base)",
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    key: str  # short stable name used by the CLI, the API and the Models panel
+    repo_id: str
+    mode: str  # voice_design | custom_voice | base (the package's tts_model_type)
+    size: str  # 0.6B | 1.7B
+    approx_gb: float
+    demo: bool = False
+
+    @property
+    def supports_instruct(self) -> bool:
+        # qwen-tts silently drops `instruct` for 0.6B CustomVoice; the engine
+        # reports that instead of pretending the style was applied.
+        return not (self.mode == "custom_voice" and self.size == "0.6B")
+
+    @property
+    def repo_name(self) -> str:
+        return self.repo_id.split("/")[-1]
+
+    @property
+    def label(self) -> str:
+        suffix = " (demo, random weights)" if self.demo else ""
+        return f"{self.size} {MODE_LABELS[self.mode]}{suffix}"
+
+
+REAL_CHECKPOINTS: tuple[Checkpoint, ...] = (
+    Checkpoint("1.7B-VoiceDesign", "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign", "voice_design", "1.7B", 3.5),
+    Checkpoint("1.7B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", "custom_voice", "1.7B", 3.5),
+    Checkpoint("0.6B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice", "custom_voice", "0.6B", 1.2),
+    Checkpoint("1.7B-Base", "Qwen/Qwen3-TTS-12Hz-1.7B-Base", "base", "1.7B", 3.5),
+    Checkpoint("0.6B-Base", "Qwen/Qwen3-TTS-12Hz-0.6B-Base", "base", "0.6B", 1.2),
+)
+
+DEMO_CHECKPOINTS: tuple[Checkpoint, ...] = tuple(
+    Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True)
+    for c in REAL_CHECKPOINTS
+)
+
+MODE_ALIASES = {
+    "design": "voice_design",
+    "voice_design": "voice_design",
+    "custom": "custom_voice",
+    "custom_voice": "custom_voice",
+    "clone": "base",
+    "base": "base",
+}
+
+
+def normalize_mode(mode: str) -> str:
+    try:
+        return MODE_ALIASES[mode.strip().lower()]
+    except KeyError:
+        raise InvalidInput(
+            f"Unknown mode '{mode}'. Choose design, custom or clone."
+        ) from None
+
+
+class Catalog:
+    def __init__(self, *, demo: bool):
+        self.demo = demo
+        self.checkpoints = DEMO_CHECKPOINTS if demo else REAL_CHECKPOINTS
+
+    def __iter__(self):
+        return iter(self.checkpoints)
+
+    def sizes(self, mode: str) -> list[str]:
+        mode = normalize_mode(mode)
+        return [c.size for c in self.checkpoints if c.mode == mode]
+
+    def get(self, key: str) -> Checkpoint:
+        wanted = key.strip().lower()
+        for c in self.checkpoints:
+            if wanted in (c.key.lower(), c.repo_id.lower(), c.repo_name.lower()):
+                return c
+        # Let scripts written against real keys work in demo mode and vice versa.
+        for c in self.checkpoints:
+            if wanted.removeprefix("demo-") == c.key.lower().removeprefix("demo-"):
+                return c
+        known = ", ".join(c.key for c in self.checkpoints)
+        raise InvalidInput(f"Unknown model '{key}'. Known models: {known}.")
+
+    def resolve(self, mode: str, size: str | None, preferred_size: str = "1.7B") -> Checkpoint:
+        """The checkpoint for a mode at the requested (or preferred) size.
+
+        Voice design exists only at 1.7B, so a preferred 0.6B quietly becomes
+        1.7B there; an *explicit* 0.6B request for design is an error.
+        """
+        mode = normalize_mode(mode)
+        candidates = [c for c in self.checkpoints if c.mode == mode]
+        if size:
+            wanted = size.strip().upper().replace("B", "") + "B"
+            for c in candidates:
+                if c.size.upper() == wanted:
+                    return c
+            available = ", ".join(c.size for c in candidates)
+            raise InvalidInput(
+                f"{MODE_LABELS[mode]} has no {size} model; available: {available}."
+            )
+        for c in candidates:
+            if c.size == preferred_size:
+                return c
+        return candidates[0]

@@ -1,0 +1,51 @@
+"""The one explicit application context, built at start-up and passed down.
+
+Nothing in the engine keeps global state: the UI, the API routes and the
+command line all receive this object and reach every service through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.catalog import Catalog
+from core.device import DeviceProbe, system_probe
+from core.model_manager import Loader, ModelManager, qwen_loader
+from core.model_store import ModelStore
+from core.settings import Settings
+from core.synthesis import SynthesisService
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    catalog: Catalog
+    store: ModelStore
+    models: ModelManager
+    synthesis: SynthesisService
+
+
+def build_context(
+    settings: Settings,
+    *,
+    probe: DeviceProbe | None = None,
+    loader: Loader = qwen_loader,
+) -> AppContext:
+    catalog = Catalog(demo=settings.demo_models)
+    store = ModelStore(settings)
+    models = ModelManager(
+        catalog=catalog,
+        store=store,
+        device_preference=settings.device,
+        dtype_preference=settings.dtype,
+        max_resident=settings.max_resident,
+        probe=probe or system_probe(),
+        loader=loader,
+    )
+    synthesis = SynthesisService(
+        models,
+        max_text_chars=settings.max_text_chars,
+        chunk_chars=settings.chunk_chars,
+        preferred_size=settings.preferred_size,
+    )
+    return AppContext(settings=settings, catalog=catalog, store=store, models=models, synthesis=synthesis)

@@ -1,0 +1,44 @@
+"""The engine's one small error hierarchy.
+
+Every message is written for the person who will read it in the studio or a
+script: it says what went wrong and, where possible, what to do next. The UI
+layer shows ``str(error)`` verbatim, so never put a traceback or repr in it.
+"""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base class for every error the engine raises on purpose."""
+
+
+class SettingsError(StudioError):
+    """A setting has a value outside what it allows."""
+
+
+class InvalidInput(StudioError):
+    """A request the engine cannot act on (empty text, unknown speaker, ...)."""
+
+
+class AudioError(InvalidInput):
+    """Audio that cannot be decoded or is unusable (corrupt, empty, NaN, huge)."""
+
+
+class ModelUnavailable(StudioError):
+    """A checkpoint is not on disk and cannot be fetched right now."""
+
+
+class ModelLoadError(StudioError):
+    """A checkpoint is on disk but could not be loaded onto the device."""
+
+
+class GenerationError(StudioError):
+    """The model failed while generating audio."""
+
+
+class LibraryError(StudioError):
+    """The voice library refused an operation (bad name, bad import, ...)."""
+
+
+class VoiceNotFound(LibraryError):
+    """No voice with that name or id exists in the library."""

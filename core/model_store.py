@@ -1,0 +1,192 @@
+"""Where checkpoints live on disk, and fetching them when they are not there.
+
+Lookup order for a checkpoint: an explicit per-mode folder from the settings,
+then the demo build (in demo mode), then ``--models-dir/<repo name>``, then
+the Hugging Face cache. Loading always happens from a local folder, so the
+model code never reaches the network on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from core.catalog import Checkpoint
+from core.errors import ModelUnavailable
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# (fraction 0..1, human description)
+ProgressCallback = Callable[[float, str], None]
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """A folder that from_pretrained can load: config, weights and the speech tokenizer."""
+    if not (path / "config.json").is_file() or not (path / "speech_tokenizer" / "config.json").is_file():
+        return False
+    return any(p.suffix in _WEIGHT_SUFFIXES for p in path.iterdir() if p.is_file())
+
+
+def folder_size(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                # resolve() follows the HF cache's symlinks to the real blobs.
+                total += p.resolve().stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def download_command(checkpoint: Checkpoint) -> str:
+    return f"qwen-tts-studio models download {checkpoint.key}"
+
+
+@dataclass
+class ModelStore:
+    settings: Settings
+
+    def local_path(self, checkpoint: Checkpoint) -> Path | None:
+        """The folder holding a complete copy of the checkpoint, or None."""
+        override = self.settings.checkpoint_override(checkpoint.mode)
+        if override is not None:
+            return override if is_complete_checkpoint(override) else None
+        if checkpoint.demo:
+            from core.demo_models import demo_checkpoint_complete
+
+            path = self.settings.demo_dir / checkpoint.mode
+            return path if demo_checkpoint_complete(path) else None
+        if self.settings.models_dir is not None:
+            path = self.settings.models_dir / checkpoint.repo_name
+            return path if is_complete_checkpoint(path) else None
+        return self._cached_snapshot(checkpoint)
+
+    def _cached_snapshot(self, checkpoint: Checkpoint) -> Path | None:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            path = Path(
+                snapshot_download(
+                    checkpoint.repo_id,
+                    cache_dir=self.settings.hf_cache_dir,
+                    local_files_only=True,
+                )
+            )
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            return None
+        return path if is_complete_checkpoint(path) else None
+
+    def require(self, checkpoint: Checkpoint) -> Path:
+        path = self.local_path(checkpoint)
+        if path is not None:
+            return path
+        override = self.settings.checkpoint_override(checkpoint.mode)
+        if override is not None:
+            raise ModelUnavailable(
+                f"The folder {override} set for {checkpoint.mode} models does not hold a complete "
+                "checkpoint (config.json, weights and speech_tokenizer/ are needed). "
+                "Fix the path or remove the setting."
+            )
+        if checkpoint.demo:
+            raise ModelUnavailable(
+                f"The demo model {checkpoint.key} has not been built yet. "
+                "Run `qwen-tts-studio models build-demo`."
+            )
+        raise ModelUnavailable(
+            f"{checkpoint.repo_id} is not downloaded (about {checkpoint.approx_gb:.1f} GB). "
+            f"Run `{download_command(checkpoint)}` while online, or use Download in the Models tab."
+        )
+
+    def download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
+        """Fetches a real checkpoint (resumable) and returns its local folder."""
+        if checkpoint.demo:
+            from core.demo_models import build_demo_checkpoints
+
+            if progress:
+                progress(0.0, "Building demo models")
+            paths = build_demo_checkpoints(self.settings.demo_dir)
+            if progress:
+                progress(1.0, "Demo models ready")
+            return paths[checkpoint.mode]
+        if self.settings.offline:
+            raise ModelUnavailable(
+                f"{checkpoint.repo_id} is not downloaded and the studio is in offline mode. "
+                f"Turn offline mode off and run `{download_command(checkpoint)}`."
+            )
+        from huggingface_hub import snapshot_download
+
+        kwargs: dict = {"cache_dir": self.settings.hf_cache_dir}
+        if self.settings.models_dir is not None:
+            kwargs = {"local_dir": self.settings.models_dir / checkpoint.repo_name}
+        try:
+            path = snapshot_download(
+                checkpoint.repo_id, tqdm_class=_progress_tqdm(progress, checkpoint), **kwargs
+            )
+        except Exception as exc:  # network errors come in many types
+            log.warning("download of %s failed: %s", checkpoint.repo_id, exc)
+            raise ModelUnavailable(
+                f"Could not download {checkpoint.repo_id}: {_short(exc)}. Check the internet "
+                f"connection and run `{download_command(checkpoint)}` again; it resumes where it stopped."
+            ) from None
+        if progress:
+            progress(1.0, f"Downloaded {checkpoint.repo_name}")
+        return Path(path)
+
+    def remove(self, checkpoint: Checkpoint) -> int:
+        """Deletes the downloaded files; returns the bytes freed."""
+        path = self.local_path(checkpoint)
+        if path is None:
+            return 0
+        if self.settings.checkpoint_override(checkpoint.mode) is not None:
+            raise ModelUnavailable(
+                f"{path} was configured by hand; the studio does not delete folders it did not create."
+            )
+        size = folder_size(path)
+        if checkpoint.demo or self.settings.models_dir is not None:
+            shutil.rmtree(path)
+            return size
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir(self.settings.hf_cache_dir)
+        hashes = [
+            rev.commit_hash
+            for repo in cache.repos
+            if repo.repo_id == checkpoint.repo_id
+            for rev in repo.revisions
+        ]
+        cache.delete_revisions(*hashes).execute()
+        return size
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _progress_tqdm(progress: ProgressCallback | None, checkpoint: Checkpoint):
+    """A tqdm class that forwards huggingface_hub's byte counts to our callback."""
+    from tqdm.auto import tqdm
+
+    class ForwardingTqdm(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            result = super().update(n)
+            if progress and self.total and self.unit == "B":
+                progress(
+                    min(self.n / self.total, 1.0),
+                    f"Downloading {checkpoint.repo_name}: {self.n / 1e9:.2f} of {self.total / 1e9:.2f} GB",
+                )
+            return result
+
+    return ForwardingTqdm

@@ -1,0 +1,223 @@
+"""Studio settings and where they come from.
+
+Precedence, highest first: command-line flags > ``QWEN_TTS_STUDIO_*``
+environment variables > ``config.toml`` in the user config dir > defaults.
+Every value passes through the same parser whatever its source, so a bad value
+fails at start with one message that names the setting, the source and what it
+allows, instead of surfacing later as a confusing model error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import platformdirs
+
+from core.errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 has no tomllib
+    import tomli as tomllib
+
+APP_NAME = "qwen-tts-studio"
+ENV_PREFIX = "QWEN_TTS_STUDIO_"
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+SIZES = ("0.6B", "1.7B")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MODES = ("voice_design", "custom_voice", "base")
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    data_dir: Path = field(default_factory=default_data_dir)
+    # Where Hugging Face downloads land; None means huggingface_hub's own default cache.
+    hf_cache_dir: Path | None = None
+    # A plain folder of checkpoints (one sub-folder per repo name) used instead of the cache.
+    models_dir: Path | None = None
+    # Explicit local checkpoint folders per mode; they win over everything else.
+    checkpoint_voice_design: Path | None = None
+    checkpoint_custom_voice: Path | None = None
+    checkpoint_base: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    preferred_size: str = "1.7B"
+    offline: bool = False
+    demo_models: bool = False
+    max_resident: int = 1
+    max_text_chars: int = 50_000
+    chunk_chars: int = 300
+    log_level: str = "info"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo-models"
+
+    def checkpoint_override(self, mode: str) -> Path | None:
+        return getattr(self, f"checkpoint_{mode}")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+# --- parsing ---------------------------------------------------------------
+
+def _choice(choices: tuple[str, ...], *, case_insensitive: bool = True) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        for choice in choices:
+            if text == choice or (case_insensitive and text.lower() == choice.lower()):
+                return choice
+        raise ValueError(f"allowed values: {', '.join(choices)}")
+    return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"a whole number from {low} to {high}")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return number
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
+def _path(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("a folder path")
+    return Path(text).expanduser()
+
+
+def _optional_path(value: Any) -> Path | None:
+    if value is None or str(value).strip() == "":
+        return None
+    return _path(value)
+
+
+def _host(value: Any) -> str:
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("a host name or IP address such as 127.0.0.1 or 0.0.0.0")
+    return text
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "host": _host,
+    "port": _int_range(1, 65535),
+    "data_dir": _path,
+    "hf_cache_dir": _optional_path,
+    "models_dir": _optional_path,
+    "checkpoint_voice_design": _optional_path,
+    "checkpoint_custom_voice": _optional_path,
+    "checkpoint_base": _optional_path,
+    "device": _choice(DEVICES),
+    "dtype": _choice(DTYPES),
+    "preferred_size": _choice(SIZES),
+    "offline": _bool,
+    "demo_models": _bool,
+    "max_resident": _int_range(1, 8),
+    "max_text_chars": _int_range(1, 1_000_000),
+    "chunk_chars": _int_range(50, 2_000),
+    "log_level": _choice(LOG_LEVELS),
+}
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+assert set(SETTING_NAMES) == set(_PARSERS), "every setting needs a parser"
+
+
+def parse_setting(name: str, value: Any, source: str) -> Any:
+    if name not in _PARSERS:
+        raise SettingsError(
+            f"Unknown setting '{name}' in {source}. Known settings: {', '.join(SETTING_NAMES)}."
+        )
+    try:
+        return _PARSERS[name](value)
+    except ValueError as exc:
+        raise SettingsError(
+            f"Invalid value {value!r} for setting '{name}' (from {source}); {exc}."
+        ) from None
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in _PARSERS:
+            # Other tools may share the prefix (e.g. AUTH, handled by the server);
+            # unknown keys are ignored rather than fatal for env vars.
+            continue
+        values[name] = parse_setting(name, raw, f"environment variable {key}")
+    return values
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"Could not read the config file {path}: {exc}") from None
+    # Allow either top-level keys or a [studio] table.
+    table = data.get("studio", data)
+    if not isinstance(table, dict):
+        raise SettingsError(f"The config file {path} must hold key = value settings.")
+    return {
+        name: parse_setting(name, value, f"config file {path}")
+        for name, value in table.items()
+        if not isinstance(value, dict)
+    }
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merges the four sources; ``cli`` holds only flags the user actually gave."""
+    env = os.environ if env is None else env
+    if config_path is None:
+        env_config = env.get(ENV_PREFIX + "CONFIG")
+        config_path = Path(env_config).expanduser() if env_config else default_config_path()
+    merged: dict[str, Any] = {}
+    merged.update(_from_file(config_path))
+    merged.update(_from_env(env))
+    for name, value in (cli or {}).items():
+        if value is not None:
+            merged[name] = parse_setting(name, value, f"command-line flag --{name.replace('_', '-')}")
+    return Settings(**merged)

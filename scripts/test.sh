@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, then runs the whole suite.
+#   bash scripts/test.sh            # all tests
+#   bash scripts/test.sh -k clone   # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the tests use: espeak-ng speaks real test clips, ffmpeg encodes
+# MP3/Ogg, sox silences a warning at `import qwen_tts`, chromium runs the
+# browser tests (Playwright's own browser download is not needed).
+need=()
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v sox >/dev/null || need+=(sox)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing ${need[*]} with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif command -v brew >/dev/null; then
+    brew install "${need[@]/chromium/}" || true
+  else
+    echo "warning: missing ${need[*]}; the tests that need them will be skipped" >&2
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,38 @@
+"""Assembles the studio: one gr.Blocks with a tab per job, over one app context."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import gradio as gr
+
+from studio.api import register_api
+from studio.tabs.clone import build_clone_tab
+from studio.tabs.custom_voice import build_custom_voice_tab
+from studio.tabs.design import build_design_tab
+from studio.tabs.models import build_models_tab
+from studio.ui_common import StudioContext
+
+TITLE = "Qwen TTS Studio"
+
+
+def studio_css() -> str:
+    return resources.files("assets").joinpath("studio.css").read_text(encoding="utf-8")
+
+
+def studio_theme() -> gr.themes.Base:
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate")
+
+
+def build_app(ctx: StudioContext) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as app:
+        with gr.Row(elem_id="studio-header"):
+            gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
+        with gr.Tabs():
+            build_design_tab(ctx)
+            build_custom_voice_tab(ctx)
+            build_clone_tab(ctx)
+            build_models_tab(ctx)
+        register_api(ctx)
+    app.queue(default_concurrency_limit=4)
+    return app

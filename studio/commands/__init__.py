@@ -1,0 +1,1 @@
+"""Sub-commands of the qwen-tts-studio command line."""

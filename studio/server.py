@@ -1,0 +1,52 @@
+"""Starting the studio's web server."""
+
+from __future__ import annotations
+
+import logging
+
+from core.context import AppContext, build_context
+from core.settings import Settings
+from studio.app import build_app, studio_css, studio_theme
+from studio.ui_common import StudioContext
+
+log = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings) -> StudioContext:
+    app_context: AppContext = build_context(settings)
+    if settings.demo_models:
+        from core.demo_models import build_demo_checkpoints
+
+        # Built up front (seconds, cached) so the Models tab shows them as on disk.
+        build_demo_checkpoints(settings.demo_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return StudioContext(app=app_context)
+
+
+def serve(settings: Settings, *, share: bool = False, block: bool = True):
+    ctx = prepare(settings)
+    app = build_app(ctx)
+    _, local_url, share_url = app.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=share,
+        theme=studio_theme(),
+        css=studio_css(),
+        footer_links=["api", "settings"],
+        allowed_paths=[str(ctx.outputs_dir)],
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+    )
+    print(f"Qwen TTS Studio is running at {local_url}", flush=True)
+    if share_url:
+        print(f"Public share link: {share_url}", flush=True)
+    if settings.demo_models:
+        print("Demo models: outputs are random-weight test audio, not speech.", flush=True)
+    if not block:
+        return app
+    try:
+        app.block_thread()
+    finally:
+        app.close()
+    return 0

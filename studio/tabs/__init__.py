@@ -1,0 +1,1 @@
+"""One module per tab: its layout and the handlers behind its buttons."""

@@ -1,0 +1,117 @@
+"""Custom Voice: the nine built-in speakers, with optional style instructions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core.speakers import find_speaker, speakers
+from core.synthesis import CustomVoiceRequest
+from studio.ui_common import (
+    DEVICE_QUEUE,
+    LANGUAGE_CHOICES,
+    StudioContext,
+    demo_banner,
+    friendly_errors,
+    gradio_progress,
+    language_value,
+    output_format,
+    sampling_from_values,
+    sampling_widgets,
+    summary_from_info,
+    write_take,
+)
+
+INSTRUCT_HELP = "How to say it, e.g. 'Speak slowly and sadly, almost whispering.'"
+INSTRUCT_DISABLED = "The 0.6B CustomVoice model ignores style instructions; choose 1.7B to use one."
+
+
+def make_custom_voice_handler(ctx: StudioContext):
+    @friendly_errors
+    def custom_voice(
+        text: str,
+        speaker: str = "Ryan",
+        language: str = "Auto",
+        instruct: str = "",
+        size: str = "1.7B",
+        seed: float | None = -1,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        max_seconds: float | None = 0,
+        format: str = "wav",
+        progress=gr.Progress(),
+    ) -> tuple[str, dict[str, Any]]:
+        fmt = output_format(format)
+        request = CustomVoiceRequest(
+            text=text or "",
+            speaker=speaker or "",
+            language=language_value(language),
+            instruct=instruct or None,
+            size=size or None,
+            sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+        )
+        result = ctx.app.synthesis.custom_voice(request, gradio_progress(progress))
+        info = result.info() | {"speaker": find_speaker(request.speaker).name, "text": result.text,
+                                "language": request.language}
+        return write_take(ctx, result, fmt), info
+
+    return custom_voice
+
+
+def speaker_card(speaker_id: str) -> str:
+    try:
+        s = find_speaker(speaker_id)
+    except Exception:
+        return ""
+    return f"**{s.name}** · {s.gender} · native {s.native_language}\n\n{s.description}."
+
+
+def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
+    sizes = ctx.app.catalog.sizes("custom_voice")
+    default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
+    with gr.Tab("Custom Voice", id="custom"):
+        demo_banner(ctx)
+        gr.Markdown("Cast one of the nine built-in speakers and direct them with a style instruction.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Text", lines=5, max_length=ctx.app.settings.max_text_chars,
+                                  placeholder="What should the speaker say?", elem_id="custom-text")
+                with gr.Row():
+                    speaker = gr.Dropdown(
+                        [(f"{s.name} — {s.native_language}", s.id) for s in speakers()],
+                        value="ryan", label="Speaker", scale=2, elem_id="custom-speaker",
+                    )
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1)
+                    size = gr.Radio(sizes, value=default_size, label="Model size", scale=1)
+                card = gr.Markdown(speaker_card("ryan"), elem_id="custom-speaker-card")
+                supports = default_size != "0.6B"
+                instruct = gr.Textbox(
+                    label="Style instruction (optional)", lines=2, interactive=supports,
+                    info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED, elem_id="custom-instruct",
+                )
+                widgets = sampling_widgets()
+                generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
+            with gr.Column(scale=2):
+                audio = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
+                                 elem_id="custom-audio")
+                summary = gr.Markdown(elem_id="custom-summary")
+                with gr.Accordion("Details", open=False):
+                    info = gr.JSON(label="Take details")
+
+    speaker.change(speaker_card, speaker, card, api_visibility="private", queue=False)
+    size.change(
+        lambda s: gr.update(interactive=s != "0.6B", info=INSTRUCT_DISABLED if s == "0.6B" else INSTRUCT_HELP),
+        size, instruct, api_visibility="private", queue=False,
+    )
+    generate.click(
+        make_custom_voice_handler(ctx),
+        [text, speaker, language, instruct, size, *widgets.inputs],
+        [audio, info],
+        api_name="custom_voice",
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+    return {"text": text, "speaker": speaker, "audio": audio, "info": info}

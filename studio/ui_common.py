@@ -1,0 +1,224 @@
+"""Pieces every tab shares: error translation, progress, sampling widgets, takes.
+
+This is the seam between Gradio and the engine: engine errors become
+``gr.Error`` with the engine's own sentence, and Gradio's loosely typed
+widget values become the engine's typed requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
+from core.context import AppContext
+from core.errors import InvalidInput, StudioError
+from core.model_store import ProgressCallback
+from core.synthesis import LANGUAGES, Sampling, SynthesisResult
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = 12.5
+LANGUAGE_CHOICES = [lang.capitalize() for lang in LANGUAGES]
+OUTPUT_FORMATS = [f for f in ("wav", "flac", "mp3", "ogg") if f in SUPPORTED_OUTPUT_FORMATS]
+# Every event that touches a model shares this queue slot: two clicks can
+# never run two generations (or a load and an unload) into the same memory.
+DEVICE_QUEUE = "device"
+
+
+@dataclass
+class StudioContext:
+    """The app context plus what only the web layer needs."""
+
+    app: AppContext
+    outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
+
+    @property
+    def demo(self) -> bool:
+        return self.app.settings.demo_models
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Engine errors reach the user as their own sentence; anything else is logged."""
+
+    def translate(exc: Exception) -> gr.Error:
+        if isinstance(exc, gr.Error):
+            return exc
+        if isinstance(exc, StudioError):
+            return gr.Error(str(exc), title="Could not do that")
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error(
+            f"Something went wrong ({type(exc).__name__}). The details are in the studio's log; "
+            "please try again, and report it if it keeps happening.",
+            title="Unexpected error",
+        )
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise translate(exc) from None
+    return wrapper
+
+
+def gradio_progress(progress: gr.Progress | None) -> ProgressCallback | None:
+    if progress is None:
+        return None
+
+    def report(fraction: float, message: str) -> None:
+        try:
+            progress(fraction, desc=message)
+        except Exception:  # progress is best effort; never fail a take over it
+            pass
+
+    return report
+
+
+def _optional_number(value: Any, name: str, cast: Callable[[Any], Any]) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = cast(float(value))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, not {value!r}.") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite number.")
+    return number
+
+
+def sampling_from_values(
+    seed: Any = None,
+    temperature: Any = None,
+    top_k: Any = None,
+    top_p: Any = None,
+    repetition_penalty: Any = None,
+    max_seconds: Any = None,
+) -> Sampling:
+    """Widget / API values to Sampling. A seed of -1 or empty means random;
+    max_seconds of 0 or empty means the automatic cap derived from the text."""
+    seed_value = _optional_number(seed, "Seed", float)
+    if seed_value is not None and seed_value != int(seed_value):
+        raise InvalidInput("Seed must be a whole number.")
+    seed_int = None if seed_value is None or seed_value < 0 else int(seed_value)
+    seconds = _optional_number(max_seconds, "Max length", float)
+    if seconds is not None and seconds < 0:
+        raise InvalidInput("Max length must be 0 (automatic) or a number of seconds.")
+    top_k_value = _optional_number(top_k, "Top-k", float)
+    if top_k_value is not None and top_k_value != int(top_k_value):
+        raise InvalidInput("Top-k must be a whole number.")
+    return Sampling(
+        seed=seed_int,
+        temperature=_optional_number(temperature, "Temperature", float),
+        top_k=None if top_k_value is None else int(top_k_value),
+        top_p=_optional_number(top_p, "Top-p", float),
+        repetition_penalty=_optional_number(repetition_penalty, "Repetition penalty", float),
+        max_new_tokens=None if not seconds else max(1, math.ceil(seconds * FRAMES_PER_SECOND)),
+    ).validated()
+
+
+def output_format(value: Any) -> str:
+    fmt = (str(value) if value else "wav").strip().lower().lstrip(".")
+    if fmt not in OUTPUT_FORMATS:
+        raise InvalidInput(f"Output format '{value}' is not supported; choose {', '.join(OUTPUT_FORMATS)}.")
+    return fmt
+
+
+def language_value(value: Any) -> str:
+    return (str(value) if value else "auto").strip().lower()
+
+
+def write_take(ctx: StudioContext, result: SynthesisResult, fmt: str) -> str:
+    """Writes a take where Gradio can serve it; the name says what it is."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = ctx.outputs_dir / f"{result.mode}-{stamp}-{uuid.uuid4().hex[:6]}.{fmt}"
+    write_audio(result.audio, path, fmt)
+    return str(path)
+
+
+@dataclass
+class SamplingWidgets:
+    seed: gr.Number
+    random_seed: gr.Checkbox
+    temperature: gr.Slider
+    top_k: gr.Slider
+    top_p: gr.Slider
+    repetition_penalty: gr.Slider
+    max_seconds: gr.Slider
+    output_format: gr.Dropdown
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [self.seed, self.temperature, self.top_k, self.top_p,
+                self.repetition_penalty, self.max_seconds, self.output_format]
+
+
+def sampling_widgets() -> SamplingWidgets:
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            random_seed = gr.Checkbox(value=True, label="Random seed", scale=1,
+                                      info="Untick to reproduce a take exactly")
+            seed = gr.Number(value=-1, label="Seed", precision=0, minimum=-1, interactive=False, scale=2,
+                             info="-1 = random; the seed used is shown with each take")
+        with gr.Row():
+            temperature = gr.Slider(0.1, 1.5, value=0.9, step=0.05, label="Temperature",
+                                    info="Higher = livelier and less predictable")
+            top_k = gr.Slider(1, 100, value=50, step=1, label="Top-k")
+        with gr.Row():
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+            repetition_penalty = gr.Slider(1.0, 1.5, value=1.05, step=0.01, label="Repetition penalty")
+        with gr.Row():
+            max_seconds = gr.Slider(0, 160, value=0, step=1, label="Max length per chunk (s)",
+                                    info="0 = automatic, derived from the text")
+            fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format")
+    random_seed.change(
+        lambda random: gr.update(interactive=not random, value=-1 if random else 0),
+        random_seed, seed, api_visibility="private", queue=False,
+    )
+    return SamplingWidgets(seed, random_seed, temperature, top_k, top_p, repetition_penalty, max_seconds, fmt)
+
+
+def demo_banner(ctx: StudioContext) -> None:
+    if ctx.demo:
+        gr.HTML(
+            "<div class='demo-banner'>Demo models: outputs come from tiny random-weight models "
+            "and sound like noise, not speech. Start without <code>--demo-models</code> to use "
+            "the real Qwen3-TTS checkpoints.</div>"
+        )
+
+
+def summary_from_info(info: dict | None) -> str:
+    """The one-line readout under a take, built from the JSON the API also returns."""
+    if not info:
+        return ""
+    t = info.get("timings", {})
+    parts = [
+        f"**{info.get('duration_s', 0):.1f} s** of audio",
+        f"seed `{info.get('seed')}`",
+        f"model `{info.get('model')}`",
+        f"generated in {t.get('generate_s', 0):.1f} s (RTF {t.get('rtf', 0):.2f})",
+    ]
+    if t.get("load_s", 0) > 0.5:
+        parts.append(f"model load {t['load_s']:.1f} s")
+    if info.get("chunks", 1) > 1:
+        parts.append(f"{info['chunks']} chunks")
+    return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])

@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: the tiny real demo checkpoints and settings.
+
+The demo checkpoints are built once and kept in pytest's cache folder between
+runs (the builder's own marker invalidates them when the layout changes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never let a test reach the Hugging Face hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoints(request) -> dict[str, Path]:
+    from core.demo_models import build_demo_checkpoints
+
+    folder = Path(request.config.cache.mkdir("demo-models"))
+    return build_demo_checkpoints(folder)
+
+
+@pytest.fixture
+def demo_settings(tmp_path, demo_checkpoints):
+    """Settings for a fresh data dir that use the session's demo checkpoints."""
+    from core.settings import Settings
+
+    return Settings(
+        data_dir=tmp_path / "data",
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_voice_design=demo_checkpoints["voice_design"],
+        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
+        checkpoint_base=demo_checkpoints["base"],
+        offline=True,
+    )
+
+
+@pytest.fixture
+def demo_context(demo_settings):
+    from core.context import build_context
+
+    return build_context(demo_settings)

@@ -1,0 +1,48 @@
+"""Device/dtype policy with CUDA and MPS availability simulated."""
+
+import os
+
+import pytest
+import torch
+
+from core.device import DeviceProbe, dtype_candidates, prepare_environment, resolve_device
+from core.errors import SettingsError
+
+
+def probe(cuda=False, mps=False, bf16=True):
+    return DeviceProbe(lambda: cuda, lambda: mps, lambda: bf16)
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu():
+    assert resolve_device("auto", probe(cuda=True, mps=True)) == "cuda"
+    assert resolve_device("auto", probe(mps=True)) == "mps"
+    assert resolve_device("auto", probe()) == "cpu"
+
+
+def test_explicit_unavailable_device_fails_clearly():
+    with pytest.raises(SettingsError, match="no CUDA GPU"):
+        resolve_device("cuda", probe())
+    with pytest.raises(SettingsError, match="Apple MPS is not available"):
+        resolve_device("mps", probe(cuda=True))
+
+
+def test_auto_dtype_per_device():
+    assert dtype_candidates("cuda", "auto", probe(cuda=True)) == [torch.bfloat16]
+    assert dtype_candidates("cuda", "auto", probe(cuda=True, bf16=False)) == [torch.float16]
+    assert dtype_candidates("cpu", "auto", probe()) == [torch.float32]
+    # MPS: half precision first, float32 last as the fallback that always works.
+    assert dtype_candidates("mps", "auto", probe(mps=True)) == [torch.bfloat16, torch.float16, torch.float32]
+
+
+def test_explicit_dtype_is_a_single_candidate():
+    assert dtype_candidates("mps", "float32", probe(mps=True)) == [torch.float32]
+    with pytest.raises(SettingsError, match="float16 is not supported on the CPU"):
+        dtype_candidates("cpu", "float16", probe())
+
+
+def test_mps_sets_the_cpu_fallback_flag(monkeypatch):
+    monkeypatch.delenv("PYTORCH_ENABLE_MPS_FALLBACK", raising=False)
+    prepare_environment("cpu")
+    assert "PYTORCH_ENABLE_MPS_FALLBACK" not in os.environ
+    prepare_environment("mps")
+    assert os.environ["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"

@@ -1,0 +1,139 @@
+"""The synthesis service end to end on the tiny real checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.audio import Audio
+from core.errors import InvalidInput
+from core.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+
+FAST = Sampling(seed=7, max_new_tokens=12)
+
+
+def assert_real_audio(result):
+    audio = result.audio
+    assert audio.sample_rate == 24_000
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert audio.samples.size > 0 and np.all(np.isfinite(audio.samples))
+    assert float(np.sqrt(np.mean(audio.samples**2))) > 1e-4, "audio is silent"
+    assert result.duration == pytest.approx(audio.samples.size / 24_000)
+
+
+@pytest.fixture
+def reference() -> Audio:
+    rng = np.random.default_rng(3)
+    t = np.arange(24_000 * 3) / 24_000
+    wave = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+    return Audio((wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 24_000)
+
+
+def test_design_produces_audio_and_reports_everything(demo_context):
+    result = demo_context.synthesis.design(
+        DesignRequest(text="Hello there.", description="A calm low voice.", language="English", sampling=FAST)
+    )
+    assert_real_audio(result)
+    assert result.seed == 7 and result.model == "demo-1.7B-VoiceDesign" and result.demo
+    assert "demo model" in result.warnings[0]
+    info = result.info()
+    assert info["sample_rate"] == 24_000 and info["timings"]["generate_s"] > 0
+
+
+def test_custom_voice_with_instruct_and_dialect_speaker(demo_context):
+    for speaker in ("Ryan", "dylan", "Uncle Fu"):
+        result = demo_context.synthesis.custom_voice(
+            CustomVoiceRequest(text="Good morning.", speaker=speaker, instruct="Cheerfully.",
+                               size="1.7B", sampling=FAST)
+        )
+        assert_real_audio(result)
+
+
+def test_small_custom_voice_reports_ignored_instruction(demo_context):
+    result = demo_context.synthesis.custom_voice(
+        CustomVoiceRequest(text="Hi.", speaker="Vivian", instruct="Whisper.", size="0.6B", sampling=FAST)
+    )
+    assert_real_audio(result)
+    assert any("ignores style instructions" in w for w in result.warnings)
+
+
+def test_clone_icl_and_x_vector_modes(demo_context, reference):
+    icl = demo_context.synthesis.clone(
+        CloneRequest(text="Testing one two.", reference=reference, reference_text="A reference sentence.",
+                     size="0.6B", sampling=FAST)
+    )
+    assert_real_audio(icl)
+    assert not any("x-vector" in w for w in icl.warnings)
+    xvec = demo_context.synthesis.clone(
+        CloneRequest(text="Testing one two.", reference=reference, size="0.6B", sampling=FAST)
+    )
+    assert_real_audio(xvec)
+    assert any("x-vector-only" in w for w in xvec.warnings)
+
+
+def test_same_seed_same_audio_and_other_seed_differs(demo_context):
+    request = DesignRequest(text="Same seed.", description="Bright voice.", sampling=FAST)
+    a = demo_context.synthesis.design(request).audio.samples
+    b = demo_context.synthesis.design(request).audio.samples
+    c = demo_context.synthesis.design(
+        DesignRequest(text="Same seed.", description="Bright voice.", sampling=Sampling(seed=8, max_new_tokens=12))
+    ).audio.samples
+    assert np.array_equal(a, b)
+    assert not (a.shape == c.shape and np.array_equal(a, c))
+
+
+def test_random_seed_is_reported(demo_context):
+    result = demo_context.synthesis.design(
+        DesignRequest(text="Hi.", description="Any.", sampling=Sampling(max_new_tokens=4))
+    )
+    assert isinstance(result.seed, int) and result.seed >= 0
+
+
+def test_frame_cap_derived_from_text_bounds_runaway_generation(demo_context):
+    """Random weights never emit the stop token, so every take runs to its cap:
+    a short text must therefore stay short even with no user cap."""
+    result = demo_context.synthesis.design(
+        DesignRequest(text="Hi.", description="Any.", sampling=Sampling(seed=1))
+    )
+    from core.text import estimate_max_new_tokens
+
+    assert result.audio.samples.size <= estimate_max_new_tokens("Hi.") * 1920
+
+
+def test_long_text_is_chunked_with_progress(demo_context):
+    demo_context.synthesis.chunk_chars = 60
+    messages = []
+    text = " ".join(f"This is sentence number {i} of the test." for i in range(5))
+    result = demo_context.synthesis.design(
+        DesignRequest(text=text, description="Narrator.", sampling=Sampling(seed=2, max_new_tokens=6)),
+        progress=lambda f, m: messages.append(m),
+    )
+    assert len(result.chunks) >= 3
+    assert any(f"chunk 2 of {len(result.chunks)}" in m for m in messages)
+    # pauses between chunks make the take longer than the chunks alone
+    assert result.duration > len(result.chunks) * 6 * 1920 / 24_000
+
+
+@pytest.mark.parametrize(
+    "request_, words",
+    [
+        (DesignRequest(text="", description="x"), "Enter some text"),
+        (DesignRequest(text="   \n\t ", description="x"), "Enter some text"),
+        (DesignRequest(text="x" * 50_001, description="x"), "limit is 50,000"),
+        (DesignRequest(text="Hi", description=""), "Describe the voice"),
+        (DesignRequest(text="Hi", description="x", language="Klingon"), "Language 'Klingon' is not supported"),
+        (CustomVoiceRequest(text="Hi", speaker="Bob"), "Unknown speaker 'Bob'"),
+        (CloneRequest(text="Hi"), "Add a reference clip"),
+        (DesignRequest(text="Hi", description="x", sampling=Sampling(temperature=9)), "Temperature is 9"),
+        (DesignRequest(text="Hi", description="x", sampling=Sampling(top_p=0)), "Top-p"),
+        (DesignRequest(text="Hi", description="x", sampling=Sampling(seed=-5)), "Seed"),
+        (DesignRequest(text="Hi", description="x", size="0.6B"), "no 0.6B model"),
+    ],
+)
+def test_validation_errors_are_clear_and_load_nothing(demo_context, request_, words):
+    service = demo_context.synthesis
+    method = {DesignRequest: service.design, CustomVoiceRequest: service.custom_voice,
+              CloneRequest: service.clone}[type(request_)]
+    with pytest.raises(InvalidInput, match=words):
+        method(request_)
+    assert demo_context.models.resident_keys() == []
