@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,14 @@ import librosa
 import numpy as np
 import pyloudnorm
 import soundfile as sf
-from pydub import AudioSegment
-from pydub.exceptions import CouldntDecodeError
-from pydub.utils import mediainfo_json, which
+
+with warnings.catch_warnings():
+    # pydub warns at import when ffmpeg is missing; this module says so itself,
+    # with advice, only when a format that needs ffmpeg is actually used.
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
+    from pydub.utils import mediainfo_json, which
 
 from core.errors import AudioError, InvalidInput
 
@@ -658,7 +664,7 @@ def _encode_mp3(samples: np.ndarray, sr: int) -> bytes:
     buffer = io.BytesIO()
     try:
         segment.export(buffer, format="mp3", bitrate=bitrate)
-    except (CouldntDecodeError, OSError) as exc:
+    except (CouldntEncodeError, OSError) as exc:
         raise AudioError(f"ffmpeg could not encode MP3 ({exc}); choose WAV/FLAC instead.") from exc
     data = buffer.getvalue()
     if not data:

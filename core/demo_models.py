@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: importing this module must be chea
 logger = logging.getLogger(__name__)
 
 DEMO_MODES: tuple[str, ...] = ("base", "custom_voice", "voice_design")
-BUILDER_VERSION = 1  # bump when the layout changes; cached builds with another version are rebuilt
+BUILDER_VERSION = 2  # bump when the layout changes; cached builds with another version are rebuilt
 
 MARKER_NAME = ".demo-build.json"
 """Written last into each checkpoint; its presence (with our version) means complete."""
@@ -181,6 +181,15 @@ def demo_checkpoint_complete(path: Path) -> bool:
     return all((Path(path) / name).is_file() for name in _REQUIRED_FILES)
 
 
+def is_demo_checkpoint(path: Path) -> bool:
+    """True when ``path/config.json`` carries the demo flag (random weights, noise output)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get(DEMO_CONFIG_KEY) is True
+
+
 def build_demo_checkpoints(out_dir: Path, *, force: bool = False, seed: int = 0) -> dict[str, Path]:
     """Builds (or reuses a complete cached build of) the three tiny checkpoints.
 
@@ -245,28 +254,35 @@ def _cached_build_matches(path: Path, seed: int) -> bool:
 def _build_lock(out_dir: Path) -> Iterator[None]:
     """Exclusive inter-process lock on ``out_dir``; the OS drops it if the holder dies."""
     with open(out_dir / _LOCK_NAME, "a+b") as handle:
-        fd = handle.fileno()
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-            return
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock_file(handle.fileno())
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            _unlock_file(handle.fileno())
+
+
+if os.name == "nt":
+    import msvcrt
+
+    def _lock_file(fd: int) -> None:
+        while True:  # LK_LOCK gives up after 10 s; a build may take longer on slow disks
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return
+            except OSError:
+                time.sleep(0.2)
+
+    def _unlock_file(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _remove_leftovers(out_dir: Path) -> None:
@@ -305,7 +321,8 @@ def _build(out_dir: Path, modes: list[str], seed: int) -> None:
     shared = out_dir / f"{_TMP_PREFIX}shared-{uuid.uuid4().hex[:8]}"
     shared.mkdir()
     try:
-        # fork_rng keeps the caller's global RNG state untouched.
+        # Weights come from private generators; fork_rng only undoes the global draws
+        # that module constructors make, so the caller's RNG state is left as it was.
         with torch.random.fork_rng(devices=[]):
             text_info = _write_text_tokenizer(shared / "text")
             _write_speech_tokenizer(shared / "speech_tokenizer", _sub_seed(seed, "speech_tokenizer"))
@@ -340,12 +357,14 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _save_weights(module: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     # Persistent buffers (codebooks, cluster usage) are part of state_dict and must be
     # saved too: anything missing from the file would be re-initialised randomly on load.
     state = {name: tensor.detach().contiguous() for name, tensor in module.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "pt"})
+    # save() + write_bytes rather than save_file(), which creates the file with mode 0600
+    # instead of honouring the umask like every other file of the checkpoint.
+    path.write_bytes(save(state, metadata={"format": "pt"}))
 
 
 # ---------------------------------------------------------------------------
@@ -358,14 +377,15 @@ def _write_text_tokenizer(folder: Path) -> dict[str, int]:
 
     Returns the ids of the special tokens plus ``"vocab_size"`` (specials included).
     """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import trainers
 
     folder.mkdir(parents=True)
     tokenizer = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tokenizer.normalizer = normalizers.NFC()
-    # Same pipeline as Qwen2TokenizerFast. The pre-tokenizer must stay a Sequence:
-    # transformers 4.57.3 swaps its first element when loaded with fix_mistral_regex=True,
-    # which qwen_tts always passes.
+    # Same pipeline as Qwen2TokenizerFast (a Sequence, like the real one: transformers'
+    # fix_mistral_regex patch, which qwen_tts requests, indexes into it for vocabularies
+    # above 100k tokens; ours is too small for that patch to apply).
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(_QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
@@ -383,7 +403,9 @@ def _write_text_tokenizer(folder: Path) -> dict[str, int]:
     # Repeating the role words makes their merges the most frequent ones.
     corpus = list(_CORPUS) + [_ROLE_WORDS] * 64
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _TEXT_SPECIAL_TOKENS])
+    tokenizer.add_special_tokens(
+        [AddedToken(token, special=True, normalized=False) for token in _TEXT_SPECIAL_TOKENS]
+    )
 
     ids = {token: tokenizer.token_to_id(token) for token in _TEXT_SPECIAL_TOKENS}
     for word in ("assistant", "user", "\n"):
@@ -523,7 +545,6 @@ def _write_speech_tokenizer(folder: Path, seed: int) -> None:
     folder.mkdir(parents=True)
     config_dict = _speech_tokenizer_config()
     kwargs = {k: v for k, v in config_dict.items() if k not in ("architectures", "model_type", "dtype")}
-    torch.manual_seed(seed)
     model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**kwargs)).eval()
     _init_speech_tokenizer(model, seed)
     _save_weights(model, folder / "model.safetensors")
@@ -544,37 +565,62 @@ def _write_speech_tokenizer(folder: Path, seed: int) -> None:
 
 
 
-def _init_speech_tokenizer(model: torch.nn.Module, seed: int) -> None:
-    """Replaces the degenerate parts of the default initialisation.
+def _randomize(model: torch.nn.Module, generator: torch.Generator, std: float = 0.02) -> None:
+    """Redraws every random weight from ``generator`` (HF-style N(0, 0.02), zero biases).
 
-    Codebook sums start at zero, so every code would decode to the same vector and
-    every frame would encode to code 0. The vocoder's std-0.02 convolutions shrink
-    the signal at each stage until the output is ~1e-8, i.e. silence. Random
-    codebooks, unit-gain convolutions and a final gain calibration fix both.
+    Constructors draw from the global RNG; redrawing makes the weights depend on the
+    seed alone. Every other tensor the constructors create is a constant (norm
+    weights, layer scales, Snake parameters, codebook usage counts).
     """
     import torch
     from torch import nn
 
-    generator = torch.Generator().manual_seed(_sub_seed(seed, "codebooks"))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d, nn.ConvTranspose1d)):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+
+
+def _unit_gain_convs(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Re-initialises convolutions so activations keep their scale through deep conv stacks."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.ConvTranspose1d):
+                # Each output sample sums in_channels * kernel / stride inputs.
+                fan_in = module.in_channels * module.kernel_size[0] / module.stride[0]
+            elif isinstance(module, nn.Conv1d):
+                fan_in = module.in_channels // module.groups * module.kernel_size[0]
+            else:
+                continue
+            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / fan_in**0.5)
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+def _init_speech_tokenizer(model: torch.nn.Module, seed: int) -> None:
+    """Initialises the codec so it encodes to varied codes and decodes to audible noise.
+
+    The default initialisation is degenerate here: codebook sums start at zero, so
+    every code decodes to the same vector and every frame encodes to code 0, and the
+    std-0.02 convolutions shrink the signal at each vocoder stage until the output is
+    ~1e-8, i.e. silence. Random codebooks, unit-gain convolutions and a final gain
+    calibration fix both.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    _randomize(model, generator)
+    _unit_gain_convs(model, generator)
     with torch.no_grad():
         for name, tensor in list(model.named_buffers()) + list(model.named_parameters()):
             if name.endswith(("embed_sum", "embedding_sum")):
                 tensor.copy_(torch.randn(tensor.shape, generator=generator))
-
-        decoder = model.decoder
-        for part in (decoder.pre_conv, decoder.upsample, decoder.decoder):
-            for module in part.modules():
-                if isinstance(module, nn.ConvTranspose1d):
-                    # Each output sample sums in_channels * kernel / stride inputs.
-                    fan_in = module.in_channels * module.kernel_size[0] / module.stride[0]
-                elif isinstance(module, nn.Conv1d):
-                    fan_in = module.in_channels // module.groups * module.kernel_size[0]
-                else:
-                    continue
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / fan_in**0.5)
-                if module.bias is not None:
-                    module.bias.zero_()
-        _calibrate_vocoder(decoder, generator)
+        _calibrate_vocoder(model.decoder, generator)
 
 
 def _calibrate_vocoder(decoder: torch.nn.Module, generator: torch.Generator, target_rms: float = 0.1) -> None:
@@ -716,8 +762,12 @@ def _write_tts_model(folder: Path, mode: str, text_info: dict[str, int], seed: i
 
     config_dict = _tts_config(mode, text_info)
     kwargs = {k: v for k, v in config_dict.items() if k not in ("architectures", "model_type", "dtype")}
-    torch.manual_seed(seed)
     model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**kwargs)).eval()
+    generator = torch.Generator().manual_seed(seed)
+    _randomize(model, generator)
+    if model.speaker_encoder is not None:
+        # Unit gain so different references give clearly different x-vectors.
+        _unit_gain_convs(model.speaker_encoder, generator)
     _save_weights(model, folder / "model.safetensors")
     # Written by hand rather than by save_pretrained: its config.json puts
     # "model_type": "" into speaker_encoder_config, which that config class rejects on load.

@@ -24,14 +24,10 @@ class DeviceProbe:
 
 
 def system_probe() -> DeviceProbe:
-    def mps() -> bool:
-        backend = getattr(torch.backends, "mps", None)
-        return bool(backend and backend.is_available())
-
     def bf16() -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
-    return DeviceProbe(torch.cuda.is_available, mps, bf16)
+    return DeviceProbe(torch.cuda.is_available, _mps_backend_available, bf16)
 
 
 def resolve_device(preference: str, probe: DeviceProbe) -> str:
@@ -95,10 +91,13 @@ def release_memory(device: str) -> None:
     gc.collect()
     if device == "cuda" and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    elif device == "mps":
-        mps = getattr(torch, "mps", None)
-        if mps is not None and hasattr(mps, "empty_cache"):
-            mps.empty_cache()
+    elif device == "mps" and _mps_backend_available():
+        torch.mps.empty_cache()
+
+
+def _mps_backend_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
 
 
 def seed_everything(seed: int) -> None:

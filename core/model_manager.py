@@ -101,7 +101,7 @@ class ModelStatus:
     size: str
     demo: bool
     state: str  # not downloaded | downloaded | loading | loaded
-    path: str | None
+    local_path: str | None
     disk_bytes: int
     device: str | None
     dtype: str | None
@@ -174,7 +174,7 @@ class ModelManager:
                     size=c.size,
                     demo=c.demo,
                     state=state,
-                    path=str(path) if path else None,
+                    local_path=str(path) if path else None,
                     disk_bytes=folder_size(path) if path else 0,
                     device=loaded.device if loaded else None,
                     dtype=loaded.dtype if loaded else None,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from core import text as textlib
-from core.audio import TARGET_SAMPLE_RATE, Audio, concat
+from core.audio import TARGET_SAMPLE_RATE, Audio, concat, fade
 from core.catalog import Catalog, Checkpoint
 from core.device import seed_everything
 from core.errors import GenerationError, InvalidInput, StudioError
@@ -375,7 +375,7 @@ class SynthesisService:
                     progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}")
                 pieces.append(self.generate_chunk(loaded, chunk, index, seed, sampling, generate, len(chunks)))
             generate_s = time.perf_counter() - gen_start
-        audio = pieces[0] if len(pieces) == 1 else concat(pieces, pause_s=self.pause_s, crossfade_s=0.01)
+        audio = join_chunks(pieces, self.pause_s)
         if checkpoint.demo:
             warnings = [DEMO_WARNING, *warnings]
         total_s = time.perf_counter() - started
@@ -439,6 +439,18 @@ class SynthesisService:
                 "Try again with another seed."
             )
         return Audio(samples.astype(np.float32, copy=False), TARGET_SAMPLE_RATE)
+
+
+def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = 0.01) -> Audio:
+    """Chunks joined by a pause with short fades at the cut edges (no clicks),
+    or, with no pause, by a short crossfade."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if pause_s <= 0:
+        return concat(pieces, crossfade_s=edge_s)
+    faded = [fade(p, in_s=edge_s if i else 0.0, out_s=edge_s if i < len(pieces) - 1 else 0.0)
+             for i, p in enumerate(pieces)]
+    return concat(faded, pause_s=pause_s)
 
 
 def _single(wavs: Sequence[np.ndarray], sr: int) -> np.ndarray:

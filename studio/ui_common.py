@@ -144,7 +144,7 @@ def output_format(value: Any) -> str:
 
 
 def language_value(value: Any) -> str:
-    return (str(value) if value else "auto").strip().lower()
+    return (str(value) if value else "auto").strip()
 
 
 def write_take(ctx: StudioContext, result: SynthesisResult, fmt: str) -> str:
@@ -189,7 +189,7 @@ def sampling_widgets() -> SamplingWidgets:
         with gr.Row():
             max_seconds = gr.Slider(0, 160, value=0, step=1, label="Max length per chunk (s)",
                                     info="0 = automatic, derived from the text")
-            fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format")
+            fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format", allow_custom_value=True)
     random_seed.change(
         lambda random: gr.update(interactive=not random, value=-1 if random else 0),
         random_seed, seed, api_visibility="private", queue=False,

@@ -42,7 +42,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         for row in manager.status():
             print(
                 f"{row.key:<24} {row.mode:<13} {row.size:<5} {row.state:<15} "
-                f"{_gb(row.disk_bytes) if row.disk_bytes else '-':>9}  {row.path or '-'}"
+                f"{_gb(row.disk_bytes) if row.disk_bytes else '-':>9}  {row.local_path or '-'}"
             )
         return 0
     keys = [c.key for c in catalog] if args.keys == ["all"] else args.keys

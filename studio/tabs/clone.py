@@ -60,7 +60,7 @@ def readout(prepared: PreparedReference) -> str:
 def make_clone_handler(ctx: StudioContext):
     @friendly_errors
     def clone(
-        reference: str | None,
+        reference: str | None = None,
         transcript: str = "",
         text: str = "",
         language: str = "Auto",
@@ -118,12 +118,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     normalize = gr.Checkbox(value=True, label="Normalise level")
                 preview = gr.Audio(label="Clip that will be used", interactive=False, elem_id="clone-preview")
                 check = gr.Markdown(elem_id="clone-readout")
-                transcript = gr.Textbox(label="Reference transcript (optional)", lines=2, info=TRANSCRIPT_HELP,
+                transcript = gr.Textbox("", label="Reference transcript (optional)", lines=2, info=TRANSCRIPT_HELP,
                                         elem_id="clone-transcript")
                 text = gr.Textbox(label="Text to speak", lines=4, max_length=ctx.app.settings.max_text_chars,
                                   elem_id="clone-text")
                 with gr.Row():
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language")
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True)
                     size = gr.Radio(sizes, value=default_size, label="Model size")
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")

@@ -81,15 +81,16 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                                   placeholder="What should the speaker say?", elem_id="custom-text")
                 with gr.Row():
                     speaker = gr.Dropdown(
-                        [(f"{s.name} — {s.native_language}", s.id) for s in speakers()],
-                        value="ryan", label="Speaker", scale=2, elem_id="custom-speaker",
+                        [(f"{s.name} — {s.native_language}", s.name) for s in speakers()],
+                        value="Ryan", label="Speaker", scale=2, elem_id="custom-speaker",
+                        allow_custom_value=True,  # scripts may pass ids; the engine validates
                     )
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1)
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)
                     size = gr.Radio(sizes, value=default_size, label="Model size", scale=1)
-                card = gr.Markdown(speaker_card("ryan"), elem_id="custom-speaker-card")
+                card = gr.Markdown(speaker_card("Ryan"), elem_id="custom-speaker-card")
                 supports = default_size != "0.6B"
                 instruct = gr.Textbox(
-                    label="Style instruction (optional)", lines=2, interactive=supports,
+                    "", label="Style instruction (optional)", lines=2, interactive=supports,
                     info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED, elem_id="custom-instruct",
                 )
                 widgets = sampling_widgets()

@@ -68,7 +68,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                         ["(custom)"] + [p.name for p in presets], value="(custom)",
                         label="Preset", scale=2, elem_id="design-preset",
                     )
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1)
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)
                 description = gr.Textbox(
                     label="Voice description", lines=3, elem_id="design-description",
                     placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",

@@ -47,7 +47,7 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_wav(audio_dir: Path) -> Path:
-    """About 6 s of English speech, 22,050 Hz mono 16-bit, from espeak-ng."""
+    """About 5 s of English speech, 22,050 Hz mono 16-bit, from espeak-ng."""
     _need("espeak-ng")
     path = audio_dir / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(path), SPEECH_TEXT], check=True)

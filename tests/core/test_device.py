@@ -46,3 +46,16 @@ def test_mps_sets_the_cpu_fallback_flag(monkeypatch):
     assert "PYTORCH_ENABLE_MPS_FALLBACK" not in os.environ
     prepare_environment("mps")
     assert os.environ["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"
+
+
+def test_release_memory_empties_the_mps_cache_when_mps_is_there(monkeypatch):
+    from core import device
+
+    calls = []
+    monkeypatch.setattr(device, "_mps_backend_available", lambda: True)
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: calls.append("mps"))
+    device.release_memory("mps")
+    assert calls == ["mps"]
+    monkeypatch.setattr(device, "_mps_backend_available", lambda: False)
+    device.release_memory("mps")  # a simulated MPS device on a machine without it: no crash
+    assert calls == ["mps"]
