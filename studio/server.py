@@ -44,7 +44,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
     if settings.demo_models:
         print("Demo models: outputs are random-weight test audio, not speech.", flush=True)
     if not block:
-        return app
+        return app, ctx
     try:
         app.block_thread()
     finally:

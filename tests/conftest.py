@@ -7,6 +7,8 @@ runs (the builder's own marker invalidates them when the layout changes).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,28 @@ def demo_context(demo_settings):
     from core.context import build_context
 
     return build_context(demo_settings)
+
+
+SPEECH_TEXT = (
+    "The quick brown fox jumps over the lazy dog. "
+    "Then it sits down in the sun and has a rest."
+)
+
+
+def need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (apt install {tool}); it makes the test audio")
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audio")
+
+
+@pytest.fixture(scope="session")
+def speech_wav(audio_dir: Path) -> Path:
+    """About 5 s of real English speech, 22,050 Hz mono 16-bit, from espeak-ng."""
+    need("espeak-ng")
+    path = audio_dir / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(path), SPEECH_TEXT], check=True)
+    return path

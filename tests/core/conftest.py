@@ -15,15 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-SPEECH_TEXT = (
-    "The quick brown fox jumps over the lazy dog. "
-    "Then it sits down in the sun and has a rest."
-)
-
-
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (apt install {tool}); it makes the test audio")
+from tests.conftest import need as _need
 
 
 def _ffmpeg(src: Path, dst: Path, *args: str) -> Path:
@@ -38,20 +30,6 @@ def _ffmpeg(src: Path, dst: Path, *args: str) -> Path:
 def _sine(seconds: float, sr: int, freq: float = 220.0, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sr))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-@pytest.fixture(scope="session")
-def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("audio")
-
-
-@pytest.fixture(scope="session")
-def speech_wav(audio_dir: Path) -> Path:
-    """About 5 s of English speech, 22,050 Hz mono 16-bit, from espeak-ng."""
-    _need("espeak-ng")
-    path = audio_dir / "speech.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), SPEECH_TEXT], check=True)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,46 @@
+"""A real studio server on a free localhost port, on the tiny demo models."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_server(tmp_path_factory, request):
+    """Starts the studio in this process (a real uvicorn server) and yields its URL and context."""
+    from core.demo_models import build_demo_checkpoints
+    from core.settings import Settings
+    from studio.server import serve
+
+    demo = build_demo_checkpoints(request.config.cache.mkdir("demo-models"))
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("studio-data"),
+        port=free_port(),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_voice_design=demo["voice_design"],
+        checkpoint_custom_voice=demo["custom_voice"],
+        checkpoint_base=demo["base"],
+        offline=True,
+    )
+    app, ctx = serve(settings, block=False)
+    try:
+        yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings}
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def client(studio_server):
+    from gradio_client import Client
+
+    return Client(studio_server["url"], verbose=False)
