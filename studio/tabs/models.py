@@ -35,7 +35,7 @@ def device_summary(ctx: StudioContext) -> str:
 def build_models_tab(ctx: StudioContext) -> None:
     manager = ctx.app.models
     keys = [c.key for c in ctx.app.catalog]
-    with gr.Tab("Models", id="models"):
+    with gr.Tab("Models", id="models") as tab:
         demo_banner(ctx)
         device_md = gr.Markdown(device_summary(ctx), elem_id="models-device")
         table = gr.Dataframe(status_rows(manager.status()), headers=COLUMNS, interactive=False,
@@ -84,3 +84,5 @@ def build_models_tab(ctx: StudioContext) -> None:
     download.click(do_download, choice, outputs, api_visibility="private")
     apply_max.click(do_apply, max_resident, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE)
     refresh.click(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)
+    # Other tabs and scripts load models too; show the truth whenever the tab opens.
+    tab.select(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)
