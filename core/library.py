@@ -272,7 +272,7 @@ class VoiceLibrary:
             created_at=now,
             updated_at=now,
         )
-        with self._staging() as staged:
+        with _disk_errors(f"save the voice '{name}'"), self._staging() as staged:
             _write_file(staged / REFERENCE_FILE, wav)
             voice = self._install(staged, record)
         log.info("event=voice_saved id=%s kind=%s seconds=%.2f", voice.id, voice.kind, voice.reference_seconds)
@@ -291,7 +291,8 @@ class VoiceLibrary:
             if clash is not None:
                 raise LibraryError(_name_taken_message(new_name))
             renamed = replace(voice, name=new_name, updated_at=_now())
-            self._write_record(renamed)
+            with _disk_errors(f"rename the voice '{voice.name}'"):
+                self._write_record(renamed)
         return renamed
 
     def update(
@@ -347,19 +348,14 @@ class VoiceLibrary:
             if updated == voice and wav is None:
                 return voice
             updated = replace(updated, updated_at=_now())
-            if wav is not None:
-                # Written before voice.json: after a crash between the two the
-                # record's hash is stale, which only ever invalidates prompts.
-                _write_atomic(voice.reference_path, wav)
-            self._write_record(updated)
-            if updated.transcript != voice.transcript or wav is not None:
-                shutil.rmtree(voice.folder / PROMPTS_DIR, ignore_errors=True)
+            with _disk_errors(f"update the voice '{voice.name}'"):
+                self._write_changes(voice, updated, wav)
         return updated
 
     def duplicate(self, name_or_id: str | Voice, new_name: str | None = None) -> Voice:
         """A copy with its own id; the default name is "<name> (copy)", "(copy 2)", ..."""
         explicit = None if new_name is None else _clean_name(new_name)
-        with self._locked():
+        with _disk_errors("copy the voice"), self._locked():
             source = self.get(name_or_id)
             data = _read_reference(source)
             now = _now()
@@ -386,7 +382,7 @@ class VoiceLibrary:
 
     def delete(self, name_or_id: str | Voice) -> None:
         """Removes a voice. It stops listing the moment its folder is renamed away."""
-        with self._locked():
+        with _disk_errors("delete the voice"), self._locked():
             voice = self.get(name_or_id)
             trash = self._remove_folder(voice.folder)
         self._cache.pop(voice.id, None)
@@ -513,7 +509,7 @@ class VoiceLibrary:
                 "(was the download cut short?)."
             ) from exc
         installed: list[Voice] = []
-        with archive, self._staging_many() as stage:
+        with archive, _disk_errors(f"import '{label}'"), self._staging_many() as stage:
             plan = _check_archive(archive.infolist(), label)
             staged: list[tuple[Path, dict[str, Any], str]] = []
             for voice_id, members in plan.items():
@@ -604,6 +600,15 @@ class VoiceLibrary:
 
     def _write_record(self, voice: Voice) -> None:
         _write_atomic(self._folder(voice.id) / VOICE_FILE, _record_bytes(voice.as_dict()))
+
+    def _write_changes(self, voice: Voice, updated: Voice, wav: bytes | None) -> None:
+        if wav is not None:
+            # Written before voice.json: after a crash between the two the
+            # record's hash is stale, which only ever invalidates prompts.
+            _write_atomic(voice.reference_path, wav)
+        self._write_record(updated)
+        if updated.transcript != voice.transcript or wav is not None:
+            shutil.rmtree(voice.folder / PROMPTS_DIR, ignore_errors=True)
 
     def _write_prompt(self, voice: Voice, prompt: ClonePrompt, reference_sha256: str, transcript: str | None) -> Path:
         if not isinstance(prompt, ClonePrompt):
@@ -718,6 +723,15 @@ class VoiceLibrary:
                 self._logged.add(message)
                 log.warning(message)
         return voices
+
+
+@contextmanager
+def _disk_errors(action: str) -> Iterator[None]:
+    """Turns a disk failure (full, read-only, permissions) into a sentence for the user."""
+    try:
+        yield
+    except OSError as exc:
+        raise LibraryError(f"Could not {action} ({exc.strerror or exc}); nothing was changed.") from exc
 
 
 # --- validation ----------------------------------------------------------
@@ -1177,11 +1191,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
         with archive.open(info) as handle:
             # Never trust the declared size: read at most one byte past the cap.
             data = handle.read(limit + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError) as exc:
-        raise LibraryError(
-            f"'{info.filename}' in '{label}' is damaged and could not be unpacked; the archive was not imported."
-        ) from exc
-    except Exception as exc:  # zlib.error and friends from a corrupt stream
+    except Exception as exc:  # BadZipFile (bad CRC), zlib.error, EOFError, unsupported method...
         raise LibraryError(
             f"'{info.filename}' in '{label}' is damaged and could not be unpacked; the archive was not imported."
         ) from exc
@@ -1228,9 +1238,7 @@ def _read_archived_voice(
     try:
         audio = _check_reference(load_audio(wav_in, max_seconds=MAX_REFERENCE_SECONDS + 1.0))
     except AudioError as exc:
-        raise LibraryError(
-            f"{where} has an unusable {REFERENCE_FILE} ({exc}) Nothing was imported."
-        ) from None
+        raise LibraryError(f"{where} has an unusable {REFERENCE_FILE}: {exc} Nothing was imported.") from None
     # Re-encoded so the stored clip is always 24 kHz mono PCM_16; an export of
     # this library re-encodes to the very same bytes.
     wav = encode(audio, "wav")

@@ -18,12 +18,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def demo_models_folder(config, tmp_path_factory) -> Path:
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    return Path(cache.mkdir("demo-models")) if cache else tmp_path_factory.mktemp("demo-models")
+
+
 @pytest.fixture(scope="session")
-def demo_checkpoints(request) -> dict[str, Path]:
+def demo_checkpoints(request, tmp_path_factory) -> dict[str, Path]:
     from core.demo_models import build_demo_checkpoints
 
-    folder = Path(request.config.cache.mkdir("demo-models"))
-    return build_demo_checkpoints(folder)
+    return build_demo_checkpoints(demo_models_folder(request.config, tmp_path_factory))
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def studio_server(tmp_path_factory, request):
+def studio_server(tmp_path_factory, demo_checkpoints):
     """Starts the studio in this process (a real uvicorn server) and yields its URL and context."""
-    from core.demo_models import build_demo_checkpoints
     from core.settings import Settings
     from studio.server import serve
 
-    demo = build_demo_checkpoints(request.config.cache.mkdir("demo-models"))
+    demo = demo_checkpoints
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("studio-data"),
         port=free_port(),
