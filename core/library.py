@@ -406,8 +406,9 @@ class VoiceLibrary:
         Pass the Voice the prompt was encoded from: if it has changed since,
         the stored prompt simply never matches and is rebuilt.
         """
-        snapshot = voice if isinstance(voice, Voice) else self.get(voice)
-        return self._write_prompt(snapshot, prompt, snapshot.reference_sha256, snapshot.transcript)
+        current = self.get(voice)  # must be a voice of *this* library, whatever root a snapshot carries
+        snapshot = voice if isinstance(voice, Voice) else current
+        return self._write_prompt(current, prompt, snapshot.reference_sha256, snapshot.transcript)
 
     def prompt_for(
         self,
@@ -683,6 +684,10 @@ class VoiceLibrary:
                     _remove_if_stale(entry, now)
                 continue
             try:
+                if entry.is_symlink():
+                    # Following a link could read or write outside the library root.
+                    warnings.append(f"Skipped '{name}' in the voice library: it is a link, which the library does not follow.")
+                    continue
                 if not entry.is_dir(follow_symlinks=False):
                     continue
             except OSError:

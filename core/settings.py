@@ -65,6 +65,20 @@ class Settings:
     max_text_chars: int = 50_000
     chunk_chars: int = 300
     log_level: str = "info"
+    # Serving safety (see core/serving.py): a password is required off loopback.
+    auth: str | None = None  # "user:password"; several separated by commas
+    auth_file: Path | None = None  # one "user:password" per line
+    insecure_no_auth: bool = False
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    max_upload_mb: int = 200
+    rate_limit_per_minute: int = 30  # generation requests per client; 0 turns the limit off
+
+    def __repr__(self) -> str:  # never print passwords into logs or tracebacks
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["auth"]:
+            shown["auth"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def demo_dir(self) -> Path:
@@ -134,6 +148,18 @@ def _host(value: Any) -> str:
     return text
 
 
+def _auth(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    for pair in text.split(","):
+        user, sep, password = pair.strip().partition(":")
+        if not sep or not user.strip() or not password:
+            # The value itself is a secret: never echo it back.
+            raise ValueError("user:password (several separated by commas); the value was not shown")
+    return text
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _host,
     "port": _int_range(1, 65535),
@@ -152,6 +178,13 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_text_chars": _int_range(1, 1_000_000),
     "chunk_chars": _int_range(50, 2_000),
     "log_level": _choice(LOG_LEVELS),
+    "auth": _auth,
+    "auth_file": _optional_path,
+    "insecure_no_auth": _bool,
+    "ssl_certfile": _optional_path,
+    "ssl_keyfile": _optional_path,
+    "max_upload_mb": _int_range(1, 10_000),
+    "rate_limit_per_minute": _int_range(0, 100_000),
 }
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
@@ -166,8 +199,9 @@ def parse_setting(name: str, value: Any, source: str) -> Any:
     try:
         return _PARSERS[name](value)
     except ValueError as exc:
+        shown = "(hidden)" if name == "auth" else repr(value)
         raise SettingsError(
-            f"Invalid value {value!r} for setting '{name}' (from {source}); {exc}."
+            f"Invalid value {shown} for setting '{name}' (from {source}); {exc}."
         ) from None
 
 

@@ -38,6 +38,12 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--max-text-chars", dict(help="longest text accepted (default 50000)")),
     ("--chunk-chars", dict(help="characters per generated chunk of long text (default 300)")),
     ("--log-level", dict(help=f"one of {', '.join(LOG_LEVELS)}")),
+    ("--auth", dict(help="user:password required for the UI, the API and scripts")),
+    ("--auth-file", dict(help="file with one user:password per line")),
+    ("--ssl-certfile", dict(help="TLS certificate (browsers allow the microphone only on https or localhost)")),
+    ("--ssl-keyfile", dict(help="TLS private key")),
+    ("--max-upload-mb", dict(help="largest upload accepted, in MB (default 200)")),
+    ("--rate-limit-per-minute", dict(help="generation requests per client per minute (default 30; 0 = off)")),
 ]
 
 
@@ -50,6 +56,8 @@ def _settings_parent() -> argparse.ArgumentParser:
                        help="never reach the network; fail clearly if a model is missing")
     group.add_argument("--demo-models", action="store_const", const=True, default=argparse.SUPPRESS,
                        help="use tiny random-weight models built locally (test output, not speech)")
+    group.add_argument("--insecure-no-auth", action="store_const", const=True, default=argparse.SUPPRESS,
+                       help="allow a non-loopback --host without a password (trusted networks only)")
     group.add_argument("--config", default=argparse.SUPPRESS, help="path of a TOML config file")
     return parent
 
@@ -102,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = {flag.lstrip("-").replace("-", "_") for flag, _ in _SETTING_FLAGS} | {"offline", "demo_models"}
+    names = {flag.lstrip("-").replace("-", "_") for flag, _ in _SETTING_FLAGS} | {"offline", "demo_models", "insecure_no_auth"}
     cli = {name: getattr(args, name) for name in names if hasattr(args, name)}
     config = getattr(args, "config", None)
     return load_settings(cli, config_path=Path(config) if config else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from core.context import AppContext, build_context
+from core.serving import check_serving
 from core.settings import Settings
 from studio.app import build_app, studio_css, studio_theme
 from studio.ui_common import StudioContext
@@ -24,12 +25,20 @@ def prepare(settings: Settings) -> StudioContext:
 
 
 def serve(settings: Settings, *, share: bool = False, block: bool = True):
+    # Checked before anything heavy happens, so a refusal is instant.
+    auth = check_serving(settings)
     ctx = prepare(settings)
     app = build_app(ctx)
     _, local_url, share_url = app.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=share,
+        auth=auth or None,
+        auth_message="Qwen TTS Studio: sign in with the user and password the owner set (--auth).",
+        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        ssl_verify=False,  # self-signed LAN certificates are the common case
+        max_file_size=f"{settings.max_upload_mb}mb",
         theme=studio_theme(),
         css=studio_css(),
         footer_links=["api", "settings"],

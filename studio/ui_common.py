@@ -24,6 +24,7 @@ from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
 from core.model_store import ProgressCallback
+from core.rate_limit import RateLimiter
 from core.synthesis import LANGUAGES, Sampling, SynthesisResult
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,21 @@ class StudioContext:
 
     app: AppContext
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
+    limiter: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
 
     @property
     def demo(self) -> bool:
         return self.app.settings.demo_models
+
+    def check_rate(self, request: gr.Request | None) -> None:
+        """Counts one generation against the calling client's per-minute limit."""
+        client = getattr(getattr(request, "client", None), "host", None) or "local"
+        username = getattr(request, "username", None)
+        self.limiter.check(f"{username}@{client}" if username else client)
 
 
 def friendly_errors(fn: Callable) -> Callable:

@@ -77,7 +77,9 @@ def make_clone_handler(ctx: StudioContext):
         max_seconds: float | None = 0,
         format: str = "wav",
         progress=gr.Progress(),
+        request: gr.Request = None,
     ) -> tuple[str, dict[str, Any]]:
+        ctx.check_rate(request)
         fmt = output_format(format)
         sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
         if not reference:

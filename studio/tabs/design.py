@@ -38,7 +38,9 @@ def make_design_handler(ctx: StudioContext):
         max_seconds: float | None = 0,
         format: str = "wav",
         progress=gr.Progress(),
+        request: gr.Request = None,
     ) -> tuple[str, dict[str, Any]]:
+        ctx.check_rate(request)
         fmt = output_format(format)
         request = DesignRequest(
             text=text or "",

@@ -1,0 +1,645 @@
+"""The take history: every generated take, kept on disk with what made it.
+
+Layout under the history root (``<data_dir>/history/``), one folder per take::
+
+    .lock                  cross-process lock file (filelock)
+    <id>/take.json         the take's record (schema 1, UTF-8 JSON)
+    <id>/take.<fmt>        the audio, encoded once when the take was made
+    .tmp-<uuid>/           a take being written (ignored when listing)
+    .trash-<uuid>/         a take being deleted (ignored when listing)
+
+Why it is built this way:
+
+- Ids are ``YYYYMMDD-HHMMSS-xxxxxx`` (UTC time of saving, then 6 random hex
+  digits), chosen here and never by a caller, so they sort by time and are
+  plain ASCII. Every id given to :meth:`History.get` / :meth:`History.delete`
+  must match that pattern exactly before any path is built from it, so no id
+  can name anything but a direct child of the root.
+- A take appears in one ``os.rename`` of a fully written, fsynced folder and
+  disappears in one rename to ``.trash-*``, so a crash never leaves half a
+  take that lists. Leftover ``.tmp-*`` / ``.trash-*`` folders are removed once
+  they are an hour old (a save in another process may still own a young one).
+- Reading never needs the lock and never fails on one bad entry: a damaged
+  ``take.json``, a missing audio file or one whose size differs from the
+  record is skipped and described in :attr:`History.warnings`.
+- The record holds what regenerates the take: the caller's ``request`` dict
+  (stored as given, round-tripped through JSON) and the seed the engine
+  actually used, which differs from the request's when that asked for a
+  random one.
+- Retention removes the oldest takes until both limits hold, but never the
+  newest one, so the take just made is always there even if it alone exceeds
+  ``max_bytes``. Damaged entries are neither counted nor removed: they may be
+  worth rescuing by hand, and :meth:`History.delete` removes them on request.
+- Texts are the user's own data in their own data dir, so they are stored;
+  nothing logged here ever contains a text, description or request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import time
+import unicodedata
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
+from core.errors import InvalidInput, StudioError
+from core.synthesis import SynthesisResult, normalize_language
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "HistoryError", "Take", "History"]
+
+SCHEMA_VERSION = 1
+# Raw PCM has no header: a stored .pcm take could not be played or decoded
+# back without knowing its rate, so the history keeps self-describing files only.
+STORABLE_FORMATS: tuple[str, ...] = tuple(f for f in SUPPORTED_OUTPUT_FORMATS if f != "pcm")
+DEFAULT_MAX_TAKES = 500
+DEFAULT_MAX_BYTES = 2_000_000_000
+
+TAKE_FILE = "take.json"
+AUDIO_STEM = "take"
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
+STALE_TEMP_SECONDS = 3_600.0
+LOCK_TIMEOUT_S = 60.0
+# A record holds the text twice (take and request) and texts are capped at
+# 50,000 characters, so anything this big is not a record we wrote.
+MAX_RECORD_BYTES = 8 << 20
+
+# [0-9], not \d: \d also matches non-ASCII digits such as "٢".
+_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}")
+_ID_EXAMPLE = "20261122-083512-3f9a1c"
+
+
+class HistoryError(StudioError):
+    """The history folder cannot be read or written (disk full, permissions, busy)."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """One stored take, as recorded in its ``take.json``."""
+
+    id: str
+    created_at: str  # ISO 8601, UTC, microseconds
+    mode: str  # "voice_design", "custom_voice" or "base"
+    model: str  # checkpoint key
+    seed: int  # the seed actually used
+    demo: bool
+    text: str
+    voice: dict  # speaker name / library voice / design description, as the caller described it
+    language: str
+    sampling: dict
+    request: dict  # everything needed to regenerate, as the caller passed it
+    timings: dict
+    warnings: list[str]
+    duration_s: float
+    sample_rate: int
+    format: str
+    audio_path: Path
+    size_bytes: int  # of the audio file
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``take.json`` record (JSON-friendly; the audio is named relative to the take folder)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "id": self.id,
+            "created_at": self.created_at,
+            "mode": self.mode,
+            "model": self.model,
+            "seed": self.seed,
+            "demo": self.demo,
+            "text": self.text,
+            "voice": self.voice,
+            "language": self.language,
+            "sampling": self.sampling,
+            "request": self.request,
+            "timings": self.timings,
+            "warnings": self.warnings,
+            "duration_s": self.duration_s,
+            "sample_rate": self.sample_rate,
+            "format": self.format,
+            "audio": self.audio_path.name,
+            "size_bytes": self.size_bytes,
+        }
+
+
+class _Unusable(Exception):
+    """A take folder that cannot be used; the message says why, without its contents."""
+
+
+class History:
+    """The takes under one root folder. Safe to share between threads and processes."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        max_takes: int = DEFAULT_MAX_TAKES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        lock_timeout: float = LOCK_TIMEOUT_S,
+    ):
+        for name, value in (("max_takes", max_takes), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"The history's {name} must be a whole number of at least 1, not {value}.")
+        self.root = Path(root).expanduser().resolve()
+        self.max_takes = max_takes
+        self.max_bytes = max_bytes
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(f"Cannot create the history folder {self.root} ({exc.strerror or exc}).") from exc
+        # Human messages about entries skipped by the last listing.
+        self.warnings: list[str] = []
+        self._lock = filelock.FileLock(str(self.root / ".lock"), timeout=lock_timeout)
+        # folder name -> (take.json identity, Take, take.json size). Takes never
+        # change once written, so this only saves re-parsing on every listing.
+        self._cache: dict[str, tuple[tuple[int, int, int], Take, int]] = {}
+        self._logged: set[str] = set()
+
+    # --- reading ---------------------------------------------------------
+
+    def list(self, query: str | None = None, mode: str | None = None, limit: int | None = None) -> list[Take]:
+        """Takes newest first; every filter given must match.
+
+        ``query`` is split into words and each must appear (case-insensitively)
+        in the text, the voice description, the model, the mode or the id.
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidInput("The number of takes to list must be a whole number, 0 or more.")
+        takes = [take for take, _ in self._scan()]
+        if mode and mode.strip():
+            wanted = mode.strip().lower()
+            takes = [t for t in takes if t.mode == wanted]
+        if query and query.strip():
+            terms = _fold(query).split()
+            takes = [t for t in takes if all(term in _haystack(t) for term in terms)]
+        return takes if limit is None else takes[:limit]
+
+    def get(self, take_id: str) -> Take:
+        """One take by id; :class:`InvalidInput` if the id is malformed, unknown or damaged."""
+        folder = self._folder(take_id)
+        if not _is_take_folder(folder):
+            raise InvalidInput(_not_found_message(take_id))
+        try:
+            take, _ = self._read(folder)
+        except FileNotFoundError:
+            raise InvalidInput(_not_found_message(take_id)) from None
+        except _Unusable as exc:
+            raise InvalidInput(f"The take {take_id} is damaged: {exc}. Delete it from the history.") from None
+        return take
+
+    # --- writing ---------------------------------------------------------
+
+    def add(
+        self,
+        result: SynthesisResult,
+        *,
+        fmt: str = "wav",
+        request: Mapping[str, Any],
+        voice: Mapping[str, Any] | None = None,
+        language: str = "auto",
+        sampling: Mapping[str, Any] | None = None,
+    ) -> Take:
+        """Stores ``result`` encoded as ``fmt`` with its parameters, then prunes.
+
+        ``request`` is whatever the caller needs to regenerate the take (plain
+        JSON data). ``sampling`` defaults to ``request["sampling"]`` when that
+        is a dict. Returns the take exactly as :meth:`get` will read it back.
+        """
+        if not isinstance(result, SynthesisResult):
+            raise TypeError(f"result must be a SynthesisResult, not {type(result).__name__}")
+        fmt = _storable_format(fmt)
+        language = normalize_language(language)
+        request = _json_dict(request, "request")
+        voice = _json_dict(voice if voice is not None else {}, "voice description")
+        if sampling is None:
+            sampling = request.get("sampling") if isinstance(request.get("sampling"), dict) else {}
+        sampling = _json_dict(sampling, "sampling options")
+        audio_name = f"{AUDIO_STEM}.{fmt}"
+
+        removed: list[Path] = []
+        with _disk_errors("save the take"), self._staging() as staged:
+            # Encoding (ffmpeg for MP3) is the slow part; it happens before the
+            # lock is taken so concurrent saves only queue for the rename.
+            audio_path = write_audio(result.audio, staged / audio_name, fmt)
+            _fsync_file(audio_path)
+            size_bytes = audio_path.stat().st_size
+            with self._locked():
+                now = datetime.now(timezone.utc)
+                take_id = self._new_id(now)
+                record = {
+                    "schema": SCHEMA_VERSION,
+                    "id": take_id,
+                    "created_at": now.isoformat(timespec="microseconds"),
+                    "mode": str(result.mode),
+                    "model": str(result.model),
+                    "seed": int(result.seed),
+                    "demo": bool(result.demo),
+                    "text": str(result.text),
+                    "voice": voice,
+                    "language": language,
+                    "sampling": sampling,
+                    "request": request,
+                    "timings": {str(k): float(v) for k, v in result.timings.items() if math.isfinite(v)},
+                    "warnings": [str(w) for w in result.warnings],
+                    "duration_s": float(result.audio.duration),
+                    "sample_rate": int(result.audio.sample_rate),
+                    "format": fmt,
+                    "audio": audio_name,
+                    "size_bytes": size_bytes,
+                }
+                data = _record_bytes(record)
+                # Built from the bytes on their way to disk, so add() returns
+                # exactly what get() and list() will read back.
+                take = _take_from_record(json.loads(data), self.root / take_id)
+                _write_file(staged / TAKE_FILE, data)
+                _fsync_dir(staged)
+                os.rename(staged, self.root / take_id)
+                _fsync_dir(self.root)
+                log.info(
+                    "event=take_saved id=%s mode=%s model=%s format=%s bytes=%d duration_s=%.2f",
+                    take.id, take.mode, take.model, take.format, take.size_bytes, take.duration_s,
+                )
+                try:
+                    removed = self._prune_locked()
+                except OSError as exc:
+                    # The take is safely stored; a failed clean-up must not
+                    # report the save as failed. The next save tries again.
+                    log.warning("Could not prune the history (%s); it will be tried again.", exc.strerror or exc)
+        _empty_trash(removed)
+        return take
+
+    def delete(self, take_id: str) -> None:
+        """Removes a take (damaged ones too). It stops listing the moment its folder is renamed away."""
+        folder = self._folder(take_id)
+        with _disk_errors("delete the take"):
+            with self._locked():
+                if not _is_take_folder(folder):
+                    raise InvalidInput(_not_found_message(take_id))
+                trash = self._to_trash(folder)
+            self._cache.pop(take_id, None)
+            log.info("event=take_deleted id=%s", take_id)
+            _empty_trash([trash])
+
+    def prune(self) -> list[str]:
+        """Removes the oldest takes until both limits hold; returns their ids, oldest first."""
+        with _disk_errors("prune the history"):
+            with self._locked():
+                trash = self._prune_locked()
+            _empty_trash(trash)
+        return [path.name.split("@", 1)[1] for path in trash]
+
+    # --- internals -------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # FileLock is re-entrant per thread, so locked methods may call each other.
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise HistoryError(
+                "The history is busy (another window or process is saving to it); try again in a moment."
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A hidden folder to build a take in; removed unless it was published."""
+        folder = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _new_id(self, now: datetime) -> str:
+        while True:
+            take_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+            if not os.path.lexists(self.root / take_id):
+                return take_id
+
+    def _folder(self, take_id: str) -> Path:
+        if not isinstance(take_id, str) or not _ID_RE.fullmatch(take_id):
+            raise InvalidInput(_bad_id_message(take_id))
+        return self.root / take_id
+
+    def _to_trash(self, folder: Path) -> Path:
+        # The id rides along in the trash name so prune() can report it.
+        trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}@{folder.name}"
+        os.rename(folder, trash)
+        _fsync_dir(self.root)
+        return trash
+
+    def _prune_locked(self) -> list[Path]:
+        """Renames the takes over the limits to trash, oldest first; the caller empties it."""
+        entries = self._scan()  # newest first
+        count = len(entries)
+        total = sum(footprint for _, footprint in entries)
+        trash: list[Path] = []
+        for take, footprint in reversed(entries[1:]):  # never the newest
+            if count <= self.max_takes and total <= self.max_bytes:
+                break
+            trash.append(self._to_trash(self.root / take.id))
+            self._cache.pop(take.id, None)
+            count -= 1
+            total -= footprint
+        if trash:
+            log.info("event=history_pruned removed=%d kept=%d bytes=%d", len(trash), count, total)
+        return trash
+
+    def _read(self, folder: Path) -> tuple[Take, int]:
+        """The take in ``folder`` and its size on disk. FileNotFoundError if the record is gone."""
+        info = os.stat(folder / TAKE_FILE)
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._cache.get(folder.name)
+        if cached is not None and cached[0] == key:
+            take = cached[1]
+        else:
+            if info.st_size > MAX_RECORD_BYTES:
+                raise _Unusable(f"its {TAKE_FILE} is {info.st_size:,} bytes, far too large to be a take record")
+            try:
+                record = json.loads((folder / TAKE_FILE).read_bytes())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise _Unusable(f"its {TAKE_FILE} is not valid JSON (it may have been cut short)") from None
+            take = _take_from_record(record, folder)
+            self._cache[folder.name] = (key, take, info.st_size)
+        try:
+            audio_size = os.stat(take.audio_path).st_size
+        except FileNotFoundError:
+            raise _Unusable(f"its audio file {take.audio_path.name} is missing") from None
+        if audio_size != take.size_bytes:
+            raise _Unusable(
+                f"its audio file is {audio_size:,} bytes but the record says {take.size_bytes:,} "
+                "(it was cut short or replaced)"
+            )
+        return take, info.st_size + audio_size
+
+    def _scan(self) -> list[tuple[Take, int]]:
+        """Every usable take with its size on disk, newest first; sets :attr:`warnings`."""
+        found: list[tuple[Take, int]] = []
+        warnings: list[str] = []
+        now = time.time()
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError as exc:
+            raise HistoryError(f"Cannot read the history folder {self.root} ({exc.strerror or exc}).") from exc
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                if name.startswith((TMP_PREFIX, TRASH_PREFIX)):
+                    _remove_if_stale(entry, now)
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            if not _ID_RE.fullmatch(name):
+                warnings.append(f"Skipped the folder '{name}' in the history: it is not a take folder.")
+                continue
+            folder = Path(entry.path)
+            try:
+                found.append(self._read(folder))
+            except FileNotFoundError:
+                if folder.exists():  # else deleted or pruned while we looked: not a problem
+                    warnings.append(
+                        f"Skipped the take {name}: its {TAKE_FILE} is missing "
+                        "(it may be left over from an interrupted save)."
+                    )
+            except _Unusable as exc:
+                warnings.append(f"Skipped the take {name}: {exc}.")
+            except OSError as exc:
+                warnings.append(f"Skipped the take {name}: it cannot be read ({exc.strerror or exc}).")
+        live = {take.id for take, _ in found}
+        self._cache = {k: v for k, v in self._cache.items() if k in live}
+        self.warnings = warnings
+        for message in warnings:
+            if message not in self._logged:  # once per message, not on every listing
+                self._logged.add(message)
+                log.warning(message)
+        # Ids only resolve to the second; created_at orders takes within one.
+        found.sort(key=lambda item: (_when(item[0]), item[0].id), reverse=True)
+        return found
+
+
+# --- records -------------------------------------------------------------
+
+
+def _record_bytes(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _take_from_record(record: Any, folder: Path) -> Take:
+    """Checks a parsed ``take.json`` field by field; raises :class:`_Unusable` naming the first bad one."""
+    if not isinstance(record, dict):
+        raise _Unusable(f"its {TAKE_FILE} is not a take record")
+    schema = record.get("schema")
+    if schema != SCHEMA_VERSION:
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA_VERSION:
+            raise _Unusable(f"it was saved by a newer version of the studio (record schema {schema})")
+        raise _Unusable(f"its {TAKE_FILE} has no known schema version")
+
+    def field(name: str, kind: type | tuple[type, ...]) -> Any:
+        value = record.get(name)
+        # bool is an int to Python but never a valid number or count here.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            raise _Unusable(f"its {TAKE_FILE} has a missing or invalid '{name}'")
+        return value
+
+    take_id = field("id", str)
+    if take_id != folder.name:
+        raise _Unusable(f"its {TAKE_FILE} belongs to another take")
+    created_at = field("created_at", str)
+    try:
+        if datetime.fromisoformat(created_at).tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'created_at'") from None
+    warnings = field("warnings", list)
+    if not all(isinstance(w, str) for w in warnings):
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'warnings'")
+    fmt = field("format", str)
+    if fmt not in STORABLE_FORMATS:
+        raise _Unusable(f"its {TAKE_FILE} names an unknown audio format")
+    # The audio name is fixed by the format, so a record can never point outside its folder.
+    if field("audio", str) != f"{AUDIO_STEM}.{fmt}":
+        raise _Unusable(f"its {TAKE_FILE} names an unexpected audio file")
+    duration_s = float(field("duration_s", (int, float)))
+    sample_rate = field("sample_rate", int)
+    size_bytes = field("size_bytes", int)
+    if not (math.isfinite(duration_s) and duration_s >= 0 and sample_rate > 0 and size_bytes >= 0):
+        raise _Unusable(f"its {TAKE_FILE} has an impossible duration, sample rate or size")
+    return Take(
+        id=take_id,
+        created_at=created_at,
+        mode=field("mode", str),
+        model=field("model", str),
+        seed=field("seed", int),
+        demo=field("demo", bool),
+        text=field("text", str),
+        voice=field("voice", dict),
+        language=field("language", str),
+        sampling=field("sampling", dict),
+        request=field("request", dict),
+        timings=field("timings", dict),
+        warnings=warnings,
+        duration_s=duration_s,
+        sample_rate=sample_rate,
+        format=fmt,
+        audio_path=folder / f"{AUDIO_STEM}.{fmt}",
+        size_bytes=size_bytes,
+    )
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _when(take: Take) -> datetime:
+    return datetime.fromisoformat(take.created_at)
+
+
+def _storable_format(fmt: Any) -> str:
+    name = str(fmt).strip().lower().lstrip(".")
+    if name == "opus":
+        name = "ogg"
+    if name == "pcm":
+        raise InvalidInput(
+            "Raw PCM has no header, so a take saved that way could not be played back; "
+            "keep WAV or FLAC in the history and export PCM from it."
+        )
+    if name not in STORABLE_FORMATS:
+        raise InvalidInput(f"Cannot keep a take as '{fmt}'; choose one of {', '.join(STORABLE_FORMATS)}.")
+    return name
+
+
+def _json_dict(value: Any, what: str) -> dict[str, Any]:
+    """``value`` as it will read back from JSON (tuples become lists, number keys strings)."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"The {what} stored with a take must be a dict, not {type(value).__name__}.")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        # json's own message names the offending type, never the data itself.
+        raise InvalidInput(
+            f"The {what} stored with a take must hold only text, numbers, booleans, lists and dicts ({exc})."
+        ) from None
+
+
+def _is_take_folder(folder: Path) -> bool:
+    return folder.is_dir() and not folder.is_symlink()
+
+
+def _bad_id_message(take_id: Any) -> str:
+    if isinstance(take_id, str) and not take_id.strip():
+        return "No take was chosen: the take id is empty."
+    shown = ""
+    if isinstance(take_id, str) and len(take_id) <= 64 and take_id.isprintable():
+        shown = f" '{take_id}'"
+    return f"The take id{shown} is not valid; take ids look like {_ID_EXAMPLE}."
+
+
+def _not_found_message(take_id: str) -> str:
+    return f"There is no take {take_id} in the history; it may have been deleted or pruned."
+
+
+def _fold(text: str) -> str:
+    # NFKC + casefold: "ＨＥＬＬＯ", "Hello" and "hello" are one word to a person.
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _haystack(take: Take) -> str:
+    parts = [take.text, take.mode, take.model, take.id, *_strings(take.voice)]
+    return _fold("\n".join(parts))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+# --- files ---------------------------------------------------------------
+
+
+@contextmanager
+def _disk_errors(action: str) -> Iterator[None]:
+    """Turns a disk failure (full, read-only, permissions) into a sentence for the user."""
+    try:
+        yield
+    except OSError as exc:
+        raise HistoryError(f"Could not {action} ({exc.strerror or exc}).") from exc
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Writes and fsyncs a new file (inside a staged folder nobody else sees)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes a rename durable on POSIX; Windows cannot open folders this way,
+    # and its renames are journaled by NTFS anyway.
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _empty_trash(folders: list[Path]) -> None:
+    # Outside the lock: the take is already gone from every listing, and a
+    # large folder should not hold up other writers while it is deleted.
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_if_stale(entry: os.DirEntry, now: float) -> None:
+    """Deletes a leftover temp or trash entry once it is old enough to be surely dead."""
+    try:
+        if now - entry.stat(follow_symlinks=False).st_mtime < STALE_TEMP_SECONDS:
+            return
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+        log.info("Removed the leftover %s from the history.", entry.name)
+    except OSError:
+        pass
