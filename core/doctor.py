@@ -170,7 +170,7 @@ def describe_cuda() -> str:
         return f"CUDA GPU (details unavailable: {first_line(exc, 80)})"
 
 
-def bind_error(host: str, port: int) -> OSError | None:
+def port_bind_error(host: str, port: int) -> OSError | None:
     """The error binding `host:port` would raise now, or None when the port is free.
 
     Mirrors how the studio starts: Gradio first binds 127.0.0.1:port with
@@ -260,21 +260,16 @@ def check_qwen_tts(report: dict[str, Any]) -> Check:
 
 def check_device(preference: str, probe: "DeviceProbe", describe: Callable[[], str]) -> Check:
     cuda, mps = bool(probe.cuda_available()), bool(probe.mps_available())
-    if cuda:
-        found = f"cuda: {describe()}"
-    elif mps:
-        found = "mps (Apple Silicon GPU)"
-    else:
-        found = "cpu only (no CUDA GPU or Apple MPS found; generation will be slow)"
-    if preference == "cuda" and not cuda:
-        return Check("device", "fail", f"--device cuda, but no CUDA GPU is available to PyTorch; found {found}",
-                     "pass --device auto (or --device cpu)")
-    if preference == "mps" and not mps:
-        return Check("device", "fail", f"--device mps, but Apple MPS is not available; found {found}",
+    found = f"cuda: {describe()}" if cuda else "mps (Apple Silicon GPU)" if mps else "cpu only"
+    if preference in ("cuda", "mps") and not (cuda if preference == "cuda" else mps):
+        missing = "no CUDA GPU is available to PyTorch" if preference == "cuda" else "Apple MPS is not available"
+        return Check("device", "fail", f"setting 'device' is {preference}, but {missing} (found: {found})",
                      "pass --device auto (or --device cpu)")
     if preference == "cpu":
-        unused = " (an accelerator is available but --device cpu leaves it unused)" if cuda or mps else ""
+        unused = f" (as set; {found} is available but unused)" if cuda or mps else ""
         return Check("device", "pass", f"cpu{unused}")
+    if not (cuda or mps):
+        return Check("device", "pass", "cpu only (no CUDA GPU or Apple MPS found; generation will be slow)")
     return Check("device", "pass", found)
 
 
@@ -334,14 +329,29 @@ def check_disk(locations: list[tuple[str, Path]], disk_usage: Callable[[Path], A
 
 def check_models(demo: bool, present: list[str], total: int) -> Check:
     if present:
-        which = "all" if len(present) == total else f"{len(present)} of {total}"
+        which = f"all {total}" if len(present) == total else f"{len(present)} of {total}"
         return Check("models", "pass", f"{which} present: {', '.join(present)}")
     if demo:
         return Check("models", "warn", f"none of the {total} demo models is built yet",
-                     "launch with --demo-models (they are built in seconds), or run "
-                     "`qwen-tts-studio models build-demo`")
+                     "they are built when the studio starts (seconds), or now with "
+                     "`qwen-tts-studio models build-demo` (same --data-dir)")
     return Check("models", "warn", f"none of the {total} checkpoints is downloaded",
                  "run `qwen-tts-studio models download 0.6B-Base` (1.2 GB), or try the studio with --demo-models")
+
+
+def check_serving(settings: Settings) -> Check:
+    """The serving-safety rules the studio applies at start (password off loopback, TLS pair)."""
+    from core.errors import SettingsError
+    from core.serving import check_serving as validate, is_loopback
+
+    try:
+        users = validate(settings)
+    except SettingsError as exc:  # the message already says what to do
+        return Check("serving", "fail", str(exc), None)
+    where = "this machine only" if is_loopback(settings.host) else "the network"
+    access = f"password for {len(users)} user(s)" if users else "no password"
+    tls = "https" if settings.ssl_certfile else "http"
+    return Check("serving", "pass", f"{tls} on {settings.host} ({where}), {access}")
 
 
 def check_port(host: str, port: int, error: OSError | None) -> Check:
@@ -379,31 +389,44 @@ def run_checks(
     settings: Settings,
     *,
     probe: "DeviceProbe | None" = None,
-    which: Callable[[str], str | None] = shutil.which,
-    bind_error: Callable[[str, int], OSError | None] = bind_error,
-    disk_usage: Callable[[Path], Any] = shutil.disk_usage,
-    python_version: tuple[int, ...] = tuple(sys.version_info[:3]),
-    torch_probe: Callable[[], dict[str, Any]] = probe_torch_pair,
-    qwen_probe: Callable[[], dict[str, Any]] = probe_qwen_tts,
-    cuda_describe: Callable[[], str] = describe_cuda,
+    which: Callable[[str], str | None] | None = None,
+    bind_error: Callable[[str, int], OSError | None] | None = None,
+    disk_usage: Callable[[Path], Any] | None = None,
+    python_version: tuple[int, ...] | None = None,
+    torch_probe: Callable[[], dict[str, Any]] | None = None,
+    qwen_probe: Callable[[], dict[str, Any]] | None = None,
+    cuda_describe: Callable[[], str] | None = None,
     local_path: "Callable[[Checkpoint], Path | None] | None" = None,
-    hf_cache_dir: Callable[[], Path] = _hf_cache_dir,
+    hf_cache_dir: Callable[[], Path] | None = None,
     on_check: Callable[[Check], None] | None = None,
 ) -> list[Check]:
     """Every check, in a fixed order; never raises.
 
-    Each keyword replaces one contact with the machine (its default is the real
-    probe): ``probe`` CUDA/MPS availability (default ``core.device.system_probe``,
-    which imports torch here), ``which`` the PATH lookup, ``bind_error`` the port
-    probe, ``disk_usage`` free space, ``torch_probe`` / ``qwen_probe`` the child
-    imports, ``cuda_describe`` the GPU's name and memory, ``local_path`` where a
-    checkpoint is on disk (default ``ModelStore(settings).local_path``) and
-    ``hf_cache_dir`` the Hugging Face cache. ``on_check`` is called with each
-    check, in order, as soon as it and those before it are done.
+    Each keyword replaces one contact with the machine; None (the default)
+    means the real one, looked up when the checks run:
 
-    The checks run concurrently; the slowest is the qwen-tts child import
-    (several seconds), so a run takes about as long as that import.
+    - ``probe``: CUDA/MPS availability (``core.device.system_probe()``, which imports torch here)
+    - ``which``: the PATH lookup (``shutil.which``)
+    - ``bind_error``: ``(host, port) -> OSError | None`` (``port_bind_error``)
+    - ``disk_usage``: free space of a path (``shutil.disk_usage``)
+    - ``python_version``: ``sys.version_info[:3]``
+    - ``torch_probe`` / ``qwen_probe``: the child-process imports (``probe_torch_pair`` / ``probe_qwen_tts``)
+    - ``cuda_describe``: the GPU's name and memory (``describe_cuda``)
+    - ``local_path``: a checkpoint's folder or None (``ModelStore(settings).local_path``)
+    - ``hf_cache_dir``: the Hugging Face hub cache folder
+
+    ``on_check`` is called with each check, in order, as soon as it and those
+    before it are done. The checks run concurrently; the slowest is the
+    qwen-tts child import (several seconds), so a run takes about that long.
     """
+    which = which or shutil.which
+    bind_error = bind_error or port_bind_error
+    disk_usage = disk_usage or shutil.disk_usage
+    python_version = python_version or tuple(sys.version_info[:3])
+    torch_probe = torch_probe or probe_torch_pair
+    qwen_probe = qwen_probe or probe_qwen_tts
+    cuda_describe = cuda_describe or describe_cuda
+    hf_cache_dir = hf_cache_dir or _hf_cache_dir
 
     def device() -> Check:
         if probe is not None:
@@ -444,6 +467,7 @@ def run_checks(
         ("data-dir", lambda: check_data_dir(settings.data_dir)),
         ("disk", disk),
         ("models", models),
+        ("serving", lambda: check_serving(settings)),
         ("port", port),
     ]
     checks: list[Check] = []

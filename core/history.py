@@ -231,7 +231,7 @@ class History:
         sampling = _json_dict(sampling, "sampling options")
         audio_name = f"{AUDIO_STEM}.{fmt}"
 
-        removed: list[Path] = []
+        removed: list[tuple[str, Path]] = []
         with _disk_errors("save the take"), self._staging() as staged:
             # Encoding (ffmpeg for MP3) is the slow part; it happens before the
             # lock is taken so concurrent saves only queue for the rename.
@@ -276,10 +276,10 @@ class History:
                 )
                 try:
                     removed = self._prune_locked()
-                except OSError as exc:
+                except (OSError, HistoryError) as exc:
                     # The take is safely stored; a failed clean-up must not
                     # report the save as failed. The next save tries again.
-                    log.warning("Could not prune the history (%s); it will be tried again.", exc.strerror or exc)
+                    log.warning("Could not prune the history (%s); it will be tried again.", exc)
         _empty_trash(removed)
         return take
 
@@ -293,15 +293,15 @@ class History:
                 trash = self._to_trash(folder)
             self._cache.pop(take_id, None)
             log.info("event=take_deleted id=%s", take_id)
-            _empty_trash([trash])
+            _empty_trash([(take_id, trash)])
 
     def prune(self) -> list[str]:
         """Removes the oldest takes until both limits hold; returns their ids, oldest first."""
         with _disk_errors("prune the history"):
             with self._locked():
-                trash = self._prune_locked()
-            _empty_trash(trash)
-        return [path.name.split("@", 1)[1] for path in trash]
+                removed = self._prune_locked()
+            _empty_trash(removed)
+        return [take_id for take_id, _ in removed]
 
     # --- internals -------------------------------------------------------
 
@@ -342,28 +342,28 @@ class History:
         return self.root / take_id
 
     def _to_trash(self, folder: Path) -> Path:
-        # The id rides along in the trash name so prune() can report it.
-        trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}@{folder.name}"
+        trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
         os.rename(folder, trash)
         _fsync_dir(self.root)
         return trash
 
-    def _prune_locked(self) -> list[Path]:
-        """Renames the takes over the limits to trash, oldest first; the caller empties it."""
+    def _prune_locked(self) -> list[tuple[str, Path]]:
+        """Renames the takes over the limits to trash, oldest first: (id, trash folder) pairs
+        for the caller to empty once the lock is released."""
         entries = self._scan()  # newest first
         count = len(entries)
         total = sum(footprint for _, footprint in entries)
-        trash: list[Path] = []
+        removed: list[tuple[str, Path]] = []
         for take, footprint in reversed(entries[1:]):  # never the newest
             if count <= self.max_takes and total <= self.max_bytes:
                 break
-            trash.append(self._to_trash(self.root / take.id))
+            removed.append((take.id, self._to_trash(self.root / take.id)))
             self._cache.pop(take.id, None)
             count -= 1
             total -= footprint
-        if trash:
-            log.info("event=history_pruned removed=%d kept=%d bytes=%d", len(trash), count, total)
-        return trash
+        if removed:
+            log.info("event=history_pruned removed=%d kept=%d bytes=%d", len(removed), count, total)
+        return removed
 
     def _read(self, folder: Path) -> tuple[Take, int]:
         """The take in ``folder`` and its size on disk. FileNotFoundError if the record is gone."""
@@ -429,7 +429,9 @@ class History:
             except OSError as exc:
                 warnings.append(f"Skipped the take {name}: it cannot be read ({exc.strerror or exc}).")
         live = {take.id for take, _ in found}
-        self._cache = {k: v for k, v in self._cache.items() if k in live}
+        # dict() copies in one step, so a get() in another thread cannot change
+        # the cache while this filters it.
+        self._cache = {k: v for k, v in dict(self._cache).items() if k in live}
         self.warnings = warnings
         for message in warnings:
             if message not in self._logged:  # once per message, not on every listing
@@ -457,49 +459,49 @@ def _take_from_record(record: Any, folder: Path) -> Take:
             raise _Unusable(f"it was saved by a newer version of the studio (record schema {schema})")
         raise _Unusable(f"its {TAKE_FILE} has no known schema version")
 
-    def field(name: str, kind: type | tuple[type, ...]) -> Any:
+    def value_of(name: str, kind: type | tuple[type, ...]) -> Any:
         value = record.get(name)
         # bool is an int to Python but never a valid number or count here.
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
             raise _Unusable(f"its {TAKE_FILE} has a missing or invalid '{name}'")
         return value
 
-    take_id = field("id", str)
+    take_id = value_of("id", str)
     if take_id != folder.name:
         raise _Unusable(f"its {TAKE_FILE} belongs to another take")
-    created_at = field("created_at", str)
+    created_at = value_of("created_at", str)
     try:
         if datetime.fromisoformat(created_at).tzinfo is None:
             raise ValueError
     except ValueError:
         raise _Unusable(f"its {TAKE_FILE} has an invalid 'created_at'") from None
-    warnings = field("warnings", list)
+    warnings = value_of("warnings", list)
     if not all(isinstance(w, str) for w in warnings):
         raise _Unusable(f"its {TAKE_FILE} has an invalid 'warnings'")
-    fmt = field("format", str)
+    fmt = value_of("format", str)
     if fmt not in STORABLE_FORMATS:
         raise _Unusable(f"its {TAKE_FILE} names an unknown audio format")
     # The audio name is fixed by the format, so a record can never point outside its folder.
-    if field("audio", str) != f"{AUDIO_STEM}.{fmt}":
+    if value_of("audio", str) != f"{AUDIO_STEM}.{fmt}":
         raise _Unusable(f"its {TAKE_FILE} names an unexpected audio file")
-    duration_s = float(field("duration_s", (int, float)))
-    sample_rate = field("sample_rate", int)
-    size_bytes = field("size_bytes", int)
+    duration_s = float(value_of("duration_s", (int, float)))
+    sample_rate = value_of("sample_rate", int)
+    size_bytes = value_of("size_bytes", int)
     if not (math.isfinite(duration_s) and duration_s >= 0 and sample_rate > 0 and size_bytes >= 0):
         raise _Unusable(f"its {TAKE_FILE} has an impossible duration, sample rate or size")
     return Take(
         id=take_id,
         created_at=created_at,
-        mode=field("mode", str),
-        model=field("model", str),
-        seed=field("seed", int),
-        demo=field("demo", bool),
-        text=field("text", str),
-        voice=field("voice", dict),
-        language=field("language", str),
-        sampling=field("sampling", dict),
-        request=field("request", dict),
-        timings=field("timings", dict),
+        mode=value_of("mode", str),
+        model=value_of("model", str),
+        seed=value_of("seed", int),
+        demo=value_of("demo", bool),
+        text=value_of("text", str),
+        voice=value_of("voice", dict),
+        language=value_of("language", str),
+        sampling=value_of("sampling", dict),
+        request=value_of("request", dict),
+        timings=value_of("timings", dict),
         warnings=warnings,
         duration_s=duration_s,
         sample_rate=sample_rate,
@@ -624,10 +626,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _empty_trash(folders: list[Path]) -> None:
+def _empty_trash(removed: list[tuple[str, Path]]) -> None:
     # Outside the lock: the take is already gone from every listing, and a
     # large folder should not hold up other writers while it is deleted.
-    for folder in folders:
+    for _, folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
 
 

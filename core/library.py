@@ -493,10 +493,10 @@ class VoiceLibrary:
         """Imports every voice in an export, or none of them.
 
         The whole archive is checked (structure, sizes, records, audio) before
-        any voice becomes visible. Voices are staged in hidden ``.tmp-*``
-        folders, then installed under the lock; if one fails, the ones already
-        installed by this import are removed again. A name already in the
-        library gets " (imported)", " (imported 2)", ... appended.
+        a single byte is written to the library. Voices are then staged in
+        hidden ``.tmp-*`` folders and installed under the lock; if one fails,
+        the ones already installed by this import are removed again. A name
+        already in the library gets " (imported)", " (imported 2)", ... appended.
         """
         path = Path(path).expanduser()
         label = path.name
@@ -512,6 +512,11 @@ class VoiceLibrary:
         installed: list[Voice] = []
         with archive, _disk_errors(f"import '{label}'"), self._staging_many() as stage:
             plan = _check_archive(archive.infolist(), label)
+            # Pass one only validates, keeping nothing, so a bad last voice
+            # costs no disk writes and a big archive never sits in memory;
+            # pass two reads each voice again (decoding is cheap) and stages it.
+            for voice_id, members in plan.items():
+                _read_archived_voice(archive, voice_id, members, label)
             staged: list[tuple[Path, dict[str, Any], str]] = []
             for voice_id, members in plan.items():
                 record, wav = _read_archived_voice(archive, voice_id, members, label)

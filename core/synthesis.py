@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -189,6 +189,33 @@ def normalize_language(language: str | None) -> str:
     return value
 
 
+Request = Union[DesignRequest, CustomVoiceRequest, CloneRequest]
+ChunkGenerator = Callable[["LoadedModel", str, dict], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ChunkAudio:
+    """One generated chunk, yielded while the rest of a long take is still generating."""
+
+    index: int
+    total: int
+    text: str
+    audio: Audio
+
+
+@dataclass
+class _Job:
+    """A validated request, ready to run: what to generate and how."""
+
+    mode: str
+    checkpoint: Checkpoint
+    text: str
+    sampling: Sampling
+    generate: ChunkGenerator
+    warnings: list[str]
+    extra_timings: dict[str, float] = field(default_factory=dict)
+
+
 class SynthesisService:
     def __init__(
         self,
@@ -212,6 +239,40 @@ class SynthesisService:
     # --- public API ----------------------------------------------------------
 
     def design(self, request: DesignRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
+        return self.synthesize(request, progress)
+
+    def custom_voice(self, request: CustomVoiceRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
+        return self.synthesize(request, progress)
+
+    def clone(self, request: CloneRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
+        return self.synthesize(request, progress)
+
+    def synthesize(self, request: Request, progress: ProgressCallback | None = None) -> SynthesisResult:
+        """The whole take at once."""
+        for item in self.stream(request, progress):
+            if isinstance(item, SynthesisResult):
+                return item
+        raise AssertionError("stream() always ends with a result")  # pragma: no cover
+
+    def stream(self, request: Request, progress: ProgressCallback | None = None) -> Iterator[ChunkAudio | SynthesisResult]:
+        """Yields each chunk's audio as soon as it exists, then the joined result.
+
+        Validation happens here, before the first yield's model load, so bad
+        input fails fast; consumers may stop early (the device lock is released).
+        """
+        job = self._prepare(request)
+        return self._execute(job, progress)
+
+    def _prepare(self, request: Request) -> _Job:
+        if isinstance(request, DesignRequest):
+            return self._design_job(request)
+        if isinstance(request, CustomVoiceRequest):
+            return self._custom_voice_job(request)
+        if isinstance(request, CloneRequest):
+            return self._clone_job(request)
+        raise TypeError(f"not a synthesis request: {type(request).__name__}")
+
+    def _design_job(self, request: DesignRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         description = (request.description or "").strip()
         if not description:
@@ -230,9 +291,9 @@ class SynthesisService:
             )
             return _single(wavs, sr)
 
-        return self._run("voice_design", checkpoint, text, sampling, generate, [], progress)
+        return _Job("voice_design", checkpoint, text, sampling, generate, [])
 
-    def custom_voice(self, request: CustomVoiceRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
+    def _custom_voice_job(self, request: CustomVoiceRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         language = normalize_language(request.language)
         speaker = find_speaker(request.speaker)
@@ -261,9 +322,9 @@ class SynthesisService:
             )
             return _single(wavs, sr)
 
-        return self._run("custom_voice", checkpoint, text, sampling, generate, warnings, progress)
+        return _Job("custom_voice", checkpoint, text, sampling, generate, warnings)
 
-    def clone(self, request: CloneRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
+    def _clone_job(self, request: CloneRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         language = normalize_language(request.language)
         sampling = request.sampling.validated()
@@ -279,30 +340,27 @@ class SynthesisService:
             raise InvalidInput(
                 "Add a reference clip (upload or record one) or pick a voice from the library."
             )
-        if prompt is None:
-            x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
-            if x_vector_only and not request.x_vector_only:
-                warnings.append(
-                    "No reference transcript: used x-vector-only mode, which keeps the timbre but "
-                    "less of the speaking style. Add the transcript for a closer clone."
-                )
-
-        timings_extra: dict[str, float] = {}
+        x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
+        if prompt is None and x_vector_only and not request.x_vector_only:
+            warnings.append(
+                "No reference transcript: used x-vector-only mode, which keeps the timbre but "
+                "less of the speaking style. Add the transcript for a closer clone."
+            )
+        job = _Job("base", checkpoint, text, sampling, None, warnings)  # type: ignore[arg-type]
 
         def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
             nonlocal prompt
             if prompt is None:
                 start = time.perf_counter()
                 prompt = self._encode_prompt(loaded, request.reference, request.reference_text, x_vector_only)
-                timings_extra["prompt_s"] = time.perf_counter() - start
+                job.extra_timings["prompt_s"] = time.perf_counter() - start
             wavs, sr = loaded.model.generate_voice_clone(
                 text=chunk, language=language, voice_clone_prompt=prompt.to_qwen(), **kwargs
             )
             return _single(wavs, sr)
 
-        result = self._run("base", checkpoint, text, sampling, generate, warnings, progress)
-        result.timings.update(timings_extra)
-        return result
+        job.generate = generate
+        return job
 
     def create_clone_prompt(
         self,
@@ -352,52 +410,49 @@ class SynthesisService:
             x_vector_only=bool(item.x_vector_only_mode),
         )
 
-    def _run(
-        self,
-        mode: str,
-        checkpoint: Checkpoint,
-        text: str,
-        sampling: Sampling,
-        generate: Callable[[LoadedModel, str, dict], np.ndarray],
-        warnings: list[str],
-        progress: ProgressCallback | None,
-    ) -> SynthesisResult:
-        chunks = textlib.chunk_text(text, max_chars=self.chunk_chars)
-        seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
+    def _execute(self, job: _Job, progress: ProgressCallback | None) -> Iterator[ChunkAudio | SynthesisResult]:
+        chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
+        seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
         started = time.perf_counter()
+        pieces: list[Audio] = []
         with self._device_lock:
-            loaded = self.manager.get(checkpoint, progress)
+            loaded = self.manager.get(job.checkpoint, progress)
             load_s = time.perf_counter() - started
-            pieces: list[Audio] = []
             gen_start = time.perf_counter()
+            first_audio_s = None
             for index, chunk in enumerate(chunks):
                 if progress:
                     progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}")
-                pieces.append(self.generate_chunk(loaded, chunk, index, seed, sampling, generate, len(chunks)))
+                piece = self.generate_chunk(loaded, chunk, index, seed, job.sampling, job.generate, len(chunks))
+                pieces.append(piece)
+                if first_audio_s is None:
+                    first_audio_s = time.perf_counter() - started
+                yield ChunkAudio(index=index, total=len(chunks), text=chunk, audio=piece)
             generate_s = time.perf_counter() - gen_start
         audio = join_chunks(pieces, self.pause_s)
-        if checkpoint.demo:
-            warnings = [DEMO_WARNING, *warnings]
+        warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
         total_s = time.perf_counter() - started
         timings = {
             "load_s": load_s,
             "generate_s": generate_s,
+            "first_audio_s": first_audio_s or total_s,
             "total_s": total_s,
             "rtf": generate_s / max(audio.duration, 1e-6),
+            **job.extra_timings,
         }
         log.info(
             "event=generation mode=%s model=%s chars=%d chunks=%d audio_s=%.2f wall_s=%.2f rtf=%.2f",
-            mode, checkpoint.key, len(text), len(chunks), audio.duration, total_s, timings["rtf"],
+            job.mode, job.checkpoint.key, len(job.text), len(chunks), audio.duration, total_s, timings["rtf"],
         )
         if progress:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")
-        return SynthesisResult(
+        yield SynthesisResult(
             audio=audio,
-            mode=mode,
-            model=checkpoint.key,
+            mode=job.mode,
+            model=job.checkpoint.key,
             seed=seed,
-            demo=checkpoint.demo,
-            text=text,
+            demo=job.checkpoint.demo,
+            text=job.text,
             chunks=chunks,
             timings=timings,
             warnings=warnings,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -19,7 +18,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from core import library as library_module
 from core.audio import Audio, encode, load_audio
 from core.errors import AudioError, LibraryError, VoiceNotFound
 from core.library import MAX_IMPORT_MEMBERS, Voice, VoiceLibrary
@@ -444,8 +442,7 @@ def test_export_import_round_trip(lib, tmp_path):
     imported = other.import_zip(archive)
     assert [v.id for v in imported] == ["anna", "clara"]
     for original, copy in zip((anna, clara), imported):
-        fields = lambda v: {k: val for k, val in v.as_dict().items()}  # noqa: E731
-        assert fields(copy) == fields(original)
+        assert copy.as_dict() == original.as_dict()  # id, name, transcript, dates, hash: all kept
         assert copy.reference_path.read_bytes() == original.reference_path.read_bytes()
         assert np.array_equal(other.reference_audio(copy).samples, lib.reference_audio(original).samples)
     assert not (other.root / "anna" / "prompts").exists()
@@ -497,12 +494,8 @@ def _lying_size(path: Path) -> Path:
     raw = bytearray(path.read_bytes())
     entry = raw.rfind(b"PK\x01\x02")  # the reference.wav entry is the last one
     assert raw[entry + 46: entry + 46 + 17] == b"vox/reference.wav"
-    raw[entry + 24: entry + 28] = (1000).to_bytes(4, "little")
-    # zip64 extra field (force_zip64) carries the real sizes; drop it to zero as well
-    extra_len = int.from_bytes(raw[entry + 30: entry + 32], "little")
-    extra = entry + 46 + 17
-    if extra_len:
-        raw[extra + 4: extra + 12] = (1000).to_bytes(8, "little")
+    assert raw[entry + 30: entry + 32] == b"\x00\x00", "no zip64 extra field carries the real size"
+    raw[entry + 24: entry + 28] = (1000).to_bytes(4, "little")  # the uncompressed-size field
     path.write_bytes(bytes(raw))
     return path
 
@@ -568,6 +561,18 @@ def test_hostile_imports_are_refused_and_leave_the_library_untouched(case, lib, 
         lib.import_zip(archive)
     assert tree_digest(root) == before
     assert not (tmp_path / "evil").exists() and not Path("/etc/cron.d/evil").exists()
+
+
+def test_a_bad_last_voice_stops_the_import_before_anything_is_written(lib, tmp_path, monkeypatch):
+    import core.library as library_module
+
+    build, _ = HOSTILE["good-then-bad"]
+    archive = build(tmp_path / "mixed.zip")
+    writes = []
+    monkeypatch.setattr(library_module, "_write_file", lambda *args: writes.append(args))
+    with pytest.raises(LibraryError, match="'zzz'"):
+        lib.import_zip(archive)
+    assert writes == [] and list(lib.root.iterdir()) == []
 
 
 def test_an_import_that_fails_midway_removes_the_voices_it_installed(lib, root, tmp_path, monkeypatch):

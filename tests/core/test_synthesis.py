@@ -137,3 +137,25 @@ def test_validation_errors_are_clear_and_load_nothing(demo_context, request_, wo
     with pytest.raises(InvalidInput, match=words):
         method(request_)
     assert demo_context.models.resident_keys() == []
+
+
+def test_stream_yields_chunks_before_the_result_and_matches_the_whole_take(demo_context):
+    from core.synthesis import ChunkAudio, SynthesisResult
+
+    demo_context.synthesis.chunk_chars = 60
+    text = " ".join(f"Streaming sentence number {i} is here." for i in range(4))
+    request = DesignRequest(text=text, description="Narrator.", sampling=Sampling(seed=4, max_new_tokens=5))
+    items = list(demo_context.synthesis.stream(request))
+    chunks = [i for i in items if isinstance(i, ChunkAudio)]
+    assert len(chunks) >= 2 and isinstance(items[-1], SynthesisResult)
+    assert all(isinstance(i, ChunkAudio) for i in items[:-1])
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    result = items[-1]
+    assert result.timings["first_audio_s"] < result.timings["total_s"]
+    whole = demo_context.synthesis.design(request)
+    assert np.array_equal(whole.audio.samples, result.audio.samples)
+
+
+def test_stream_validates_before_anything_runs(demo_context):
+    with pytest.raises(InvalidInput):
+        demo_context.synthesis.stream(DesignRequest(text="", description="x"))
