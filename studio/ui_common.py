@@ -25,7 +25,7 @@ from core.context import AppContext
 from core.errors import InvalidInput, StudioError
 from core.model_store import ProgressCallback
 from core.rate_limit import RateLimiter
-from core.synthesis import LANGUAGES, Sampling, SynthesisResult
+from core.synthesis import LANGUAGES, ChunkAudio, Request, Sampling, SynthesisResult
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def friendly_errors(fn: Callable) -> Callable:
                 yield from fn(*args, **kwargs)
             except Exception as exc:
                 raise translate(exc) from None
+        gen_wrapper.__signature__ = inspect.signature(fn)
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -90,6 +91,7 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except Exception as exc:
             raise translate(exc) from None
+    wrapper.__signature__ = inspect.signature(fn)
     return wrapper
 
 
@@ -168,6 +170,61 @@ def write_take(ctx: StudioContext, result: SynthesisResult, fmt: str) -> str:
 
 
 @dataclass
+class TakeJob:
+    """A parsed Generate click: the engine request plus what the studio adds."""
+
+    request: Request
+    fmt: str
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the details dict
+    warnings: list[str] = field(default_factory=list)  # e.g. reference problems, shown first
+
+
+def finish_take(ctx: StudioContext, job: TakeJob, result: SynthesisResult) -> tuple[str, dict[str, Any]]:
+    result.warnings[1 if result.demo else 0:0] = job.warnings
+    info = result.info() | {"text": result.text} | job.info
+    return write_take(ctx, result, job.fmt), info
+
+
+def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Callable, Callable]:
+    """From one `parse(plain values) -> TakeJob`, the two event handlers:
+
+    - the API handler returns (file, details) — the scripting contract;
+    - the UI handler streams each chunk to a live player as it is generated,
+      then delivers the same (file, details).
+    Both carry parse's signature, so the API shows its parameter names.
+    """
+
+    def run(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
+        ctx.check_rate(request)
+        job = parse(*args, **kwargs)
+        result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress))
+        return finish_take(ctx, job, result)
+
+    def stream(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
+        ctx.check_rate(request)
+        job = parse(*args, **kwargs)
+        for item in ctx.app.synthesis.stream(job.request, gradio_progress(progress)):
+            if isinstance(item, ChunkAudio):
+                yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+            else:
+                path, info = finish_take(ctx, job, item)
+                yield gr.skip(), path, info
+
+    extra = [
+        inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()),
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=gr.Request),
+    ]
+    signature = inspect.signature(parse)
+    signature = signature.replace(parameters=[*signature.parameters.values(), *extra],
+                                  return_annotation=tuple[str, dict[str, Any]])
+    for fn in (run, stream):
+        fn.__signature__ = signature
+        fn.__name__ = parse.__name__
+        fn.__doc__ = parse.__doc__
+    return friendly_errors(run), friendly_errors(stream)
+
+
+@dataclass
 class SamplingWidgets:
     seed: gr.Number
     random_seed: gr.Checkbox
@@ -234,3 +291,24 @@ def summary_from_info(info: dict | None) -> str:
     if info.get("chunks", 1) > 1:
         parts.append(f"{info['chunks']} chunks")
     return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
+
+
+def take_players(prefix: str) -> tuple[gr.Audio, gr.Audio]:
+    """A live player that plays chunks as they arrive, and the finished take."""
+    live = gr.Audio(label="Live (plays while the rest is generated)", streaming=True, autoplay=True,
+                    interactive=False, elem_id=f"{prefix}-live")
+    take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
+                    elem_id=f"{prefix}-audio")
+    return live, take
+
+
+def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: str, button: gr.Button,
+                  inputs: list, live: gr.Audio, take: gr.Audio, info: gr.JSON, summary: gr.Markdown) -> None:
+    """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
+    run, stream = take_handlers(ctx, parse)
+    api_trigger = gr.Button(visible=False)
+    api_trigger.click(run, inputs, [take, info], api_name=api_name,
+                      concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    button.click(stream, inputs, [live, take, info], api_visibility="private",
+                 concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
+                 ).success(summary_from_info, info, summary, api_visibility="private", queue=False)

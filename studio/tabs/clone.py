@@ -9,18 +9,17 @@ import gradio as gr
 from core.reference import PreparedReference, ReferenceOptions, prepare_reference
 from core.synthesis import CloneRequest
 from studio.ui_common import (
-    DEVICE_QUEUE,
     LANGUAGE_CHOICES,
     StudioContext,
+    TakeJob,
     demo_banner,
     friendly_errors,
-    gradio_progress,
     language_value,
     output_format,
     sampling_from_values,
     sampling_widgets,
-    summary_from_info,
-    write_take,
+    take_players,
+    wire_generate,
 )
 from core.errors import InvalidInput
 
@@ -57,49 +56,41 @@ def readout(prepared: PreparedReference) -> str:
     return "\n\n".join([line, *[f"⚠️ {w}" for w in r.warnings]])
 
 
-def make_clone_handler(ctx: StudioContext):
-    @friendly_errors
-    def clone(
-        reference: str | None = None,
-        transcript: str = "",
-        text: str = "",
-        language: str = "Auto",
-        size: str = "1.7B",
-        start_s: float | None = None,
-        end_s: float | None = None,
-        trim_silence: bool = True,
-        normalize: bool = True,
-        seed: float | None = -1,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        max_seconds: float | None = 0,
-        format: str = "wav",
-        progress=gr.Progress(),
-        request: gr.Request = None,
-    ) -> tuple[str, dict[str, Any]]:
-        ctx.check_rate(request)
-        fmt = output_format(format)
-        sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-        if not reference:
-            raise InvalidInput("Add a reference clip: upload a file or record one with the microphone.")
-        prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
-        request = CloneRequest(
-            text=text or "",
-            language=language_value(language),
-            reference=prepared.audio,
-            reference_text=transcript or None,
-            size=size or None,
-            sampling=sampling,
-        )
-        result = ctx.app.synthesis.clone(request, gradio_progress(progress))
-        result.warnings[1 if result.demo else 0:0] = prepared.report.warnings
-        info = result.info() | {"text": result.text, "language": request.language,
-                                "reference_s": round(prepared.audio.duration, 3)}
-        return write_take(ctx, result, fmt), info
-
-    return clone
+def parse_clone(
+    reference: str | None = None,
+    transcript: str = "",
+    text: str = "",
+    language: str = "Auto",
+    size: str = "1.7B",
+    start_s: float | None = None,
+    end_s: float | None = None,
+    trim_silence: bool = True,
+    normalize: bool = True,
+    seed: float | None = -1,
+    temperature: float | None = None,
+    top_k: float | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+    max_seconds: float | None = 0,
+    format: str = "wav",
+) -> TakeJob:
+    """Voice Clone: speak `text` in the voice of a reference clip (trimmed as given)."""
+    fmt = output_format(format)
+    sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
+    if not reference:
+        raise InvalidInput("Add a reference clip: upload a file or record one with the microphone.")
+    prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
+    request = CloneRequest(
+        text=text or "",
+        language=language_value(language),
+        reference=prepared.audio,
+        reference_text=transcript or None,
+        size=size or None,
+        sampling=sampling,
+    )
+    return TakeJob(request, fmt, info={"language": request.language.lower(),
+                                       "reference_s": round(prepared.audio.duration, 3)},
+                   warnings=list(prepared.report.warnings))
 
 
 def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -130,8 +121,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             with gr.Column(scale=2):
-                audio = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
-                                 elem_id="clone-audio")
+                live, audio = take_players("clone")
                 summary = gr.Markdown(elem_id="clone-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -149,14 +139,9 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     trim_silence.change, normalize.change):
         trigger(refresh_preview, preview_inputs, [preview, check], api_visibility="private")
 
-    generate.click(
-        make_clone_handler(ctx),
-        [reference, transcript, text, language, size, start_s, end_s, trim_silence, normalize, *widgets.inputs],
-        [audio, info],
-        api_name="clone",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
-    ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+    wire_generate(ctx, parse_clone, "clone", generate,
+                  [reference, transcript, text, language, size, start_s, end_s, trim_silence, normalize,
+                   *widgets.inputs], live, audio, info, summary)
     return {"reference": reference, "transcript": transcript, "start_s": start_s, "end_s": end_s,
             "trim_silence": trim_silence, "normalize": normalize, "text": text, "language": language,
             "audio": audio, "info": info, "save_slot": save_slot}

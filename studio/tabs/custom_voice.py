@@ -9,58 +9,48 @@ import gradio as gr
 from core.speakers import find_speaker, speakers
 from core.synthesis import CustomVoiceRequest
 from studio.ui_common import (
-    DEVICE_QUEUE,
     LANGUAGE_CHOICES,
     StudioContext,
+    TakeJob,
     demo_banner,
-    friendly_errors,
-    gradio_progress,
     language_value,
     output_format,
     sampling_from_values,
     sampling_widgets,
-    summary_from_info,
-    write_take,
+    take_players,
+    wire_generate,
 )
 
 INSTRUCT_HELP = "How to say it, e.g. 'Speak slowly and sadly, almost whispering.'"
 INSTRUCT_DISABLED = "The 0.6B CustomVoice model ignores style instructions; choose 1.7B to use one."
 
 
-def make_custom_voice_handler(ctx: StudioContext):
-    @friendly_errors
-    def custom_voice(
-        text: str,
-        speaker: str = "Ryan",
-        language: str = "Auto",
-        instruct: str = "",
-        size: str = "1.7B",
-        seed: float | None = -1,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        max_seconds: float | None = 0,
-        format: str = "wav",
-        progress=gr.Progress(),
-        request: gr.Request = None,
-    ) -> tuple[str, dict[str, Any]]:
-        ctx.check_rate(request)
-        fmt = output_format(format)
-        request = CustomVoiceRequest(
-            text=text or "",
-            speaker=speaker or "",
-            language=language_value(language),
-            instruct=instruct or None,
-            size=size or None,
-            sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        )
-        result = ctx.app.synthesis.custom_voice(request, gradio_progress(progress))
-        info = result.info() | {"speaker": find_speaker(request.speaker).name, "text": result.text,
-                                "language": request.language}
-        return write_take(ctx, result, fmt), info
-
-    return custom_voice
+def parse_custom_voice(
+    text: str,
+    speaker: str = "Ryan",
+    language: str = "Auto",
+    instruct: str = "",
+    size: str = "1.7B",
+    seed: float | None = -1,
+    temperature: float | None = None,
+    top_k: float | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+    max_seconds: float | None = 0,
+    format: str = "wav",
+) -> TakeJob:
+    """Custom Voice: one of the nine built-in speakers, with an optional style instruction."""
+    request = CustomVoiceRequest(
+        text=text or "",
+        speaker=speaker or "",
+        language=language_value(language),
+        instruct=instruct or None,
+        size=size or None,
+        sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+    )
+    fmt = output_format(format)
+    return TakeJob(request, fmt, info={"speaker": find_speaker(request.speaker).name,
+                                       "language": request.language.lower()})
 
 
 def speaker_card(speaker_id: str) -> str:
@@ -98,8 +88,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
             with gr.Column(scale=2):
-                audio = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
-                                 elem_id="custom-audio")
+                live, audio = take_players("custom")
                 summary = gr.Markdown(elem_id="custom-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -109,12 +98,6 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         lambda s: gr.update(interactive=s != "0.6B", info=INSTRUCT_DISABLED if s == "0.6B" else INSTRUCT_HELP),
         size, instruct, api_visibility="private", queue=False,
     )
-    generate.click(
-        make_custom_voice_handler(ctx),
-        [text, speaker, language, instruct, size, *widgets.inputs],
-        [audio, info],
-        api_name="custom_voice",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
-    ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+    wire_generate(ctx, parse_custom_voice, "custom_voice", generate,
+                  [text, speaker, language, instruct, size, *widgets.inputs], live, audio, info, summary)
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

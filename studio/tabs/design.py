@@ -9,50 +9,40 @@ import gradio as gr
 from core.speakers import design_presets
 from core.synthesis import DesignRequest
 from studio.ui_common import (
-    DEVICE_QUEUE,
     LANGUAGE_CHOICES,
     StudioContext,
+    TakeJob,
     demo_banner,
-    friendly_errors,
-    gradio_progress,
     language_value,
     output_format,
     sampling_from_values,
     sampling_widgets,
-    summary_from_info,
-    write_take,
+    take_players,
+    wire_generate,
 )
 
 
-def make_design_handler(ctx: StudioContext):
-    @friendly_errors
-    def design(
-        text: str,
-        language: str = "Auto",
-        description: str = "",
-        seed: float | None = -1,
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        max_seconds: float | None = 0,
-        format: str = "wav",
-        progress=gr.Progress(),
-        request: gr.Request = None,
-    ) -> tuple[str, dict[str, Any]]:
-        ctx.check_rate(request)
-        fmt = output_format(format)
-        request = DesignRequest(
-            text=text or "",
-            description=description or "",
-            language=language_value(language),
-            sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        )
-        result = ctx.app.synthesis.design(request, gradio_progress(progress))
-        info = result.info() | {"description": request.description, "text": result.text, "language": request.language}
-        return write_take(ctx, result, fmt), info
-
-    return design
+def parse_design(
+    text: str,
+    language: str = "Auto",
+    description: str = "",
+    seed: float | None = -1,
+    temperature: float | None = None,
+    top_k: float | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+    max_seconds: float | None = 0,
+    format: str = "wav",
+) -> TakeJob:
+    """Voice Design: speak `text` in a voice described in words."""
+    request = DesignRequest(
+        text=text or "",
+        description=description or "",
+        language=language_value(language),
+        sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+    )
+    return TakeJob(request, output_format(format),
+                   info={"description": request.description, "language": request.language.lower()})
 
 
 def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -78,8 +68,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
             with gr.Column(scale=2):
-                audio = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
-                                 elem_id="design-audio")
+                live, audio = take_players("design")
                 summary = gr.Markdown(elem_id="design-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -90,14 +79,8 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         lambda name: gr.update(value=by_name[name]) if name in by_name else gr.update(),
         preset, description, api_visibility="private", queue=False,
     )
-    generate.click(
-        make_design_handler(ctx),
-        [text, language, description, *widgets.inputs],
-        [audio, info],
-        api_name="design",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
-    ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+    wire_generate(ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs],
+                  live, audio, info, summary)
     return {"text": text, "language": language, "description": description, "audio": audio,
             "info": info, "save_slot": save_slot}
 
