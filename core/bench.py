@@ -23,7 +23,8 @@ Methods
 * **switch** -- with ``max_resident`` temporarily 1, the cycle
   design -> custom -> clone -> design repeated ``runs`` times; each switch is
   one ``get`` that evicts the resident model and loads the next.
-* **memory** -- process RSS before any model is loaded, after loading each
+* **memory** -- process RSS before any model is loaded, after importing the
+  model package (no weights yet), after loading each
   mode's model (one at a time) and after unloading it (``unload`` = gc +
   releasing the device cache, exactly what the studio does). RSS comes from
   ``psutil``; without it from ``/proc/self/statm``; as a last resort from
@@ -47,8 +48,10 @@ Top level: ``version`` (int), ``device`` (str), ``dtype_policy`` (str),
   "direct_seconds", "api_seconds", "overhead_seconds", "samples"}`` -- ratio is
   the median of the per-pair api/direct ratios, samples those ratios,
   direct/api seconds the medians of each side.
-* ``memory``: ``{"source", "before_bytes", "loaded_bytes", "unloaded_bytes",
-  "after_unload_bytes", "model_bytes"}`` -- loaded_bytes, unloaded_bytes and
+* ``memory``: ``{"source", "before_bytes", "runtime_bytes", "loaded_bytes",
+  "unloaded_bytes", "after_unload_bytes", "model_bytes"}`` -- before_bytes is
+  the RSS before any model, runtime_bytes after importing the model package
+  (``qwen_tts``) but before any weights; loaded_bytes, unloaded_bytes and
   model_bytes map mode to bytes (RSS with that model loaded, RSS after it was
   unloaded, its parameter + buffer bytes); after_unload_bytes is the RSS
   after the last unload.
@@ -58,7 +61,9 @@ Modes are always the keys ``voice_design``, ``custom_voice`` and ``base``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib
 import math
 import os
 import statistics
@@ -94,6 +99,7 @@ DEFAULT_RUNS = 3
 DEFAULT_SEED = 1234
 DESCRIPTION = "A calm, clear adult voice speaking at an even pace."
 PREFERRED_SPEAKER = "ryan"
+MODEL_RUNTIME = "qwen_tts"  # the package the loader imports on first use
 
 # Sentences the bench text is built from, shortest first so that the text
 # fits even the smallest chunk size (50 characters) as one chunk.
@@ -148,6 +154,7 @@ class SwitchFigure:
 class MemoryFigure:
     source: str  # psutil | statm | getrusage-peak
     before_bytes: int
+    runtime_bytes: int  # after importing the model package, before any weights
     loaded_bytes: dict[str, int]
     unloaded_bytes: dict[str, int]
     after_unload_bytes: int
@@ -387,6 +394,12 @@ def measure_memory(
     before, source = rss_bytes()
     if before is None:
         raise BenchError("Could not read the process's memory (no psutil, /proc or resource).")
+    # The model package's code is imported by the first load anyway; measured on
+    # its own so the "loaded" figures show what a model itself costs.
+    with contextlib.suppress(ImportError):
+        importlib.import_module(MODEL_RUNTIME)
+    gc.collect()
+    runtime = int(rss_bytes()[0] or 0)
     loaded_bytes: dict[str, int] = {}
     unloaded_bytes: dict[str, int] = {}
     model_bytes: dict[str, int] = {}
@@ -401,6 +414,7 @@ def measure_memory(
     return MemoryFigure(
         source=source,
         before_bytes=int(before),
+        runtime_bytes=runtime,
         loaded_bytes=loaded_bytes,
         unloaded_bytes=unloaded_bytes,
         after_unload_bytes=unloaded_bytes[modes[-1]] if modes else int(before),

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = msub.add_parser("build-demo", parents=[parent], help="build the tiny random-weight demo models")
     demo.add_argument("--out", type=Path, help="folder to write base/, custom_voice/, voice_design/ into")
     demo.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
+
+    doctor = sub.add_parser("doctor", parents=[parent], help="check that this machine can run the studio")
+    doctor.add_argument("--json", action="store_true", help="print the checks as a JSON list")
     return parser
 
 
@@ -175,7 +178,14 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return run_models(args, settings)
 
 
+def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.commands.doctor import run_doctor
+
+    return run_doctor(args, settings)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "doctor": _cmd_doctor,
     "serve": _cmd_serve,
     "synth": _cmd_synth,
     "models": _cmd_models,

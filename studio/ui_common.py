@@ -309,6 +309,7 @@ def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: s
     api_trigger = gr.Button(visible=False)
     api_trigger.click(run, inputs, [take, info], api_name=api_name,
                       concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
-    button.click(stream, inputs, [live, take, info], api_visibility="private",
+    # Progress shows on the take only, so the live player stays playable meanwhile.
+    button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
                  concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
                  ).success(summary_from_info, info, summary, api_visibility="private", queue=False)

@@ -1,8 +1,7 @@
 """`qwen-tts-studio doctor` end to end: its lines, its JSON, its exit codes.
 
 The in-process tests call `run_doctor` as `studio/cli.py` does; the subprocess
-tests run the installed command line and need the `doctor` sub-command wired
-into `studio/cli.py` (they are skipped until it is).
+tests run the real command line.
 """
 
 from __future__ import annotations
@@ -98,15 +97,6 @@ def test_line_format():
 
 # --- the real command line (needs `doctor` in studio/cli.py) -----------------------------
 
-def _wired() -> bool:
-    from studio import cli
-
-    return "doctor" in getattr(cli, "_COMMANDS", {})
-
-
-needs_wiring = pytest.mark.skipif(not _wired(), reason="`doctor` is not wired into studio/cli.py yet")
-
-
 def _doctor(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "studio.cli", "doctor", *args],
@@ -114,7 +104,6 @@ def _doctor(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@needs_wiring
 def test_cli_happy_path_exits_zero(tmp_path):
     done = _doctor("--demo-models", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()))
     lines = done.stdout.strip().splitlines()
@@ -124,7 +113,6 @@ def test_cli_happy_path_exits_zero(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-@needs_wiring
 def test_cli_busy_port_exits_one_with_the_fix(tmp_path):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -136,7 +124,6 @@ def test_cli_busy_port_exits_one_with_the_fix(tmp_path):
     assert done.stdout.strip().splitlines()[-1].endswith(" 1 failed")
 
 
-@needs_wiring
 def test_cli_json_parses(tmp_path):
     done = _doctor("--json", "--demo-models", "--data-dir", str(tmp_path / "data"), "--port", str(free_port()))
     assert done.returncode == 0, done.stdout + done.stderr
