@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from core.catalog import Catalog
 from core.device import DeviceProbe, system_probe
+from core.history import History
+from core.library import VoiceLibrary
 from core.model_manager import Loader, ModelManager, qwen_loader
 from core.model_store import ModelStore
 from core.settings import Settings
@@ -23,6 +25,8 @@ class AppContext:
     store: ModelStore
     models: ModelManager
     synthesis: SynthesisService
+    library: VoiceLibrary
+    history: History
 
 
 def build_context(
@@ -48,4 +52,11 @@ def build_context(
         chunk_chars=settings.chunk_chars,
         preferred_size=settings.preferred_size,
     )
-    return AppContext(settings=settings, catalog=catalog, store=store, models=models, synthesis=synthesis)
+    library = VoiceLibrary(settings.voices_dir)
+    history = History(
+        settings.history_dir,
+        max_takes=settings.history_max_takes,
+        max_bytes=settings.history_max_mb * 1_000_000,
+    )
+    return AppContext(settings=settings, catalog=catalog, store=store, models=models,
+                      synthesis=synthesis, library=library, history=history)

@@ -73,6 +73,16 @@ class Settings:
     ssl_keyfile: Path | None = None
     max_upload_mb: int = 200
     rate_limit_per_minute: int = 30  # generation requests per client; 0 turns the limit off
+    history_max_takes: int = 500  # the oldest takes are pruned beyond either limit
+    history_max_mb: int = 2000
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.data_dir / "voices"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.data_dir / "history"
 
     def __repr__(self) -> str:  # never print passwords into logs or tracebacks
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -185,6 +195,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "ssl_keyfile": _optional_path,
     "max_upload_mb": _int_range(1, 10_000),
     "rate_limit_per_minute": _int_range(0, 100_000),
+    "history_max_takes": _int_range(1, 1_000_000),
+    "history_max_mb": _int_range(1, 10_000_000),
 }
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

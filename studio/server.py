@@ -42,7 +42,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         theme=studio_theme(),
         css=studio_css(),
         footer_links=["api", "settings"],
-        allowed_paths=[str(ctx.outputs_dir)],
+        allowed_paths=[str(ctx.outputs_dir), str(settings.history_dir), str(settings.voices_dir)],
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,

@@ -12,18 +12,17 @@ import inspect
 import logging
 import math
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
+from core.audio import SUPPORTED_OUTPUT_FORMATS
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
 from core.model_store import ProgressCallback
+from core.recipes import recipe_of, voice_summary
 from core.rate_limit import RateLimiter
 from core.synthesis import LANGUAGES, ChunkAudio, Request, Sampling, SynthesisResult
 
@@ -161,14 +160,6 @@ def language_value(value: Any) -> str:
     return (str(value) if value else "auto").strip()
 
 
-def write_take(ctx: StudioContext, result: SynthesisResult, fmt: str) -> str:
-    """Writes a take where Gradio can serve it; the name says what it is."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = ctx.outputs_dir / f"{result.mode}-{stamp}-{uuid.uuid4().hex[:6]}.{fmt}"
-    write_audio(result.audio, path, fmt)
-    return str(path)
-
-
 @dataclass
 class TakeJob:
     """A parsed Generate click: the engine request plus what the studio adds."""
@@ -177,12 +168,22 @@ class TakeJob:
     fmt: str
     info: dict[str, Any] = field(default_factory=dict)  # merged into the details dict
     warnings: list[str] = field(default_factory=list)  # e.g. reference problems, shown first
+    voice_id: str | None = None  # the library voice a clone used, for replaying it later
+    voice_name: str | None = None
 
 
 def finish_take(ctx: StudioContext, job: TakeJob, result: SynthesisResult) -> tuple[str, dict[str, Any]]:
+    """Keeps the take in the history (with its recipe) and returns (file, details)."""
     result.warnings[1 if result.demo else 0:0] = job.warnings
-    info = result.info() | {"text": result.text} | job.info
-    return write_take(ctx, result, job.fmt), info
+    take = ctx.app.history.add(
+        result,
+        fmt=job.fmt,
+        request=recipe_of(job.request, result.seed, voice_id=job.voice_id),
+        voice=voice_summary(job.request, voice_name=job.voice_name),
+        language=job.request.language,
+    )
+    info = result.info() | {"text": result.text, "take_id": take.id} | job.info
+    return str(take.audio_path), info
 
 
 def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Callable, Callable]:
@@ -306,10 +307,14 @@ def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: s
                   inputs: list, live: gr.Audio, take: gr.Audio, info: gr.JSON, summary: gr.Markdown) -> None:
     """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
     run, stream = take_handlers(ctx, parse)
-    api_trigger = gr.Button(visible=False)
-    api_trigger.click(run, inputs, [take, info], api_name=api_name,
-                      concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     # Progress shows on the take only, so the live player stays playable meanwhile.
     button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
                  concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
                  ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+
+def api_endpoint(fn: Callable, inputs: list, outputs: Any, api_name: str, **kwargs: Any) -> None:
+    """A named API endpoint on a hidden trigger, so the visible button can give
+    the UI its own outputs while scripts get plain values."""
+    gr.Button(visible=False).click(fn, inputs, outputs, api_name=api_name, **kwargs)

@@ -7,7 +7,9 @@ from typing import Any
 import gradio as gr
 
 from core.reference import PreparedReference, ReferenceOptions, prepare_reference
+from core.recipes import clone_request_for_voice
 from core.synthesis import CloneRequest
+from core.text import validate_text
 from studio.ui_common import (
     LANGUAGE_CHOICES,
     StudioContext,
@@ -18,6 +20,7 @@ from studio.ui_common import (
     output_format,
     sampling_from_values,
     sampling_widgets,
+    api_endpoint,
     take_players,
     wire_generate,
 )
@@ -56,41 +59,96 @@ def readout(prepared: PreparedReference) -> str:
     return "\n\n".join([line, *[f"⚠️ {w}" for w in r.warnings]])
 
 
-def parse_clone(
-    reference: str | None = None,
-    transcript: str = "",
-    text: str = "",
-    language: str = "Auto",
-    size: str = "1.7B",
-    start_s: float | None = None,
-    end_s: float | None = None,
-    trim_silence: bool = True,
-    normalize: bool = True,
-    seed: float | None = -1,
-    temperature: float | None = None,
-    top_k: float | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float | None = None,
-    max_seconds: float | None = 0,
-    format: str = "wav",
-) -> TakeJob:
-    """Voice Clone: speak `text` in the voice of a reference clip (trimmed as given)."""
-    fmt = output_format(format)
-    sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-    if not reference:
-        raise InvalidInput("Add a reference clip: upload a file or record one with the microphone.")
-    prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
-    request = CloneRequest(
-        text=text or "",
-        language=language_value(language),
-        reference=prepared.audio,
-        reference_text=transcript or None,
-        size=size or None,
-        sampling=sampling,
-    )
-    return TakeJob(request, fmt, info={"language": request.language.lower(),
-                                       "reference_s": round(prepared.audio.duration, 3)},
-                   warnings=list(prepared.report.warnings))
+NO_VOICE = ""
+
+
+def library_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    return [("(none: use the reference clip)", NO_VOICE)] + [
+        (f"{v.name} ({v.kind}, {v.reference_seconds:.0f} s)", v.name) for v in ctx.app.library.list()
+    ]
+
+
+def make_parse_clone(ctx: StudioContext):
+    def parse_clone(
+        reference: str | None = None,
+        voice: str = "",
+        transcript: str = "",
+        text: str = "",
+        language: str = "Auto",
+        size: str = "1.7B",
+        start_s: float | None = None,
+        end_s: float | None = None,
+        trim_silence: bool = True,
+        normalize: bool = True,
+        seed: float | None = -1,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        max_seconds: float | None = 0,
+        format: str = "wav",
+    ) -> TakeJob:
+        """Voice Clone: speak `text` in the voice of a library voice (by name or id) or of a
+        reference clip (trimmed as given)."""
+        fmt = output_format(format)
+        sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
+        if voice and voice.strip():
+            # Validate the text before the (possibly slow) prompt encoding.
+            validate_text(text, max_chars=ctx.app.settings.max_text_chars)
+            entry = ctx.app.library.get(voice.strip())
+            request, cached = clone_request_for_voice(
+                ctx.app.library, ctx.app.synthesis, entry.id, text=text or "",
+                language=language_value(language), size=size or None, sampling=sampling,
+            )
+            return TakeJob(request, fmt, voice_id=entry.id, voice_name=entry.name,
+                           info={"language": request.language.lower(), "voice": entry.name,
+                                 "prompt_cached": cached, "reference_s": entry.reference_seconds})
+        if not reference:
+            raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
+        prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
+        request = CloneRequest(
+            text=text or "",
+            language=language_value(language),
+            reference=prepared.audio,
+            reference_text=transcript or None,
+            size=size or None,
+            sampling=sampling,
+        )
+        return TakeJob(request, fmt, info={"language": request.language.lower(),
+                                           "reference_s": round(prepared.audio.duration, 3)},
+                       warnings=list(prepared.report.warnings))
+
+    return parse_clone
+
+
+def make_voice_save(ctx: StudioContext):
+    @friendly_errors
+    def voice_save(
+        reference: str | None = None,
+        transcript: str = "",
+        name: str = "",
+        start_s: float | None = None,
+        end_s: float | None = None,
+        trim_silence: bool = True,
+        normalize: bool = True,
+        language: str = "Auto",
+        tags: str = "",
+        notes: str = "",
+        consent: str = "",
+    ) -> dict[str, Any]:
+        """Saves a reference clip (trimmed as given) with its transcript as a library voice."""
+        if not reference:
+            raise InvalidInput("Add a reference clip to save: upload a file or record one.")
+        options = reference_options(start_s, end_s, trim_silence, normalize)
+        prepared = prepare_reference(reference, options)
+        voice = ctx.app.library.save(
+            name=name or "", kind="clone", reference=prepared.audio, transcript=transcript or None,
+            language=language_value(language).lower(), tags=tags or (), notes=notes or "",
+            source_name=prepared.source_name, consent=consent or "", trim=options,
+        )
+        return voice.as_dict()
+
+    return voice_save
 
 
 def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -102,8 +160,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     "scissors or the start/end fields; the preview is exactly what the model hears.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                reference = gr.Audio(label="Reference (upload or record)", sources=["upload", "microphone"],
-                                     type="filepath", editable=True, elem_id="clone-reference")
+                with gr.Row(equal_height=False):
+                    reference = gr.Audio(label="Reference (upload or record)", sources=["upload", "microphone"],
+                                         type="filepath", editable=True, elem_id="clone-reference", scale=3)
+                    voice = gr.Dropdown(library_choices(ctx), value=NO_VOICE, label="…or a library voice",
+                                        allow_custom_value=True, elem_id="clone-voice", scale=2,
+                                        info="A saved voice skips the reference and reuses its cached prompt")
                 with gr.Row():
                     start_s = gr.Number(label="Start (s)", value=None, minimum=0, elem_id="clone-start")
                     end_s = gr.Number(label="End (s)", value=None, minimum=0, elem_id="clone-end")
@@ -125,7 +187,15 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="clone-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
-                save_slot = gr.Column()
+                with gr.Accordion("Save the reference to the library", open=False, elem_id="clone-save"):
+                    save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
+                    save_tags = gr.Textbox(label="Tags (comma separated)")
+                    save_notes = gr.Textbox(label="Notes", lines=2)
+                    save_consent = gr.Textbox(label="Consent / licence note",
+                                              placeholder="e.g. My own voice; or: recorded with permission of …")
+                    save = gr.Button("Save to library", elem_id="clone-save-button")
+                    save_status = gr.Markdown(elem_id="clone-save-status")
+                    save_result = gr.JSON(visible=False)
 
     @friendly_errors
     def refresh_preview(ref, start, end, silence, norm):
@@ -139,9 +209,24 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     trim_silence.change, normalize.change):
         trigger(refresh_preview, preview_inputs, [preview, check], api_visibility="private")
 
-    wire_generate(ctx, parse_clone, "clone", generate,
-                  [reference, transcript, text, language, size, start_s, end_s, trim_silence, normalize,
+    wire_generate(ctx, make_parse_clone(ctx), "clone", generate,
+                  [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize,
                    *widgets.inputs], live, audio, info, summary)
-    return {"reference": reference, "transcript": transcript, "start_s": start_s, "end_s": end_s,
-            "trim_silence": trim_silence, "normalize": normalize, "text": text, "language": language,
-            "audio": audio, "info": info, "save_slot": save_slot}
+
+    voice_save = make_voice_save(ctx)
+    save_inputs = [reference, transcript, save_name, start_s, end_s, trim_silence, normalize, language,
+                   save_tags, save_notes, save_consent]
+    api_endpoint(voice_save, save_inputs, save_result, "voice_save")
+
+    def save_from_ui(*values):
+        saved = voice_save(*values)
+        return (f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
+                "Voice Library and in the picker above.",
+                gr.update(choices=library_choices(ctx), value=saved["name"]))
+
+    save.click(friendly_errors(save_from_ui), save_inputs, [save_status, voice], api_visibility="private")
+    # The library changes from other tabs and scripts: refresh the picker when it is opened.
+    voice.focus(lambda v: gr.update(choices=library_choices(ctx), value=v), voice, voice,
+                api_visibility="private", queue=False)
+    return {"reference": reference, "voice": voice, "transcript": transcript, "text": text,
+            "audio": audio, "info": info}
