@@ -66,20 +66,24 @@ import gc
 import importlib
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from core import text as textlib
 from core.audio import TARGET_SAMPLE_RATE, Audio
-from core.catalog import Checkpoint
+from core.catalog import Catalog, Checkpoint
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
+from core.model_store import ModelStore
+from core.settings import Settings
 from core.speakers import speakers
 from core.synthesis import (
     ClonePrompt,
@@ -313,6 +317,36 @@ def ensure_available(context: AppContext, modes: Sequence[str] = MODES) -> list[
                 context.store.require(checkpoint)  # raises the clear message
         checkpoints.append(checkpoint)
     return checkpoints
+
+
+@contextlib.contextmanager
+def isolated_settings(settings: Settings) -> Iterator[Settings]:
+    """The user's model settings with a scratch data folder, removed afterwards.
+
+    The bench must leave no trace in the user's data: takes made through the
+    API would otherwise land in (and could prune) their history. Each mode's
+    checkpoint is pinned to the folder it resolves to now, so the scratch
+    folder needs no models of its own; in demo mode the demo build is linked
+    in (the server builds it there otherwise).
+    """
+    catalog = Catalog(demo=settings.demo_models)
+    store = ModelStore(settings)
+    pinned: dict[str, Path] = {}
+    for mode in MODES:
+        checkpoint = catalog.resolve(mode, None, settings.preferred_size)
+        path = store.local_path(checkpoint)
+        if path is None:
+            # Demo models are built (seconds, cached); a bench never starts a multi-GB download.
+            path = store.download(checkpoint) if checkpoint.demo else store.require(checkpoint)
+        pinned[f"checkpoint_{mode}"] = Path(path)
+    scratch = Path(tempfile.mkdtemp(prefix="qwen-tts-bench-"))
+    try:
+        if settings.demo_models and settings.demo_dir.is_dir():
+            with contextlib.suppress(OSError):  # no symlinks here: the server rebuilds them
+                (scratch / settings.demo_dir.name).symlink_to(settings.demo_dir.resolve(), target_is_directory=True)
+        yield settings.replace(data_dir=scratch, **pinned)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _loads_of(context: AppContext, key: str) -> int:

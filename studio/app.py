@@ -10,6 +10,8 @@ from studio.api import register_api
 from studio.tabs.clone import build_clone_tab
 from studio.tabs.custom_voice import build_custom_voice_tab
 from studio.tabs.design import build_design_tab
+from studio.tabs.library import build_library_tab
+from studio.tabs.history import build_history_tab
 from studio.tabs.models import build_models_tab
 from studio.ui_common import StudioContext
 
@@ -28,11 +30,13 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             build_design_tab(ctx)
             build_custom_voice_tab(ctx)
-            build_clone_tab(ctx)
+            clone = build_clone_tab(ctx)
+            build_library_tab(ctx, clone_voice=clone["voice"], tabs=tabs)
             build_models_tab(ctx)
+            build_history_tab(ctx)
         register_api(ctx)
     app.queue(default_concurrency_limit=4)
     return app

@@ -189,9 +189,9 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     info = gr.JSON(label="Take details")
                 with gr.Accordion("Save the reference to the library", open=False, elem_id="clone-save"):
                     save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
-                    save_tags = gr.Textbox(label="Tags (comma separated)")
-                    save_notes = gr.Textbox(label="Notes", lines=2)
-                    save_consent = gr.Textbox(label="Consent / licence note",
+                    save_tags = gr.Textbox("", label="Tags (comma separated)")
+                    save_notes = gr.Textbox("", label="Notes", lines=2)
+                    save_consent = gr.Textbox("", label="Consent / licence note",
                                               placeholder="e.g. My own voice; or: recorded with permission of …")
                     save = gr.Button("Save to library", elem_id="clone-save-button")
                     save_status = gr.Markdown(elem_id="clone-save-status")

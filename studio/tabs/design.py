@@ -17,9 +17,15 @@ from studio.ui_common import (
     output_format,
     sampling_from_values,
     sampling_widgets,
+    DEVICE_QUEUE,
+    api_endpoint,
+    friendly_errors,
+    gradio_progress,
     take_players,
     wire_generate,
 )
+from core.audio import load_audio
+from core.errors import InvalidInput, VoiceNotFound
 
 
 def parse_design(
@@ -72,7 +78,14 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="design-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
-                save_slot = gr.Column()
+                with gr.Accordion("Save this voice to the library", open=False, elem_id="design-save"):
+                    gr.Markdown("Design, then clone: the take becomes the voice's reference, its text the "
+                                "transcript, and the description is kept. Use it from the Voice Clone tab.")
+                    save_name = gr.Textbox(label="Voice name", elem_id="design-save-name")
+                    save_tags = gr.Textbox("", label="Tags (comma separated)")
+                    save = gr.Button("Save as voice", elem_id="design-save-button")
+                    save_status = gr.Markdown(elem_id="design-save-status")
+                    save_result = gr.JSON(visible=False)
 
     by_name = {p.name: p.description for p in presets}
     preset.change(
@@ -81,6 +94,60 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
     )
     wire_generate(ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs],
                   live, audio, info, summary)
-    return {"text": text, "language": language, "description": description, "audio": audio,
-            "info": info, "save_slot": save_slot}
+
+    def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:
+        return save_designed_voice(ctx, load_audio(take_path), details.get("text", ""),
+                                   details.get("description", ""), details.get("language", "auto"), name, tags)
+
+    @friendly_errors
+    def save_current_take(take_path, details, name, tags):
+        if not take_path or not details:
+            raise InvalidInput("Generate a take first; the take you hear becomes the voice.")
+        saved = save_voice(take_path, details, name, tags)
+        return f"Saved **{saved['name']}** to the Voice Library ({saved['reference_seconds']:.1f} s)."
+
+    save.click(save_current_take, [audio, info, save_name, save_tags], save_status, api_visibility="private")
+
+    @friendly_errors
+    def voice_design_save(
+        text: str,
+        language: str = "Auto",
+        description: str = "",
+        name: str = "",
+        seed: float | None = -1,
+        tags: str = "",
+        progress=gr.Progress(),
+    ) -> dict[str, Any]:
+        """Design then clone: generates `text` in the described voice and saves the take as a
+        library voice (its text becomes the transcript, the description is kept)."""
+        check_voice_name(ctx, name)
+        job = parse_design(text, language, description, seed)
+        result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress))
+        saved = save_designed_voice(ctx, result.audio, result.text, job.request.description,
+                                    job.request.language, name, tags)
+        return saved | {"seed": result.seed, "model": result.model}
+
+    api_endpoint(voice_design_save, [text, language, description, save_name, widgets.seed, save_tags],
+                 save_result, "voice_design_save", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    return {"text": text, "language": language, "description": description, "audio": audio, "info": info}
+
+
+def check_voice_name(ctx: StudioContext, name: str) -> None:
+    """Fails before a generation that could not be saved under this name."""
+    if not (name or "").strip():
+        raise InvalidInput("Give the voice a name.")
+    try:
+        existing = ctx.app.library.get(name.strip())
+    except VoiceNotFound:
+        return
+    raise InvalidInput(f"A voice named '{existing.name}' already exists; choose another name or rename it first.")
+
+
+def save_designed_voice(ctx: StudioContext, audio, text: str, description: str, language: str,
+                        name: str, tags: str) -> dict[str, Any]:
+    voice = ctx.app.library.save(
+        name=name or "", kind="design", reference=audio, transcript=text or None,
+        language=(language or "auto").lower(), description=description or None, tags=tags or (),
+    )
+    return voice.as_dict()
 
