@@ -481,6 +481,48 @@ def fade(audio: Audio, in_s: float = 0.0, out_s: float = 0.0) -> Audio:
     return Audio(samples, audio.sample_rate)
 
 
+@dataclass(frozen=True)
+class PostProcessing:
+    """Finishing touches applied to a whole take, in a fixed order."""
+
+    normalize: str = "none"  # none | peak | loudness
+    fade_in_s: float = 0.0
+    fade_out_s: float = 0.0
+    trim_silence: bool = False
+    remove_dc: bool = False
+
+    def validated(self) -> "PostProcessing":
+        if self.normalize not in POST_NORMALIZE_MODES:
+            raise InvalidInput(
+                f"Normalisation '{self.normalize}' is not supported; choose {', '.join(POST_NORMALIZE_MODES)}."
+            )
+        for name, value in (("Fade in", self.fade_in_s), ("Fade out", self.fade_out_s)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 10:
+                raise InvalidInput(f"{name} must be between 0 and 10 seconds.")
+        return self
+
+
+POST_NORMALIZE_MODES = ("none", "peak", "loudness")
+
+
+def post_process(audio: Audio, options: PostProcessing) -> Audio:
+    """DC first (it skews peaks), then silence trim, level, and fades last so
+    they shape the final level."""
+    options = options.validated()
+    if options.remove_dc:
+        audio = remove_dc(audio)
+    if options.trim_silence:
+        audio = trim_silence(audio)
+    if options.normalize == "peak":
+        audio = normalize_peak(audio)
+    elif options.normalize == "loudness":
+        audio = normalize_loudness(audio)
+    if options.fade_in_s or options.fade_out_s:
+        audio = fade(audio, in_s=min(options.fade_in_s, audio.duration / 2),
+                     out_s=min(options.fade_out_s, audio.duration / 2))
+    return audio
+
+
 def concat(clips: Sequence[Audio], pause_s: float = 0.0, crossfade_s: float = 0.0) -> Audio:
     """Join clips in order, with ``pause_s`` of silence or a ``crossfade_s`` overlap between them.
 

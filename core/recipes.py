@@ -8,9 +8,10 @@ record that and cannot be replayed.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+from core.audio import PostProcessing
 from core.errors import InvalidInput
 from core.library import VoiceLibrary
 from core.synthesis import (
@@ -29,7 +30,7 @@ def recipe_of(request: Request, seed: int, *, voice_id: str | None = None) -> di
     """The request as JSON-able data, with the seed actually used."""
     sampling = asdict(request.sampling) | {"seed": seed}
     base = {"recipe": RECIPE_VERSION, "text": request.text, "language": request.language,
-            "size": request.size, "sampling": sampling}
+            "size": request.size, "sampling": sampling, "post": asdict(request.post)}
     if isinstance(request, DesignRequest):
         return base | {"kind": "design", "description": request.description}
     if isinstance(request, CustomVoiceRequest):
@@ -74,12 +75,13 @@ def clone_request_for_voice(
 def request_from_recipe(recipe: dict[str, Any], library: VoiceLibrary, synthesis: SynthesisService) -> Request:
     kind = recipe.get("kind")
     sampling = Sampling(**recipe.get("sampling", {}))
+    post = PostProcessing(**recipe.get("post", {}))
     common = dict(text=recipe["text"], language=recipe.get("language", "auto"), size=recipe.get("size"))
     if kind == "design":
-        return DesignRequest(description=recipe["description"], sampling=sampling, **common)
+        return DesignRequest(description=recipe["description"], sampling=sampling, post=post, **common)
     if kind == "custom_voice":
         return CustomVoiceRequest(speaker=recipe["speaker"], instruct=recipe.get("instruct"),
-                                  sampling=sampling, **common)
+                                  sampling=sampling, post=post, **common)
     if kind == "clone":
         if not recipe.get("voice_id"):
             raise InvalidInput(
@@ -87,5 +89,5 @@ def request_from_recipe(recipe: dict[str, Any], library: VoiceLibrary, synthesis
                 "regenerated. Save the reference to the Voice Library to make repeatable clones."
             )
         request, _ = clone_request_for_voice(library, synthesis, recipe["voice_id"], sampling=sampling, **common)
-        return request
+        return replace(request, post=post)
     raise InvalidInput("This take was made by a newer version of the studio and cannot be regenerated here.")

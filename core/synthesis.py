@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from core import text as textlib
-from core.audio import TARGET_SAMPLE_RATE, Audio, concat, fade
+from core.audio import TARGET_SAMPLE_RATE, Audio, PostProcessing, concat, fade, post_process
 from core.catalog import Catalog, Checkpoint
 from core.device import seed_everything
 from core.errors import GenerationError, InvalidInput, StudioError
@@ -91,6 +91,7 @@ class DesignRequest:
     language: str = "auto"
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    post: PostProcessing = field(default_factory=PostProcessing)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class CustomVoiceRequest:
     instruct: str | None = None
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    post: PostProcessing = field(default_factory=PostProcessing)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class CloneRequest:
     prompt: ClonePrompt | None = None
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    post: PostProcessing = field(default_factory=PostProcessing)
 
 
 @dataclass
@@ -193,6 +196,21 @@ Request = Union[DesignRequest, CustomVoiceRequest, CloneRequest]
 ChunkGenerator = Callable[["LoadedModel", str, dict], np.ndarray]
 
 
+class ChunkFailed(GenerationError):
+    """One chunk of a long take failed; the chunks before it are kept so that a
+    retry regenerates only the failed one (and those after it)."""
+
+    def __init__(self, message: str, *, job: "_Job", seed: int, index: int, text: str,
+                 completed: list[Audio], total: int):
+        super().__init__(message)
+        self.job = job
+        self.seed = seed
+        self.index = index
+        self.text = text
+        self.completed = completed
+        self.total = total
+
+
 @dataclass(frozen=True)
 class ChunkAudio:
     """One generated chunk, yielded while the rest of a long take is still generating."""
@@ -213,6 +231,7 @@ class _Job:
     sampling: Sampling
     generate: ChunkGenerator
     warnings: list[str]
+    post: PostProcessing = field(default_factory=PostProcessing)
     extra_timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -265,12 +284,15 @@ class SynthesisService:
 
     def _prepare(self, request: Request) -> _Job:
         if isinstance(request, DesignRequest):
-            return self._design_job(request)
-        if isinstance(request, CustomVoiceRequest):
-            return self._custom_voice_job(request)
-        if isinstance(request, CloneRequest):
-            return self._clone_job(request)
-        raise TypeError(f"not a synthesis request: {type(request).__name__}")
+            job = self._design_job(request)
+        elif isinstance(request, CustomVoiceRequest):
+            job = self._custom_voice_job(request)
+        elif isinstance(request, CloneRequest):
+            job = self._clone_job(request)
+        else:
+            raise TypeError(f"not a synthesis request: {type(request).__name__}")
+        job.post = request.post.validated()
+        return job
 
     def _design_job(self, request: DesignRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
@@ -410,26 +432,44 @@ class SynthesisService:
             x_vector_only=bool(item.x_vector_only_mode),
         )
 
-    def _execute(self, job: _Job, progress: ProgressCallback | None) -> Iterator[ChunkAudio | SynthesisResult]:
+    def resume(self, failed: "ChunkFailed", progress: ProgressCallback | None = None) -> Iterator[ChunkAudio | SynthesisResult]:
+        """Continues a take whose chunk failed: chunks already made are kept,
+        and generation restarts at the failed chunk with the same seed."""
+        return self._execute(failed.job, progress, seed=failed.seed, done=list(failed.completed))
+
+    def _execute(
+        self,
+        job: _Job,
+        progress: ProgressCallback | None,
+        *,
+        seed: int | None = None,
+        done: list[Audio] | None = None,
+    ) -> Iterator[ChunkAudio | SynthesisResult]:
         chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
-        seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
+        if seed is None:
+            seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
         started = time.perf_counter()
-        pieces: list[Audio] = []
+        pieces: list[Audio] = list(done or [])
         with self._device_lock:
             loaded = self.manager.get(job.checkpoint, progress)
             load_s = time.perf_counter() - started
             gen_start = time.perf_counter()
             first_audio_s = None
-            for index, chunk in enumerate(chunks):
+            for index in range(len(pieces), len(chunks)):
+                chunk = chunks[index]
                 if progress:
                     progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}")
-                piece = self.generate_chunk(loaded, chunk, index, seed, job.sampling, job.generate, len(chunks))
+                try:
+                    piece = self.generate_chunk(loaded, chunk, index, seed, job.sampling, job.generate, len(chunks))
+                except GenerationError as exc:
+                    raise ChunkFailed(str(exc), job=job, seed=seed, index=index, text=chunk,
+                                      completed=list(pieces), total=len(chunks)) from exc
                 pieces.append(piece)
                 if first_audio_s is None:
                     first_audio_s = time.perf_counter() - started
                 yield ChunkAudio(index=index, total=len(chunks), text=chunk, audio=piece)
             generate_s = time.perf_counter() - gen_start
-        audio = join_chunks(pieces, self.pause_s)
+        audio = post_process(join_chunks(pieces, self.pause_s), job.post)
         warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
         total_s = time.perf_counter() - started
         timings = {

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", parents=[parent], help="check that this machine can run the studio")
     doctor.add_argument("--json", action="store_true", help="print the checks as a JSON list")
+
+    bench = sub.add_parser("bench", parents=[parent], help="measure load time, speed, API overhead and memory")
+    bench.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    bench.add_argument("--runs", type=int, default=3, help="timed runs per figure, the median is reported (default 3)")
+    bench.add_argument("--frames", type=int, default=48, help="codec frames per generation (default 48; 12.5 per second)")
     return parser
 
 
@@ -184,7 +189,14 @@ def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return run_doctor(args, settings)
 
 
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.commands.bench import run_bench
+
+    return run_bench(args, settings)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "bench": _cmd_bench,
     "doctor": _cmd_doctor,
     "serve": _cmd_serve,
     "synth": _cmd_synth,

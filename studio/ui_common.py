@@ -18,13 +18,13 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from core.audio import SUPPORTED_OUTPUT_FORMATS
+from core.audio import POST_NORMALIZE_MODES, SUPPORTED_OUTPUT_FORMATS, PostProcessing
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
 from core.model_store import ProgressCallback
 from core.recipes import recipe_of, voice_summary
 from core.rate_limit import RateLimiter
-from core.synthesis import LANGUAGES, ChunkAudio, Request, Sampling, SynthesisResult
+from core.synthesis import LANGUAGES, ChunkAudio, ChunkFailed, Request, Sampling, SynthesisResult
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class StudioContext:
     app: AppContext
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
     limiter: RateLimiter | None = None
+    # Takes whose chunk failed, per browser session and tab, so "Retry failed
+    # chunk" can continue them. Bounded: the oldest are dropped.
+    failed: dict[str, tuple["TakeJob", ChunkFailed]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limiter is None:
@@ -149,6 +152,17 @@ def sampling_from_values(
     ).validated()
 
 
+def post_from_values(normalize: Any = "none", fade_in_s: Any = 0.0, fade_out_s: Any = 0.0,
+                     trim_silence: Any = False, remove_dc: Any = False) -> PostProcessing:
+    return PostProcessing(
+        normalize=(str(normalize) if normalize else "none").strip().lower(),
+        fade_in_s=_optional_number(fade_in_s, "Fade in", float) or 0.0,
+        fade_out_s=_optional_number(fade_out_s, "Fade out", float) or 0.0,
+        trim_silence=bool(trim_silence),
+        remove_dc=bool(remove_dc),
+    ).validated()
+
+
 def output_format(value: Any) -> str:
     fmt = (str(value) if value else "wav").strip().lower().lstrip(".")
     if fmt not in OUTPUT_FORMATS:
@@ -186,13 +200,15 @@ def finish_take(ctx: StudioContext, job: TakeJob, result: SynthesisResult) -> tu
     return str(take.audio_path), info
 
 
-def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Callable, Callable]:
-    """From one `parse(plain values) -> TakeJob`, the two event handlers:
+def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Callable, Callable, Callable]:
+    """From one `parse(plain values) -> TakeJob`, the event handlers:
 
     - the API handler returns (file, details) — the scripting contract;
     - the UI handler streams each chunk to a live player as it is generated,
-      then delivers the same (file, details).
-    Both carry parse's signature, so the API shows its parameter names.
+      then delivers the same (file, details);
+    - the retry handler continues this session's last failed take from its
+      failed chunk.
+    The first two carry parse's signature, so the API shows its parameter names.
     """
 
     def run(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
@@ -201,15 +217,35 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress))
         return finish_take(ctx, job, result)
 
+    def deliver(job: TakeJob, items, key: str):
+        try:
+            for item in items:
+                if isinstance(item, ChunkAudio):
+                    yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                else:
+                    path, info = finish_take(ctx, job, item)
+                    yield gr.skip(), path, info
+        except ChunkFailed as failed:
+            ctx.failed[key] = (job, failed)
+            while len(ctx.failed) > 50:
+                ctx.failed.pop(next(iter(ctx.failed)))
+            raise gr.Error(f"{failed} The {failed.index} chunk(s) before it are kept: press "
+                           "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed")
+
     def stream(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
         ctx.check_rate(request)
         job = parse(*args, **kwargs)
-        for item in ctx.app.synthesis.stream(job.request, gradio_progress(progress)):
-            if isinstance(item, ChunkAudio):
-                yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
-            else:
-                path, info = finish_take(ctx, job, item)
-                yield gr.skip(), path, info
+        key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+        ctx.failed.pop(key, None)
+        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress)), key)
+
+    def retry(progress=gr.Progress(), request: gr.Request = None):
+        key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+        if key not in ctx.failed:
+            raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
+        ctx.check_rate(request)
+        job, failed = ctx.failed.pop(key)
+        yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress)), key)
 
     extra = [
         inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()),
@@ -222,7 +258,7 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         fn.__signature__ = signature
         fn.__name__ = parse.__name__
         fn.__doc__ = parse.__doc__
-    return friendly_errors(run), friendly_errors(stream)
+    return friendly_errors(run), friendly_errors(stream), friendly_errors(retry)
 
 
 @dataclass
@@ -235,11 +271,19 @@ class SamplingWidgets:
     repetition_penalty: gr.Slider
     max_seconds: gr.Slider
     output_format: gr.Dropdown
+    output_normalize: gr.Dropdown
+    output_fade_in_s: gr.Number
+    output_fade_out_s: gr.Number
+    output_trim_silence: gr.Checkbox
+    output_remove_dc: gr.Checkbox
 
     @property
     def inputs(self) -> list[gr.components.Component]:
+        """In the order every parse function takes them."""
         return [self.seed, self.temperature, self.top_k, self.top_p,
-                self.repetition_penalty, self.max_seconds, self.output_format]
+                self.repetition_penalty, self.max_seconds, self.output_format,
+                self.output_normalize, self.output_fade_in_s, self.output_fade_out_s,
+                self.output_trim_silence, self.output_remove_dc]
 
 
 def sampling_widgets() -> SamplingWidgets:
@@ -260,11 +304,21 @@ def sampling_widgets() -> SamplingWidgets:
             max_seconds = gr.Slider(0, 160, value=0, step=1, label="Max length per chunk (s)",
                                     info="0 = automatic, derived from the text")
             fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format", allow_custom_value=True)
+        gr.Markdown("**Finishing** (applied to the whole take)")
+        with gr.Row():
+            normalize = gr.Dropdown(list(POST_NORMALIZE_MODES), value="none", label="Normalise",
+                                    info="peak: -1 dBFS · loudness: -20 LUFS", allow_custom_value=True)
+            fade_in = gr.Number(0.0, label="Fade in (s)", minimum=0, maximum=10)
+            fade_out = gr.Number(0.0, label="Fade out (s)", minimum=0, maximum=10)
+        with gr.Row():
+            trim = gr.Checkbox(False, label="Trim leading/trailing silence")
+            dc = gr.Checkbox(False, label="Remove DC offset")
     random_seed.change(
         lambda random: gr.update(interactive=not random, value=-1 if random else 0),
         random_seed, seed, api_visibility="private", queue=False,
     )
-    return SamplingWidgets(seed, random_seed, temperature, top_k, top_p, repetition_penalty, max_seconds, fmt)
+    return SamplingWidgets(seed, random_seed, temperature, top_k, top_p, repetition_penalty, max_seconds, fmt,
+                           normalize, fade_in, fade_out, trim, dc)
 
 
 def demo_banner(ctx: StudioContext) -> None:
@@ -294,20 +348,31 @@ def summary_from_info(info: dict | None) -> str:
     return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
 
 
-def take_players(prefix: str) -> tuple[gr.Audio, gr.Audio]:
-    """A live player that plays chunks as they arrive, and the finished take."""
+@dataclass
+class TakePlayers:
+    live: gr.Audio  # plays chunks as they arrive
+    take: gr.Audio  # the finished take, with download
+    retry: gr.Button  # continues a take whose chunk failed
+
+
+def take_players(prefix: str) -> TakePlayers:
     live = gr.Audio(label="Live (plays while the rest is generated)", streaming=True, autoplay=True,
                     interactive=False, elem_id=f"{prefix}-live")
     take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
                     elem_id=f"{prefix}-audio")
-    return live, take
+    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", elem_id=f"{prefix}-retry")
+    return TakePlayers(live, take, retry)
 
 
 def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: str, button: gr.Button,
-                  inputs: list, live: gr.Audio, take: gr.Audio, info: gr.JSON, summary: gr.Markdown) -> None:
+                  inputs: list, players: TakePlayers, info: gr.JSON, summary: gr.Markdown) -> None:
     """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
-    run, stream = take_handlers(ctx, parse)
+    live, take = players.live, players.take
+    run, stream, retry = take_handlers(ctx, parse)
     api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    players.retry.click(retry, None, [live, take, info], api_visibility="private", show_progress_on=[take],
+                       concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
+                       ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
     # Progress shows on the take only, so the live player stays playable meanwhile.
     button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
                  concurrency_id=DEVICE_QUEUE, concurrency_limit=1,

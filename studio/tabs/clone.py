@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -18,6 +19,7 @@ from studio.ui_common import (
     friendly_errors,
     language_value,
     output_format,
+    post_from_values,
     sampling_from_values,
     sampling_widgets,
     api_endpoint,
@@ -87,11 +89,17 @@ def make_parse_clone(ctx: StudioContext):
         repetition_penalty: float | None = None,
         max_seconds: float | None = 0,
         format: str = "wav",
+        output_normalize: str = "none",
+        output_fade_in_s: float = 0.0,
+        output_fade_out_s: float = 0.0,
+        output_trim_silence: bool = False,
+        output_remove_dc: bool = False,
     ) -> TakeJob:
         """Voice Clone: speak `text` in the voice of a library voice (by name or id) or of a
         reference clip (trimmed as given)."""
         fmt = output_format(format)
         sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
+        post = post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc)
         if voice and voice.strip():
             # Validate the text before the (possibly slow) prompt encoding.
             validate_text(text, max_chars=ctx.app.settings.max_text_chars)
@@ -100,6 +108,7 @@ def make_parse_clone(ctx: StudioContext):
                 ctx.app.library, ctx.app.synthesis, entry.id, text=text or "",
                 language=language_value(language), size=size or None, sampling=sampling,
             )
+            request = replace(request, post=post)
             return TakeJob(request, fmt, voice_id=entry.id, voice_name=entry.name,
                            info={"language": request.language.lower(), "voice": entry.name,
                                  "prompt_cached": cached, "reference_s": entry.reference_seconds})
@@ -113,6 +122,7 @@ def make_parse_clone(ctx: StudioContext):
             reference_text=transcript or None,
             size=size or None,
             sampling=sampling,
+            post=post,
         )
         return TakeJob(request, fmt, info={"language": request.language.lower(),
                                            "reference_s": round(prepared.audio.duration, 3)},
@@ -183,7 +193,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             with gr.Column(scale=2):
-                live, audio = take_players("clone")
+                players = take_players("clone")
+                audio = players.take
                 summary = gr.Markdown(elem_id="clone-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -211,7 +222,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
 
     wire_generate(ctx, make_parse_clone(ctx), "clone", generate,
                   [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize,
-                   *widgets.inputs], live, audio, info, summary)
+                   *widgets.inputs], players, info, summary)
 
     voice_save = make_voice_save(ctx)
     save_inputs = [reference, transcript, save_name, start_s, end_s, trim_silence, normalize, language,

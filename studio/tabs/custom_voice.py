@@ -15,6 +15,7 @@ from studio.ui_common import (
     demo_banner,
     language_value,
     output_format,
+    post_from_values,
     sampling_from_values,
     sampling_widgets,
     take_players,
@@ -38,6 +39,11 @@ def parse_custom_voice(
     repetition_penalty: float | None = None,
     max_seconds: float | None = 0,
     format: str = "wav",
+    output_normalize: str = "none",
+    output_fade_in_s: float = 0.0,
+    output_fade_out_s: float = 0.0,
+    output_trim_silence: bool = False,
+    output_remove_dc: bool = False,
 ) -> TakeJob:
     """Custom Voice: one of the nine built-in speakers, with an optional style instruction."""
     request = CustomVoiceRequest(
@@ -47,6 +53,7 @@ def parse_custom_voice(
         instruct=instruct or None,
         size=size or None,
         sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+        post=post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc),
     )
     fmt = output_format(format)
     return TakeJob(request, fmt, info={"speaker": find_speaker(request.speaker).name,
@@ -88,7 +95,8 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
             with gr.Column(scale=2):
-                live, audio = take_players("custom")
+                players = take_players("custom")
+                audio = players.take
                 summary = gr.Markdown(elem_id="custom-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -99,5 +107,5 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         size, instruct, api_visibility="private", queue=False,
     )
     wire_generate(ctx, parse_custom_voice, "custom_voice", generate,
-                  [text, speaker, language, instruct, size, *widgets.inputs], live, audio, info, summary)
+                  [text, speaker, language, instruct, size, *widgets.inputs], players, info, summary)
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

@@ -15,6 +15,7 @@ from studio.ui_common import (
     demo_banner,
     language_value,
     output_format,
+    post_from_values,
     sampling_from_values,
     sampling_widgets,
     DEVICE_QUEUE,
@@ -39,6 +40,11 @@ def parse_design(
     repetition_penalty: float | None = None,
     max_seconds: float | None = 0,
     format: str = "wav",
+    output_normalize: str = "none",
+    output_fade_in_s: float = 0.0,
+    output_fade_out_s: float = 0.0,
+    output_trim_silence: bool = False,
+    output_remove_dc: bool = False,
 ) -> TakeJob:
     """Voice Design: speak `text` in a voice described in words."""
     request = DesignRequest(
@@ -46,6 +52,7 @@ def parse_design(
         description=description or "",
         language=language_value(language),
         sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+        post=post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc),
     )
     return TakeJob(request, output_format(format),
                    info={"description": request.description, "language": request.language.lower()})
@@ -74,7 +81,8 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
             with gr.Column(scale=2):
-                live, audio = take_players("design")
+                players = take_players("design")
+                audio = players.take
                 summary = gr.Markdown(elem_id="design-summary")
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
@@ -93,7 +101,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         preset, description, api_visibility="private", queue=False,
     )
     wire_generate(ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs],
-                  live, audio, info, summary)
+                  players, info, summary)
 
     def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:
         return save_designed_voice(ctx, load_audio(take_path), details.get("text", ""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audio import load_audio
+from core.audio import PostProcessing, load_audio
 from core.errors import InvalidInput
 from core.recipes import clone_request_for_voice, recipe_of, request_from_recipe, voice_summary
 from core.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
@@ -22,7 +22,8 @@ def store_and_replay(ctx, request, *, voice_id=None):
 @pytest.mark.parametrize("request_", [
     DesignRequest(text="Replay me.", description="A calm voice.", sampling=Sampling(max_new_tokens=8)),
     CustomVoiceRequest(text="Replay me.", speaker="Eric", instruct="Fast", size="1.7B",
-                       sampling=Sampling(temperature=0.7, top_k=20, max_new_tokens=8)),
+                       sampling=Sampling(temperature=0.7, top_k=20, max_new_tokens=8),
+                       post=PostProcessing(normalize="loudness", fade_in_s=0.05, remove_dc=True)),
 ])
 def test_regenerating_from_a_stored_recipe_is_identical(demo_context, request_):
     take, result, replayed = store_and_replay(demo_context, request_)

@@ -159,3 +159,63 @@ def test_stream_yields_chunks_before_the_result_and_matches_the_whole_take(demo_
 def test_stream_validates_before_anything_runs(demo_context):
     with pytest.raises(InvalidInput):
         demo_context.synthesis.stream(DesignRequest(text="", description="x"))
+
+
+def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_context):
+    """Fault injection around the real model: chunk 2 fails once."""
+    from core.synthesis import ChunkFailed, SynthesisResult
+
+    demo_context.synthesis.chunk_chars = 30
+    text = "First sentence is here. Second sentence is here. Third sentence is here."
+    request = DesignRequest(text=text, description="Narrator.", sampling=Sampling(seed=12, max_new_tokens=5))
+    reference = demo_context.synthesis.design(request)
+    assert len(reference.chunks) == 3
+
+    loaded = demo_context.models.get(demo_context.catalog.resolve("design", None))
+    real = loaded.model.generate_voice_design
+    calls, failures = [], []
+
+    def flaky(**kwargs):
+        calls.append(kwargs["text"])
+        if len(calls) == 2 and not failures:
+            failures.append(kwargs["text"])
+            raise RuntimeError("CUDA error: device-side assert")
+        return real(**kwargs)
+
+    loaded.model.generate_voice_design = flaky
+    try:
+        with pytest.raises(ChunkFailed) as info:
+            demo_context.synthesis.design(request)
+        failed = info.value
+        assert failed.index == 1 and failed.text == "Second sentence is here."
+        assert "chunk 2 of 3" in str(failed) and "Second sentence" in str(failed)
+        assert len(failed.completed) == 1
+        calls.clear()
+        items = list(demo_context.synthesis.resume(failed))
+    finally:
+        loaded.model.generate_voice_design = real
+    assert calls == ["Second sentence is here.", "Third sentence is here."]  # chunk 1 not regenerated
+    result = items[-1]
+    assert isinstance(result, SynthesisResult)
+    assert np.array_equal(result.audio.samples, reference.audio.samples)
+
+
+def test_post_processing_options_are_applied_and_validated(demo_context):
+    from core.audio import PostProcessing
+
+    base = dict(text="Post.", description="Any.", sampling=Sampling(seed=3, max_new_tokens=10))
+    plain = demo_context.synthesis.design(DesignRequest(**base)).audio.samples
+    levelled = demo_context.synthesis.design(
+        DesignRequest(**base, post=PostProcessing(normalize="peak", remove_dc=True))).audio.samples
+    assert abs(float(np.max(np.abs(levelled))) - 10 ** (-1 / 20)) < 0.01  # peak at -1 dBFS
+    assert abs(float(np.mean(levelled))) < 1e-4  # no DC left
+    faded = demo_context.synthesis.design(
+        DesignRequest(**base, post=PostProcessing(fade_in_s=0.1, fade_out_s=0.1))).audio.samples
+    assert faded.shape == plain.shape
+    assert abs(faded[0]) < 1e-6 and abs(faded[-1]) < 1e-3  # faded in and out
+    middle = slice(len(plain) // 2 - 100, len(plain) // 2 + 100)
+    assert np.allclose(faded[middle], plain[middle])  # untouched between the fades
+    with pytest.raises(InvalidInput, match="Normalisation 'loud'"):
+        demo_context.synthesis.design(DesignRequest(**base, post=PostProcessing(normalize="loud")))
+    with pytest.raises(InvalidInput, match="Fade in"):
+        demo_context.synthesis.design(DesignRequest(**base, post=PostProcessing(fade_in_s=-1)))
