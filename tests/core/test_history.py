@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -17,6 +16,9 @@ import soundfile as sf
 
 from core.audio import load_audio, write_audio
 from core.errors import InvalidInput
+import dataclasses
+
+from core.recipes import recipe_of, request_from_recipe
 from core.history import History, Take
 from core.synthesis import CustomVoiceRequest, DesignRequest, Sampling
 from tests.conftest import need
@@ -48,17 +50,14 @@ def engine(demo_checkpoints, tmp_path_factory):
     return build_context(settings).synthesis
 
 
-def request_dict(request: DesignRequest | CustomVoiceRequest) -> dict:
-    """What a caller (the studio, the API) stores to regenerate a take."""
-    data = dataclasses.asdict(request)
-    data["kind"] = "design" if isinstance(request, DesignRequest) else "custom_voice"
-    return data
+def request_dict(request: DesignRequest | CustomVoiceRequest, seed: int | None = None) -> dict:
+    """What the studio stores to regenerate a take (the recipe, see core/recipes.py)."""
+    return recipe_of(request, seed if seed is not None else request.sampling.seed)
 
 
 def request_from_dict(data: dict, seed: int) -> DesignRequest | CustomVoiceRequest:
-    fields = {k: v for k, v in data.items() if k != "kind"}
-    fields["sampling"] = Sampling(**{**fields["sampling"], "seed": seed})
-    return DesignRequest(**fields) if data["kind"] == "design" else CustomVoiceRequest(**fields)
+    recipe = {**data, "sampling": {**data["sampling"], "seed": seed}}
+    return request_from_recipe(recipe, library=None, synthesis=None)  # design/custom need neither
 
 
 @pytest.fixture(scope="module")
