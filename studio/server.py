@@ -8,6 +8,7 @@ from core.context import AppContext, build_context
 from core.serving import check_serving
 from core.settings import Settings
 from studio.app import build_app, studio_css, studio_theme
+from studio.openai_api import openai_routes
 from studio.ui_common import StudioContext
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,
+        app_kwargs={"routes": openai_routes(ctx, auth)},  # OpenAI-compatible /v1, ahead of Gradio's routes
     )
     print(f"Qwen TTS Studio is running at {local_url}", flush=True)
     if share_url:

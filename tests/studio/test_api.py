@@ -11,7 +11,8 @@ from gradio_client.exceptions import AppError
 
 DOCUMENTED = {"/design", "/custom_voice", "/clone", "/speakers", "/languages", "/models",
               "/load_model", "/unload_model", "/voices", "/voice_save", "/voice_design_save",
-              "/voice_rename", "/voice_update", "/voice_delete", "/voice_export", "/voice_import"}
+              "/voice_rename", "/voice_update", "/voice_delete", "/voice_export", "/voice_import",
+              "/script"}
 FAST = {"seed": 5, "max_seconds": 1}
 
 
