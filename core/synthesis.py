@@ -266,21 +266,25 @@ class SynthesisService:
     def clone(self, request: CloneRequest, progress: ProgressCallback | None = None) -> SynthesisResult:
         return self.synthesize(request, progress)
 
-    def synthesize(self, request: Request, progress: ProgressCallback | None = None) -> SynthesisResult:
+    def synthesize(
+        self, request: Request, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> SynthesisResult:
         """The whole take at once."""
-        for item in self.stream(request, progress):
+        for item in self.stream(request, progress, client=client):
             if isinstance(item, SynthesisResult):
                 return item
         raise AssertionError("stream() always ends with a result")  # pragma: no cover
 
-    def stream(self, request: Request, progress: ProgressCallback | None = None) -> Iterator[ChunkAudio | SynthesisResult]:
+    def stream(
+        self, request: Request, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> Iterator[ChunkAudio | SynthesisResult]:
         """Yields each chunk's audio as soon as it exists, then the joined result.
 
         Validation happens here, before the first yield's model load, so bad
         input fails fast; consumers may stop early (the device lock is released).
         """
         job = self._prepare(request)
-        return self._execute(job, progress)
+        return self._execute(job, progress, client=client)
 
     def _prepare(self, request: Request) -> _Job:
         if isinstance(request, DesignRequest):
@@ -432,10 +436,12 @@ class SynthesisService:
             x_vector_only=bool(item.x_vector_only_mode),
         )
 
-    def resume(self, failed: "ChunkFailed", progress: ProgressCallback | None = None) -> Iterator[ChunkAudio | SynthesisResult]:
+    def resume(
+        self, failed: "ChunkFailed", progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> Iterator[ChunkAudio | SynthesisResult]:
         """Continues a take whose chunk failed: chunks already made are kept,
         and generation restarts at the failed chunk with the same seed."""
-        return self._execute(failed.job, progress, seed=failed.seed, done=list(failed.completed))
+        return self._execute(failed.job, progress, seed=failed.seed, done=list(failed.completed), client=client)
 
     def _execute(
         self,
@@ -444,6 +450,7 @@ class SynthesisService:
         *,
         seed: int | None = None,
         done: list[Audio] | None = None,
+        client: str | None = None,
     ) -> Iterator[ChunkAudio | SynthesisResult]:
         chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
         if seed is None:
@@ -481,8 +488,10 @@ class SynthesisService:
             **job.extra_timings,
         }
         log.info(
-            "event=generation mode=%s model=%s chars=%d chunks=%d audio_s=%.2f wall_s=%.2f rtf=%.2f",
+            # Counts only: text and audio never reach the log (see --log-level debug for more).
+            "event=generation mode=%s model=%s chars=%d chunks=%d audio_s=%.2f wall_s=%.2f rtf=%.2f client=%s",
             job.mode, job.checkpoint.key, len(job.text), len(chunks), audio.duration, total_s, timings["rtf"],
+            client or "local",
         )
         if progress:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")

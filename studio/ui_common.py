@@ -57,9 +57,14 @@ class StudioContext:
 
     def check_rate(self, request: gr.Request | None) -> None:
         """Counts one generation against the calling client's per-minute limit."""
-        client = getattr(getattr(request, "client", None), "host", None) or "local"
-        username = getattr(request, "username", None)
-        self.limiter.check(f"{username}@{client}" if username else client)
+        self.limiter.check(client_id(request))
+
+
+def client_id(request: gr.Request | None) -> str:
+    """user@address of the caller, for rate limits and logs."""
+    host = getattr(getattr(request, "client", None), "host", None) or "local"
+    username = getattr(request, "username", None)
+    return f"{username}@{host}" if username else host
 
 
 def friendly_errors(fn: Callable) -> Callable:
@@ -214,7 +219,7 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
     def run(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
         ctx.check_rate(request)
         job = parse(*args, **kwargs)
-        result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress))
+        result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress), client=client_id(request))
         return finish_take(ctx, job, result)
 
     def deliver(job: TakeJob, items, key: str):
@@ -237,7 +242,8 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         job = parse(*args, **kwargs)
         key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
         ctx.failed.pop(key, None)
-        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress)), key)
+        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress),
+                                                         client=client_id(request)), key)
 
     def retry(progress=gr.Progress(), request: gr.Request = None):
         key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
@@ -245,7 +251,8 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
             raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
         ctx.check_rate(request)
         job, failed = ctx.failed.pop(key)
-        yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress)), key)
+        yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress),
+                                                         client=client_id(request)), key)
 
     extra = [
         inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()),

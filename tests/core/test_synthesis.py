@@ -219,3 +219,21 @@ def test_post_processing_options_are_applied_and_validated(demo_context):
         demo_context.synthesis.design(DesignRequest(**base, post=PostProcessing(normalize="loud")))
     with pytest.raises(InvalidInput, match="Fade in"):
         demo_context.synthesis.design(DesignRequest(**base, post=PostProcessing(fade_in_s=-1)))
+
+
+def test_one_structured_log_line_per_generation_without_the_text(demo_context, caplog):
+    import logging
+
+    secret = "My very private sentence about Zanzibar."
+    with caplog.at_level(logging.INFO, logger="core"):
+        demo_context.synthesis.synthesize(
+            DesignRequest(text=secret, description="Calm.", sampling=Sampling(seed=1, max_new_tokens=4)),
+            client="anna@192.168.1.20",
+        )
+    lines = [r.getMessage() for r in caplog.records if "event=generation" in r.getMessage()]
+    assert len(lines) == 1
+    for field in ("mode=voice_design", "model=demo-1.7B-VoiceDesign", f"chars={len(secret)}", "audio_s=",
+                  "wall_s=", "rtf=", "client=anna@192.168.1.20"):
+        assert field in lines[0]
+    assert any("event=model_load" in r.getMessage() for r in caplog.records)
+    assert not any("Zanzibar" in r.getMessage() for r in caplog.records)
