@@ -71,3 +71,36 @@ def test_public_bind_without_auth_is_refused_by_the_real_command(tmp_path):
     assert "--insecure-no-auth" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.time() - start < 60
+
+
+@pytest.fixture(scope="module")
+def small_upload_server(tmp_path_factory, demo_checkpoints):
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("upload-data"), port=free_port(), demo_models=True, device="cpu",
+        dtype="float32", checkpoint_base=demo_checkpoints["base"], max_upload_mb=1,
+    )
+    app, _ = serve(settings, block=False)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/"
+    finally:
+        app.close()
+
+
+def test_upload_size_limit_is_enforced_with_a_clear_error(small_upload_server, tmp_path):
+    import httpx
+    import numpy as np
+    import soundfile as sf
+    from gradio_client import handle_file
+
+    big = tmp_path / "big.wav"
+    sf.write(big, (0.1 * np.random.default_rng(0).standard_normal(24_000 * 60)).astype("float32"), 24_000,
+             subtype="PCM_16")
+    assert big.stat().st_size > 2_000_000
+    client = Client(small_upload_server, verbose=False)
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes"):
+        client.predict(reference=handle_file(str(big)), text="hi", api_name="/clone")
+    # The server enforces it too, not only the polite client.
+    with big.open("rb") as fh:
+        response = httpx.post(small_upload_server + "gradio_api/upload", files={"files": fh}, timeout=30)
+    assert response.status_code == 413
+    assert "maximum" in response.text.lower() or "too large" in response.text.lower()
