@@ -123,3 +123,22 @@ def test_console_script_launches_the_studio_without_loading_a_model(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_models_list_and_remove_with_a_models_dir(tmp_path, demo_checkpoints, capsys):
+    import shutil
+
+    models_dir = tmp_path / "models"
+    shutil.copytree(demo_checkpoints["base"], models_dir / "Qwen3-TTS-12Hz-0.6B-Base")
+    common = ["--models-dir", str(models_dir), "--data-dir", str(tmp_path / "data"), "--offline"]
+    assert main(["models", "list", *common]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"0\.6B-Base\s+base\s+0\.6B\s+downloaded\s+[\d.]+ MB\s+.*Qwen3-TTS-12Hz-0\.6B-Base", listing)
+    assert re.search(r"1\.7B-Base\s+base\s+1\.7B\s+not downloaded", listing)
+    assert main(["models", "remove", "0.6B-Base", *common]) == 0
+    assert "0.6B-Base: removed" in capsys.readouterr().out
+    assert not (models_dir / "Qwen3-TTS-12Hz-0.6B-Base").exists()
+    assert main(["models", "remove", "0.6B-Base", *common]) == 0
+    assert "was not downloaded" in capsys.readouterr().out
+    assert main(["models", "download", "nonsense", *common]) == 2
+    assert "Unknown model 'nonsense'" in capsys.readouterr().err
