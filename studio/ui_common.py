@@ -235,7 +235,7 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
             while len(ctx.failed) > 50:
                 ctx.failed.pop(next(iter(ctx.failed)))
             raise gr.Error(f"{failed} The {failed.index} chunk(s) before it are kept: press "
-                           "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed")
+                           "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed") from None
 
     def stream(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
         ctx.check_rate(request)
