@@ -13,7 +13,8 @@ from studio.tabs.design import build_design_tab
 from studio.tabs.library import build_library_tab
 from studio.tabs.history import build_history_tab
 from studio.tabs.models import build_models_tab
-from studio.ui_common import StudioContext
+from studio.tabs.script import build_script_tab
+from studio.ui_common import StudioBlocks, StudioContext
 
 TITLE = "Qwen TTS Studio"
 
@@ -27,7 +28,7 @@ def studio_theme() -> gr.themes.Base:
 
 
 def build_app(ctx: StudioContext) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as app:
+    with StudioBlocks(title=TITLE) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
         with gr.Tabs() as tabs:
@@ -35,6 +36,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             build_custom_voice_tab(ctx)
             clone = build_clone_tab(ctx)
             build_library_tab(ctx, clone_voice=clone["voice"], tabs=tabs)
+            build_script_tab(ctx)
             build_models_tab(ctx)
             build_history_tab(ctx)
         register_api(ctx)

@@ -102,6 +102,67 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+class StudioBlocks(gr.Blocks):
+    """gr.Blocks that answers API inputs of the wrong JSON type with a sentence.
+
+    Scripts can send anything: Gradio would speak a list given as text as the
+    string "['a', 'b']", and answer a string seed with a developer report
+    (component index, original exception). This names the parameter instead.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
+            if value is None or index in block_fn.component_prop_inputs:
+                continue
+            if isinstance(block, gr.Dropdown) and block.multiselect:
+                continue
+            wanted = _expected_type(block)
+            if wanted is None:
+                continue
+            types, what = wanted
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise gr.Error(f"'{_input_name(block_fn, index, block)}' must be {what}, not {_shown(value)}.",
+                               title="Could not do that")
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+    @staticmethod
+    def _format_processing_error(block_fn, index, block, value, is_input, original_error):
+        if not is_input:
+            return gr.Blocks._format_processing_error(block_fn, index, block, value, is_input, original_error)
+        what = "a file (send it with gradio_client.handle_file)" if isinstance(block, (gr.Audio, gr.File)) else \
+            "a value it accepts"
+        return f"'{_input_name(block_fn, index, block)}' must be {what}, not {_shown(value)}."
+
+
+def _expected_type(block: Any) -> tuple[tuple[type, ...], str] | None:
+    if isinstance(block, (gr.Textbox, gr.Dropdown, gr.Radio)):
+        return (str,), "text"
+    if isinstance(block, (gr.Number, gr.Slider)):
+        return (int, float), "a number"
+    if isinstance(block, gr.Checkbox):
+        return (bool,), "true or false"
+    if isinstance(block, gr.Audio) or isinstance(block, gr.File) and block.file_count == "single":
+        return (dict,), "a file (send it with gradio_client.handle_file)"
+    return None
+
+
+def _input_name(block_fn: Any, index: int, block: Any) -> str:
+    """The API parameter name of input ``index`` (what a script wrote), else the widget's label."""
+    try:
+        params = [p for p in inspect.signature(block_fn.fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return params[index].name
+    except (TypeError, ValueError, IndexError):
+        return str(getattr(block, "label", None) or block.get_block_name())
+
+
+def _shown(value: Any) -> str:
+    kind = {list: "a list", dict: "an object", bool: "true/false", str: "text"}.get(type(value))
+    text = repr(value)
+    text = text if len(text) <= 40 else text[:39] + "…"
+    return f"{kind} ({text})" if kind else text
+
+
 def gradio_progress(progress: gr.Progress | None) -> ProgressCallback | None:
     if progress is None:
         return None
@@ -389,4 +450,6 @@ def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: s
 def api_endpoint(fn: Callable, inputs: list, outputs: Any, api_name: str, **kwargs: Any) -> None:
     """A named API endpoint on a hidden trigger, so the visible button can give
     the UI its own outputs while scripts get plain values."""
-    gr.Button(visible=False).click(fn, inputs, outputs, api_name=api_name, **kwargs)
+    # render=False keeps the trigger out of the layout: a stray child of gr.Tabs
+    # breaks the tab bar and stops Tab.select from firing.
+    gr.Button(visible=False, render=False).click(fn, inputs, outputs, api_name=api_name, **kwargs)

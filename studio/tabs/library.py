@@ -32,8 +32,8 @@ from studio.ui_common import LANGUAGE_CHOICES, StudioContext, api_endpoint, frie
 
 COLUMNS = ["Name", "Kind", "Language", "Tags", "Length (s)", "Created", "Notes"]
 ALL = ""  # the "no filter" value of the kind, language and tag filters
-KIND_CHOICES = [("All kinds", ALL), ("Clone", "clone"), ("Design", "design")]
-LANGUAGE_FILTER_CHOICES = [("All languages", ALL)] + [(lang, lang.lower()) for lang in LANGUAGE_CHOICES]
+KIND_CHOICES = [("All", ALL), ("Clone", "clone"), ("Design", "design")]
+LANGUAGE_FILTER_CHOICES = [("All", ALL)] + [(lang, lang.lower()) for lang in LANGUAGE_CHOICES]
 NOTES_PREVIEW_CHARS = 60
 MAX_EXPORT_ITEMS = 1_000  # pieces of a comma-separated /voice_export list
 
@@ -87,7 +87,7 @@ def _tag_choices(library: VoiceLibrary) -> list[tuple[str, str]]:
     for voice in library.list():
         for tag in voice.tags:
             tags.setdefault(tag.casefold(), tag)
-    return [("All tags", ALL)] + [(t, t) for t in sorted(tags.values(), key=str.casefold)]
+    return [("All", ALL)] + [(t, t) for t in sorted(tags.values(), key=str.casefold)]
 
 
 def _picker_choices(library: VoiceLibrary) -> list[tuple[str, str]]:
@@ -194,7 +194,7 @@ def make_library_api(ctx: StudioContext) -> dict[str, Any]:
         return {"deleted": entry.id, "name": entry.name}
 
     @friendly_errors
-    def voice_export(voices: str = "") -> str:
+    def voice_export(voices: str | None = None) -> str:
         """A zip of the voices given as names or ids separated by commas (or new lines);
         empty exports the whole library. Import it with /voice_import or the Library tab."""
         chosen = _split_voices(library, voices) if voices and voices.strip() else None
@@ -248,27 +248,30 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                                    elem_id="library-language")
             tag = gr.Dropdown(_tag_choices(library), value=ALL, label="Tag", scale=1, min_width=140,
                               elem_id="library-tag")
-        count = gr.Markdown(_count_line(len(initial), len(initial)), elem_id="library-count")
+        with gr.Row(equal_height=True):
+            count = gr.Markdown(_count_line(len(initial), len(initial)), elem_id="library-count")
+            reload = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="library-refresh")
         notice = gr.Markdown(_notice(library), elem_id="library-notice")
-        table = gr.Dataframe(_rows(initial), headers=COLUMNS, interactive=False, wrap=True, max_height=360,
-                             column_widths=["20%", "9%", "11%", "16%", "9%", "14%", "21%"],
+        # Content-sized columns: on a phone the table scrolls sideways with the name pinned.
+        table = gr.Dataframe(_rows(initial), headers=COLUMNS, interactive=False, max_height=360, wrap=True,
+                             column_widths=[210, 80, 100, 180, 100, 165, 375], pinned_columns=1,
                              elem_id="library-table")
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
-                picker = gr.Dropdown([(v.name, v.id) for v in initial], value=None, label="Voice", elem_id="library-voice",
-                                     info="Pick a voice, or click its row in the table")
+                picker = gr.Dropdown([(v.name, v.id) for v in initial], value=None, label="Voice",
+                                     info="Pick a voice, or click its row in the table", elem_id="library-voice")
                 details = gr.Markdown("Pick a voice to see its details." if initial else "",
                                       elem_id="library-details")
                 player = gr.Audio(label="Reference clip", type="filepath", interactive=False,
                                   buttons=["download"], elem_id="library-player")
                 use = gr.Button("Use in Voice Clone", variant="primary", elem_id="library-use")
+                new_name = gr.Textbox(label="Name", elem_id="library-new-name",
+                                      info="Type a new name, then press Rename (or Enter)")
                 with gr.Row():
-                    new_name = gr.Textbox(label="Name", scale=3, min_width=160, elem_id="library-new-name")
-                    rename = gr.Button("Rename", scale=1, min_width=100, elem_id="library-rename")
-                with gr.Row():
-                    duplicate = gr.Button("Duplicate", min_width=120, elem_id="library-duplicate")
-                    export_one = gr.Button("Export selected", min_width=120, elem_id="library-export-one")
+                    rename = gr.Button("Rename", min_width=90, elem_id="library-rename")
+                    duplicate = gr.Button("Duplicate", min_width=90, elem_id="library-duplicate")
+                    export_one = gr.Button("Export", min_width=90, elem_id="library-export-one")
                 with gr.Group():
                     confirm = gr.Checkbox(value=False, label=CONFIRM_LABEL, elem_id="library-confirm")
                     delete = gr.Button("Delete", variant="stop", elem_id="library-delete")
@@ -279,8 +282,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 with gr.Row():
                     edit_language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1,
                                                 min_width=140, elem_id="library-edit-language")
-                    tags = gr.Textbox(label="Tags (comma separated)", scale=2, min_width=180,
-                                      elem_id="library-tags")
+                    tags = gr.Textbox(label="Tags", placeholder="comma separated, e.g. warm, narrator", scale=2,
+                                      min_width=180, elem_id="library-tags")
                 notes = gr.Textbox(label="Notes", lines=3, elem_id="library-notes")
                 consent = gr.Textbox(label="Consent / licence note", lines=2, elem_id="library-consent",
                                      placeholder="e.g. My own voice; or: recorded with permission of …")
@@ -288,12 +291,13 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 status = gr.Markdown(elem_id="library-status")
                 with gr.Accordion("Export and import", open=True, elem_id="library-transfer"):
                     export_all = gr.Button("Export all voices", elem_id="library-export-all")
-                    exported = gr.File(label="Exported .zip (download)", interactive=False,
+                    exported = gr.File(label="Exported .zip (download)", interactive=False, visible=False,
                                        elem_id="library-exported")
                     upload = gr.File(label="Import voices from a .zip export", file_types=[".zip"],
-                                     type="filepath", elem_id="library-import")
+                                     type="filepath", height=140, elem_id="library-import")
 
-        # Inside the tab, so the hidden API triggers are not stray children of gr.Tabs.
+        # Inside the tab: a stray child of gr.Tabs breaks the tab bar in the browser.
+        outcome = gr.State()  # what the last action did, for the step that redraws the view
         register_library_api(ctx, api)
 
     # --- view state ---------------------------------------------------------
@@ -342,19 +346,25 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         return gr.update(choices=library_choices(ctx), value=value)
 
     def view(query, kind_v, language_v, tag_v, voice_id, clone_current, renamed=None) -> tuple:
+        everything = library.list()
         shown = library.list(query=query or None, kind=_filter_value(kind_v),
                              language=_filter_value(language_v), tag=_filter_value(tag_v))
-        total = len(library.list()) if any(_filter_value(f) for f in (query, kind_v, language_v, tag_v)) else len(shown)
-        warnings = _notice(library)  # library.list() refreshed the warnings
+        warnings = _notice(library)  # listing refreshed the library's warnings
         tag_choices = _tag_choices(library)
         tag_value = tag_v if tag_v in {value for _, value in tag_choices} else ALL
-        return (_rows(shown), _count_line(len(shown), total), warnings,
+        if shown and not any(v.id == voice_id for v in everything):
+            voice_id = shown[0].id  # nothing (or a deleted voice) selected: show the first one
+        return (_rows(shown), _count_line(len(shown), len(everything)), warnings,
                 gr.update(choices=tag_choices, value=tag_value), clone_value(clone_current, renamed),
                 *detail_values(voice_id))
 
     view_inputs = [*filters, picker, clone_voice]
 
     # --- events -------------------------------------------------------------
+    #
+    # An action that can fail runs first with a gr.State as its only output, so a
+    # refusal is one clear toast instead of an "Error" badge over every widget;
+    # only on success does a second step redraw the view from the outcome.
 
     @friendly_errors
     def refresh(*values):
@@ -379,83 +389,104 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         return detail_values(library.get(str(row[0])).id)
 
     @friendly_errors
-    def do_rename(*values):
-        *state, name = values
-        voice = library.get(state[4] or "")
+    def do_rename(voice_id, name):
+        voice = library.get(voice_id or "")
         renamed = library.rename(voice.id, name if isinstance(name, str) else "")
-        message = (f"Renamed **{_md(voice.name)}** to **{_md(renamed.name)}**." if renamed.name != voice.name
-                   else "The name is unchanged.")
-        return (*view(*state, renamed=(voice.name, renamed.name)), message)
+        if renamed.name == voice.name:
+            return {"message": "The name is unchanged."}
+        return {"message": f"Renamed **{_md(voice.name)}** to **{_md(renamed.name)}**.",
+                "renamed": [voice.name, renamed.name]}
 
     @friendly_errors
-    def do_save(*values):
-        *state, transcript_v, language_v, tags_v, notes_v, consent_v = values
-        voice = library.get(state[4] or "")
+    def do_save(voice_id, transcript_v, language_v, tags_v, notes_v, consent_v):
+        voice = library.get(voice_id or "")
         updated = library.update(voice.id, transcript=transcript_v or "", language=language_v or "auto",
                                  tags=tags_v or "", notes=notes_v or "", consent=consent_v or "")
-        message = (f"Saved the changes to **{_md(updated.name)}**." if updated.updated_at != voice.updated_at
-                   else "Nothing to save: no field was changed.")
-        return (*view(*state), message)
+        if updated.updated_at == voice.updated_at:
+            return {"message": "Nothing to save: no field was changed."}
+        return {"message": f"Saved the changes to **{_md(updated.name)}**."}
 
     @friendly_errors
-    def do_duplicate(*state):
-        copy = library.duplicate(library.get(state[4] or "").id)
-        state = list(state)
-        state[4] = copy.id
-        return (*view(*state), f"Made a copy named **{_md(copy.name)}**; it is selected now, rename it above.")
+    def do_duplicate(voice_id):
+        copy = library.duplicate(library.get(voice_id or "").id)
+        return {"select": copy.id,
+                "message": f"Made a copy named **{_md(copy.name)}**; it is selected now, rename it above."}
 
     @friendly_errors
-    def do_delete(*values):
-        *state, confirmed = values
-        voice = library.get(state[4] or "")
+    def do_delete(voice_id, confirmed):
+        voice = library.get(voice_id or "")
         if not confirmed:
             raise gr.Error(f"Tick “{CONFIRM_LABEL}” first, then press Delete again. "
                            "Deleting removes the reference clip for good.", title="Please confirm")
         library.delete(voice.id)
-        state[4] = None
-        return (*view(*state), f"Deleted **{_md(voice.name)}**.")
+        return {"select": None, "message": f"Deleted **{_md(voice.name)}**."}
+
+    @friendly_errors
+    def do_import(file):
+        if not file:
+            raise InvalidInput("Choose a .zip file made with Export to import.")
+        imported = library.import_zip(file)
+        names = ", ".join(f"**{_md(v.name)}**" for v in imported)
+        plural = "s" if len(imported) != 1 else ""
+        return {"select": imported[0].id, "message": f"Imported {len(imported)} voice{plural}: {names}."}
 
     @friendly_errors
     def do_use(voice_id):
-        voice = library.get(voice_id or "")
-        return gr.update(choices=library_choices(ctx), value=voice.name), gr.Tabs(selected="clone")
+        return {"name": library.get(voice_id or "").name}
 
     @friendly_errors
     def do_export_one(voice_id):
         voice = library.get(voice_id or "")
         path = export_voices(ctx, [voice])
-        return str(path), f"Exported **{_md(voice.name)}**: download the .zip below."
+        return {"file": str(path), "message": f"Exported **{_md(voice.name)}**: download the .zip below."}
 
     @friendly_errors
     def do_export_all():
         path = export_voices(ctx, None)
         total = len(library.list())
-        return str(path), f"Exported all **{total}** voice{'s' if total != 1 else ''}: download the .zip below."
+        plural = "s" if total != 1 else ""
+        return {"file": str(path), "message": f"Exported all **{total}** voice{plural}: download the .zip below."}
 
     @friendly_errors
-    def do_import(*values):
-        *state, file = values
-        if not file:
-            return (*(gr.skip() for _ in view_outputs), gr.skip(), gr.skip())
-        imported = library.import_zip(file)
-        state[4] = imported[0].id
-        names = ", ".join(f"**{_md(v.name)}**" for v in imported)
-        return (*view(*state), None,
-                f"Imported {len(imported)} voice{'s' if len(imported) != 1 else ''}: {names}.")
+    def show_outcome(outcome, query, kind_v, language_v, tag_v, voice_id, clone_current):
+        outcome = outcome or {}
+        if "select" in outcome:
+            voice_id = outcome["select"]
+        renamed = tuple(outcome["renamed"]) if outcome.get("renamed") else None
+        return (*view(query, kind_v, language_v, tag_v, voice_id, clone_current, renamed=renamed),
+                outcome.get("message", ""))
+
+    def show_file(outcome):
+        outcome = outcome or {}
+        return gr.update(value=outcome.get("file"), visible=True), outcome.get("message", "")
+
+    def switch_to_clone(outcome):
+        return gr.update(choices=library_choices(ctx), value=(outcome or {}).get("name", NO_VOICE)), \
+            gr.Tabs(selected="clone")
 
     private = dict(api_visibility="private")
+
+    def action(trigger, fn, inputs, show=show_outcome, show_inputs=None, show_outputs=None):
+        show_inputs = [outcome, *view_inputs] if show_inputs is None else show_inputs
+        show_outputs = [*view_outputs, status] if show_outputs is None else show_outputs
+        event = trigger(fn, inputs, outcome, **private)
+        event.success(show, show_inputs, show_outputs, **private)
+        return event
+
     for event in (search.change, kind.change, language.change, tag.change):
         event(filter_only, filters, [table, count, notice], queue=False, trigger_mode="always_last", **private)
+    # Other tabs, windows and scripts change the library: show the truth whenever the tab opens.
     tab.select(refresh, view_inputs, view_outputs, queue=False, **private)
+    reload.click(refresh, view_inputs, view_outputs, queue=False, **private)
     picker.input(pick, picker, detail_outputs, queue=False, **private)
     table.select(pick_row, None, detail_outputs, queue=False, **private)
-    rename.click(do_rename, [*view_inputs, new_name], [*view_outputs, status], **private)
-    new_name.submit(do_rename, [*view_inputs, new_name], [*view_outputs, status], **private)
-    save.click(do_save, [*view_inputs, transcript, edit_language, tags, notes, consent],
-               [*view_outputs, status], **private)
-    duplicate.click(do_duplicate, view_inputs, [*view_outputs, status], **private)
-    delete.click(do_delete, [*view_inputs, confirm], [*view_outputs, status], **private)
-    use.click(do_use, picker, [clone_voice, tabs], **private)
-    export_one.click(do_export_one, picker, [exported, status], **private)
-    export_all.click(do_export_all, None, [exported, status], **private)
-    upload.upload(do_import, [*view_inputs, upload], [*view_outputs, upload, status], **private)
+    action(rename.click, do_rename, [picker, new_name])
+    action(new_name.submit, do_rename, [picker, new_name])
+    action(save.click, do_save, [picker, transcript, edit_language, tags, notes, consent])
+    action(duplicate.click, do_duplicate, [picker])
+    action(delete.click, do_delete, [picker, confirm])
+    # The upload box is emptied whatever happened, so the same file can be chosen again.
+    action(upload.upload, do_import, [upload]).then(lambda: None, None, upload, queue=False, **private)
+    action(use.click, do_use, [picker], switch_to_clone, [outcome], [clone_voice, tabs])
+    action(export_one.click, do_export_one, [picker], show_file, [outcome], [exported, status])
+    action(export_all.click, do_export_all, [], show_file, [outcome], [exported, status])
