@@ -27,10 +27,16 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def is_complete_checkpoint(path: Path) -> bool:
-    """A folder that from_pretrained can load: config, weights and the speech tokenizer."""
-    if not (path / "config.json").is_file() or not (path / "speech_tokenizer" / "config.json").is_file():
-        return False
-    return any(p.suffix in _WEIGHT_SUFFIXES for p in path.iterdir() if p.is_file())
+    """A folder that from_pretrained can load: config, weights and the speech tokenizer (with its weights).
+
+    Each part needs its own weights: a download interrupted in the speech
+    tokenizer's weights must not pass for a complete checkpoint.
+    """
+    return all(
+        (folder / "config.json").is_file()
+        and any(p.suffix in _WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file())
+        for folder in (path, path / "speech_tokenizer")
+    )
 
 
 def folder_size(path: Path) -> int:
@@ -171,22 +177,42 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
+class _Discard:
+    """A text stream that drops what is written to it."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def _progress_tqdm(progress: ProgressCallback | None, checkpoint: Checkpoint):
-    """A tqdm class that forwards huggingface_hub's byte counts to our callback."""
+    """A tqdm class that forwards huggingface_hub's progress to our callback.
+
+    snapshot_download (huggingface_hub 0.3x) gives ``tqdm_class`` only to its
+    files bar (unit "it", advanced by iterating over finished downloads), never
+    to the per-file byte bars; a byte bar (unit "B") is forwarded as well.
+    """
     from tqdm.auto import tqdm
 
     class ForwardingTqdm(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs.pop("name", None)
+            if progress is not None:
+                # tqdm calls update() while iterating only every mininterval: report every file.
+                # The callback shows the progress; tqdm's own bar would fight it on stderr.
+                kwargs.update(mininterval=0, miniters=1, file=_Discard())
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):
             result = super().update(n)
-            if progress and self.total and self.unit == "B":
-                progress(
-                    min(self.n / self.total, 1.0),
-                    f"Downloading {checkpoint.repo_name}: {self.n / 1e9:.2f} of {self.total / 1e9:.2f} GB",
-                )
+            if progress and self.total:
+                if self.unit == "B":
+                    done = f"{self.n / 1e9:.2f} of {self.total / 1e9:.2f} GB"
+                else:
+                    done = f"{self.n} of {self.total} files"
+                progress(min(self.n / self.total, 1.0), f"Downloading {checkpoint.repo_name}: {done}")
             return result
 
     return ForwardingTqdm
