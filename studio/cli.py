@@ -44,6 +44,8 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--ssl-keyfile", dict(help="TLS private key")),
     ("--max-upload-mb", dict(help="largest upload accepted, in MB (default 200)")),
     ("--rate-limit-per-minute", dict(help="generation requests per client per minute (default 30; 0 = off)")),
+    ("--history-max-takes", dict(help="takes kept in the history before the oldest are pruned (default 500)")),
+    ("--history-max-mb", dict(help="history size in MB before the oldest takes are pruned (default 2000)")),
 ]
 
 
