@@ -40,6 +40,9 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
         ssl_verify=False,  # self-signed LAN certificates are the common case
         max_file_size=f"{settings.max_upload_mb}mb",
+        # Gradio keeps ~0.5 MB of state per browser session, up to 10,000 by
+        # default (GBs); a home studio never has more than a few hundred.
+        state_session_capacity=200,
         theme=studio_theme(),
         css=studio_css(),
         footer_links=["api", "settings"],
