@@ -10,10 +10,7 @@ import numpy as np
 from core.audio import load_audio
 from core.errors import InvalidInput
 from core.history import Take
-from core.audio import PostProcessing
-from core.recipes import request_from_recipe
-from core.script import render_script, script_voice_summary
-from core.synthesis import Sampling
+from core.replay import replay
 from studio.ui_common import DEVICE_QUEUE, StudioContext, TakeJob, finish_take, friendly_errors, gradio_progress
 
 COLUMNS = ["When (UTC)", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format"]
@@ -100,15 +97,17 @@ def build_history_tab(ctx: StudioContext) -> None:
         if not take_id:
             raise InvalidInput("Pick a take to regenerate.")
         original = history.get(take_id)
-        if original.request.get("kind") == "script":
-            path, new_info, seed = replay_script(original, progress)
-        else:
-            request = request_from_recipe(original.request, ctx.app.library, ctx.app.synthesis)
-            result = ctx.app.synthesis.synthesize(request, gradio_progress(progress))
-            job = TakeJob(request, original.format, voice_id=original.request.get("voice_id"),
+        again = replay(original.request, original.voice, ctx.app.synthesis, ctx.app.library,
+                       gradio_progress(progress))
+        if again.request is not None:
+            job = TakeJob(again.request, original.format, voice_id=original.request.get("voice_id"),
                           voice_name=original.voice.get("voice"))
-            path, new_info = finish_take(ctx, job, result)
-            seed = result.seed
+            path, new_info = finish_take(ctx, job, again.result)
+        else:  # a script take: stored as it came
+            take = history.add(again.result, fmt=original.format, request=again.recipe, voice=again.voice,
+                               language=again.recipe.get("language", "auto"))
+            path, new_info = str(take.audio_path), {"take_id": take.id}
+        seed = again.result.seed
         verdict = ""
         if original.format in ("wav", "flac"):
             same = np.array_equal(load_audio(original.audio_path).samples, load_audio(path).samples)
@@ -117,18 +116,6 @@ def build_history_tab(ctx: StudioContext) -> None:
         rows, choices, note = listing(q, m, new_info["take_id"])
         message = f"Regenerated as take {new_info['take_id']} with seed {seed}.{verdict}"
         return rows, choices, note, path, details(history.get(new_info["take_id"])), message
-
-    def replay_script(original: Take, progress) -> tuple[str, dict[str, Any], int]:
-        recipe = original.request
-        result = render_script(
-            ctx.app.synthesis, ctx.app.library, recipe["script"], recipe["casting"],
-            language=recipe.get("language", "auto"), size=recipe.get("size"),
-            sampling=Sampling(**recipe.get("sampling", {})), pause_s=recipe.get("pause_s", 0.4),
-            post=PostProcessing(**recipe.get("post", {})), progress=gradio_progress(progress),
-        )
-        take = history.add(result.to_synthesis_result(), fmt=original.format, request=recipe,
-                           voice=script_voice_summary(result), language=recipe.get("language", "auto"))
-        return str(take.audio_path), {"take_id": take.id}, result.seed
 
     list_outputs = [table, picker, warnings]
     for trigger in (tab.select, query.submit, mode.change):

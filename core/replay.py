@@ -1,0 +1,39 @@
+"""Regenerating a stored take from its recipe ("regenerate with the same settings").
+
+Single takes replay through `core.recipes`; script takes through `core.script`.
+Either way the same seed and model give the same audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.audio import PostProcessing
+from core.library import VoiceLibrary
+from core.model_store import ProgressCallback
+from core.recipes import request_from_recipe
+from core.script import render_script, script_voice_summary
+from core.synthesis import Request, Sampling, SynthesisResult, SynthesisService
+
+
+@dataclass
+class Replay:
+    result: SynthesisResult
+    recipe: dict[str, Any]  # what to store with the new take
+    voice: dict[str, Any]
+    request: Request | None  # None for scripts
+
+
+def replay(recipe: dict[str, Any], voice: dict[str, Any], synthesis: SynthesisService, library: VoiceLibrary,
+           progress: ProgressCallback | None = None) -> Replay:
+    if recipe.get("kind") == "script":
+        result = render_script(
+            synthesis, library, recipe["script"], recipe["casting"],
+            language=recipe.get("language", "auto"), size=recipe.get("size"),
+            sampling=Sampling(**recipe.get("sampling", {})), pause_s=recipe.get("pause_s", 0.4),
+            post=PostProcessing(**recipe.get("post", {})), progress=progress,
+        )
+        return Replay(result.to_synthesis_result(), recipe, script_voice_summary(result), None)
+    request = request_from_recipe(recipe, library, synthesis)
+    return Replay(synthesis.synthesize(request, progress), recipe, voice, request)
