@@ -89,6 +89,8 @@ class Catalog:
         return [c.size for c in self.checkpoints if c.mode == mode]
 
     def get(self, key: str) -> Checkpoint:
+        if not isinstance(key, str):
+            raise InvalidInput("Name the model by its key as text, e.g. '0.6B-Base' (see /models).")
         wanted = key.strip().lower()
         for c in self.checkpoints:
             if wanted in (c.key.lower(), c.repo_id.lower(), c.repo_name.lower()):

@@ -812,6 +812,8 @@ def _clean_language(value: Any) -> str:
 
 def _clean_tags(value: Iterable[str] | str) -> tuple[str, ...]:
     # A single string is what a text box gives: "warm, narrator, en".
+    if not isinstance(value, (str, list, tuple, set, frozenset)):
+        raise LibraryError("Tags must be text (comma separated) or a list of text.")
     items = value.split(",") if isinstance(value, str) else list(value)
     tags: list[str] = []
     seen: set[str] = set()

@@ -7,7 +7,7 @@ what the model is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,13 @@ def prepare_reference(source: Any, options: ReferenceOptions = ReferenceOptions(
         audio = trim(audio, start, end)
     if options.trim_silence:
         audio = trim_silence(audio)
+    before = analyze(audio) if options.normalize else None
     if options.normalize:
         audio = normalize_loudness(audio)
+    report = analyze(audio)
+    if before is not None and before.clipped_ratio > report.clipped_ratio:
+        # Normalising lowers the level, which would hide that the recording itself clipped.
+        clipping = [w for w in before.warnings if "clipped" in w]
+        report = replace(report, clipped_ratio=before.clipped_ratio, warnings=[*report.warnings, *clipping])
     name = Path(source).name if isinstance(source, (str, Path)) else None
-    return PreparedReference(audio=audio, report=analyze(audio), source_name=name)
+    return PreparedReference(audio=audio, report=report, source_name=name)

@@ -53,6 +53,8 @@ def _key(value: str) -> str:
 
 
 def find_speaker(name: str | None) -> Speaker:
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("Name the speaker as text, e.g. 'Ryan'.")
     if not name or not name.strip():
         raise InvalidInput("Pick a speaker.")
     wanted = _key(name)

@@ -9,7 +9,9 @@ minutes of noise and any single chunk can be regenerated on its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -24,6 +26,7 @@ from core.audio import TARGET_SAMPLE_RATE, Audio, PostProcessing, concat, fade, 
 from core.catalog import Catalog, Checkpoint
 from core.device import seed_everything
 from core.errors import GenerationError, InvalidInput, StudioError
+from core.fast_generation import FastPath, LiveAudio  # the faster path (docs/PERFORMANCE.md)
 from core.model_manager import LoadedModel, ModelManager
 from core.model_store import ProgressCallback
 from core.speakers import find_speaker
@@ -35,6 +38,12 @@ LANGUAGES = (
     "french", "russian", "portuguese", "spanish", "italian",
 )
 MAX_SEED = 2**32 - 1
+# A clone reference, as the encoder gets it: below half a second there is no
+# voice to hear (and a few samples crash the encoder); above a minute every
+# encode takes ages for no gain. The voice library keeps the same limits, and
+# refuses pure silence too.
+MIN_REFERENCE_SECONDS = 0.5
+MAX_REFERENCE_SECONDS = 60.0
 DEMO_WARNING = "Made with a random-weight demo model: this is noise-like test audio, not speech."
 
 
@@ -54,7 +63,7 @@ class Sampling:
         def check(name: str, value: Any, low: float, high: float, hint: str) -> None:
             if value is None:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise InvalidInput(f"{name} must be a number ({hint}).")
             if not low <= value <= high:
                 raise InvalidInput(f"{name} is {value}; it must be {hint}.")
@@ -254,6 +263,10 @@ class SynthesisService:
         # One generation at a time per device: two models generating at once
         # would double peak memory and each run slower anyway.
         self._device_lock = threading.Lock()
+        # Faster path (core/fast_generation.py): runs the same stock call, so the codes and the
+        # take are the stock ones; with stream(live=True) it also yields LiveAudio pieces
+        # while a chunk is still generating. FastPath(FastOptions(enabled=False)) turns it off.
+        self.fast = FastPath()
 
     # --- public API ----------------------------------------------------------
 
@@ -276,15 +289,19 @@ class SynthesisService:
         raise AssertionError("stream() always ends with a result")  # pragma: no cover
 
     def stream(
-        self, request: Request, progress: ProgressCallback | None = None, *, client: str | None = None
+        self, request: Request, progress: ProgressCallback | None = None, *, client: str | None = None,
+        live: bool = False,
     ) -> Iterator[ChunkAudio | SynthesisResult]:
         """Yields each chunk's audio as soon as it exists, then the joined result.
 
         Validation happens here, before the first yield's model load, so bad
         input fails fast; consumers may stop early (the device lock is released).
+        With ``live``, :class:`~core.fast_generation.LiveAudio` pieces of each chunk
+        come first, while it generates (a player plays those and skips the
+        chunk's ChunkAudio, which follows with the exact chunk audio as before).
         """
         job = self._prepare(request)
-        return self._execute(job, progress, client=client)
+        return self._execute(job, progress, client=client, live=live)
 
     def _prepare(self, request: Request) -> _Job:
         if isinstance(request, DesignRequest):
@@ -366,6 +383,8 @@ class SynthesisService:
             raise InvalidInput(
                 "Add a reference clip (upload or record one) or pick a voice from the library."
             )
+        if prompt is None:
+            _check_reference(request.reference)
         x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
         if prompt is None and x_vector_only and not request.x_vector_only:
             warnings.append(
@@ -416,6 +435,7 @@ class SynthesisService:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         if reference.sample_rate != TARGET_SAMPLE_RATE:
             raise InvalidInput("The reference must be resampled to 24 kHz before cloning.")
+        _check_reference(reference)
         ref_text = None if x_vector_only else textlib.normalize_text(reference_text or "")
         try:
             items = loaded.model.create_voice_clone_prompt(
@@ -451,7 +471,8 @@ class SynthesisService:
         seed: int | None = None,
         done: list[Audio] | None = None,
         client: str | None = None,
-    ) -> Iterator[ChunkAudio | SynthesisResult]:
+        live: bool = False,
+    ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
         chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
         if seed is None:
             seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
@@ -467,7 +488,17 @@ class SynthesisService:
                 if progress:
                     progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}")
                 try:
-                    piece = self.generate_chunk(loaded, chunk, index, seed, job.sampling, job.generate, len(chunks))
+                    # The fast path runs generate_chunk itself (same call, same codes) and
+                    # yields live pieces first when asked to; its last item is the chunk.
+                    with contextlib.closing(self.fast.run(self.generate_chunk, loaded, chunk, index, seed,
+                                                          job.sampling, job.generate, len(chunks), live=live)) as run:
+                        for item in run:  # closing(): a consumer that stops early stops the worker too
+                            if isinstance(item, LiveAudio):
+                                if first_audio_s is None:
+                                    first_audio_s = time.perf_counter() - started
+                                yield item
+                            else:
+                                piece = item
                 except GenerationError as exc:
                     raise ChunkFailed(str(exc), job=job, seed=seed, index=index, text=chunk,
                                       completed=list(pieces), total=len(chunks)) from exc
@@ -563,6 +594,22 @@ def _single(wavs: Sequence[np.ndarray], sr: int) -> np.ndarray:
 
         return librosa.resample(np.asarray(wavs[0], dtype=np.float32), orig_sr=sr, target_sr=TARGET_SAMPLE_RATE)
     return np.asarray(wavs[0], dtype=np.float32)
+
+
+def _check_reference(reference: Audio) -> None:
+    seconds = reference.duration
+    if seconds < MIN_REFERENCE_SECONDS:
+        raise InvalidInput(
+            f"The reference is only {seconds:.2f} s long; cloning needs at least "
+            f"{MIN_REFERENCE_SECONDS:.1f} s of speech (3-30 s clones best)."
+        )
+    if seconds > MAX_REFERENCE_SECONDS:
+        raise InvalidInput(
+            f"The reference is {seconds:.1f} s long; cloning uses at most {MAX_REFERENCE_SECONDS:.0f} s. "
+            "Set the start and end (start_s/end_s) to the cleanest 3-30 s."
+        )
+    if not np.any(reference.samples):
+        raise InvalidInput("The reference is completely silent; choose a clip with speech in it.")
 
 
 def _first_line(exc: Exception) -> str:

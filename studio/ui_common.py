@@ -114,14 +114,21 @@ class StudioBlocks(gr.Blocks):
         for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
             if value is None or index in block_fn.component_prop_inputs:
                 continue
+            if state is not None and block._id in state:
+                block = state[block._id]  # this session's copy, as Gradio itself uses it
             if isinstance(block, gr.Dropdown) and block.multiselect:
                 continue
             wanted = _expected_type(block)
             if wanted is None:
                 continue
             types, what = wanted
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise gr.Error(f"'{_input_name(block_fn, index, block)}' must be {what}, not {_shown(value)}.",
+            name = _input_name(block_fn, index, block)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types) or (
+                    types == (dict,) and not _is_file_data(value)):
+                raise gr.Error(f"'{name}' must be {what}, not {_shown(value)}.", title="Could not do that")
+            choices = [str(c[1]) for c in getattr(block, "choices", None) or []]
+            if isinstance(block, gr.Radio) and value not in choices:
+                raise gr.Error(f"'{name}' must be one of {', '.join(choices)}; not {_shown(value)}.",
                                title="Could not do that")
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
 
@@ -144,6 +151,11 @@ def _expected_type(block: Any) -> tuple[tuple[type, ...], str] | None:
     if isinstance(block, gr.Audio) or isinstance(block, gr.File) and block.file_count == "single":
         return (dict,), "a file (send it with gradio_client.handle_file)"
     return None
+
+
+def _is_file_data(value: dict) -> bool:
+    """What gradio_client.handle_file sends (and Gradio requires) for a file."""
+    return isinstance(value.get("path"), str) and (value.get("meta") or {}).get("_type") == "gradio.FileData"
 
 
 def _input_name(block_fn: Any, index: int, block: Any) -> str:
@@ -266,6 +278,11 @@ def finish_take(ctx: StudioContext, job: TakeJob, result: SynthesisResult) -> tu
     return str(take.audio_path), info
 
 
+def failed_key(request: gr.Request | None, parse: Callable[..., TakeJob]) -> str:
+    """Where this browser session's failed take in this tab waits in ``ctx.failed``."""
+    return f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+
+
 def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Callable, Callable, Callable]:
     """From one `parse(plain values) -> TakeJob`, the event handlers:
 
@@ -276,8 +293,17 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
       failed chunk.
     The first two carry parse's signature, so the API shows its parameter names.
     """
+    count = len(inspect.signature(parse).parameters)
 
-    def run(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
+    def split(args: tuple, progress: Any, request: Any) -> tuple[tuple, Any, Any]:
+        """Gradio hands progress and request over positionally, right after parse's values: it only
+        fills in positional parameters, so that is where the signature declared below puts them."""
+        if len(args) > count:
+            progress, request = [*args[count:], None][:2]
+        return args[:count], progress, request
+
+    def run(*args, progress=None, request: gr.Request = None, **kwargs):
+        args, progress, request = split(args, progress, request)
         ctx.check_rate(request)
         job = parse(*args, **kwargs)
         result = ctx.app.synthesis.synthesize(job.request, gradio_progress(progress), client=client_id(request))
@@ -298,16 +324,17 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
             raise gr.Error(f"{failed} The {failed.index} chunk(s) before it are kept: press "
                            "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed") from None
 
-    def stream(*args, progress=gr.Progress(), request: gr.Request = None, **kwargs):
+    def stream(*args, progress=None, request: gr.Request = None, **kwargs):
+        args, progress, request = split(args, progress, request)
         ctx.check_rate(request)
         job = parse(*args, **kwargs)
-        key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+        key = failed_key(request, parse)
         ctx.failed.pop(key, None)
         yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress),
                                                          client=client_id(request)), key)
 
     def retry(progress=gr.Progress(), request: gr.Request = None):
-        key = f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+        key = failed_key(request, parse)
         if key not in ctx.failed:
             raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
         ctx.check_rate(request)
@@ -315,9 +342,10 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress),
                                                          client=client_id(request)), key)
 
+    # Positional (not keyword-only): Gradio injects Progress and Request only into positional parameters.
     extra = [
-        inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress()),
-        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=gr.Request),
+        inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
     ]
     signature = inspect.signature(parse)
     signature = signature.replace(parameters=[*signature.parameters.values(), *extra],
@@ -424,11 +452,14 @@ class TakePlayers:
 
 
 def take_players(prefix: str) -> TakePlayers:
-    live = gr.Audio(label="Live (plays while the rest is generated)", streaming=True, autoplay=True,
+    # A short label: on a phone a long one runs under the player's download/share buttons.
+    live = gr.Audio(label="Live (as it generates)", streaming=True, autoplay=True,
                     interactive=False, elem_id=f"{prefix}-live")
     take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
                     elem_id=f"{prefix}-audio")
-    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", elem_id=f"{prefix}-retry")
+    # Shown only while this session has a failed take in this tab to continue.
+    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False,
+                      elem_id=f"{prefix}-retry")
     return TakePlayers(live, take, retry)
 
 
@@ -438,13 +469,20 @@ def wire_generate(ctx: StudioContext, parse: Callable[..., TakeJob], api_name: s
     live, take = players.live, players.take
     run, stream, retry = take_handlers(ctx, parse)
     api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
-    players.retry.click(retry, None, [live, take, info], api_visibility="private", show_progress_on=[take],
-                       concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
-                       ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+    def offer_retry(request: gr.Request = None):
+        return gr.update(visible=failed_key(request, parse) in ctx.failed)
+
+    retried = players.retry.click(retry, None, [live, take, info], api_visibility="private",
+                                  show_progress_on=[take], concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     # Progress shows on the take only, so the live player stays playable meanwhile.
-    button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
-                 concurrency_id=DEVICE_QUEUE, concurrency_limit=1,
-                 ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+    generated = button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
+                             concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    for event in (retried, generated):
+        event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        # Gradio 6.17 runs .then only after a success; .failure covers the rest.
+        for after in (event.then, event.failure):
+            after(offer_retry, None, players.retry, api_visibility="private", queue=False)
 
 
 def api_endpoint(fn: Callable, inputs: list, outputs: Any, api_name: str, **kwargs: Any) -> None:
