@@ -101,6 +101,12 @@ STALE_TEMP_SECONDS = 3_600.0
 LOCK_TIMEOUT_S = 60.0
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+# An import's journal (root/.import-<batch>.json) and the marker it leaves in
+# each voice folder it installs (<voice>/.import-<batch>). Deleting the journal
+# is the commit point: voices still carrying the marker of a journal that
+# exists belong to an import that has not finished, so they are hidden and,
+# after a crash, removed. That keeps "every voice or none" across a SIGKILL.
+IMPORT_PREFIX = ".import-"
 VOICE_FILE = "voice.json"
 REFERENCE_FILE = "reference.wav"
 PROMPTS_DIR = "prompts"
@@ -188,6 +194,7 @@ class VoiceLibrary:
         # and listing 1,000 voices costs two stats each instead of 1,000 JSON parses.
         self._cache: dict[str, tuple[tuple[int, int, int], Voice]] = {}
         self._logged: set[str] = set()
+        self._active_imports: set[str] = set()  # batches this instance is installing now
 
     # --- reading ---------------------------------------------------------
 
@@ -517,22 +524,38 @@ class VoiceLibrary:
             # pass two reads each voice again (decoding is cheap) and stages it.
             for voice_id, members in plan.items():
                 _read_archived_voice(archive, voice_id, members, label)
+            batch = uuid.uuid4().hex
+            marker = f"{IMPORT_PREFIX}{batch}"
             staged: list[tuple[Path, dict[str, Any], str]] = []
             for voice_id, members in plan.items():
                 record, wav = _read_archived_voice(archive, voice_id, members, label)
                 folder = stage()
                 _write_file(folder / REFERENCE_FILE, wav)
+                _write_file(folder / marker, b"")
                 staged.append((folder, record, voice_id))
+            journal = self.root / f"{marker}.json"
             with self._locked():
+                self._active_imports.add(batch)
                 try:
+                    _write_atomic(journal, json.dumps({"archive": label, "voices": len(staged)}).encode())
                     for folder, record, voice_id in staged:
                         installed.append(
                             self._install(folder, record, rename_on_clash="imported", prefer_id=voice_id)
                         )
+                    journal.unlink()  # the commit point
+                    _fsync_dir(self.root)
                 except BaseException:
                     for voice in installed:
                         shutil.rmtree(self._remove_folder(voice.folder), ignore_errors=True)
+                    journal.unlink(missing_ok=True)
                     raise
+                finally:
+                    self._active_imports.discard(batch)
+            for voice in installed:  # committed: the markers are now just clutter
+                try:
+                    (voice.folder / marker).unlink()
+                except OSError:
+                    pass
         log.info("event=voices_imported count=%d archive=%s", len(installed), label)
         return installed
 
@@ -673,6 +696,31 @@ class VoiceLibrary:
         _fsync_dir(self.root)
         return trash
 
+    def _roll_back_interrupted_imports(self, markers: set[str]) -> bool:
+        """Removes what crashed imports installed; True if anything changed.
+
+        Only when no import is running anywhere: the library lock is free (no
+        other process or thread holds it) and this instance runs none."""
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            return False
+        changed = False
+        try:
+            for marker in markers:
+                if marker[len(IMPORT_PREFIX):] in self._active_imports:
+                    continue
+                for entry in os.scandir(self.root):
+                    if _ID_RE.fullmatch(entry.name) and os.path.exists(os.path.join(entry.path, marker)):
+                        shutil.rmtree(self._remove_folder(Path(entry.path)), ignore_errors=True)
+                (self.root / f"{marker}.json").unlink(missing_ok=True)
+                _fsync_dir(self.root)
+                log.warning("event=import_rolled_back journal=%s", marker)
+                changed = True
+        finally:
+            self._lock.release()
+        return changed
+
     def _scan(self) -> list[Voice]:
         voices: list[Voice] = []
         warnings: list[str] = []
@@ -682,6 +730,12 @@ class VoiceLibrary:
             entries = list(os.scandir(self.root))
         except OSError as exc:
             raise LibraryError(f"Cannot read the voice library folder {self.root} ({exc.strerror}).") from exc
+        open_imports = {
+            e.name[: -len(".json")] for e in entries
+            if e.name.startswith(IMPORT_PREFIX) and e.name.endswith(".json")
+        }
+        if open_imports and self._roll_back_interrupted_imports(open_imports):
+            return self._scan()
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -701,6 +755,8 @@ class VoiceLibrary:
                 warnings.append(f"Skipped the folder '{name}' in the voice library: it is not a voice folder.")
                 continue
             folder = Path(entry.path)
+            if open_imports and any(os.path.exists(folder / m) for m in open_imports):
+                continue  # part of an import that has not committed
             try:
                 info = os.stat(folder / VOICE_FILE)
                 os.stat(folder / REFERENCE_FILE)

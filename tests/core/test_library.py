@@ -737,3 +737,47 @@ def test_real_model_prompt_cache_skips_the_speech_tokenizer_and_gives_identical_
     assert sorted(p.name for p in (voice.folder / "prompts").iterdir()) == sorted(
         [f"{small.key}.safetensors", f"{large.key}.safetensors"])
     assert lib.prompt_for(voice, small.key, encode_small)[1] is True
+
+
+def test_an_import_killed_half_way_is_rolled_back_on_the_next_listing(tmp_path, speech_wav):
+    """A real crash (os._exit in a child process) after 2 of 5 voices were installed:
+    the next listing shows none of the import and everything saved before intact."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from core.audio import load_audio as _load
+
+    root = tmp_path / "voices"
+    library = VoiceLibrary(root)
+    kept = library.save(name="Kept", kind="clone", reference=_load(speech_wav), transcript="Before.")
+    kept_bytes = (kept.folder / "voice.json").read_bytes(), kept.reference_path.read_bytes()
+    source = VoiceLibrary(tmp_path / "source")
+    for i in range(5):
+        source.save(name=f"Imported {i}", kind="clone", reference=_load(speech_wav), transcript=f"Line {i}.")
+    archive = source.export_zip([v.id for v in source.list()], tmp_path / "all.zip")
+
+    child = textwrap.dedent(f"""
+        import os
+        from core.library import VoiceLibrary
+        library = VoiceLibrary({str(root)!r})
+        real = library._install
+        count = []
+        def dying_install(*args, **kwargs):
+            if len(count) == 2:
+                os._exit(9)  # no cleanup, like SIGKILL
+            count.append(1)
+            return real(*args, **kwargs)
+        library._install = dying_install
+        library.import_zip({str(archive)!r})
+    """)
+    result = subprocess.run([sys.executable, "-c", child], cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 9
+    assert len([p for p in root.iterdir() if not p.name.startswith(".")]) == 3  # 2 installed + Kept
+    after = VoiceLibrary(root)
+    assert [v.name for v in after.list()] == ["Kept"]
+    assert not list(root.glob(".import-*.json"))
+    assert ((kept.folder / "voice.json").read_bytes(), kept.reference_path.read_bytes()) == kept_bytes
+    imported = after.import_zip(archive)  # and a clean retry imports everything
+    assert len(imported) == 5
+    assert not [p for v in imported for p in v.folder.iterdir() if p.name.startswith(".import-")]
