@@ -350,11 +350,13 @@ def test_kill_during_import(lab, rng):
         client = restart_and_check(lab)
         imported = [v for v in client.predict(api_name="/voices") if v["id"] in ids]
         outcomes.append((hit, leftovers, len(imported)))
-        # Every voice that made it is complete (checked above); none is listed twice.
+        # All or nothing: a kill in the middle leaves none of the import listed.
         assert len({v["id"] for v in imported}) == len(imported)
+        assert len(imported) in (0, count)
+        if hit:
+            assert imported == [], "a crashed import must be rolled back"
     print(f"import kills (condition met, .tmp leftovers, voices installed of {count}): {outcomes}")
-    assert any(hit and (leftovers or 0 < installed < count) for hit, leftovers, installed in outcomes), \
-        "no kill landed in the middle of an import"
+    assert any(hit for hit, _, _ in outcomes), "no kill landed in the middle of an import"
     again = client.predict(file=handle_file(str(lab["root"] / "many-0.zip")), api_name="/voice_import")
     assert len(again) == count
     lab["saved"] = check_studio(studio, lab["saved"])
