@@ -321,7 +321,9 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
             ctx.failed[key] = (job, failed)
             while len(ctx.failed) > 50:
                 ctx.failed.pop(next(iter(ctx.failed)))
-            raise gr.Error(f"{failed} The {failed.index} chunk(s) before it are kept: press "
+            reason = str(failed).rstrip()
+            reason += "" if reason.endswith((".", "!", "?")) else "."
+            raise gr.Error(f"{reason} The {failed.index} chunk(s) before it are kept: press "
                            "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed") from None
 
     def stream(*args, progress=None, request: gr.Request = None, **kwargs):

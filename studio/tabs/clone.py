@@ -57,7 +57,7 @@ def readout(prepared: PreparedReference) -> str:
     line = (f"**{r.duration_s:.1f} s** · peak {r.peak_dbfs:.1f} dBFS · RMS {r.rms_dbfs:.1f} dBFS · "
             f"{r.silence_ratio:.0%} silence")
     if not r.warnings:
-        return line + "\n\n✅ Looks good for cloning."
+        return line + "\n\n✓ Looks good for cloning."
     return "\n\n".join([line, *[f"⚠️ {w}" for w in r.warnings]])
 
 
@@ -66,7 +66,7 @@ NO_VOICE = ""
 
 def library_choices(ctx: StudioContext) -> list[tuple[str, str]]:
     return [("(none: use the reference clip)", NO_VOICE)] + [
-        (f"{v.name} ({v.kind}, {v.reference_seconds:.0f} s)", v.name) for v in ctx.app.library.list()
+        (f"{v.name} ({v.kind}, {v.reference_seconds:.1f} s)", v.name) for v in ctx.app.library.list()
     ]
 
 
@@ -202,7 +202,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
                     save_tags = gr.Textbox("", label="Tags (comma separated)")
                     save_notes = gr.Textbox("", label="Notes", lines=2)
-                    save_consent = gr.Textbox("", label="Consent / licence note",
+                    save_consent = gr.Textbox("", label="Consent / licence note", lines=2,
                                               placeholder="e.g. My own voice; or: recorded with permission of …")
                     save = gr.Button("Save to library", elem_id="clone-save-button")
                     save_status = gr.Markdown(elem_id="clone-save-status")

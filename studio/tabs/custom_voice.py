@@ -81,7 +81,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 with gr.Row():
                     speaker = gr.Dropdown(
                         [(f"{s.name} — {s.native_language}", s.name) for s in speakers()],
-                        value="Ryan", label="Speaker", scale=2, elem_id="custom-speaker",
+                        value="Ryan", label="Speaker", scale=2, min_width=220, elem_id="custom-speaker",
                         allow_custom_value=True,  # scripts may pass ids; the engine validates
                     )
                     language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)

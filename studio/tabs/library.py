@@ -282,8 +282,9 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 with gr.Row():
                     edit_language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1,
                                                 min_width=140, elem_id="library-edit-language")
+                    # Wide enough that a phone puts it under Language instead of clipping the placeholder.
                     tags = gr.Textbox(label="Tags", placeholder="comma separated, e.g. warm, narrator", scale=2,
-                                      min_width=180, elem_id="library-tags")
+                                      min_width=200, elem_id="library-tags")
                 notes = gr.Textbox(label="Notes", lines=3, elem_id="library-notes")
                 consent = gr.Textbox(label="Consent / licence note", lines=2, elem_id="library-consent",
                                      placeholder="e.g. My own voice; or: recorded with permission of …")

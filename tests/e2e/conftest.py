@@ -1,0 +1,97 @@
+"""A real studio on the demo models, a real chromium, and a folder for the screenshots.
+
+The server runs in this process on a free localhost port with its own temporary data dir, one per
+test module. Chromium is Debian's (/usr/bin/chromium, installed by scripts/test.sh); Playwright's
+own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def e2e_server(tmp_path_factory, demo_checkpoints):
+    """Starts the studio (a real uvicorn server) and yields its URL and context."""
+    from core.settings import Settings
+    from studio.server import serve
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("e2e-data"),
+        port=free_port(),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_voice_design=demo_checkpoints["voice_design"],
+        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
+        checkpoint_base=demo_checkpoints["base"],
+        offline=True,
+    )
+    app, ctx = serve(settings, block=False)
+    try:
+        yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings}
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def e2e_client(e2e_server):
+    from gradio_client import Client
+
+    return Client(e2e_server["url"], verbose=False)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def shots_dir(tmp_path_factory) -> Path:
+    """<pytest tmp>/e2e/screenshots; /tmp/e2e-shots (the copy for people) is emptied of old shots."""
+    from tests.e2e.browser import HUMAN_SHOTS
+
+    folder = tmp_path_factory.getbasetemp() / "e2e" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    if HUMAN_SHOTS.is_dir():
+        for old in HUMAN_SHOTS.glob("*.png"):
+            old.unlink(missing_ok=True)
+    return folder
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def size(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def studio(browser, e2e_server, size, shots_dir):
+    """A fresh page on the studio at desktop (1280x800) or phone (390x844) size."""
+    from tests.e2e.browser import Studio
+
+    studio = Studio.open(browser, e2e_server["url"], size, shots_dir)
+    try:
+        yield studio
+    finally:
+        studio.page.close()
+
