@@ -136,3 +136,14 @@ def test_two_concurrent_designs_both_finish_and_load_once(client, studio_server)
         t.join(120)
     assert not errors and len(results) == 2
     assert manager.load_count["demo-1.7B-VoiceDesign"] == before + 1
+
+
+def test_handlers_see_the_calling_client(client, caplog):
+    """Gradio only injects the request into positional parameters: the generation
+    log must name the real client address, not the 'local' fallback."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="core.synthesis"):
+        client.predict(text="Who is calling?", description="Any.", seed=1, max_seconds=0.5, api_name="/design")
+    lines = [r.getMessage() for r in caplog.records if "event=generation" in r.getMessage()]
+    assert lines and "client=127.0.0.1" in lines[-1]
