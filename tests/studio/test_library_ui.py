@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -54,13 +55,22 @@ def open_library(browser, url: str, width: int = 1280, height: int = 800):
     page.set_default_timeout(30_000)  # a busy 2-core CI machine can be slow to settle
     page.goto(url)
     page.get_by_role("tab").first.wait_for()
-    tab = page.get_by_role("tab", name="Voice Library")
-    if tab.count() and tab.first.is_visible():
-        tab.first.click()
-    else:  # a narrow window folds the tabs into an overflow menu
-        page.locator(".overflow-menu > button").click()
-        page.locator(".overflow-dropdown button", has_text="Voice Library").click()
-    page.locator("#library-count").wait_for()
+    count = page.locator("#library-count")
+    deadline = time.monotonic() + 60
+    # Right after a load the tab bar may still be laying out (a narrow window moves tabs
+    # into the overflow menu), so a click can miss: retry until the tab's content shows.
+    while not count.is_visible():
+        assert time.monotonic() < deadline, "could not open the Voice Library tab"
+        try:
+            tab = page.get_by_role("tab", name="Voice Library")
+            if tab.count() and tab.first.is_visible():
+                tab.first.click(timeout=5_000)
+            else:
+                page.locator(".overflow-menu > button").click(timeout=5_000)
+                page.locator(".overflow-dropdown button", has_text="Voice Library").click(timeout=5_000)
+            count.wait_for(state="visible", timeout=5_000)
+        except sync_api.Error:
+            continue
     return page
 
 
