@@ -135,9 +135,9 @@ def test_render_in_the_browser_streams_lines_then_the_take(studio_server, fox):
             sync_api.expect(files).to_have_count(3, timeout=180_000)  # the zip, then each line
             assert [files.nth(i).get_attribute("download") for i in (1, 2)] == ["001-A.wav", "002-B.wav"]
             assert files.first.get_attribute("download").endswith("-all-lines.zip")
-            lines = page.locator("#script-lines").inner_text()
-            assert "Aiden · at 0.0 s" in lines and "Script Fox (library) · at" in lines
-            assert "2 lines" in page.locator("#script-summary").inner_text()
+            sync_api.expect(page.locator("#script-lines")).to_contain_text("Aiden · at 0.0 s")
+            sync_api.expect(page.locator("#script-lines")).to_contain_text("Script Fox (library) · at")
+            sync_api.expect(page.locator("#script-summary")).to_contain_text("2 lines")  # may land last
             take = studio_server["ctx"].app.history.list(mode="script")[0]
             assert take.model == "demo-0.6B-CustomVoice, demo-0.6B-Base" and take.text == "A: Hi.\nB: Hello."
         finally:
