@@ -114,8 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", parents=[parent], help="measure load time, speed, API overhead and memory")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
-    bench.add_argument("--runs", type=int, default=3, help="timed runs per figure, the median is reported (default 3)")
-    bench.add_argument("--frames", type=int, default=48, help="codec frames per generation (default 48; 12.5 per second)")
+    bench.add_argument("--runs", type=int, default=None,
+                       help="timed runs per figure, the median is reported (default 3; with --arch 2 pairs)")
+    bench.add_argument("--frames", type=int, default=None,
+                       help="codec frames per generation (default 48; with --arch 25; 12.5 per second)")
+    # Studio path vs the stock qwen_tts call (core/bench.py, docs/PERFORMANCE.md).
+    bench.add_argument("--arch", choices=("0.6b", "1.7b"),
+                       help="compare studio vs stock on random-weight models of the real size (built once, GBs)")
+    bench.add_argument("--compare", action="store_true", help="compare studio vs stock on the configured models")
+    bench.add_argument("--int8", action="store_true", help="with --arch/--compare: also the opt-in, lossy int8 path")
+    bench.add_argument("--profile", action="store_true",
+                       help="with --arch/--compare: time talker, code predictor and decoder separately")
     return parser
 
 

@@ -8,6 +8,14 @@ prints everything, as aligned lines or (``--json``) one JSON object whose keys
 are documented in ``core/bench.py``.
 
 Progress goes to stderr; with ``--json`` stdout holds only the JSON object.
+
+``--arch 0.6b|1.7b`` (random-weight models of the real sizes, built once into
+``<data_dir>/arch-models``) and ``--compare`` (the configured models) run
+instead the studio-vs-stock comparison of ``core.bench.measure_compare``:
+real-time factor, time to first audio, peak memory and same-codes checks per
+mode, the studio path and the stock ``Qwen3TTSModel.generate_*`` call
+alternated; ``--int8`` adds the opt-in, lossy int8 path and ``--profile`` the
+talker / code predictor / decoder split (see docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import time
 from typing import Iterator
 
 from core import bench
-from core.bench import BenchError, BenchReport, OverheadFigure
+from core.bench import BenchError, BenchReport, CompareReport, OverheadFigure
 from core.context import AppContext, build_context
 from core.settings import Settings
 from core.synthesis import DesignRequest, Sampling
@@ -261,6 +269,17 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         value = getattr(args, name, None)
         return default if value is None else value
 
+    arch = getattr(args, "arch", None)
+    if arch or getattr(args, "compare", False):
+        compare = collect_compare(
+            settings, arch=arch,
+            frames=option("frames", bench.ARCH_DEFAULT_FRAMES if arch else bench.DEFAULT_FRAMES),
+            runs=option("runs", bench.ARCH_DEFAULT_RUNS if arch else bench.DEFAULT_RUNS),
+            seed=option("seed", bench.DEFAULT_SEED), int8=bool(getattr(args, "int8", False)),
+            profile=bool(getattr(args, "profile", False)),
+        )
+        print(json.dumps(compare.as_json(), indent=2) if getattr(args, "json", False) else format_compare(compare))
+        return 0
     frames = option("frames", bench.DEFAULT_FRAMES)
     runs = option("runs", bench.DEFAULT_RUNS)
     seed = option("seed", bench.DEFAULT_SEED)
@@ -270,3 +289,144 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+# --- studio vs stock (--arch / --compare) ---------------------------------------
+
+
+def _int8_loader(path, device, dtype):
+    """The stock loader, then the opt-in int8 quantisation (a separate copy of the model)."""
+    from core.fast_generation import quantize_int8
+    from core.model_manager import qwen_loader
+
+    model = qwen_loader(path, device, dtype)
+    quantize_int8(model)
+    return model
+
+
+def collect_compare(
+    settings: Settings, *, arch=None, frames: int, runs: int, seed: int, int8: bool = False,
+    profile: bool = False, progress=_progress, modes=None,
+) -> CompareReport:
+    """The studio path against the stock call, per mode; on ``arch`` models or the configured ones.
+
+    ``arch`` is "0.6b" / "1.7b" (or an ``ArchSpec``, which tests use for a tiny one);
+    ``modes`` narrows the modes (default: every mode the models have).
+    """
+    import os
+
+    import torch
+
+    from core import arch_models
+
+    started = time.perf_counter()
+    bench.check_runs(runs)
+    text = bench.bench_text(frames, settings.chunk_chars)
+    build_seconds = 0.0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_stdout_to_stderr())
+        if arch is not None:
+            spec = arch if isinstance(arch, arch_models.ArchSpec) else arch_models.spec_for(arch)
+            modes = tuple(modes or bench.arch_modes(spec.name))
+            folder = arch_models.default_arch_dir(settings.data_dir)
+            progress(f"{spec.name} random-weight models in {folder / spec.name} "
+                     "(built once -- several GB at real size -- and reused)")
+            build = arch_models.build_arch_checkpoints(folder, spec, modes)
+            build_seconds = build.seconds
+            if build.built:
+                progress(f"built {', '.join(build.built)} in {build.seconds:.0f} s")
+            run_settings = bench.arch_settings(settings, build.paths, spec.name)
+            spec_text = arch_models.describe(spec)
+        else:
+            modes = tuple(modes or bench.MODES)
+            run_settings = stack.enter_context(bench.isolated_settings(settings))
+            spec_text = "demo models (random weights)" if settings.demo_models else "configured models"
+        context = build_context(run_settings)
+        if int8 and context.models.device != "cpu":
+            raise BenchError("--int8 measures CPU int8 kernels; run it with --device cpu.")
+        report = CompareReport(
+            arch=None if arch is None else spec.name, spec=spec_text, device=context.models.device,
+            threads=torch.get_num_threads(), cores=os.cpu_count() or 1, frames=frames, runs=runs, seed=seed,
+            text_chars=len(text), build_seconds=build_seconds,
+        )
+        progress(f"{frames} frames ({frames / bench.FRAMES_PER_SECOND:.1f} s of audio) per take, "
+                 f"{runs} alternating pair(s) per mode: {', '.join(modes)}")
+        report.compare = bench.measure_compare(context, modes, frames=frames, runs=runs, seed=seed, text=text,
+                                               progress=progress)
+        if int8:
+            int8_context = build_context(run_settings, loader=_int8_loader)
+            report.compare += bench.measure_compare(context, modes, frames=frames, runs=runs, seed=seed, text=text,
+                                                    progress=progress, path="studio-int8",
+                                                    studio_context=int8_context)
+            int8_context.models.unload()
+        if profile:
+            mode = "custom_voice" if "custom_voice" in modes else modes[0]
+            for threads in dict.fromkeys([torch.get_num_threads(), 1]):
+                report.profile.append(bench.measure_profile(context, mode, frames, seed=seed, text=text,
+                                                            threads=threads, progress=progress))
+        context.models.unload()
+    report.total_seconds = time.perf_counter() - started
+    return report
+
+
+def _gb(value: int) -> str:
+    return f"{value / 2**30:.2f} GB"
+
+
+def format_compare(report: CompareReport) -> str:
+    audio = report.frames / bench.FRAMES_PER_SECOND
+    lines = [
+        f"Studio vs stock qwen_tts: {report.spec}",
+        (f"  on {report.device} ({report.cores} cores, {report.threads} torch threads); {report.frames} frames "
+         f"(~{audio:.1f} s of audio) per take, {report.text_chars}-character text, seed {report.seed}, "
+         f"{report.runs} alternating pair(s), medians"),
+        "",
+        (f"  {'mode':<7} {'path':<12} {'RTF studio':>10} {'stock':>7} {'thread':>7} {'ratio':>6} {'/thread':>7}   "
+         f"{'first audio studio / stock':<30} {'peak RSS studio / stock':<24} same codes / audio"),
+    ]
+    for f in report.compare:
+        first = f"{f.studio_ttfa_s:.2f} s / {f.stock_ttfa_s:.2f} s ({100 * f.ttfa_share:.0f}%)"
+        peak = f"{_gb(f.studio_peak_bytes)} / {_gb(f.stock_peak_bytes)}"
+        same = f"{'yes' if f.same_codes else 'NO'} / {'yes' if f.same_audio else 'NO'}"
+        if not f.same_audio and f.max_abs_diff != float("inf"):
+            same += f" (max diff {f.max_abs_diff:.2g})"
+        lines.append(f"  {MODE_NAMES[f.mode]:<7} {f.path:<12} {f.studio_rtf:10.2f} {f.stock_rtf:7.2f} "
+                     f"{f.thread_stock_rtf:7.2f} {f.ratio:6.2f} {f.ratio_vs_thread_stock:7.2f}   "
+                     f"{first:<30} {peak:<24} {same}")
+    lines.append("  (RTF = wall s per audio s: studio = stream(live=True), generation threads "
+                 f"{report.compare[0].generation_threads if report.compare else '-'}; stock = the plain call in "
+                 "the calling thread, as a script makes it; thread = the same call in a worker thread, as the "
+                 "server ran it before. ratio = studio/stock wall, /thread = studio/thread-stock wall, medians "
+                 "of the rounds; first audio % = of the studio's whole take)")
+    goals = report.goals()
+    if goals:
+        lines.append("")
+        lines.append("Goals (the exact studio path; int8 is opt-in and lossy)")
+        lines.append(f"  studio/stock wall <= {goals['ratio_goal']}: "
+                     f"{'met' if goals['ratio_met'] else 'NOT met'} (worst mode {goals['ratio_worst_mode']:.2f}); "
+                     f"against the stock call in a worker thread: "
+                     f"{'met' if goals['ratio_vs_thread_stock_met'] else 'NOT met'} "
+                     f"(worst {goals['ratio_vs_thread_stock_worst_mode']:.2f})")
+        lines.append(f"  first audio <= {100 * goals['ttfa_share_goal']:.0f}% of the take: "
+                     f"{'met' if goals['ttfa_share_met'] else 'NOT met'} at {report.frames} frames "
+                     f"(worst {100 * goals['ttfa_share_worst_mode']:.0f}%); projected for a 20-s line "
+                     f"({goals['twenty_second_frames']} frames) from the measured per-frame time: "
+                     f"{100 * goals['ttfa_share_projected_20s']:.0f}%")
+        lines.append(f"  same codes and same take as stock in every pair: "
+                     f"{'yes' if goals['same_codes_all'] and goals['same_audio_all'] else 'NO'}")
+    for p in report.profile:
+        ms = p.per_frame_ms()
+        lines.append("")
+        lines.append(f"Where the time goes (stock call in a worker thread, {MODE_NAMES[p.mode]}, {p.threads} thread(s), {p.frames} frames, "
+                     f"{p.total_s:.1f} s; per frame)")
+        for key, label in (("talker_s", "talker (the LM, 1 step)"),
+                           ("code_predictor_s", "code predictor (15 steps)"),
+                           ("code_predictor_overhead_s", "  HF generate() around them"),
+                           ("decode_s", "speech tokenizer decode"), ("other_s", "everything else")):
+            share = 100 * getattr(p, key) / max(p.total_s, 1e-9)
+            lines.append(f"  {label:<32} {ms[key]:9.1f} ms  {share:5.1f}%")
+    if report.build_seconds:
+        lines.append("")
+        lines.append(f"Model build/check {report.build_seconds:.1f} s")
+    lines.append(f"Total bench time {report.total_seconds:.1f} s")
+    return "\n".join(lines)
