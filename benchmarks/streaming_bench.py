@@ -1,0 +1,88 @@
+"""Time to first audio against time to the full take, for a 2,000-character text.
+
+    .venv/bin/python benchmarks/streaming_bench.py [--chars 2000] [--frames 48] [--json]
+
+Runs the studio's streaming path (`SynthesisService.stream`, what the UI's Live
+player plays) on the demo models and prints when the first audio was ready,
+when the whole take was, and their ratio. Demo models never stop on their own,
+so every chunk is capped at `--frames` codec frames to keep the run short; the
+ratio is what matters (real models stop at the end of each sentence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.context import build_context  # noqa: E402
+from core.demo_models import build_demo_checkpoints  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.synthesis import ChunkAudio, CustomVoiceRequest, Sampling, SynthesisResult  # noqa: E402
+
+SENTENCES = [
+    "The lighthouse keeper climbed the stairs every evening at dusk.",
+    "From the top he could see the fishing boats returning to the harbour.",
+    "Some nights the fog rolled in so thick that the beam seemed to stop in mid air.",
+    "He kept a logbook of every ship, every storm and every quiet night.",
+    "Years later, his granddaughter found it in a box beneath the stairs.",
+]
+
+
+def text_of(chars: int) -> str:
+    out, i = [], 0
+    while len(" ".join(out)) < chars:
+        out.append(SENTENCES[i % len(SENTENCES)])
+        i += 1
+    return " ".join(out)[:chars].rsplit(" ", 1)[0] + "."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--frames", type=int, default=48, help="codec frames per chunk (12.5 per second)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="streaming-bench-"))
+    try:
+        demo = build_demo_checkpoints(scratch / "demo-models")
+        settings = Settings(data_dir=scratch, demo_models=True, device="cpu", dtype="float32",
+                            checkpoint_custom_voice=demo["custom_voice"], offline=True)
+        ctx = build_context(settings)
+        request = CustomVoiceRequest(text=text_of(args.chars), speaker="Ryan", size="0.6B",
+                                     sampling=Sampling(seed=1, max_new_tokens=args.frames))
+        ctx.models.get(ctx.catalog.resolve("custom", "0.6B"))  # load outside the timing
+        start = time.perf_counter()
+        first = None
+        chunks = 0
+        for item in ctx.synthesis.stream(request):
+            if isinstance(item, ChunkAudio):
+                chunks += 1
+                first = first if first is not None else time.perf_counter() - start
+            elif isinstance(item, SynthesisResult):
+                result = item
+        total = time.perf_counter() - start
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    report = {"chars": len(request.text), "chunks": chunks, "frames_per_chunk": args.frames,
+              "first_audio_s": first, "full_take_s": total, "ratio_first_over_full": first / total,
+              "audio_s": result.duration}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"Streaming a {report['chars']}-character text ({chunks} chunks, <= {args.frames} frames each, demo 0.6B)")
+    print(f"  first audio ready        {first:8.2f} s")
+    print(f"  full take ready          {total:8.2f} s   ({result.duration:.1f} s of audio)")
+    print(f"  first / full             {first / total:8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
