@@ -58,6 +58,8 @@ import filelock
 from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
 from core.errors import InvalidInput, StudioError
 from core.synthesis import SynthesisResult, normalize_language
+from core.durable import write_file as _write_file, fsync_file as _fsync_file, fsync_dir as _fsync_dir
+from core.durable import remove_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -596,34 +598,10 @@ def _disk_errors(action: str) -> Iterator[None]:
         raise HistoryError(f"Could not {action} ({exc.strerror or exc}).") from exc
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Writes and fsyncs a new file (inside a staged folder nobody else sees)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes a rename durable on POSIX; Windows cannot open folders this way,
-    # and its renames are journaled by NTFS anyway.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _empty_trash(removed: list[tuple[str, Path]]) -> None:
@@ -634,14 +612,4 @@ def _empty_trash(removed: list[tuple[str, Path]]) -> None:
 
 
 def _remove_if_stale(entry: os.DirEntry, now: float) -> None:
-    """Deletes a leftover temp or trash entry once it is old enough to be surely dead."""
-    try:
-        if now - entry.stat(follow_symlinks=False).st_mtime < STALE_TEMP_SECONDS:
-            return
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-        log.info("Removed the leftover %s from the history.", entry.name)
-    except OSError:
-        pass
+    remove_if_stale(entry, now, STALE_TEMP_SECONDS, "history")

@@ -65,6 +65,8 @@ from core.audio import TARGET_SAMPLE_RATE, Audio, encode, load_audio
 from core.errors import AudioError, InvalidInput, LibraryError, VoiceNotFound
 from core.reference import ReferenceOptions
 from core.synthesis import ClonePrompt, normalize_language
+from core.durable import write_file as _write_file, write_atomic as _write_atomic, fsync_file as _fsync_file, fsync_dir as _fsync_dir
+from core.durable import remove_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -1323,57 +1325,5 @@ def _read_archived_voice(
 # --- files ---------------------------------------------------------------
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Writes and fsyncs a new file (inside a staged folder nobody else sees)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replaces ``path`` so readers see the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        _write_file(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes a rename durable on POSIX; Windows cannot open folders this way,
-    # and its renames are journaled by NTFS anyway.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _remove_if_stale(entry: os.DirEntry, now: float) -> None:
-    """Deletes a leftover temp or trash entry once it is old enough to be surely dead."""
-    try:
-        if now - entry.stat(follow_symlinks=False).st_mtime < STALE_TEMP_SECONDS:
-            return
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-        log.info("Removed the leftover %s from the voice library.", entry.name)
-    except OSError:
-        pass
+    remove_if_stale(entry, now, STALE_TEMP_SECONDS, "voice library")
