@@ -23,6 +23,7 @@ from core.context import AppContext
 from core.errors import InvalidInput, StudioError
 from core.model_store import ProgressCallback
 from core.recipes import recipe_of, voice_summary
+from core.fast_generation import LiveAudio
 from core.rate_limit import RateLimiter
 from core.synthesis import LANGUAGES, ChunkAudio, ChunkFailed, Request, Sampling, SynthesisResult
 
@@ -310,10 +311,17 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         return finish_take(ctx, job, result)
 
     def deliver(job: TakeJob, items, key: str):
+        # Live pieces (core/fast_generation.py) tile their chunk, so a chunk that
+        # had them is not played again when its exact audio arrives.
+        played_live: set[int] = set()
         try:
             for item in items:
-                if isinstance(item, ChunkAudio):
+                if isinstance(item, LiveAudio):
+                    played_live.add(item.index)
                     yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                elif isinstance(item, ChunkAudio):
+                    if item.index not in played_live:
+                        yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
                 else:
                     path, info = finish_take(ctx, job, item)
                     yield gr.skip(), path, info
@@ -332,7 +340,7 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         job = parse(*args, **kwargs)
         key = failed_key(request, parse)
         ctx.failed.pop(key, None)
-        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress),
+        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress), live=True,
                                                          client=client_id(request)), key)
 
     def retry(progress=gr.Progress(), request: gr.Request = None):
