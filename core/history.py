@@ -59,7 +59,7 @@ from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
 from core.errors import InvalidInput, StudioError
 from core.synthesis import SynthesisResult, normalize_language
 from core.durable import write_file as _write_file, fsync_file as _fsync_file, fsync_dir as _fsync_dir
-from core.durable import remove_if_stale
+from core.durable import holding, remove_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -310,16 +310,8 @@ class History:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # FileLock is re-entrant per thread, so locked methods may call each other.
-        try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise HistoryError(
-                "The history is busy (another window or process is saving to it); try again in a moment."
-            ) from None
-        try:
+        with holding(self._lock, HistoryError("The history is busy (another window or process is saving to it); try again in a moment.")):
             yield
-        finally:
-            self._lock.release()
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:

@@ -66,7 +66,7 @@ from core.errors import AudioError, InvalidInput, LibraryError, VoiceNotFound
 from core.reference import ReferenceOptions
 from core.synthesis import ClonePrompt, normalize_language
 from core.durable import write_file as _write_file, write_atomic as _write_atomic, fsync_file as _fsync_file, fsync_dir as _fsync_dir
-from core.durable import remove_if_stale
+from core.durable import holding, remove_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -566,16 +566,8 @@ class VoiceLibrary:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # FileLock is re-entrant per thread, so locked methods may call each other.
-        try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise LibraryError(
-                "The voice library is busy (another window or process is saving); try again in a moment."
-            ) from None
-        try:
+        with holding(self._lock, LibraryError("The voice library is busy (another window or process is saving); try again in a moment.")):
             yield
-        finally:
-            self._lock.release()
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:
