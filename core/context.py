@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.catalog import Catalog
-from core.device import DeviceProbe, system_probe
-from core.history import History
-from core.library import VoiceLibrary
-from core.model_manager import Loader, ModelManager, qwen_loader
-from core.model_store import ModelStore
+from core.engine.catalog import Catalog
+from core.engine.device import DeviceProbe, system_probe
+from core.storage.history import History
+from core.storage.library import VoiceLibrary
+from core.engine.model_manager import Loader, ModelManager, qwen_loader
+from core.engine.model_store import ModelStore
 from core.settings import Settings
-from core.synthesis import SynthesisService
+from core.engine.synthesis import SynthesisService
 
 
 @dataclass

@@ -65,7 +65,7 @@ class Settings:
     max_text_chars: int = 50_000
     chunk_chars: int = 300
     log_level: str = "info"
-    # Serving safety (see core/serving.py): a password is required off loopback.
+    # Serving safety (see core/serving/access.py): a password is required off loopback.
     auth: str | None = None  # "user:password"; several separated by commas
     auth_file: Path | None = None  # one "user:password" per line
     insecure_no_auth: bool = False

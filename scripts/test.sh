@@ -29,5 +29,7 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# The exact, known-good set (requirements/test.lock, refreshed by
+# scripts/lock.sh), then the project itself on top of it.
+.venv/bin/python -m pip install -q -r requirements/test.lock -e ".[test]"
 exec .venv/bin/python -m pytest "$@"

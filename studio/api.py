@@ -11,8 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from core.speakers import speakers
-from core.synthesis import LANGUAGES
+from core.engine.speakers import speakers
+from core.engine.synthesis import LANGUAGES
 from studio.ui_common import DEVICE_QUEUE, StudioContext, friendly_errors
 
 

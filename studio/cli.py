@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed runs per figure, the median is reported (default 3; with --arch 2 pairs)")
     bench.add_argument("--frames", type=int, default=None,
                        help="codec frames per generation (default 48; with --arch 25; 12.5 per second)")
-    # Studio path vs the stock qwen_tts call (core/bench.py, docs/PERFORMANCE.md).
+    # Studio path vs the stock qwen_tts call (core/tools/bench.py, docs/PERFORMANCE.md).
     bench.add_argument("--arch", choices=("0.6b", "1.7b"),
                        help="compare studio vs stock on random-weight models of the real size (built once, GBs)")
     bench.add_argument("--compare", action="store_true", help="compare studio vs stock on the configured models")

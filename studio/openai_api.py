@@ -48,7 +48,7 @@ from starlette.routing import BaseRoute
 
 from core import text as textlib
 from core.audio import TARGET_SAMPLE_RATE, encode
-from core.catalog import Checkpoint
+from core.engine.catalog import Checkpoint
 from core.errors import (
     AudioError,
     GenerationError,
@@ -59,11 +59,11 @@ from core.errors import (
     StudioError,
     VoiceNotFound,
 )
-from core.library import Voice
-from core.rate_limit import RateLimited
-from core.recipes import clone_request_for_voice, recipe_of, voice_summary
-from core.speakers import Speaker, find_speaker, speakers
-from core.synthesis import CustomVoiceRequest, Request as SynthesisRequest, Sampling, normalize_language
+from core.storage.library import Voice
+from core.serving.rate_limit import RateLimited
+from core.takes.recipes import clone_request_for_voice, recipe_of, voice_summary
+from core.engine.speakers import Speaker, find_speaker, speakers
+from core.engine.synthesis import CustomVoiceRequest, Request as SynthesisRequest, Sampling, normalize_language
 from studio.ui_common import StudioContext, sampling_from_values
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ import gradio as gr
 from core.audio import POST_NORMALIZE_MODES, SUPPORTED_OUTPUT_FORMATS, PostProcessing
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
-from core.model_store import ProgressCallback
-from core.recipes import recipe_of, voice_summary
-from core.fast_generation import LiveAudio
-from core.rate_limit import RateLimiter
-from core.synthesis import LANGUAGES, ChunkAudio, ChunkFailed, Request, Sampling, SynthesisResult
+from core.engine.model_store import ProgressCallback
+from core.takes.recipes import recipe_of, voice_summary
+from core.engine.live_decoding import LiveAudio
+from core.serving.rate_limit import RateLimiter
+from core.engine.synthesis import LANGUAGES, ChunkAudio, ChunkFailed, Request, Sampling, SynthesisResult
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def take_handlers(ctx: StudioContext, parse: Callable[..., TakeJob]) -> tuple[Ca
         return finish_take(ctx, job, result)
 
     def deliver(job: TakeJob, items, key: str):
-        # Live pieces (core/fast_generation.py) tile their chunk, so a chunk that
+        # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
         # had them is not played again when its exact audio arrives.
         played_live: set[int] = set()
         try:

@@ -1,17 +1,17 @@
 """`qwen-tts-studio bench`: measure the configured models and the studio's overhead.
 
 The engine figures (loads, real-time factor, mode switches, memory) come from
-``core.bench``; this module adds the API overhead -- the named ``/design``
+``core.tools.bench``; this module adds the API overhead -- the named ``/design``
 endpoint called end to end with ``gradio_client`` against a real in-process
 server, alternated with direct engine calls on the same loaded model -- and
 prints everything, as aligned lines or (``--json``) one JSON object whose keys
-are documented in ``core/bench.py``.
+are documented in ``core/tools/bench.py``.
 
 Progress goes to stderr; with ``--json`` stdout holds only the JSON object.
 
 ``--arch 0.6b|1.7b`` (random-weight models of the real sizes, built once into
 ``<data_dir>/arch-models``) and ``--compare`` (the configured models) run
-instead the studio-vs-stock comparison of ``core.bench.measure_compare``:
+instead the studio-vs-stock comparison of ``core.tools.bench.measure_compare``:
 real-time factor, time to first audio, peak memory and same-codes checks per
 mode, the studio path and the stock ``Qwen3TTSModel.generate_*`` call
 alternated; ``--int8`` adds the opt-in, lossy int8 path and ``--profile`` the
@@ -30,11 +30,11 @@ import tempfile
 import time
 from typing import Iterator
 
-from core import bench
-from core.bench import BenchError, BenchReport, CompareReport, OverheadFigure
+from core.tools import bench
+from core.tools.bench import BenchError, BenchReport, CompareReport, OverheadFigure
 from core.context import AppContext, build_context
 from core.settings import Settings
-from core.synthesis import DesignRequest, Sampling
+from core.engine.synthesis import DesignRequest, Sampling
 
 # The studio's default Advanced values (studio/ui_common.py sampling_widgets):
 # sent explicitly to the API and used for the direct call, so both do the same work.
@@ -296,8 +296,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def _int8_loader(path, device, dtype):
     """The stock loader, then the opt-in int8 quantisation (a separate copy of the model)."""
-    from core.fast_generation import quantize_int8
-    from core.model_manager import qwen_loader
+    from core.engine.live_decoding import quantize_int8
+    from core.engine.model_manager import qwen_loader
 
     model = qwen_loader(path, device, dtype)
     quantize_int8(model)
@@ -317,7 +317,7 @@ def collect_compare(
 
     import torch
 
-    from core import arch_models
+    from core.tools import arch_models
 
     started = time.perf_counter()
     bench.check_runs(runs)

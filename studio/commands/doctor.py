@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from core.doctor import Check, exit_code, run_checks, summary
+from core.tools.doctor import Check, exit_code, run_checks, summary
 from core.settings import Settings
 
 _LABELS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}

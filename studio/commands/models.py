@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.catalog import Catalog
-from core.demo_models import build_demo_checkpoints
-from core.model_manager import ModelManager
-from core.model_store import ModelStore
+from core.engine.catalog import Catalog
+from core.engine.demo_models import build_demo_checkpoints
+from core.engine.model_manager import ModelManager
+from core.engine.model_store import ModelStore
 from core.settings import Settings
 
 

@@ -9,7 +9,7 @@ from core.audio import load_audio, write_audio
 from core.context import build_context
 from core.errors import InvalidInput
 from core.settings import Settings
-from core.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from core.engine.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
 
 
 def _read_text(args: argparse.Namespace) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 
 from core.reference import PreparedReference, ReferenceOptions, prepare_reference
-from core.recipes import clone_request_for_voice
-from core.synthesis import CloneRequest
+from core.takes.recipes import clone_request_for_voice
+from core.engine.synthesis import CloneRequest
 from core.text import validate_text
 from studio.ui_common import (
     LANGUAGE_CHOICES,

@@ -6,8 +6,8 @@ from typing import Any
 
 import gradio as gr
 
-from core.speakers import find_speaker, speakers
-from core.synthesis import CustomVoiceRequest
+from core.engine.speakers import find_speaker, speakers
+from core.engine.synthesis import CustomVoiceRequest
 from studio.ui_common import (
     LANGUAGE_CHOICES,
     StudioContext,

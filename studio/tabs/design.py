@@ -6,8 +6,8 @@ from typing import Any
 
 import gradio as gr
 
-from core.speakers import design_presets
-from core.synthesis import DesignRequest
+from core.engine.speakers import design_presets
+from core.engine.synthesis import DesignRequest
 from studio.ui_common import (
     LANGUAGE_CHOICES,
     StudioContext,

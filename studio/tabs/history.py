@@ -9,8 +9,8 @@ import numpy as np
 
 from core.audio import load_audio
 from core.errors import InvalidInput
-from core.history import Take
-from core.replay import replay
+from core.storage.history import Take
+from core.takes.replay import replay
 from studio.ui_common import DEVICE_QUEUE, StudioContext, TakeJob, finish_take, friendly_errors, gradio_progress
 
 COLUMNS = ["When (UTC)", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format"]

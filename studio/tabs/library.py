@@ -1,6 +1,6 @@
 """Voice Library: browse, edit, share and reuse the voices a creator has saved.
 
-The tab is a thin view over ``core.library.VoiceLibrary``; every rule (names,
+The tab is a thin view over ``core.storage.library.VoiceLibrary``; every rule (names,
 limits, safe imports) lives there. Scripts get the same operations as named
 API endpoints with plain values and JSON results:
 
@@ -26,7 +26,7 @@ import gradio as gr
 import pandas as pd
 
 from core.errors import InvalidInput, LibraryError, VoiceNotFound
-from core.library import Voice, VoiceLibrary
+from core.storage.library import Voice, VoiceLibrary
 from studio.tabs.clone import NO_VOICE, library_choices
 from studio.ui_common import LANGUAGE_CHOICES, StudioContext, api_endpoint, friendly_errors
 

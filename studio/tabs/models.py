@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.model_manager import ModelStatus
+from core.engine.model_manager import ModelStatus
 from studio.ui_common import DEVICE_QUEUE, StudioContext, demo_banner, friendly_errors, gradio_progress
 
 COLUMNS = ["Model", "Mode", "Size", "State", "On disk", "Device", "Dtype", "Memory", "Load time"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.audio import write_audio
 from core.errors import InvalidInput
-from core.script import (
+from core.takes.script import (
     DEFAULT_PAUSE_S,
     MAX_PAUSE_S,
     RenderedLine,
@@ -29,7 +29,7 @@ from core.script import (
     script_voice_summary,
     stream_script,
 )
-from core.speakers import speakers
+from core.engine.speakers import speakers
 from studio.ui_common import (
     DEVICE_QUEUE,
     LANGUAGE_CHOICES,

@@ -1,4 +1,4 @@
-"""Real-architecture random-weight models (core/arch_models.py) and `bench --arch` plumbing.
+"""Real-architecture random-weight models (core/tools/arch_models.py) and `bench --arch` plumbing.
 
 The real 0.6B / 1.7B models are GBs and are never built here: the builder runs
 on a scaled-down spec through the very same code path, and the real specs are
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import arch_models
-from core.arch_models import ARCH_SPECS, build_arch_checkpoints, scaled_spec
+from core.tools import arch_models
+from core.tools.arch_models import ARCH_SPECS, build_arch_checkpoints, scaled_spec
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_bench_arch_plumbing_on_the_scaled_spec(arch_data, capsys, monkeypatch):
 
 
 def _report_from_json(data):
-    from core.bench import CompareFigure, CompareReport, ProfileFigure
+    from core.tools.bench import CompareFigure, CompareReport, ProfileFigure
 
     report = CompareReport(**{k: data[k] for k in ("arch", "spec", "device", "threads", "cores", "frames", "runs",
                                                    "seed", "text_chars", "build_seconds", "total_seconds")})

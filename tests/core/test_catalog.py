@@ -1,6 +1,6 @@
 import pytest
 
-from core.catalog import REAL_CHECKPOINTS, Catalog, normalize_mode
+from core.engine.catalog import REAL_CHECKPOINTS, Catalog, normalize_mode
 from core.errors import InvalidInput
 
 

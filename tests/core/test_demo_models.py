@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.demo_models import (
+from core.engine.demo_models import (
     BUILDER_VERSION,
     DEMO_MODES,
     MARKER_NAME,

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from core.device import DeviceProbe, dtype_candidates, prepare_environment, resolve_device
+from core.engine.device import DeviceProbe, dtype_candidates, prepare_environment, resolve_device
 from core.errors import SettingsError
 
 
@@ -49,7 +49,7 @@ def test_mps_sets_the_cpu_fallback_flag(monkeypatch):
 
 
 def test_release_memory_empties_the_mps_cache_when_mps_is_there(monkeypatch):
-    from core import device
+    from core.engine import device
 
     calls = []
     monkeypatch.setattr(device, "_mps_backend_available", lambda: True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core import doctor
-from core.device import DeviceProbe
-from core.doctor import Check, exit_code, run_checks, summary
+from core.tools import doctor
+from core.engine.device import DeviceProbe
+from core.tools.doctor import Check, exit_code, run_checks, summary
 from core.settings import Settings
 
 Usage = namedtuple("Usage", "total used free")

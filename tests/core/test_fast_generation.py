@@ -1,4 +1,4 @@
-"""The faster generation path (core/fast_generation.py) on the tiny demo models.
+"""The faster generation path (core/engine/live_decoding.py) on the tiny demo models.
 
 Its promise is "same codes, same take, audio earlier": every mode is checked
 element for element against the plain stock ``Qwen3TTSModel.generate_*`` call
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.fast_generation import FastOptions, FastPath, LiveAudio
-from core.synthesis import (
+from core.engine.live_decoding import FastOptions, FastPath, LiveAudio
+from core.engine.synthesis import (
     ChunkAudio,
     CloneRequest,
     CustomVoiceRequest,
@@ -45,7 +45,7 @@ def context(tmp_path_factory, demo_checkpoints):
 @pytest.fixture(scope="module")
 def prompts(context):
     """An ICL clone prompt (reference codes decoded in front) and an x-vector-only one."""
-    from core.bench import synthetic_reference
+    from core.tools.bench import synthetic_reference
 
     service = context.synthesis
     reference = synthetic_reference()
@@ -66,7 +66,7 @@ def _request(mode: str, prompts, frames: int = FRAMES):
 
 def _stock(context, mode: str, prompts) -> tuple[np.ndarray, torch.Tensor]:
     """The plain package call, exactly as a script would make it, plus its talker codes."""
-    from core.device import seed_everything
+    from core.engine.device import seed_everything
 
     kind = "base" if mode in ("icl", "xvec") else mode
     model = context.models.get(context.synthesis.checkpoint_for(kind, None)).model
@@ -151,7 +151,7 @@ def test_stopping_early_stops_the_worker_and_frees_the_device(context, prompts):
 
 
 def test_a_failure_in_the_worker_reaches_the_caller_as_before(context, prompts, monkeypatch):
-    from core.synthesis import ChunkFailed
+    from core.engine.synthesis import ChunkFailed
 
     model = context.models.get(context.synthesis.checkpoint_for("voice_design", None)).model
 
@@ -167,8 +167,8 @@ def test_a_failure_in_the_worker_reaches_the_caller_as_before(context, prompts, 
 
 def test_int8_is_opt_in_and_still_makes_audio(demo_checkpoints):
     """Lossy: only checks that it quantises the talker and still generates finite audio."""
-    from core.fast_generation import quantize_int8
-    from core.model_manager import qwen_loader
+    from core.engine.live_decoding import quantize_int8
+    from core.engine.model_manager import qwen_loader
 
     model = qwen_loader(demo_checkpoints["custom_voice"], "cpu", torch.float32)
     linears = sum(isinstance(m, torch.nn.Linear) for m in model.model.talker.modules())

@@ -18,9 +18,9 @@ from core.audio import load_audio, write_audio
 from core.errors import InvalidInput
 import dataclasses
 
-from core.recipes import recipe_of, request_from_recipe
-from core.history import History, Take
-from core.synthesis import CustomVoiceRequest, DesignRequest, Sampling
+from core.takes.recipes import recipe_of, request_from_recipe
+from core.storage.history import History, Take
+from core.engine.synthesis import CustomVoiceRequest, DesignRequest, Sampling
 from tests.conftest import need
 
 DESIGN_TEXT = "Hello there, this is a test."
@@ -51,7 +51,7 @@ def engine(demo_checkpoints, tmp_path_factory):
 
 
 def request_dict(request: DesignRequest | CustomVoiceRequest, seed: int | None = None) -> dict:
-    """What the studio stores to regenerate a take (the recipe, see core/recipes.py)."""
+    """What the studio stores to regenerate a take (the recipe, see core/takes/recipes.py)."""
     return recipe_of(request, seed if seed is not None else request.sampling.seed)
 
 
@@ -218,7 +218,7 @@ def test_retention_by_size_prunes_the_oldest(tmp_path, design):
 
 
 def test_damaged_entries_are_skipped_with_warnings(tmp_path, design, caplog):
-    caplog.set_level(logging.DEBUG, logger="core.history")
+    caplog.set_level(logging.DEBUG, logger="core.storage.history")
     root = tmp_path / "history"
     history = History(root)
     good = [add_design(history, design) for _ in range(2)]

@@ -20,9 +20,9 @@ import torch
 
 from core.audio import Audio, encode, load_audio
 from core.errors import AudioError, LibraryError, VoiceNotFound
-from core.library import MAX_IMPORT_MEMBERS, Voice, VoiceLibrary
+from core.storage.library import MAX_IMPORT_MEMBERS, Voice, VoiceLibrary
 from core.reference import ReferenceOptions
-from core.synthesis import ClonePrompt, CloneRequest, Sampling
+from core.engine.synthesis import ClonePrompt, CloneRequest, Sampling
 
 ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 PCM_STEP = 1.0 / 32768
@@ -564,7 +564,7 @@ def test_hostile_imports_are_refused_and_leave_the_library_untouched(case, lib, 
 
 
 def test_a_bad_last_voice_stops_the_import_before_anything_is_written(lib, tmp_path, monkeypatch):
-    import core.library as library_module
+    import core.storage.library as library_module
 
     build, _ = HOSTILE["good-then-bad"]
     archive = build(tmp_path / "mixed.zip")
@@ -759,7 +759,7 @@ def test_an_import_killed_half_way_is_rolled_back_on_the_next_listing(tmp_path, 
 
     child = textwrap.dedent(f"""
         import os
-        from core.library import VoiceLibrary
+        from core.storage.library import VoiceLibrary
         library = VoiceLibrary({str(root)!r})
         real = library._install
         count = []

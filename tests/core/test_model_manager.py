@@ -9,11 +9,11 @@ import weakref
 import pytest
 import torch
 
-from core.catalog import Catalog
-from core.device import DeviceProbe
+from core.engine.catalog import Catalog
+from core.engine.device import DeviceProbe
 from core.errors import ModelLoadError, ModelUnavailable
-from core.model_manager import ModelManager, qwen_loader
-from core.model_store import ModelStore
+from core.engine.model_manager import ModelManager, qwen_loader
+from core.engine.model_store import ModelStore
 from core.settings import Settings
 
 
@@ -135,7 +135,7 @@ def test_mps_dtype_fallback_chain(demo_settings):
 
 def test_real_smoke_generation_is_the_default_verifier(demo_settings):
     """The default verifier runs a real tiny generation for each mode."""
-    from core.model_manager import smoke_generation
+    from core.engine.model_manager import smoke_generation
 
     manager = manager_for(demo_settings.replace(max_resident=3))
     for mode, size in (("design", None), ("custom", "1.7B"), ("clone", "1.7B")):

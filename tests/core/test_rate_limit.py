@@ -1,6 +1,6 @@
 import pytest
 
-from core.rate_limit import RateLimited, RateLimiter
+from core.serving.rate_limit import RateLimited, RateLimiter
 
 
 def test_limit_per_client_with_a_sliding_window():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.recipes import recipe_of, voice_summary
-from core.replay import replay
-from core.script import plan_script, render_script, script_recipe, script_voice_summary
-from core.synthesis import DesignRequest, Sampling
+from core.takes.recipes import recipe_of, voice_summary
+from core.takes.replay import replay
+from core.takes.script import plan_script, render_script, script_recipe, script_voice_summary
+from core.engine.synthesis import DesignRequest, Sampling
 
 
 def test_replay_a_single_take(demo_context):

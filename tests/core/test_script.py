@@ -7,7 +7,7 @@ import pytest
 
 from core.audio import load_audio
 from core.errors import InvalidInput
-from core.script import (
+from core.takes.script import (
     Casting,
     RenderedLine,
     ScriptLine,
@@ -24,7 +24,7 @@ from core.script import (
     script_voice_summary,
     stream_script,
 )
-from core.synthesis import Sampling
+from core.engine.synthesis import Sampling
 
 FAST = Sampling(seed=21, max_new_tokens=6)
 
@@ -328,7 +328,7 @@ def test_finishing_trims_lines_and_levels_the_scene(demo_context, library_voice)
 
 def test_a_failing_line_is_named(demo_context, monkeypatch):
     from core.errors import GenerationError
-    from core.synthesis import ChunkFailed
+    from core.engine.synthesis import ChunkFailed
 
     calls = []
     real = demo_context.synthesis.synthesize

@@ -1,7 +1,7 @@
 import pytest
 
 from core.errors import SettingsError
-from core.serving import check_serving, credentials, is_loopback
+from core.serving.access import check_serving, credentials, is_loopback
 from core.settings import Settings, load_settings
 
 

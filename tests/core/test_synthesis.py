@@ -7,7 +7,7 @@ import pytest
 
 from core.audio import Audio
 from core.errors import InvalidInput
-from core.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from core.engine.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
 
 FAST = Sampling(seed=7, max_new_tokens=12)
 
@@ -140,7 +140,7 @@ def test_validation_errors_are_clear_and_load_nothing(demo_context, request_, wo
 
 
 def test_stream_yields_chunks_before_the_result_and_matches_the_whole_take(demo_context):
-    from core.synthesis import ChunkAudio, SynthesisResult
+    from core.engine.synthesis import ChunkAudio, SynthesisResult
 
     demo_context.synthesis.chunk_chars = 60
     text = " ".join(f"Streaming sentence number {i} is here." for i in range(4))
@@ -163,7 +163,7 @@ def test_stream_validates_before_anything_runs(demo_context):
 
 def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_context):
     """Fault injection around the real model: chunk 2 fails once."""
-    from core.synthesis import ChunkFailed, SynthesisResult
+    from core.engine.synthesis import ChunkFailed, SynthesisResult
 
     demo_context.synthesis.chunk_chars = 30
     text = "First sentence is here. Second sentence is here. Third sentence is here."

@@ -524,8 +524,8 @@ def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
 
 def test_server_still_healthy_after_the_battery(server, client):
     """Nothing above left the library or the history in a state the studio cannot read."""
-    from core.history import History
-    from core.library import VoiceLibrary
+    from core.storage.history import History
+    from core.storage.library import VoiceLibrary
 
     settings = server["settings"]
     voices = client.predict(api_name="/voices")

@@ -132,8 +132,8 @@ def staging(folder: Path, ignore: set[str] = frozenset()) -> set[str]:
 def check_studio(studio: Studio, saved: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     """Asserts every invariant on a freshly restarted studio; returns what is saved now (key -> file hashes)."""
     from core.audio import load_audio
-    from core.history import History
-    from core.library import VoiceLibrary
+    from core.storage.history import History
+    from core.storage.library import VoiceLibrary
 
     client = studio.client
     assert client.predict(api_name="/languages")[0] == "Auto"
@@ -369,8 +369,8 @@ def test_recovery_from_the_leftovers_of_a_crash(lab):
     """The states a crash can leave (and a few it cannot, but disks can), planted on disk while the
     studio is down: a restarted studio lists only whole entries, says which it skipped, clears
     leftovers once they are surely dead, and keeps working."""
-    from core.history import History
-    from core.library import VoiceLibrary
+    from core.storage.history import History
+    from core.storage.library import VoiceLibrary
 
     studio = lab["studio"]
     ensure_running(lab)

@@ -143,7 +143,7 @@ def test_handlers_see_the_calling_client(client, caplog):
     log must name the real client address, not the 'local' fallback."""
     import logging
 
-    with caplog.at_level(logging.INFO, logger="core.synthesis"):
+    with caplog.at_level(logging.INFO, logger="core.engine.synthesis"):
         client.predict(text="Who is calling?", description="Any.", seed=1, max_seconds=0.5, api_name="/design")
     lines = [r.getMessage() for r in caplog.records if "event=generation" in r.getMessage()]
     assert lines and "client=127.0.0.1" in lines[-1]

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from core import bench
+from core.tools import bench
 from core.errors import InvalidInput, ModelUnavailable, StudioError
 
 RUNS = 1

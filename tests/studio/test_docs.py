@@ -6,7 +6,7 @@ import plistlib
 import re
 from pathlib import Path
 
-from core.serving import check_serving
+from core.serving.access import check_serving
 from studio.cli import build_parser, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]

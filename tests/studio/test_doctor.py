@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import doctor
+from core.tools import doctor
 from core.settings import Settings
 from studio.commands.doctor import format_check, run_doctor
 from tests.studio.conftest import free_port

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from core.audio import load_audio
 from core.errors import ModelUnavailable
-from core.rate_limit import RateLimiter
+from core.serving.rate_limit import RateLimiter
 from core.settings import Settings
 from studio.server import serve
 from tests.conftest import SPEECH_TEXT

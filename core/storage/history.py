@@ -57,9 +57,9 @@ import filelock
 
 from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
 from core.errors import InvalidInput, StudioError
-from core.synthesis import SynthesisResult, normalize_language
-from core.durable import write_file as _write_file, fsync_file as _fsync_file, fsync_dir as _fsync_dir
-from core.durable import holding, remove_if_stale
+from core.engine.synthesis import SynthesisResult, normalize_language
+from core.storage.durable import write_file as _write_file, fsync_file as _fsync_file, fsync_dir as _fsync_dir
+from core.storage.durable import holding, remove_if_stale
 
 log = logging.getLogger(__name__)
 

@@ -64,9 +64,9 @@ import soundfile as sf
 from core.audio import TARGET_SAMPLE_RATE, Audio, encode, load_audio
 from core.errors import AudioError, InvalidInput, LibraryError, VoiceNotFound
 from core.reference import ReferenceOptions
-from core.synthesis import ClonePrompt, normalize_language
-from core.durable import write_file as _write_file, write_atomic as _write_atomic, fsync_file as _fsync_file, fsync_dir as _fsync_dir
-from core.durable import holding, remove_if_stale
+from core.engine.synthesis import ClonePrompt, normalize_language
+from core.storage.durable import write_file as _write_file, write_atomic as _write_atomic, fsync_file as _fsync_file, fsync_dir as _fsync_dir
+from core.storage.durable import holding, remove_if_stale
 
 log = logging.getLogger(__name__)
 

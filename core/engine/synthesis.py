@@ -23,13 +23,13 @@ import torch
 
 from core import text as textlib
 from core.audio import TARGET_SAMPLE_RATE, Audio, PostProcessing, concat, fade, post_process
-from core.catalog import Catalog, Checkpoint
-from core.device import seed_everything
+from core.engine.catalog import Catalog, Checkpoint
+from core.engine.device import seed_everything
 from core.errors import GenerationError, InvalidInput, StudioError
-from core.fast_generation import FastPath, LiveAudio  # the faster path (docs/PERFORMANCE.md)
-from core.model_manager import LoadedModel, ModelManager
-from core.model_store import ProgressCallback
-from core.speakers import find_speaker
+from core.engine.live_decoding import FastPath, LiveAudio  # the faster path (docs/PERFORMANCE.md)
+from core.engine.model_manager import LoadedModel, ModelManager
+from core.engine.model_store import ProgressCallback
+from core.engine.speakers import find_speaker
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class SynthesisService:
         # One generation at a time per device: two models generating at once
         # would double peak memory and each run slower anyway.
         self._device_lock = threading.Lock()
-        # Faster path (core/fast_generation.py): runs the same stock call, so the codes and the
+        # Faster path (core/engine/live_decoding.py): runs the same stock call, so the codes and the
         # take are the stock ones; with stream(live=True) it also yields LiveAudio pieces
         # while a chunk is still generating. FastPath(FastOptions(enabled=False)) turns it off.
         self.fast = FastPath()
@@ -296,7 +296,7 @@ class SynthesisService:
 
         Validation happens here, before the first yield's model load, so bad
         input fails fast; consumers may stop early (the device lock is released).
-        With ``live``, :class:`~core.fast_generation.LiveAudio` pieces of each chunk
+        With ``live``, :class:`~core.engine.live_decoding.LiveAudio` pieces of each chunk
         come first, while it generates (a player plays those and skips the
         chunk's ChunkAudio, which follows with the exact chunk audio as before).
         """

@@ -57,13 +57,13 @@ from typing import Any, Union
 
 from core import text as textlib
 from core.audio import Audio, PostProcessing, post_process
-from core.catalog import Checkpoint
+from core.engine.catalog import Checkpoint
 from core.errors import GenerationError, InvalidInput, StudioError
-from core.library import Voice, VoiceLibrary
-from core.model_store import ProgressCallback
-from core.recipes import RECIPE_VERSION, clone_request_for_voice
-from core.speakers import Speaker, find_speaker, speakers
-from core.synthesis import (
+from core.storage.library import Voice, VoiceLibrary
+from core.engine.model_store import ProgressCallback
+from core.takes.recipes import RECIPE_VERSION, clone_request_for_voice
+from core.engine.speakers import Speaker, find_speaker, speakers
+from core.engine.synthesis import (
     DEMO_WARNING,
     LANGUAGES,
     MAX_SEED,

@@ -13,7 +13,7 @@ and loaded through exactly the same path as real ones:
 test run; tests build :func:`scaled_spec` -- a few-MB model -- through the same
 code.
 
-Everything that is not a size is reused from :mod:`core.demo_models`: the text
+Everything that is not a size is reused from :mod:`core.engine.demo_models`: the text
 tokenizer, the config layout (special ids, languages, speakers, generation
 defaults), the codec initialisation that makes random codes decode to audible
 noise, the build lock and the atomic install. This module only swaps in the
@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from core import demo_models as demo
+from core.engine import demo_models as demo
 from core.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import Any
 
 from core.audio import PostProcessing
 from core.errors import InvalidInput
-from core.library import VoiceLibrary
-from core.synthesis import (
+from core.storage.library import VoiceLibrary
+from core.engine.synthesis import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,

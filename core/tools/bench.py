@@ -79,13 +79,13 @@ import numpy as np
 
 from core import text as textlib
 from core.audio import TARGET_SAMPLE_RATE, Audio
-from core.catalog import Catalog, Checkpoint
+from core.engine.catalog import Catalog, Checkpoint
 from core.context import AppContext
 from core.errors import InvalidInput, StudioError
-from core.model_store import ModelStore
+from core.engine.model_store import ModelStore
 from core.settings import Settings
-from core.speakers import speakers
-from core.synthesis import (
+from core.engine.speakers import speakers
+from core.engine.synthesis import (
     ClonePrompt,
     CloneRequest,
     CustomVoiceRequest,
@@ -795,7 +795,7 @@ def _run_stock(model: Any, mode: str, requests: BenchRequests, text: str, frames
         if "error" in out:
             raise out["error"]
         return out["result"]
-    from core.device import seed_everything
+    from core.engine.device import seed_everything
 
     seed_everything(seed)
     with peak_rss() as peak, _talker_codes(model) as codes:
@@ -808,7 +808,7 @@ def _run_stock(model: Any, mode: str, requests: BenchRequests, text: str, frames
 
 
 def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
-    from core.fast_generation import LiveAudio
+    from core.engine.live_decoding import LiveAudio
 
     service = context.synthesis
     first = None
@@ -1000,7 +1000,7 @@ def measure_profile(
         for key in timers:
             timers[key] = 0.0
         _say(progress, f"profile: {checkpoint.key} {frames} frames, {torch.get_num_threads()} thread(s)")
-        from core.device import seed_everything
+        from core.engine.device import seed_everything
 
         seed_everything(seed)
         with _talker_codes(model) as codes:

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from core.catalog import Catalog, Checkpoint
-from core.device import (
+from core.engine.catalog import Catalog, Checkpoint
+from core.engine.device import (
     DeviceProbe,
     dtype_candidates,
     dtype_name,
@@ -29,7 +29,7 @@ from core.device import (
     system_probe,
 )
 from core.errors import ModelLoadError
-from core.model_store import ModelStore, ProgressCallback, folder_size
+from core.engine.model_store import ModelStore, ProgressCallback, folder_size
 
 log = logging.getLogger(__name__)
 

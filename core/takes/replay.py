@@ -1,6 +1,6 @@
 """Regenerating a stored take from its recipe ("regenerate with the same settings").
 
-Single takes replay through `core.recipes`; script takes through `core.script`.
+Single takes replay through `core.takes.recipes`; script takes through `core.takes.script`.
 Either way the same seed and model give the same audio.
 """
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.audio import PostProcessing
-from core.library import VoiceLibrary
-from core.model_store import ProgressCallback
-from core.recipes import request_from_recipe
-from core.script import render_script, script_voice_summary
-from core.synthesis import Request, Sampling, SynthesisResult, SynthesisService
+from core.storage.library import VoiceLibrary
+from core.engine.model_store import ProgressCallback
+from core.takes.recipes import request_from_recipe
+from core.takes.script import render_script, script_voice_summary
+from core.engine.synthesis import Request, Sampling, SynthesisResult, SynthesisService
 
 
 @dataclass

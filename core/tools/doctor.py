@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from core.settings import Settings
 
-if TYPE_CHECKING:  # core.device imports torch; the doctor must run without a working torch
-    from core.catalog import Checkpoint
-    from core.device import DeviceProbe
+if TYPE_CHECKING:  # core.engine.device imports torch; the doctor must run without a working torch
+    from core.engine.catalog import Checkpoint
+    from core.engine.device import DeviceProbe
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ def check_models(demo: bool, present: list[str], total: int) -> Check:
 def check_serving(settings: Settings) -> Check:
     """The serving-safety rules the studio applies at start (password off loopback, TLS pair)."""
     from core.errors import SettingsError
-    from core.serving import check_serving as validate, is_loopback
+    from core.serving.access import check_serving as validate, is_loopback
 
     try:
         users = validate(settings)
@@ -405,7 +405,7 @@ def run_checks(
     Each keyword replaces one contact with the machine; None (the default)
     means the real one, looked up when the checks run:
 
-    - ``probe``: CUDA/MPS availability (``core.device.system_probe()``, which imports torch here)
+    - ``probe``: CUDA/MPS availability (``core.engine.device.system_probe()``, which imports torch here)
     - ``which``: the PATH lookup (``shutil.which``)
     - ``bind_error``: ``(host, port) -> OSError | None`` (``port_bind_error``)
     - ``disk_usage``: free space of a path (``shutil.disk_usage``)
@@ -431,7 +431,7 @@ def run_checks(
     def device() -> Check:
         if probe is not None:
             return check_device(settings.device, probe, cuda_describe)
-        from core.device import system_probe  # imports torch in this process
+        from core.engine.device import system_probe  # imports torch in this process
 
         return check_device(settings.device, system_probe(), cuda_describe)
 
@@ -444,12 +444,12 @@ def run_checks(
         return check_disk(locations, disk_usage)
 
     def models() -> Check:
-        from core.catalog import Catalog
+        from core.engine.catalog import Catalog
 
         catalog = Catalog(demo=settings.demo_models)
         find = local_path
         if find is None:
-            from core.model_store import ModelStore
+            from core.engine.model_store import ModelStore
 
             find = ModelStore(settings).local_path
         present = [c.key for c in catalog if find(c) is not None]
