@@ -30,14 +30,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.audio import Audio, write_audio  # noqa: E402
+from core.audio.clip import Audio  # noqa: E402
+from core.audio.io import write_audio  # noqa: E402
+from core.audio.reference import ReferenceOptions, prepare_reference  # noqa: E402
 from core.context import build_context  # noqa: E402
-from core.engine.demo_models import build_demo_checkpoints  # noqa: E402
+from core.engine.demo_models.build import build_demo_checkpoints  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from core.storage.library import VoiceLibrary  # noqa: E402
 from core.takes.recipes import clone_request_for_voice  # noqa: E402
-from core.reference import ReferenceOptions, prepare_reference  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.engine.synthesis import CloneRequest, Sampling  # noqa: E402
+from core.types import CloneRequest, Sampling  # noqa: E402
 
 GOAL_LIST_MS = 200.0
 

@@ -40,7 +40,7 @@ FAIL (correctness: a request failed or never finished, a model was loaded
 more than once). The exit status is 1 when a correctness check FAILed, else 0:
 a WARN never fails a run. Nothing here asserts a timing. RSS is the whole
 process -- the server, the engine and the clients' threads together -- as read
-by ``core.tools.bench.rss_bytes`` (psutil). ``--json`` prints one JSON object
+by ``core.tools.bench.common.rss_bytes`` (psutil). ``--json`` prints one JSON object
 (``version`` 1) on stdout instead of the report; progress and the server's own
 messages go to stderr either way.
 """
@@ -99,7 +99,7 @@ def free_port() -> int:
 
 
 def rss() -> int | None:
-    from core.tools.bench import rss_bytes
+    from core.tools.bench.common import rss_bytes
 
     return rss_bytes()[0]
 
@@ -243,7 +243,7 @@ class Studio:
 
     def __init__(self, data_dir: Path, checkpoints: dict[str, Path] | None = None,
                  progress: Progress | None = None):
-        from core.engine.demo_models import build_demo_checkpoints
+        from core.engine.demo_models.build import build_demo_checkpoints
         from core.settings import Settings
         from studio.server import serve
 
@@ -518,8 +518,8 @@ def sequential_use(studio: Studio, requests: int, warmup: int, max_seconds: floa
 
 
 def mode_switches(studio: Studio, switches: int, progress: Progress | None = None) -> dict[str, Any]:
-    from core.tools.bench import BenchRequests, bench_text
-    from core.engine.synthesis import Sampling
+    from core.tools.bench.common import BenchRequests, bench_text
+    from core.types import Sampling
 
     say = progress or (lambda _: None)
     say(f"phase 3: {switches} mode switches with max_resident=1 (engine)")
@@ -598,7 +598,7 @@ def run(clients: int = DEFAULT_CLIENTS, sequential: int = DEFAULT_SEQUENTIAL,
     ``data_dir`` is a scratch folder (one is made and removed when not given);
     ``checkpoints`` maps mode -> demo checkpoint folder, built when not given.
     """
-    from core.tools.bench import rss_bytes
+    from core.tools.bench.common import rss_bytes
 
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="qwen-tts-load-")) if data_dir is None else None
@@ -782,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library banners printed on import (and the server's own lines) go to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         if args.demo_dir is not None:
-            from core.engine.demo_models import build_demo_checkpoints
+            from core.engine.demo_models.build import build_demo_checkpoints
 
             progress(f"demo checkpoints in {args.demo_dir}")
             checkpoints = build_demo_checkpoints(args.demo_dir)

@@ -23,9 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.context import build_context  # noqa: E402
-from core.engine.demo_models import build_demo_checkpoints  # noqa: E402
+from core.engine.demo_models.build import build_demo_checkpoints  # noqa: E402
+from core.engine.synthesis import ChunkAudio  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.engine.synthesis import ChunkAudio, CustomVoiceRequest, Sampling, SynthesisResult  # noqa: E402
+from core.types import CustomVoiceRequest, Sampling, SynthesisResult  # noqa: E402
 
 SENTENCES = [
     "The lighthouse keeper climbed the stairs every evening at dusk.",

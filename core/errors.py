@@ -42,3 +42,11 @@ class LibraryError(StudioError):
 
 class VoiceNotFound(LibraryError):
     """No voice with that name or id exists in the library."""
+
+
+class DependencyError(StudioError):
+    """A package the studio needs is missing, or its compiled library cannot load.
+
+    Kept apart from disk and model errors on purpose: a broken install must
+    never be reported as a full disk or a bad download.
+    """

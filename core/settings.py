@@ -32,7 +32,6 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 SIZES = ("0.6B", "1.7B")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-MODES = ("voice_design", "custom_voice", "base")
 
 
 def default_data_dir() -> Path:

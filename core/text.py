@@ -12,6 +12,7 @@ import re
 import unicodedata
 
 from core.errors import InvalidInput
+from core.types import FRAMES_PER_SECOND
 
 __all__ = [
     "normalize_text",
@@ -298,7 +299,7 @@ HEADROOM = 1.5
 def estimate_max_new_tokens(
     text: str,
     *,
-    frames_per_second: float = 12.5,
+    frames_per_second: float = FRAMES_PER_SECOND,
     floor: int = 48,
     ceiling: int = 2048,
 ) -> int:

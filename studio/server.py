@@ -7,9 +7,9 @@ import logging
 from core.context import AppContext, build_context
 from core.serving.access import check_serving
 from core.settings import Settings
-from studio.app import build_app, studio_css, studio_theme
-from studio.openai_api import openai_routes
-from studio.ui_common import StudioContext
+from studio.api.openai_routes import openai_routes
+from studio.ui.app import build_app, studio_css, studio_theme
+from studio.ui.context import StudioContext
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def prepare(settings: Settings) -> StudioContext:
     app_context: AppContext = build_context(settings)
     if settings.demo_models:
-        from core.engine.demo_models import build_demo_checkpoints
+        from core.engine.demo_models.build import build_demo_checkpoints
 
         # Built up front (seconds, cached) so the Models tab shows them as on disk.
         build_demo_checkpoints(settings.demo_dir)

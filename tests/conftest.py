@@ -25,7 +25,7 @@ def demo_models_folder(config, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_checkpoints(request, tmp_path_factory) -> dict[str, Path]:
-    from core.engine.demo_models import build_demo_checkpoints
+    from core.engine.demo_models.build import build_demo_checkpoints
 
     return build_demo_checkpoints(demo_models_folder(request.config, tmp_path_factory))
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from core.audio import TARGET_SAMPLE_RATE, Audio
+from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from core.engine.device import (
     resolve_device,
     system_probe,
 )
-from core.errors import ModelLoadError
+from core.engine.dependencies import import_model_code
+from core.errors import DependencyError, ModelLoadError
 from core.engine.model_store import ModelStore, ProgressCallback, folder_size
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,8 @@ Verifier = Callable[[Any, Checkpoint], None]
 
 
 def qwen_loader(path: Path, device: str, dtype: torch.dtype) -> Any:
-    from qwen_tts import Qwen3TTSModel
-
-    return Qwen3TTSModel.from_pretrained(str(path), device_map=device, dtype=dtype)
+    qwen_tts = import_model_code("loading a model")
+    return qwen_tts.Qwen3TTSModel.from_pretrained(str(path), device_map=device, dtype=dtype)
 
 
 def smoke_generation(model: Any, checkpoint: Checkpoint) -> None:
@@ -243,6 +243,8 @@ class ModelManager:
                 # Only a chain of candidates needs proof that a dtype really works.
                 if len(self._dtypes) > 1 and self.verifier is not None:
                     self.verifier(model, checkpoint)
+            except DependencyError:
+                raise  # a broken install, not this dtype: no other dtype will do better
             except Exception as exc:  # any failure means: try the next dtype
                 errors.append(f"{dtype_name(dtype)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                 log.warning("loading %s as %s failed: %s", checkpoint.key, dtype_name(dtype), exc)

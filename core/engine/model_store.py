@@ -65,7 +65,7 @@ class ModelStore:
         if override is not None:
             return override if is_complete_checkpoint(override) else None
         if checkpoint.demo:
-            from core.engine.demo_models import demo_checkpoint_complete
+            from core.engine.demo_models.build import demo_checkpoint_complete
 
             path = self.settings.demo_dir / checkpoint.mode
             return path if demo_checkpoint_complete(path) else None
@@ -114,7 +114,7 @@ class ModelStore:
     def download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
         """Fetches a real checkpoint (resumable) and returns its local folder."""
         if checkpoint.demo:
-            from core.engine.demo_models import build_demo_checkpoints
+            from core.engine.demo_models.build import build_demo_checkpoints
 
             if progress:
                 progress(0.0, "Building demo models")

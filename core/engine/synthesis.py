@@ -11,197 +11,45 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 
 from core import text as textlib
-from core.audio import TARGET_SAMPLE_RATE, Audio, PostProcessing, concat, fade, post_process
+from core.audio.clip import TARGET_SAMPLE_RATE, Audio
+from core.audio.edit import PostProcessing, concat, fade, post_process
 from core.engine.catalog import Catalog, Checkpoint
 from core.engine.device import seed_everything
-from core.errors import GenerationError, InvalidInput, StudioError
-from core.engine.live_decoding import FastPath, LiveAudio  # the faster path (docs/PERFORMANCE.md)
+from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
+    FastPath,
+    LiveAudio,
+)
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
+from core.errors import GenerationError, InvalidInput, StudioError
+from core.types import (
+    MAX_SEED,
+    ClonePrompt,
+    CloneRequest,
+    CustomVoiceRequest,
+    DesignRequest,
+    Mode,
+    Request,
+    Sampling,
+    SynthesisResult,
+    check_reference,
+    normalize_language,
+)
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = (
-    "auto", "chinese", "english", "japanese", "korean", "german",
-    "french", "russian", "portuguese", "spanish", "italian",
-)
-MAX_SEED = 2**32 - 1
-# A clone reference, as the encoder gets it: below half a second there is no
-# voice to hear (and a few samples crash the encoder); above a minute every
-# encode takes ages for no gain. The voice library keeps the same limits, and
-# refuses pure silence too.
-MIN_REFERENCE_SECONDS = 0.5
-MAX_REFERENCE_SECONDS = 60.0
 DEMO_WARNING = "Made with a random-weight demo model: this is noise-like test audio, not speech."
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling options; None means the checkpoint's own default."""
-
-    seed: int | None = None
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    repetition_penalty: float | None = None
-    # An upper bound on codec frames per chunk; the engine also derives one from the text.
-    max_new_tokens: int | None = None
-
-    def validated(self) -> "Sampling":
-        def check(name: str, value: Any, low: float, high: float, hint: str) -> None:
-            if value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise InvalidInput(f"{name} must be a number ({hint}).")
-            if not low <= value <= high:
-                raise InvalidInput(f"{name} is {value}; it must be {hint}.")
-
-        check("Seed", self.seed, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
-        check("Temperature", self.temperature, 0.05, 2.0, "between 0.05 and 2.0")
-        check("Top-k", self.top_k, 1, 1000, "between 1 and 1000")
-        check("Top-p", self.top_p, 0.01, 1.0, "between 0.01 and 1.0")
-        check("Repetition penalty", self.repetition_penalty, 1.0, 2.0, "between 1.0 and 2.0")
-        check("Max length", self.max_new_tokens, 1, 4096, "between 1 and 4096 frames (12.5 per second)")
-        for name, value in (("Seed", self.seed), ("Top-k", self.top_k), ("Max length", self.max_new_tokens)):
-            if value is not None and int(value) != value:
-                raise InvalidInput(f"{name} must be a whole number.")
-        return self
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if self.temperature is not None:
-            kwargs["temperature"] = float(self.temperature)
-            kwargs["subtalker_temperature"] = float(self.temperature)
-        if self.top_k is not None:
-            kwargs["top_k"] = int(self.top_k)
-        if self.top_p is not None:
-            kwargs["top_p"] = float(self.top_p)
-        if self.repetition_penalty is not None:
-            kwargs["repetition_penalty"] = float(self.repetition_penalty)
-        return kwargs
-
-
-@dataclass(frozen=True)
-class DesignRequest:
-    text: str
-    description: str
-    language: str = "auto"
-    size: str | None = None
-    sampling: Sampling = field(default_factory=Sampling)
-    post: PostProcessing = field(default_factory=PostProcessing)
-
-
-@dataclass(frozen=True)
-class CustomVoiceRequest:
-    text: str
-    speaker: str
-    language: str = "auto"
-    instruct: str | None = None
-    size: str | None = None
-    sampling: Sampling = field(default_factory=Sampling)
-    post: PostProcessing = field(default_factory=PostProcessing)
-
-
-@dataclass(frozen=True)
-class ClonePrompt:
-    """A reusable encoding of a reference voice for one Base checkpoint.
-
-    ``ref_code`` (speech-tokenizer codes) is the same for every Base size,
-    but ``speaker_embedding`` comes from the checkpoint's own speaker encoder,
-    so a prompt is only valid for the checkpoint it was made with.
-    """
-
-    checkpoint_key: str
-    speaker_embedding: torch.Tensor
-    ref_code: torch.Tensor | None
-    ref_text: str | None
-    x_vector_only: bool
-
-    def to_qwen(self) -> list[Any]:
-        from qwen_tts.inference.qwen3_tts_model import VoiceClonePromptItem
-
-        return [
-            VoiceClonePromptItem(
-                ref_code=self.ref_code,
-                ref_spk_embedding=self.speaker_embedding,
-                x_vector_only_mode=self.x_vector_only,
-                icl_mode=not self.x_vector_only,
-                ref_text=self.ref_text,
-            )
-        ]
-
-
-@dataclass(frozen=True)
-class CloneRequest:
-    text: str
-    language: str = "auto"
-    reference: Audio | None = None
-    reference_text: str | None = None
-    x_vector_only: bool = False
-    prompt: ClonePrompt | None = None
-    size: str | None = None
-    sampling: Sampling = field(default_factory=Sampling)
-    post: PostProcessing = field(default_factory=PostProcessing)
-
-
-@dataclass
-class SynthesisResult:
-    audio: Audio
-    mode: str
-    model: str
-    seed: int
-    demo: bool
-    text: str
-    chunks: list[str]
-    timings: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.audio.sample_rate
-
-    @property
-    def duration(self) -> float:
-        return self.audio.duration
-
-    def info(self) -> dict[str, Any]:
-        """The JSON-friendly summary returned to the UI and scripts."""
-        return {
-            "mode": self.mode,
-            "model": self.model,
-            "demo": self.demo,
-            "seed": self.seed,
-            "duration_s": round(self.duration, 3),
-            "sample_rate": self.sample_rate,
-            "chunks": len(self.chunks),
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "warnings": list(self.warnings),
-        }
-
-
-def normalize_language(language: str | None) -> str:
-    value = (language or "auto").strip().lower()
-    if value not in LANGUAGES:
-        raise InvalidInput(
-            f"Language '{language}' is not supported. Choose one of: "
-            + ", ".join(lang.capitalize() for lang in LANGUAGES) + "."
-        )
-    return value
-
-
-Request = Union[DesignRequest, CustomVoiceRequest, CloneRequest]
 ChunkGenerator = Callable[["LoadedModel", str, dict], np.ndarray]
 
 
@@ -209,7 +57,7 @@ class ChunkFailed(GenerationError):
     """One chunk of a long take failed; the chunks before it are kept so that a
     retry regenerates only the failed one (and those after it)."""
 
-    def __init__(self, message: str, *, job: "_Job", seed: int, index: int, text: str,
+    def __init__(self, message: str, *, job: _Job, seed: int, index: int, text: str,
                  completed: list[Audio], total: int):
         super().__init__(message)
         self.job = job
@@ -234,7 +82,7 @@ class ChunkAudio:
 class _Job:
     """A validated request, ready to run: what to generate and how."""
 
-    mode: str
+    mode: Mode
     checkpoint: Checkpoint
     text: str
     sampling: Sampling
@@ -326,7 +174,7 @@ class SynthesisService:
             raise InvalidInput("The voice description is over 2,000 characters; keep it to a few sentences.")
         language = normalize_language(request.language)
         sampling = request.sampling.validated()
-        checkpoint = self.catalog.resolve("voice_design", request.size, self.preferred_size)
+        checkpoint = self.catalog.resolve(Mode.VOICE_DESIGN, request.size, self.preferred_size)
 
         def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
             wavs, sr = loaded.model.generate_voice_design(
@@ -334,14 +182,14 @@ class SynthesisService:
             )
             return _single(wavs, sr)
 
-        return _Job("voice_design", checkpoint, text, sampling, generate, [])
+        return _Job(Mode.VOICE_DESIGN, checkpoint, text, sampling, generate, [])
 
     def _custom_voice_job(self, request: CustomVoiceRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         language = normalize_language(request.language)
         speaker = find_speaker(request.speaker)
         sampling = request.sampling.validated()
-        checkpoint = self.catalog.resolve("custom_voice", request.size, self.preferred_size)
+        checkpoint = self.catalog.resolve(Mode.CUSTOM_VOICE, request.size, self.preferred_size)
         instruct = (request.instruct or "").strip() or None
         warnings: list[str] = []
         if instruct and not checkpoint.supports_instruct:
@@ -365,13 +213,13 @@ class SynthesisService:
             )
             return _single(wavs, sr)
 
-        return _Job("custom_voice", checkpoint, text, sampling, generate, warnings)
+        return _Job(Mode.CUSTOM_VOICE, checkpoint, text, sampling, generate, warnings)
 
     def _clone_job(self, request: CloneRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         language = normalize_language(request.language)
         sampling = request.sampling.validated()
-        checkpoint = self.catalog.resolve("base", request.size, self.preferred_size)
+        checkpoint = self.catalog.resolve(Mode.BASE, request.size, self.preferred_size)
         warnings: list[str] = []
         prompt = request.prompt
         if prompt is not None and prompt.checkpoint_key != checkpoint.key:
@@ -384,14 +232,14 @@ class SynthesisService:
                 "Add a reference clip (upload or record one) or pick a voice from the library."
             )
         if prompt is None:
-            _check_reference(request.reference)
+            check_reference(request.reference)
         x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
         if prompt is None and x_vector_only and not request.x_vector_only:
             warnings.append(
                 "No reference transcript: used x-vector-only mode, which keeps the timbre but "
                 "less of the speaking style. Add the transcript for a closer clone."
             )
-        job = _Job("base", checkpoint, text, sampling, None, warnings)  # type: ignore[arg-type]
+        job = _Job(Mode.BASE, checkpoint, text, sampling, None, warnings)  # type: ignore[arg-type]
 
         def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
             nonlocal prompt
@@ -417,7 +265,7 @@ class SynthesisService:
         progress: ProgressCallback | None = None,
     ) -> ClonePrompt:
         """Encodes a reference once so later generations can skip the encoder."""
-        checkpoint = self.catalog.resolve("base", size, self.preferred_size)
+        checkpoint = self.catalog.resolve(Mode.BASE, size, self.preferred_size)
         x_vector_only = x_vector_only or not (reference_text or "").strip()
         with self._device_lock:
             loaded = self.manager.get(checkpoint, progress)
@@ -435,7 +283,7 @@ class SynthesisService:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         if reference.sample_rate != TARGET_SAMPLE_RATE:
             raise InvalidInput("The reference must be resampled to 24 kHz before cloning.")
-        _check_reference(reference)
+        check_reference(reference)
         ref_text = None if x_vector_only else textlib.normalize_text(reference_text or "")
         try:
             items = loaded.model.create_voice_clone_prompt(
@@ -457,7 +305,7 @@ class SynthesisService:
         )
 
     def resume(
-        self, failed: "ChunkFailed", progress: ProgressCallback | None = None, *, client: str | None = None
+        self, failed: ChunkFailed, progress: ProgressCallback | None = None, *, client: str | None = None
     ) -> Iterator[ChunkAudio | SynthesisResult]:
         """Continues a take whose chunk failed: chunks already made are kept,
         and generation restarts at the failed chunk with the same seed."""
@@ -594,22 +442,6 @@ def _single(wavs: Sequence[np.ndarray], sr: int) -> np.ndarray:
 
         return librosa.resample(np.asarray(wavs[0], dtype=np.float32), orig_sr=sr, target_sr=TARGET_SAMPLE_RATE)
     return np.asarray(wavs[0], dtype=np.float32)
-
-
-def _check_reference(reference: Audio) -> None:
-    seconds = reference.duration
-    if seconds < MIN_REFERENCE_SECONDS:
-        raise InvalidInput(
-            f"The reference is only {seconds:.2f} s long; cloning needs at least "
-            f"{MIN_REFERENCE_SECONDS:.1f} s of speech (3-30 s clones best)."
-        )
-    if seconds > MAX_REFERENCE_SECONDS:
-        raise InvalidInput(
-            f"The reference is {seconds:.1f} s long; cloning uses at most {MAX_REFERENCE_SECONDS:.0f} s. "
-            "Set the start and end (start_s/end_s) to the cleanest 3-30 s."
-        )
-    if not np.any(reference.samples):
-        raise InvalidInput("The reference is completely silent; choose a clip with speech in it.")
 
 
 def _first_line(exc: Exception) -> str:

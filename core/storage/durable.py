@@ -11,11 +11,7 @@ import logging
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import filelock
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +58,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_if_stale(entry: os.DirEntry, now: float, max_age_s: float, where: str) -> None:
+def remove_if_stale(entry: os.DirEntry[str], now: float, max_age_s: float, where: str) -> None:
     """Deletes a leftover temp or trash entry once it is old enough to be surely dead."""
     try:
         if now - entry.stat(follow_symlinks=False).st_mtime < max_age_s:
@@ -74,16 +70,3 @@ def remove_if_stale(entry: os.DirEntry, now: float, max_age_s: float, where: str
         log.info("Removed the leftover %s from the %s.", entry.name, where)
     except OSError:
         pass
-
-
-@contextmanager
-def holding(lock: filelock.FileLock, busy: Exception) -> Iterator[None]:
-    """Holds a cross-process lock (re-entrant per thread), raising ``busy`` on timeout."""
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise busy from None
-    try:
-        yield
-    finally:
-        lock.release()

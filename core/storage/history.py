@@ -17,8 +17,8 @@ Why it is built this way:
   can name anything but a direct child of the root.
 - A take appears in one ``os.rename`` of a fully written, fsynced folder and
   disappears in one rename to ``.trash-*``, so a crash never leaves half a
-  take that lists. Leftover ``.tmp-*`` / ``.trash-*`` folders are removed once
-  they are an hour old (a save in another process may still own a young one).
+  take that lists (:mod:`core.storage.folder_store`, shared with the voice
+  library, does the staging, the lock and the clean-up of leftovers).
 - Reading never needs the lock and never fails on one bad entry: a damaged
   ``take.json``, a missing audio file or one whose size differs from the
   record is skipped and described in :attr:`History.warnings`.
@@ -36,6 +36,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import builtins  # the list() method shadows list[...] in the class's own annotations
 import json
 import logging
 import math
@@ -43,27 +44,28 @@ import os
 import re
 import secrets
 import shutil
-import time
-import unicodedata
-import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import filelock
-
-from core.audio import SUPPORTED_OUTPUT_FORMATS, write_audio
+from core.audio.io import SUPPORTED_OUTPUT_FORMATS, write_audio
 from core.errors import InvalidInput, StudioError
-from core.engine.synthesis import SynthesisResult, normalize_language
-from core.storage.durable import write_file as _write_file, fsync_file as _fsync_file, fsync_dir as _fsync_dir
-from core.storage.durable import holding, remove_if_stale
+from core.storage.durable import fsync_file, write_file
+from core.storage.folder_store import (
+    LOCK_TIMEOUT_S,
+    FileIdentity,
+    FolderStore,
+    file_identity,
+    fold,
+    record_bytes,
+)
+from core.types import SynthesisResult, normalize_language
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "HistoryError", "Take", "History"]
+__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "History", "HistoryError", "Take"]
 
 SCHEMA_VERSION = 1
 # Raw PCM has no header: a stored .pcm take could not be played or decoded
@@ -74,10 +76,6 @@ DEFAULT_MAX_BYTES = 2_000_000_000
 
 TAKE_FILE = "take.json"
 AUDIO_STEM = "take"
-TMP_PREFIX = ".tmp-"
-TRASH_PREFIX = ".trash-"
-STALE_TEMP_SECONDS = 3_600.0
-LOCK_TIMEOUT_S = 60.0
 # A record holds the text twice (take and request) and texts are capped at
 # 50,000 characters, so anything this big is not a record we wrote.
 MAX_RECORD_BYTES = 8 << 20
@@ -97,7 +95,7 @@ class Take:
 
     id: str
     created_at: str  # ISO 8601, UTC, microseconds
-    mode: str  # "voice_design", "custom_voice" or "base"
+    mode: str  # one of core.types.MODES, or "script" for a whole script
     model: str  # checkpoint key
     seed: int  # the seed actually used
     demo: bool
@@ -157,20 +155,22 @@ class History:
         for name, value in (("max_takes", max_takes), ("max_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInput(f"The history's {name} must be a whole number of at least 1, not {value}.")
-        self.root = Path(root).expanduser().resolve()
+        self._store = FolderStore(
+            root,
+            name="history",
+            error=HistoryError,
+            busy="The history is busy (another window or process is saving to it); try again in a moment.",
+            lock_timeout=lock_timeout,
+            logger=log,
+        )
+        self.root = self._store.root
         self.max_takes = max_takes
         self.max_bytes = max_bytes
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HistoryError(f"Cannot create the history folder {self.root} ({exc.strerror or exc}).") from exc
         # Human messages about entries skipped by the last listing.
         self.warnings: list[str] = []
-        self._lock = filelock.FileLock(str(self.root / ".lock"), timeout=lock_timeout)
         # folder name -> (take.json identity, Take, take.json size). Takes never
         # change once written, so this only saves re-parsing on every listing.
-        self._cache: dict[str, tuple[tuple[int, int, int], Take, int]] = {}
-        self._logged: set[str] = set()
+        self._cache: dict[str, tuple[FileIdentity, Take, int]] = {}
 
     # --- reading ---------------------------------------------------------
 
@@ -187,7 +187,7 @@ class History:
             wanted = mode.strip().lower()
             takes = [t for t in takes if t.mode == wanted]
         if query and query.strip():
-            terms = _fold(query).split()
+            terms = fold(query).split()
             takes = [t for t in takes if all(term in _haystack(t) for term in terms)]
         return takes if limit is None else takes[:limit]
 
@@ -234,13 +234,13 @@ class History:
         audio_name = f"{AUDIO_STEM}.{fmt}"
 
         removed: list[tuple[str, Path]] = []
-        with _disk_errors("save the take"), self._staging() as staged:
+        with self._store.disk_errors("save the take"), self._store.staging() as staged:
             # Encoding (ffmpeg for MP3) is the slow part; it happens before the
             # lock is taken so concurrent saves only queue for the rename.
             audio_path = write_audio(result.audio, staged / audio_name, fmt)
-            _fsync_file(audio_path)
+            fsync_file(audio_path)
             size_bytes = audio_path.stat().st_size
-            with self._locked():
+            with self._store.locked():
                 now = datetime.now(timezone.utc)
                 take_id = self._new_id(now)
                 record = {
@@ -264,14 +264,12 @@ class History:
                     "audio": audio_name,
                     "size_bytes": size_bytes,
                 }
-                data = _record_bytes(record)
+                data = record_bytes(record)
                 # Built from the bytes on their way to disk, so add() returns
                 # exactly what get() and list() will read back.
                 take = _take_from_record(json.loads(data), self.root / take_id)
-                _write_file(staged / TAKE_FILE, data)
-                _fsync_dir(staged)
-                os.rename(staged, self.root / take_id)
-                _fsync_dir(self.root)
+                write_file(staged / TAKE_FILE, data)
+                self._store.publish(staged, take_id)
                 log.info(
                     "event=take_saved id=%s mode=%s model=%s format=%s bytes=%d duration_s=%.2f",
                     take.id, take.mode, take.model, take.format, take.size_bytes, take.duration_s,
@@ -288,41 +286,24 @@ class History:
     def delete(self, take_id: str) -> None:
         """Removes a take (damaged ones too). It stops listing the moment its folder is renamed away."""
         folder = self._folder(take_id)
-        with _disk_errors("delete the take"):
-            with self._locked():
+        with self._store.disk_errors("delete the take"):
+            with self._store.locked():
                 if not _is_take_folder(folder):
                     raise InvalidInput(_not_found_message(take_id))
-                trash = self._to_trash(folder)
+                trash = self._store.to_trash(folder)
             self._cache.pop(take_id, None)
             log.info("event=take_deleted id=%s", take_id)
             _empty_trash([(take_id, trash)])
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         """Removes the oldest takes until both limits hold; returns their ids, oldest first."""
-        with _disk_errors("prune the history"):
-            with self._locked():
+        with self._store.disk_errors("prune the history"):
+            with self._store.locked():
                 removed = self._prune_locked()
             _empty_trash(removed)
         return [take_id for take_id, _ in removed]
 
     # --- internals -------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        # FileLock is re-entrant per thread, so locked methods may call each other.
-        with holding(self._lock, HistoryError("The history is busy (another window or process is saving to it); try again in a moment.")):
-            yield
-
-    @contextmanager
-    def _staging(self) -> Iterator[Path]:
-        """A hidden folder to build a take in; removed unless it was published."""
-        folder = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        folder.mkdir()
-        try:
-            yield folder
-        finally:
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
 
     def _new_id(self, now: datetime) -> str:
         while True:
@@ -335,13 +316,7 @@ class History:
             raise InvalidInput(_bad_id_message(take_id))
         return self.root / take_id
 
-    def _to_trash(self, folder: Path) -> Path:
-        trash = self.root / f"{TRASH_PREFIX}{uuid.uuid4().hex}"
-        os.rename(folder, trash)
-        _fsync_dir(self.root)
-        return trash
-
-    def _prune_locked(self) -> list[tuple[str, Path]]:
+    def _prune_locked(self) -> builtins.list[tuple[str, Path]]:
         """Renames the takes over the limits to trash, oldest first: (id, trash folder) pairs
         for the caller to empty once the lock is released."""
         entries = self._scan()  # newest first
@@ -351,7 +326,7 @@ class History:
         for take, footprint in reversed(entries[1:]):  # never the newest
             if count <= self.max_takes and total <= self.max_bytes:
                 break
-            removed.append((take.id, self._to_trash(self.root / take.id)))
+            removed.append((take.id, self._store.to_trash(self.root / take.id)))
             self._cache.pop(take.id, None)
             count -= 1
             total -= footprint
@@ -362,7 +337,7 @@ class History:
     def _read(self, folder: Path) -> tuple[Take, int]:
         """The take in ``folder`` and its size on disk. FileNotFoundError if the record is gone."""
         info = os.stat(folder / TAKE_FILE)
-        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        key = file_identity(info)
         cached = self._cache.get(folder.name)
         if cached is not None and cached[0] == key:
             take = cached[1]
@@ -386,20 +361,13 @@ class History:
             )
         return take, info.st_size + audio_size
 
-    def _scan(self) -> list[tuple[Take, int]]:
+    def _scan(self) -> builtins.list[tuple[Take, int]]:
         """Every usable take with its size on disk, newest first; sets :attr:`warnings`."""
         found: list[tuple[Take, int]] = []
         warnings: list[str] = []
-        now = time.time()
-        try:
-            entries = list(os.scandir(self.root))
-        except OSError as exc:
-            raise HistoryError(f"Cannot read the history folder {self.root} ({exc.strerror or exc}).") from exc
-        for entry in entries:
+        for entry in self._store.entries():
             name = entry.name
             if name.startswith("."):
-                if name.startswith((TMP_PREFIX, TRASH_PREFIX)):
-                    _remove_if_stale(entry, now)
                 continue
             try:
                 if not entry.is_dir(follow_symlinks=False):
@@ -427,20 +395,13 @@ class History:
         # the cache while this filters it.
         self._cache = {k: v for k, v in dict(self._cache).items() if k in live}
         self.warnings = warnings
-        for message in warnings:
-            if message not in self._logged:  # once per message, not on every listing
-                self._logged.add(message)
-                log.warning(message)
+        self._store.log_once(warnings)
         # Ids only resolve to the second; created_at orders takes within one.
         found.sort(key=lambda item: (_when(item[0]), item[0].id), reverse=True)
         return found
 
 
 # --- records -------------------------------------------------------------
-
-
-def _record_bytes(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _take_from_record(record: Any, folder: Path) -> Take:
@@ -557,14 +518,9 @@ def _not_found_message(take_id: str) -> str:
     return f"There is no take {take_id} in the history; it may have been deleted or pruned."
 
 
-def _fold(text: str) -> str:
-    # NFKC + casefold: "ＨＥＬＬＯ", "Hello" and "hello" are one word to a person.
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
 def _haystack(take: Take) -> str:
     parts = [take.text, take.mode, take.model, take.id, *_strings(take.voice)]
-    return _fold("\n".join(parts))
+    return fold("\n".join(parts))
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -581,27 +537,8 @@ def _strings(value: Any) -> Iterator[str]:
 # --- files ---------------------------------------------------------------
 
 
-@contextmanager
-def _disk_errors(action: str) -> Iterator[None]:
-    """Turns a disk failure (full, read-only, permissions) into a sentence for the user."""
-    try:
-        yield
-    except OSError as exc:
-        raise HistoryError(f"Could not {action} ({exc.strerror or exc}).") from exc
-
-
-
-
-
-
-
-
 def _empty_trash(removed: list[tuple[str, Path]]) -> None:
     # Outside the lock: the take is already gone from every listing, and a
     # large folder should not hold up other writers while it is deleted.
     for _, folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _remove_if_stale(entry: os.DirEntry, now: float) -> None:
-    remove_if_stale(entry, now, STALE_TEMP_SECONDS, "history")

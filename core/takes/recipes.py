@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from core.audio import PostProcessing
+from core.audio.edit import PostProcessing
+from core.engine.synthesis import SynthesisService
 from core.errors import InvalidInput
 from core.storage.library import VoiceLibrary
-from core.engine.synthesis import (
+from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,
     Request,
     Sampling,
-    SynthesisService,
 )
 
 RECIPE_VERSION = 1

@@ -1,6 +1,6 @@
 """Regenerating a stored take from its recipe ("regenerate with the same settings").
 
-Single takes replay through `core.takes.recipes`; script takes through `core.takes.script`.
+Single takes replay through `core.takes.recipes`; script takes through `core.takes.script_render`.
 Either way the same seed and model give the same audio.
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.audio import PostProcessing
-from core.storage.library import VoiceLibrary
+from core.audio.edit import PostProcessing
 from core.engine.model_store import ProgressCallback
+from core.engine.synthesis import SynthesisService
+from core.storage.library import VoiceLibrary
 from core.takes.recipes import request_from_recipe
-from core.takes.script import render_script, script_voice_summary
-from core.engine.synthesis import Request, Sampling, SynthesisResult, SynthesisService
+from core.takes.script_render import render_script, script_voice_summary
+from core.types import Request, Sampling, SynthesisResult
 
 
 @dataclass

@@ -46,12 +46,20 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from core.engine import demo_models as demo
+from core.engine.dependencies import dependency_error, import_model_code
+from core.engine.demo_models import build as demo_build
+from core.engine.demo_models import layout as demo_layout
+from core.engine.demo_models import speech_tokenizer as demo_speech
+from core.engine.demo_models import text_tokenizer as demo_text
+from core.engine.demo_models import tts_model as demo_tts
+from core.engine.demo_models import weights as demo_weights
 from core.errors import InvalidInput, ModelUnavailable
+from core.types import MODES
 
 if TYPE_CHECKING:
     import torch
@@ -62,8 +70,6 @@ ARCH_BUILDER_VERSION = 1
 ARCH_MARKER_NAME = ".arch-build.json"
 ARCH_CONFIG_KEY = "studio_arch"
 """Extra top-level config.json key: the spec name ("0.6b", "1.7b", "tiny")."""
-
-MODES: tuple[str, ...] = ("voice_design", "custom_voice", "base")
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ def tts_config(spec: ArchSpec, mode: str, text_info: dict[str, int]) -> dict[str
     """The demo model's config.json for ``mode`` with ``spec``'s sizes."""
     if sum(spec.mrope_section) * 2 != spec.head_dim:
         raise ValueError("mrope sections must sum to head_dim / 2")
-    config = demo._tts_config(mode, text_info)
+    config = demo_tts.tts_config(mode, text_info)
     config["tts_model_size"] = spec.tts_model_size
     config["dtype"] = spec.weights_dtype
     config[ARCH_CONFIG_KEY] = spec.name
@@ -199,7 +205,7 @@ def tts_config(spec: ArchSpec, mode: str, text_info: dict[str, int]) -> dict[str
 
 def speech_tokenizer_config(spec: ArchSpec) -> dict[str, Any]:
     """The demo codec's config.json with ``spec``'s sizes (same 1920 samples per frame)."""
-    config = demo._speech_tokenizer_config()
+    config = demo_speech.speech_tokenizer_config()
     config[ARCH_CONFIG_KEY] = spec.name
     config["encoder_config"].update(
         hidden_size=spec.enc_hidden, num_filters=spec.enc_filters, num_hidden_layers=spec.enc_layers,
@@ -240,7 +246,7 @@ def arch_checkpoint_complete(path: Path, spec: ArchSpec, seed: int) -> bool:
         and marker.get("builder_version") == ARCH_BUILDER_VERSION
         and marker.get("spec") == spec.digest()
         and marker.get("seed") == seed
-        and all((Path(path) / name).is_file() for name in demo._REQUIRED_FILES)
+        and all((Path(path) / name).is_file() for name in demo_build.REQUIRED_FILES)
     )
 
 
@@ -271,15 +277,16 @@ def build_arch_checkpoints(
     started = time.perf_counter()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with demo._build_lock(root):
+        with demo_build.build_lock(root):
             todo = [m for m, p in targets.items() if force or not arch_checkpoint_complete(p, spec, seed)]
             if todo:
-                demo._remove_leftovers(root)
+                demo_build.remove_leftovers(root)
+                # A library that fails to load raises OSError too: import first, so
+                # a broken install is never reported as a lack of disk space.
+                import_model_code("building the benchmark models")
                 _build(root, spec, todo, seed)
     except ImportError as exc:
-        raise ModelUnavailable(
-            f"Cannot build the {spec.name} benchmark models: a required package is missing ({exc.name or exc})."
-        ) from exc
+        raise dependency_error(exc, "building the benchmark models") from exc
     except OSError as exc:
         raise ModelUnavailable(
             f"Cannot write the {spec.name} benchmark models to {root}: {exc.strerror or exc}. "
@@ -292,26 +299,26 @@ def _build(root: Path, spec: ArchSpec, modes: list[str], seed: int) -> None:
     import torch
 
     started = time.perf_counter()
-    shared = root / f"{demo._TMP_PREFIX}shared-{uuid.uuid4().hex[:8]}"
+    shared = root / f"{demo_build.TMP_PREFIX}shared-{uuid.uuid4().hex[:8]}"
     shared.mkdir()
     try:
         with torch.random.fork_rng(devices=[]):
-            text_info = demo._write_text_tokenizer(shared / "text")
-            _write_speech_tokenizer(shared / "speech_tokenizer", spec, demo._sub_seed(seed, "speech_tokenizer"))
+            text_info = demo_text.write_text_tokenizer(shared / "text")
+            _write_speech_tokenizer(shared / "speech_tokenizer", spec, demo_build.sub_seed(seed, "speech_tokenizer"))
             for mode in modes:
-                tmp = root / f"{demo._TMP_PREFIX}{mode}-{uuid.uuid4().hex[:8]}"
+                tmp = root / f"{demo_build.TMP_PREFIX}{mode}-{uuid.uuid4().hex[:8]}"
                 tmp.mkdir()
                 try:
                     for item in (shared / "text").iterdir():
                         shutil.copy2(item, tmp / item.name)
                     _link_tree(shared / "speech_tokenizer", tmp / "speech_tokenizer")
-                    _write_tts_model(tmp, spec, mode, text_info, demo._sub_seed(seed, f"talker:{mode}"))
-                    demo._write_json(
+                    _write_tts_model(tmp, spec, mode, text_info, demo_build.sub_seed(seed, f"talker:{mode}"))
+                    demo_layout.write_json(
                         tmp / ARCH_MARKER_NAME,
                         {"builder_version": ARCH_BUILDER_VERSION, "spec": spec.digest(), "arch": spec.name,
                          "mode": mode, "seed": seed},
                     )
-                    demo._install(tmp, root / mode)
+                    demo_build.install(tmp, root / mode)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
@@ -367,14 +374,14 @@ def _write_speech_tokenizer(folder: Path, spec: ArchSpec, seed: int) -> None:
     kwargs = {k: v for k, v in config_dict.items() if k not in ("architectures", "model_type", "dtype")}
     with _no_init():
         model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**kwargs)).eval()
-    demo._init_speech_tokenizer(model, seed)  # random codebooks, unit-gain convs, calibrated output level
+    demo_speech.init_speech_tokenizer(model, seed)  # random codebooks, unit-gain convs, calibrated output level
     _save(model, folder / "model.safetensors", "float32")
-    demo._write_json(folder / "config.json", config_dict)
+    demo_layout.write_json(folder / "config.json", config_dict)
     # The feature-extractor config is the same file the demo codec has.
-    demo._write_json(
+    demo_layout.write_json(
         folder / "preprocessor_config.json",
         {"feature_extractor_type": "EncodecFeatureExtractor", "feature_size": 1, "padding_side": "right",
-         "padding_value": 0.0, "return_attention_mask": True, "sampling_rate": demo.SAMPLE_RATE,
+         "padding_value": 0.0, "return_attention_mask": True, "sampling_rate": demo_layout.SAMPLE_RATE,
          "chunk_length_s": None, "overlap": None},
     )
 
@@ -388,7 +395,7 @@ def _write_tts_model(folder: Path, spec: ArchSpec, mode: str, text_info: dict[st
     with _no_init():
         model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**kwargs)).eval()
     generator = torch.Generator().manual_seed(seed)
-    demo._randomize(model, generator)
+    demo_weights.randomize(model, generator)
     with torch.no_grad():
         for module in model.modules():  # constants the skipped init would have set
             if isinstance(module, torch.nn.LayerNorm):
@@ -396,11 +403,11 @@ def _write_tts_model(folder: Path, spec: ArchSpec, mode: str, text_info: dict[st
                 module.bias.zero_()
         model.talker.codec_head.weight[config_dict["talker_config"]["codec_eos_token_id"]].zero_()  # never stops
     if model.speaker_encoder is not None:
-        demo._unit_gain_convs(model.speaker_encoder, generator)
+        demo_weights.unit_gain_convs(model.speaker_encoder, generator)
     _save(model, folder / "model.safetensors", spec.weights_dtype)
     del model
-    demo._write_json(folder / "config.json", config_dict)
-    demo._write_json(folder / "generation_config.json", dict(demo._GENERATION_CONFIG, max_new_tokens=2048))
+    demo_layout.write_json(folder / "config.json", config_dict)
+    demo_layout.write_json(folder / "generation_config.json", dict(demo_tts.GENERATION_CONFIG, max_new_tokens=2048))
 
 
 def describe(spec: ArchSpec) -> str:

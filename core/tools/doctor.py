@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -39,13 +40,32 @@ log = logging.getLogger(__name__)
 
 Status = Literal["pass", "warn", "fail"]
 
-# Keep in step with pyproject.toml (tests/core/test_doctor.py checks that they agree).
-TORCH_SERIES = "2.11"
+# The known-good pair, as locked in requirements/*.lock (tests/core check that
+# they agree). Used for the fix line only where the lock file is not at hand.
+TORCH_VERSION = "2.14.1"
+TORCHAUDIO_VERSION = "2.11.1"
 QWEN_TTS_VERSION = "0.1.1"
 MIN_PYTHON = (3, 10)
 
-TORCH_FIX = f"pip install 'torch=={TORCH_SERIES}.*' 'torchaudio=={TORCH_SERIES}.*'"
-QWEN_TTS_FIX = f"pip install 'qwen-tts=={QWEN_TTS_VERSION}'"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STUDIO_LOCK = PROJECT_ROOT / "requirements" / "studio.lock"
+
+
+def repair_command(python: str | None = None, lock: Path | None = None) -> str:
+    """The one command that puts this install back on the exact, tested set.
+
+    From a source checkout that is a re-sync from the lock file (what the
+    README's install does); from an installed wheel it pins the known-good pair.
+    """
+    python = shlex.quote(python or sys.executable)
+    lock = STUDIO_LOCK if lock is None else lock
+    if lock.is_file():
+        root = shlex.quote(str(lock.parent.parent))
+        return f"{python} -m pip install -r {shlex.quote(str(lock))} -e {root}"
+    return (f"{python} -m pip install 'torch=={TORCH_VERSION}' 'torchaudio=={TORCHAUDIO_VERSION}' "
+            f"'qwen-tts=={QWEN_TTS_VERSION}'")
+
+
 FFMPEG_FIX = "MP3 export needs ffmpeg: brew install ffmpeg / apt install ffmpeg"
 
 GB = 1_000_000_000
@@ -86,10 +106,18 @@ _TORCH_SCRIPT = f"""
 import json, sys
 from importlib import metadata
 out = {{}}
+# Loading, not comparing version strings: torchaudio's compiled library is what
+# fails with a torch it was not built against (undefined symbol at dlopen).
+loaders = {{
+    "torch": "import torch; torch.zeros(1).add_(1)",
+    "torchaudio": "import torchaudio, torchaudio._extension, torch; "
+                  "import torchaudio.compliance.kaldi as k; k.fbank(torch.zeros(1, 400) + 0.1, num_mel_bins=23)",
+}}
 for name in ("torch", "torchaudio"):
     entry = {{"version": None, "error": None}}
     try:
-        module = __import__(name)
+        exec(loaders[name], {{}})
+        module = sys.modules[name]
         entry["version"] = str(getattr(module, "__version__", "") or metadata.version(name))
     except BaseException as exc:
         text = str(exc).strip()
@@ -212,33 +240,23 @@ def check_python(version: tuple[int, ...]) -> Check:
     )
 
 
-def _series(version: str | None) -> tuple[int, int] | None:
-    match = re.match(r"(\d+)\.(\d+)", version or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def check_torch(report: dict[str, Any]) -> Check:
     if "probe_error" in report:
         status: Status = "warn" if report.get("timeout") else "fail"
         return Check("torch", status, f"could not check torch/torchaudio: {report['probe_error']}",
-                     "run python -c 'import torch, torchaudio' to see what happens")
+                     "run python -c 'import torch, torchaudio._extension' to see what happens")
     torch, audio = report.get("torch") or {}, report.get("torchaudio") or {}
     tv, av = torch.get("version"), audio.get("version")
     if torch.get("error"):
         installed = f"torch {tv} is installed but " if tv else ""
-        return Check("torch", "fail", f"{installed}torch does not import: {torch['error']}", TORCH_FIX)
+        return Check("torch", "fail", f"{installed}torch does not load: {torch['error']}", repair_command())
     if audio.get("error"):
         if av is None:
-            return Check("torch", "fail", f"torch {tv}, torchaudio is not installed", TORCH_FIX)
+            return Check("torch", "fail", f"torch {tv}, torchaudio is not installed", repair_command())
         return Check("torch", "fail",
-                     f"torch {tv}, torchaudio {av} does not import (a mismatched pair?): {audio['error']}",
-                     TORCH_FIX)
-    ts, aus = _series(tv), _series(av)
-    if ts is None or aus is None or ts != aus:
-        return Check("torch", "fail",
-                     f"torch {tv} and torchaudio {av} are different releases; torchaudio only works "
-                     "with the torch release it was built for", TORCH_FIX)
-    return Check("torch", "pass", f"torch {tv}, torchaudio {av}")
+                     f"torch {tv} is fine but torchaudio {av} does not load with it: {audio['error']}",
+                     repair_command())
+    return Check("torch", "pass", f"torch {tv}, torchaudio {av} (both load)")
 
 
 def check_qwen_tts(report: dict[str, Any]) -> Check:
@@ -249,12 +267,11 @@ def check_qwen_tts(report: dict[str, Any]) -> Check:
     version, error = report.get("version"), report.get("error")
     if error:
         installed = f"qwen-tts {version} is installed but " if version else ""
-        fix = TORCH_FIX if "torchaudio" in error or "libtorch" in error else QWEN_TTS_FIX
-        return Check("qwen-tts", "fail", f"{installed}does not import: {error}", fix)
+        return Check("qwen-tts", "fail", f"{installed}does not import: {error}", repair_command())
     if version != QWEN_TTS_VERSION:
         return Check("qwen-tts", "warn",
                      f"{version or 'unknown version'} imports, but the studio is built and tested "
-                     f"against {QWEN_TTS_VERSION}", QWEN_TTS_FIX)
+                     f"against {QWEN_TTS_VERSION}", repair_command())
     return Check("qwen-tts", "pass", f"{version}")
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from core.engine.live_decoding import FastOptions, FastPath, LiveAudio
-from core.engine.synthesis import (
-    ChunkAudio,
+from core.engine.synthesis import ChunkAudio
+from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,
@@ -45,7 +45,7 @@ def context(tmp_path_factory, demo_checkpoints):
 @pytest.fixture(scope="module")
 def prompts(context):
     """An ICL clone prompt (reference codes decoded in front) and an x-vector-only one."""
-    from core.tools.bench import synthetic_reference
+    from core.tools.bench.common import synthetic_reference
 
     service = context.synthesis
     reference = synthetic_reference()

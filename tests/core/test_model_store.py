@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio import Audio
+from core.audio.clip import Audio
 from core.engine.catalog import Catalog
-from core.errors import ModelUnavailable
 from core.engine.model_store import ModelStore, is_complete_checkpoint
+from core.errors import ModelUnavailable
 from core.settings import Settings
 from tests.fake_hub import closed_port_url, fake_hub, point_huggingface_hub_at  # noqa: F401 (fixture)
 
@@ -86,7 +86,7 @@ def test_download_into_the_cache_reports_progress_and_is_found(hub, settings, de
 
 def test_model_manager_downloads_a_missing_model_then_loads_and_clones(hub, settings):
     from core.context import build_context
-    from core.engine.synthesis import CloneRequest, Sampling
+    from core.types import CloneRequest, Sampling
 
     ctx = build_context(settings)
     status = {row.key: row for row in ctx.models.status()}

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audio import PostProcessing, load_audio
+from core.audio.edit import PostProcessing
+from core.audio.io import load_audio
 from core.errors import InvalidInput
-from core.takes.recipes import clone_request_for_voice, recipe_of, request_from_recipe, voice_summary
-from core.engine.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from core.takes.recipes import (
+    clone_request_for_voice,
+    recipe_of,
+    request_from_recipe,
+    voice_summary,
+)
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
 
 
 def store_and_replay(ctx, request, *, voice_id=None):

@@ -6,8 +6,8 @@ import numpy as np
 
 from core.takes.recipes import recipe_of, voice_summary
 from core.takes.replay import replay
-from core.takes.script import plan_script, render_script, script_recipe, script_voice_summary
-from core.engine.synthesis import DesignRequest, Sampling
+from core.takes.script_render import plan_script, render_script, script_recipe, script_voice_summary
+from core.types import DesignRequest, Sampling
 
 
 def test_replay_a_single_take(demo_context):

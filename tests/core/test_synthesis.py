@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audio import Audio
+from core.audio.clip import Audio
 from core.errors import InvalidInput
-from core.engine.synthesis import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
 
 FAST = Sampling(seed=7, max_new_tokens=12)
 
@@ -140,7 +140,8 @@ def test_validation_errors_are_clear_and_load_nothing(demo_context, request_, wo
 
 
 def test_stream_yields_chunks_before_the_result_and_matches_the_whole_take(demo_context):
-    from core.engine.synthesis import ChunkAudio, SynthesisResult
+    from core.engine.synthesis import ChunkAudio
+    from core.types import SynthesisResult
 
     demo_context.synthesis.chunk_chars = 60
     text = " ".join(f"Streaming sentence number {i} is here." for i in range(4))
@@ -163,7 +164,8 @@ def test_stream_validates_before_anything_runs(demo_context):
 
 def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_context):
     """Fault injection around the real model: chunk 2 fails once."""
-    from core.engine.synthesis import ChunkFailed, SynthesisResult
+    from core.engine.synthesis import ChunkFailed
+    from core.types import SynthesisResult
 
     demo_context.synthesis.chunk_chars = 30
     text = "First sentence is here. Second sentence is here. Third sentence is here."
@@ -201,7 +203,7 @@ def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_co
 
 
 def test_post_processing_options_are_applied_and_validated(demo_context):
-    from core.audio import PostProcessing
+    from core.audio.edit import PostProcessing
 
     base = dict(text="Post.", description="Any.", sampling=Sampling(seed=3, max_new_tokens=10))
     plain = demo_context.synthesis.design(DesignRequest(**base)).audio.samples

@@ -131,7 +131,7 @@ def staging(folder: Path, ignore: set[str] = frozenset()) -> set[str]:
 
 def check_studio(studio: Studio, saved: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     """Asserts every invariant on a freshly restarted studio; returns what is saved now (key -> file hashes)."""
-    from core.audio import load_audio
+    from core.audio.io import load_audio
     from core.storage.history import History
     from core.storage.library import VoiceLibrary
 

@@ -15,7 +15,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def studio_server(tmp_path_factory, demo_checkpoints):
-    """Starts the studio in this process (a real uvicorn server) and yields its URL and context."""
+    """Starts the studio in this process (a real uvicorn server) and yields its URL, context and app."""
     from core.settings import Settings
     from studio.server import serve
 
@@ -33,7 +33,7 @@ def studio_server(tmp_path_factory, demo_checkpoints):
     )
     app, ctx = serve(settings, block=False)
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings}
+        yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings, "app": app}
     finally:
         app.close()
 
@@ -43,3 +43,15 @@ def client(studio_server):
     from gradio_client import Client
 
     return Client(studio_server["url"], verbose=False)
+
+
+def wired_handler(app, name: str, *, generator: bool | None = None):
+    """The event handler wired into the running ``app`` under its function name (e.g. a private button's)."""
+    import inspect
+
+    for block_fn in app.fns.values():
+        fn = block_fn.fn
+        if getattr(fn, "__name__", None) == name and (
+                generator is None or inspect.isgeneratorfunction(fn) == generator):
+            return fn
+    raise LookupError(f"no handler named {name}")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from core.serving.access import check_serving
-from studio.cli import build_parser, settings_from_args
+from studio.cli.main import build_parser, settings_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 PLIST = ROOT / "docs" / "macos" / "com.qwen-tts-studio.plist"

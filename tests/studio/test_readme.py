@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from studio.api.endpoints import NAMED_API
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -32,3 +34,15 @@ def test_readme_examples_run_as_written(studio_server, tmp_path, speech_wav):
                                 text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.strip() or list(tmp_path.glob("*.mp3")), "the example shows what it got"
+
+
+def endpoint_table_names() -> list[str]:
+    """Every endpoint in the first column of the README's API table (a row may name several)."""
+    rows = re.findall(r"^\| (`/[^|]*)\|", README.read_text(encoding="utf-8"), flags=re.M)
+    return [name for row in rows for name in re.findall(r"`(/\w+)`", row)]
+
+
+def test_readme_endpoint_table_lists_exactly_the_named_api():
+    names = endpoint_table_names()
+    assert len(names) == len(set(names)), "an endpoint is listed twice"
+    assert set(names) == {endpoint.path for endpoint in NAMED_API}

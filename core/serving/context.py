@@ -1,0 +1,49 @@
+"""What a network entry point needs beyond the AppContext.
+
+The web UI and the OpenAI-compatible HTTP routes both hand out files (from a
+folder of their own) and count every generation against the calling client's
+per-minute limit. That lives here, free of any web framework, so the HTTP
+routes depend on ``core`` alone; the Gradio UI extends it with what only a
+browser session needs (studio/ui/context.py).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.context import AppContext
+from core.serving.rate_limit import RateLimiter
+from core.takes.service import TakeService
+
+
+@dataclass
+class ServingContext:
+    app: AppContext
+    # Files made for download (script lines, exports); Gradio is allowed to serve this folder.
+    outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
+    # One limiter for every entry point, so a client cannot double its share by using both.
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
+
+    @property
+    def demo(self) -> bool:
+        return self.app.settings.demo_models
+
+    @property
+    def takes(self) -> TakeService:
+        """Makes and keeps takes over this context's engine and history."""
+        return TakeService.for_app(self.app)
+
+    def check_rate(self, client: str) -> None:
+        """Counts one generation against ``client``'s per-minute limit (raises RateLimited)."""
+        self.limiter.check(client)
+
+
+def client_key(host: str | None, user: str | None) -> str:
+    """``user@host`` (or the host alone) of a caller: the key of its rate limit and its log lines."""
+    host = host or "local"
+    return f"{user}@{host}" if user else host

@@ -1,0 +1,112 @@
+"""Synthesize, then keep the take in the history: the one way a take is made.
+
+Every entry point that produces a take goes through ``TakeService``: the
+tabs' Generate buttons and named API, the OpenAI-compatible route, the
+Script tab and History's "Regenerate with the same settings". So every take
+is stored the same way, with the recipe that regenerates it, and the details
+dict the UI and the API return is built in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.context import AppContext
+from core.engine.model_store import ProgressCallback
+from core.engine.synthesis import SynthesisService
+from core.storage.history import History, Take
+from core.storage.library import VoiceLibrary
+from core.takes.recipes import recipe_of, voice_summary
+from core.takes.replay import replay
+from core.takes.script_render import ScriptPlan, ScriptResult, script_recipe, script_voice_summary
+from core.types import Request, SynthesisResult
+
+
+@dataclass
+class TakeJob:
+    """One take to make: the engine request plus what is kept and reported with it."""
+
+    request: Request
+    fmt: str  # the format the take is stored in
+    info: dict[str, Any] = field(default_factory=dict)  # merged into the details dict
+    warnings: list[str] = field(default_factory=list)  # e.g. reference problems, shown first
+    voice_id: str | None = None  # the library voice a clone used, for replaying it later
+    voice_name: str | None = None
+
+
+@dataclass(frozen=True)
+class KeptTake:
+    """A take now in the history, with the details dict the UI and the API return."""
+
+    take: Take
+    details: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return str(self.take.audio_path)
+
+
+@dataclass(frozen=True)
+class Regenerated:
+    """A stored take made again from its recipe."""
+
+    original: Take
+    kept: KeptTake
+    seed: int
+
+
+@dataclass(frozen=True)
+class TakeService:
+    synthesis: SynthesisService
+    history: History
+    library: VoiceLibrary  # library voices are looked up again when a clone take is regenerated
+
+    @classmethod
+    def for_app(cls, app: AppContext) -> TakeService:
+        return cls(app.synthesis, app.history, app.library)
+
+    def make(self, job: TakeJob, progress: ProgressCallback | None = None, *,
+             client: str | None = None) -> KeptTake:
+        """Synthesizes ``job`` in one go and keeps the take."""
+        return self.keep(job, self.synthesis.synthesize(job.request, progress, client=client))
+
+    def keep(self, job: TakeJob, result: SynthesisResult) -> KeptTake:
+        """Keeps an already synthesized ``result`` of ``job`` (e.g. the end of a stream)."""
+        # The job's own warnings come first, after the demo-model notice when there is one.
+        result.warnings[1 if result.demo else 0:0] = job.warnings
+        take = self._store(
+            result, job.fmt,
+            recipe=recipe_of(job.request, result.seed, voice_id=job.voice_id),
+            voice=voice_summary(job.request, voice_name=job.voice_name),
+            language=job.request.language,
+        )
+        return KeptTake(take, result.info() | {"text": result.text, "take_id": take.id} | job.info)
+
+    def keep_script(self, plan: ScriptPlan, result: ScriptResult, fmt: str) -> KeptTake:
+        """Keeps a rendered script's merged scene as one take, with the script as its recipe."""
+        take = self._store(
+            result.to_synthesis_result(), fmt,
+            recipe=script_recipe(plan, result, fmt=fmt),
+            voice=script_voice_summary(result),
+            language=plan.language,
+        )
+        return KeptTake(take, result.info() | {"take_id": take.id, "format": fmt, "post": asdict(plan.post)})
+
+    def regenerate(self, take_id: str, progress: ProgressCallback | None = None) -> Regenerated:
+        """Makes a stored take again from its recipe, as a new take in the same format."""
+        original = self.history.get(take_id)
+        again = replay(original.request, original.voice, self.synthesis, self.library, progress)
+        if again.request is not None:
+            job = TakeJob(again.request, original.format, voice_id=original.request.get("voice_id"),
+                          voice_name=original.voice.get("voice"))
+            kept = self.keep(job, again.result)
+        else:  # a script take: its recipe and voices are stored as they came
+            take = self._store(again.result, original.format, recipe=again.recipe, voice=again.voice,
+                               language=again.recipe.get("language", "auto"))
+            kept = KeptTake(take, {"take_id": take.id})
+        return Regenerated(original, kept, again.result.seed)
+
+    def _store(self, result: SynthesisResult, fmt: str, *, recipe: dict[str, Any], voice: dict[str, Any],
+               language: str) -> Take:
+        return self.history.add(result, fmt=fmt, request=recipe, voice=voice, language=language)

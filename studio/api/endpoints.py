@@ -1,0 +1,68 @@
+"""The named API, declared in one place: every endpoint scripts can call by name.
+
+Gradio registers an endpoint where its widgets are built (a tab's Generate
+button, a hidden trigger, ``gr.api``), so registration stays spread over the
+tabs; this table is what they must agree with. ``declared()`` refuses, at
+start-up, an endpoint that is missing here or served by a function other than
+the one named here, and the tests check ``view_api()`` and the README's
+endpoint table against ``NAMED_API``: adding an endpoint means adding a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # the api_name, without the leading "/"
+    handler: str  # the __name__ of the function that serves it
+    module: str  # where it is wired up
+    description: str  # what it does, in one line
+
+    @property
+    def path(self) -> str:
+        """The name as scripts write it: ``client.predict(..., api_name="/design")``."""
+        return f"/{self.name}"
+
+
+_TABS = "studio.ui.tabs"
+NAMED_API: tuple[Endpoint, ...] = (
+    # Takes: the tabs' Generate buttons, through their hidden API twins.
+    Endpoint("design", "parse_design", f"{_TABS}.design", "Speak text in a voice described in words."),
+    Endpoint("custom_voice", "parse_custom_voice", f"{_TABS}.custom_voice",
+             "Speak text as one of the nine built-in speakers, with an optional style instruction."),
+    Endpoint("clone", "parse_clone", f"{_TABS}.clone",
+             "Speak text in the voice of a reference clip or a library voice."),
+    Endpoint("script", "script_render", f"{_TABS}.script",
+             "Render a dialogue with a cast of voices: the scene, a zip of the lines and details."),
+    # The engine: no widgets of their own.
+    Endpoint("speakers", "list_speakers", "studio.api.named", "The built-in speakers."),
+    Endpoint("languages", "list_languages", "studio.api.named", "The languages every mode accepts."),
+    Endpoint("models", "list_models", "studio.api.named", "Every checkpoint with its state, device and dtype."),
+    Endpoint("load_model", "load_model", "studio.api.named", "Load a checkpoint into memory."),
+    Endpoint("unload_model", "unload_model", "studio.api.named", "Unload one checkpoint, or all of them."),
+    # The voice library.
+    Endpoint("voices", "voices", f"{_TABS}.library", "Search and filter the library's voices."),
+    Endpoint("voice_save", "voice_save", f"{_TABS}.clone", "Save a reference clip as a library voice."),
+    Endpoint("voice_design_save", "voice_design_save", f"{_TABS}.design",
+             "Design a voice from a description and save the take as a library voice."),
+    Endpoint("voice_rename", "voice_rename", f"{_TABS}.library", "Rename a library voice."),
+    Endpoint("voice_update", "voice_update", f"{_TABS}.library", "Edit a library voice's details."),
+    Endpoint("voice_delete", "voice_delete", f"{_TABS}.library", "Delete a library voice."),
+    Endpoint("voice_export", "voice_export", f"{_TABS}.library", "A zip of library voices."),
+    Endpoint("voice_import", "voice_import", f"{_TABS}.library", "Import the voices in an exported zip."),
+)
+BY_NAME: dict[str, Endpoint] = {endpoint.name: endpoint for endpoint in NAMED_API}
+
+
+def declared(api_name: str, fn: Callable[..., Any]) -> Endpoint:
+    """The declaration of ``api_name``; raises if there is none or ``fn`` is not its handler."""
+    endpoint = BY_NAME.get(api_name.lstrip("/"))
+    if endpoint is None:
+        raise LookupError(f"The API endpoint '{api_name}' is not declared in studio/api/endpoints.py.")
+    if getattr(fn, "__name__", None) != endpoint.handler:
+        raise LookupError(f"studio/api/endpoints.py declares {endpoint.path} as served by {endpoint.handler}(), "
+                          f"not {getattr(fn, '__name__', fn)!r}.")
+    return endpoint

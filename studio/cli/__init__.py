@@ -1,0 +1,1 @@
+"""The ``qwen-tts-studio`` command line: ``main.py`` parses, ``commands/`` does the work."""

@@ -1,0 +1,45 @@
+"""Assembles the studio: one gr.Blocks with a tab per job, over one app context."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import gradio as gr
+
+from studio.api.named import register_api
+from studio.ui.blocks import StudioBlocks
+from studio.ui.context import StudioContext
+from studio.ui.tabs.clone import build_clone_tab
+from studio.ui.tabs.custom_voice import build_custom_voice_tab
+from studio.ui.tabs.design import build_design_tab
+from studio.ui.tabs.history import build_history_tab
+from studio.ui.tabs.library import build_library_tab
+from studio.ui.tabs.models import build_models_tab
+from studio.ui.tabs.script import build_script_tab
+
+TITLE = "Qwen TTS Studio"
+
+
+def studio_css() -> str:
+    return resources.files("assets").joinpath("studio.css").read_text(encoding="utf-8")
+
+
+def studio_theme() -> gr.themes.Base:
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate")
+
+
+def build_app(ctx: StudioContext) -> gr.Blocks:
+    with StudioBlocks(title=TITLE) as app:
+        with gr.Row(elem_id="studio-header"):
+            gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
+        with gr.Tabs() as tabs:
+            build_design_tab(ctx)
+            build_custom_voice_tab(ctx)
+            clone = build_clone_tab(ctx)
+            build_library_tab(ctx, clone_voice=clone["voice"], tabs=tabs)
+            build_script_tab(ctx)
+            build_models_tab(ctx)
+            build_history_tab(ctx)
+        register_api(ctx)
+    app.queue(default_concurrency_limit=4)
+    return app

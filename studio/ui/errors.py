@@ -1,0 +1,65 @@
+"""The one place where errors become what a Gradio user (or gradio_client script) sees.
+
+Engine errors (``StudioError``) carry a sentence written for the user: it is
+shown as it is. Anything else is a bug: the user gets a short generic message
+and the traceback goes to the studio's log, never to the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable, Iterator, TypeVar
+
+import gradio as gr
+
+from core.errors import StudioError
+
+log = logging.getLogger(__name__)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+ERROR_TITLE = "Could not do that"
+
+
+def translate(exc: Exception, where: str) -> gr.Error:
+    """The ``gr.Error`` to raise for ``exc``, raised in the handler named ``where``."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, StudioError):
+        return gr.Error(str(exc), title=ERROR_TITLE)
+    log.exception("unexpected error in %s", where)
+    return gr.Error(
+        f"Something went wrong ({type(exc).__name__}). The details are in the studio's log; "
+        "please try again, and report it if it keeps happening.",
+        title="Unexpected error",
+    )
+
+
+def friendly_errors(fn: Handler) -> Handler:
+    """Wraps an event handler (plain or generator) so its errors reach the user as sentences.
+
+    The wrapper keeps ``fn``'s signature: Gradio reads it to name the API's
+    parameters and to decide where to inject ``gr.Progress`` and ``gr.Request``.
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc, fn.__name__) from None
+
+        gen_wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise translate(exc, fn.__name__) from None
+
+    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

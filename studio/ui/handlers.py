@@ -1,0 +1,162 @@
+"""Event handlers made from a tab's parse function, and how they are wired to buttons.
+
+A synthesis tab only writes ``parse(plain values) -> TakeJob``; from it come
+the named API endpoint (blocking, returns (file, details)), the Generate
+button's handler (streams chunks to a live player, then the same (file,
+details)) and the "Retry failed chunk" handler. Every take is made and kept
+through ``core.takes.service.TakeService``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterable, Iterator
+
+import gradio as gr
+
+from core.engine.live_decoding import LiveAudio
+from core.engine.synthesis import ChunkAudio, ChunkFailed
+from core.errors import InvalidInput
+from core.takes.service import TakeJob
+from core.types import SynthesisResult
+from studio.api.endpoints import declared
+from studio.ui.context import StudioContext, client_id
+from studio.ui.errors import friendly_errors
+from studio.ui.progress import gradio_progress
+from studio.ui.widgets import TakePlayers, summary_from_info
+
+# Every event that touches a model shares this queue slot: two clicks can
+# never run two generations (or a load and an unload) into the same memory.
+DEVICE_QUEUE = "device"
+# Failed takes kept for "Retry failed chunk" across all sessions; the oldest are dropped.
+MAX_FAILED_TAKES = 50
+
+Parse = Callable[..., TakeJob]
+Handler = Callable[..., Any]
+
+
+def failed_key(request: gr.Request | None, parse: Parse) -> str:
+    """Where this browser session's failed take in this tab waits in ``ctx.failed``."""
+    return f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
+
+
+def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, Handler]:
+    """From one `parse(plain values) -> TakeJob`, the event handlers:
+
+    - the API handler returns (file, details) — the scripting contract;
+    - the UI handler streams each chunk to a live player as it is generated,
+      then delivers the same (file, details);
+    - the retry handler continues this session's last failed take from its
+      failed chunk.
+    The first two carry parse's signature, so the API shows its parameter names.
+    """
+    count = len(inspect.signature(parse).parameters)
+
+    def split(args: tuple[Any, ...], progress: Any, request: Any) -> tuple[tuple[Any, ...], Any, Any]:
+        """Gradio hands progress and request over positionally, right after parse's values: it only
+        fills in positional parameters, so that is where the signature declared below puts them."""
+        if len(args) > count:
+            progress, request = [*args[count:], None][:2]
+        return args[:count], progress, request
+
+    def run(*args: Any, progress: Any = None, request: gr.Request | None = None,
+            **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        args, progress, request = split(args, progress, request)
+        ctx.check_request_rate(request)
+        kept = ctx.takes.make(parse(*args, **kwargs), gradio_progress(progress), client=client_id(request))
+        return kept.path, kept.details
+
+    def deliver(job: TakeJob, items: Iterable[LiveAudio | ChunkAudio | SynthesisResult],
+                key: str) -> Iterator[tuple[Any, Any, Any]]:
+        # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
+        # had them is not played again when its exact audio arrives.
+        played_live: set[int] = set()
+        try:
+            for item in items:
+                if isinstance(item, LiveAudio):
+                    played_live.add(item.index)
+                    yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                elif isinstance(item, ChunkAudio):
+                    if item.index not in played_live:
+                        yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                else:
+                    kept = ctx.takes.keep(job, item)
+                    yield gr.skip(), kept.path, kept.details
+        except ChunkFailed as failed:
+            ctx.failed[key] = (job, failed)
+            while len(ctx.failed) > MAX_FAILED_TAKES:
+                ctx.failed.pop(next(iter(ctx.failed)))
+            reason = str(failed).rstrip()
+            reason += "" if reason.endswith((".", "!", "?")) else "."
+            raise gr.Error(f"{reason} The {failed.index} chunk(s) before it are kept: press "
+                           "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed") from None
+
+    def stream(*args: Any, progress: Any = None, request: gr.Request | None = None,
+               **kwargs: Any) -> Iterator[tuple[Any, Any, Any]]:
+        args, progress, request = split(args, progress, request)
+        ctx.check_request_rate(request)
+        job = parse(*args, **kwargs)
+        key = failed_key(request, parse)
+        ctx.failed.pop(key, None)
+        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress), live=True,
+                                                         client=client_id(request)), key)
+
+    def retry(progress: gr.Progress = gr.Progress(),
+              request: gr.Request | None = None) -> Iterator[tuple[Any, Any, Any]]:
+        key = failed_key(request, parse)
+        if key not in ctx.failed:
+            raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
+        ctx.check_request_rate(request)
+        job, failed = ctx.failed.pop(key)
+        yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress),
+                                                         client=client_id(request)), key)
+
+    # Positional (not keyword-only): Gradio injects Progress and Request only into positional parameters.
+    extra = [
+        inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
+    ]
+    signature = inspect.signature(parse)
+    signature = signature.replace(parameters=[*signature.parameters.values(), *extra],
+                                  return_annotation=tuple[str, dict[str, Any]])
+    for fn in (run, stream):
+        fn.__signature__ = signature  # type: ignore[union-attr]
+        fn.__name__ = parse.__name__
+        fn.__doc__ = parse.__doc__
+    return friendly_errors(run), friendly_errors(stream), friendly_errors(retry)
+
+
+def wire_generate(ctx: StudioContext, parse: Parse, api_name: str, button: gr.Button,
+                  inputs: list[Any], players: TakePlayers, info: gr.JSON, summary: gr.Markdown) -> None:
+    """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
+    live, take = players.live, players.take
+    run, stream, retry = take_handlers(ctx, parse)
+    api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+
+    def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
+        return gr.update(visible=failed_key(request, parse) in ctx.failed)
+
+    retried = players.retry.click(retry, None, [live, take, info], api_visibility="private",
+                                  show_progress_on=[take], concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    # Progress shows on the take only, so the live player stays playable meanwhile.
+    generated = button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
+                             concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    for event in (retried, generated):
+        event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        # Gradio 6.17 runs .then only after a success; .failure covers the rest.
+        for after in (event.then, event.failure):
+            after(offer_retry, None, players.retry, api_visibility="private", queue=False)
+
+
+def api_endpoint(fn: Handler, inputs: list[Any], outputs: Any, api_name: str, **kwargs: Any) -> None:
+    """A named API endpoint on a hidden trigger, so the visible button can give
+    the UI its own outputs while scripts get plain values."""
+    endpoint = declared(api_name, fn)
+    # render=False keeps the trigger out of the layout: a stray child of gr.Tabs
+    # breaks the tab bar and stops Tab.select from firing.
+    gr.Button(visible=False, render=False).click(fn, inputs, outputs, api_name=endpoint.name, **kwargs)
+
+
+def api_function(fn: Handler, api_name: str, **kwargs: Any) -> None:
+    """A named API endpoint with no widgets: plain JSON in and out, typed by ``fn``'s signature."""
+    gr.api(fn, api_name=declared(api_name, fn).name, **kwargs)

@@ -1,0 +1,162 @@
+"""Voice Design: describe a voice in words and hear it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core.audio.io import load_audio
+from core.engine.speakers import design_presets
+from core.errors import InvalidInput, VoiceNotFound
+from core.takes.service import TakeJob
+from core.takes.values import (
+    language_value,
+    output_format,
+    post_from_values,
+    sampling_from_values,
+)
+from core.types import DesignRequest
+from studio.ui.context import StudioContext
+from studio.ui.errors import friendly_errors
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
+from studio.ui.progress import gradio_progress
+from studio.ui.widgets import (
+    LANGUAGE_CHOICES,
+    demo_banner,
+    sampling_widgets,
+    take_players,
+)
+
+
+def parse_design(
+    text: str,
+    language: str = "Auto",
+    description: str = "",
+    seed: float | None = -1,
+    temperature: float | None = None,
+    top_k: float | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+    max_seconds: float | None = 0,
+    format: str = "wav",
+    output_normalize: str = "none",
+    output_fade_in_s: float = 0.0,
+    output_fade_out_s: float = 0.0,
+    output_trim_silence: bool = False,
+    output_remove_dc: bool = False,
+) -> TakeJob:
+    """Voice Design: speak `text` in a voice described in words."""
+    request = DesignRequest(
+        text=text or "",
+        description=description or "",
+        language=language_value(language),
+        sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
+        post=post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc),
+    )
+    return TakeJob(request, output_format(format),
+                   info={"description": request.description, "language": request.language.lower()})
+
+
+def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
+    presets = design_presets()
+    with gr.Tab("Voice Design", id="design"):
+        demo_banner(ctx)
+        gr.Markdown("Describe a voice in words — age, gender, timbre, pace, mood — and the 1.7B "
+                    "VoiceDesign model speaks your text in it.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Text", lines=5, max_length=ctx.app.settings.max_text_chars,
+                                  placeholder="What should the voice say?", elem_id="design-text")
+                with gr.Row():
+                    preset = gr.Dropdown(
+                        ["(custom)"] + [p.name for p in presets], value="(custom)",
+                        label="Preset", scale=2, elem_id="design-preset",
+                    )
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)
+                description = gr.Textbox(
+                    label="Voice description", lines=3, elem_id="design-description",
+                    placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",
+                )
+                widgets = sampling_widgets()
+                generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
+            with gr.Column(scale=2):
+                players = take_players("design")
+                audio = players.take
+                summary = gr.Markdown(elem_id="design-summary")
+                with gr.Accordion("Details", open=False):
+                    info = gr.JSON(label="Take details")
+                with gr.Accordion("Save this voice to the library", open=False, elem_id="design-save"):
+                    gr.Markdown("Design, then clone: the take becomes the voice's reference, its text the "
+                                "transcript, and the description is kept. Use it from the Voice Clone tab.")
+                    save_name = gr.Textbox(label="Voice name", elem_id="design-save-name")
+                    save_tags = gr.Textbox("", label="Tags (comma separated)")
+                    save = gr.Button("Save as voice", elem_id="design-save-button")
+                    save_status = gr.Markdown(elem_id="design-save-status")
+                    save_result = gr.JSON(visible=False)
+
+    by_name = {p.name: p.description for p in presets}
+    preset.change(
+        lambda name: gr.update(value=by_name[name]) if name in by_name else gr.update(),
+        preset, description, api_visibility="private", queue=False,
+    )
+    wire_generate(ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs],
+                  players, info, summary)
+
+    def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:
+        return save_designed_voice(ctx, load_audio(take_path), details.get("text", ""),
+                                   details.get("description", ""), details.get("language", "auto"), name, tags)
+
+    @friendly_errors
+    def save_current_take(take_path, details, name, tags):
+        if not take_path or not details:
+            raise InvalidInput("Generate a take first; the take you hear becomes the voice.")
+        saved = save_voice(take_path, details, name, tags)
+        return f"Saved **{saved['name']}** to the Voice Library ({saved['reference_seconds']:.1f} s)."
+
+    save.click(save_current_take, [audio, info, save_name, save_tags], save_status, api_visibility="private")
+
+    @friendly_errors
+    def voice_design_save(
+        text: str,
+        language: str = "Auto",
+        description: str = "",
+        name: str = "",
+        seed: float | None = -1,
+        tags: str = "",
+        progress=gr.Progress(),
+    ) -> dict[str, Any]:
+        """Design then clone: generates `text` in the described voice and saves the take as a
+        library voice (its text becomes the transcript, the description is kept)."""
+        check_voice_name(ctx, name)
+        request = parse_design(text, language, description, seed).request
+        assert isinstance(request, DesignRequest)  # what parse_design always makes
+        result = ctx.app.synthesis.synthesize(request, gradio_progress(progress))
+        saved = save_designed_voice(ctx, result.audio, result.text, request.description, request.language,
+                                    name, tags)
+        return saved | {"seed": result.seed, "model": result.model}
+
+    api_endpoint(voice_design_save, [text, language, description, save_name, widgets.seed, save_tags],
+                 save_result, "voice_design_save", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    return {"text": text, "language": language, "description": description, "audio": audio, "info": info}
+
+
+def check_voice_name(ctx: StudioContext, name: str) -> None:
+    """Fails before a generation that could not be saved under this name."""
+    if not (name or "").strip():
+        raise InvalidInput("Give the voice a name.")
+    try:
+        existing = ctx.app.library.get(name.strip())
+    except VoiceNotFound:
+        return
+    raise InvalidInput(f"A voice named '{existing.name}' already exists; choose another name or rename it first.")
+
+
+def save_designed_voice(ctx: StudioContext, audio, text: str, description: str, language: str,
+                        name: str, tags: str) -> dict[str, Any]:
+    voice = ctx.app.library.save(
+        name=name or "", kind="design", reference=audio, transcript=text or None,
+        language=(language or "auto").lower(), description=description or None, tags=tags or (),
+    )
+    return voice.as_dict()
+

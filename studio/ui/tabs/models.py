@@ -1,0 +1,92 @@
+"""Models: what is on disk, what is in memory, and buttons to change that."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core.engine.model_manager import ModelStatus
+from studio.ui.context import StudioContext
+from studio.ui.errors import friendly_errors
+from studio.ui.handlers import DEVICE_QUEUE
+from studio.ui.progress import gradio_progress
+from studio.ui.widgets import demo_banner
+
+COLUMNS = ["Model", "Mode", "Size", "State", "On disk", "Device", "Dtype", "Memory", "Load time"]
+
+
+def _mb(n: int | None) -> str:
+    if not n:
+        return "–"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
+    return [
+        [r.key, r.mode, r.size, r.state, _mb(r.disk_bytes), r.device or "–", r.dtype or "–",
+         _mb(r.memory_bytes), f"{r.load_seconds:.1f} s" if r.load_seconds is not None else "–"]
+        for r in rows
+    ]
+
+
+def device_summary(ctx: StudioContext) -> str:
+    m = ctx.app.models
+    return (f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · "
+            f"**max resident models:** {m.max_resident}")
+
+
+def build_models_tab(ctx: StudioContext) -> None:
+    manager = ctx.app.models
+    keys = [c.key for c in ctx.app.catalog]
+    with gr.Tab("Models", id="models") as tab:
+        demo_banner(ctx)
+        device_md = gr.Markdown(device_summary(ctx), elem_id="models-device")
+        table = gr.Dataframe(status_rows(manager.status()), headers=COLUMNS, interactive=False,
+                             elem_id="models-table", wrap=True)
+        with gr.Row():
+            choice = gr.Dropdown(keys, value=keys[0], label="Model", scale=2)
+            load = gr.Button("Load", variant="primary", scale=1)
+            unload = gr.Button("Unload", scale=1)
+            download = gr.Button("Download", scale=1)
+            refresh = gr.Button("Refresh", scale=1)
+        with gr.Row():
+            max_resident = gr.Number(manager.max_resident, label="Max resident models", precision=0,
+                                     minimum=1, maximum=8, scale=1)
+            apply_max = gr.Button("Apply", scale=1)
+        message = gr.Markdown()
+
+    def snapshot():
+        return status_rows(manager.status()), device_summary(ctx)
+
+    @friendly_errors
+    def do_load(key, progress=gr.Progress()):
+        loaded = manager.get(ctx.app.catalog.get(key), gradio_progress(progress))
+        return *snapshot(), f"Loaded **{loaded.checkpoint.key}** on {loaded.device} ({loaded.dtype}) in {loaded.load_seconds:.1f} s."
+
+    @friendly_errors
+    def do_unload(key):
+        removed = manager.unload(ctx.app.catalog.get(key).key)
+        return *snapshot(), f"Unloaded **{key}**." if removed else f"{key} was not loaded."
+
+    @friendly_errors
+    def do_download(key, progress=gr.Progress()):
+        checkpoint = ctx.app.catalog.get(key)
+        path = ctx.app.store.download(checkpoint, gradio_progress(progress))
+        return *snapshot(), f"**{checkpoint.key}** is on disk at `{path}`."
+
+    @friendly_errors
+    def do_apply(value):
+        if value is None or int(value) < 1 or int(value) > 8:
+            raise gr.Error("Max resident models must be a whole number from 1 to 8.")
+        manager.set_max_resident(int(value))
+        return *snapshot(), f"At most {int(value)} model(s) stay in memory."
+
+    outputs = [table, device_md, message]
+    load.click(do_load, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    unload.click(do_unload, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    download.click(do_download, choice, outputs, api_visibility="private")
+    apply_max.click(do_apply, max_resident, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE)
+    refresh.click(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)
+    # Other tabs and scripts load models too; show the truth whenever the tab opens.
+    tab.select(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)

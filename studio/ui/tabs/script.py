@@ -1,0 +1,319 @@
+"""Script: a dialogue as ``Name: line``, cast with built-in speakers and library voices."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from core.audio.io import write_audio
+from core.engine.speakers import speakers
+from core.errors import InvalidInput
+from core.takes.script_grammar import draft_casting
+from core.takes.script_render import (
+    DEFAULT_PAUSE_S,
+    MAX_PAUSE_S,
+    RenderedLine,
+    ScriptPlan,
+    ScriptResult,
+    plan_script,
+    stream_script,
+)
+from core.takes.values import (
+    language_value,
+    output_format,
+    post_from_values,
+    sampling_from_values,
+)
+from studio.ui.context import StudioContext
+from studio.ui.errors import friendly_errors
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint
+from studio.ui.progress import gradio_progress
+from studio.ui.widgets import LANGUAGE_CHOICES, demo_banner, sampling_widgets
+
+EXAMPLE_SCRIPT = """\
+# Lines are 'Name: text'. Lines starting with # are comments.
+Narrator: It was a dark and stormy night.
+Anna: Who's there?
+Narrator: Nobody answered. The wind rattled the shutters,
+  and a line without a name continues the one before.
+Anna: I know you're out there."""
+EXAMPLE_CASTING = """\
+Narrator = Ryan (calm, unhurried)
+Anna = Vivian [English]"""
+CASTING_PLACEHOLDER = """\
+Narrator = Ryan (calm, slow)
+Anna = Vivian [English, 0.6B]
+Bob = voice: My Voice"""
+CASTING_HELP = """\
+One line per name: `NAME = VOICE (style) [options]`
+
+- `Narrator = Ryan` — a built-in speaker; `(calm, slow)` after it is a style instruction (1.7B only).
+- `Anna = voice: My Voice` — a voice from the Voice Library (cloned as recorded, no style).
+- `[English, 0.6B]` — this voice's own language and/or model size; otherwise the settings below apply.
+- A bare name that is not a built-in speaker is looked up in the library. Names match case-insensitively;
+  `#` starts a comment. JSON works too: `{"Anna": {"voice": "My Voice"}}`.
+"""
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def voices_help(ctx: StudioContext) -> str:
+    builtin = ", ".join(f"`{s.name}`" for s in speakers())
+    names = [v.name for v in ctx.app.library.list()]
+    library = ", ".join(f"`voice: {n}`" for n in names[:40]) if names else "none yet (save one in Voice Clone)"
+    more = f" and {len(names) - 40} more" if len(names) > 40 else ""
+    return f"**Built-in speakers:** {builtin}\n\n**Library voices:** {library}{more}"
+
+
+def pause_value(value: Any) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_PAUSE_S
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"The pause between lines must be a number of seconds, not {value!r}.") from None
+    if not math.isfinite(number) or not 0 <= number <= MAX_PAUSE_S:
+        raise InvalidInput(f"The pause between lines is {value} s; it must be 0 to {MAX_PAUSE_S:g} seconds.")
+    return number
+
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """What the live player streams (Gradio would convert float audio itself, with a warning)."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def file_stem(index: int, speaker: str) -> str:
+    slug = re.sub(r"[^\w-]+", "_", speaker).strip("_")[:40] or "line"
+    return f"{index + 1:03d}-{slug}"
+
+
+def md(text: str) -> str:
+    """Script text shown literally in Markdown."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def lines_markdown(plan: ScriptPlan, durations: dict[int, float], starts: list[float] | None = None) -> str:
+    """The script as a numbered list that fills in as lines are generated (wraps on any screen)."""
+    rows = []
+    for i, line in enumerate(plan.lines):
+        voice = plan.voice_of(line).label
+        if i in durations and starts is not None:
+            status = f"at {starts[i]:.1f} s · {durations[i]:.1f} s"
+        elif i in durations:
+            status = f"✓ {durations[i]:.1f} s"
+        else:
+            status = "waiting…"
+        rows.append(f"{i + 1}. **{md(line.speaker)}** — {md(line.text)}  \n   _{md(voice)} · {status}_")
+    done = f"{len(durations)} of {len(plan.lines)} lines" if starts is None else f"{len(plan.lines)} lines"
+    return f"**Lines** ({done})\n\n" + "\n".join(rows)
+
+
+class ScriptRun:
+    """One render's files: a line file as each line arrives, then the zip and the take."""
+
+    def __init__(self, ctx: StudioContext, plan: ScriptPlan, fmt: str):
+        self.ctx, self.plan, self.fmt = ctx, plan, fmt
+        self.folder = Path(ctx.outputs_dir) / "scripts" / uuid.uuid4().hex[:12]
+        self.files: dict[int, Path] = {}
+        self.durations: dict[int, float] = {}
+        self.starts: list[float] | None = None
+
+    def add_line(self, item: RenderedLine) -> None:
+        path = self.folder / f"{file_stem(item.index, item.speaker)}.{self.fmt}"
+        self.files[item.index] = write_audio(item.audio, path, self.fmt)
+        self.durations[item.index] = item.duration
+
+    @property
+    def lines(self) -> str:
+        return lines_markdown(self.plan, self.durations, self.starts)
+
+    @property
+    def file_list(self) -> list[str]:
+        return [str(self.files[i]) for i in sorted(self.files)]
+
+    def finish(self, result: ScriptResult) -> tuple[str, str, dict[str, Any]]:
+        """Keeps the merged take in the history, zips the lines; returns (take, zip, details)."""
+        plan = self.plan
+        kept = self.ctx.takes.keep_script(plan, result, self.fmt)
+        take, info = kept.take, kept.details
+        self.starts = result.starts
+        names = {i: self.files[i].name for i in self.files}
+        for i, line in enumerate(info["lines"]):
+            line["file"] = names[i]
+        zip_path = self.folder / f"script-{take.id}-all-lines.zip"
+        manifest = {"take_id": take.id, "script": plan.text, "casting": plan.casting.as_text(),
+                    "seed": result.seed, "pause_s": result.pause_s, "lines": info["lines"]}
+        with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for i in sorted(self.files):
+                archive.write(self.files[i], self.files[i].name)
+            archive.writestr("script.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+        info["zip"] = zip_path.name
+        return str(take.audio_path), str(zip_path), info
+
+
+def summary_from_info(info: dict[str, Any] | None) -> str:
+    if not info:
+        return ""
+    t = info.get("timings", {})
+    parts = [f"**{info.get('duration_s', 0):.1f} s** of audio", f"{len(info.get('lines', []))} lines",
+             f"{len(info.get('cast', []))} voices", f"seed `{info.get('seed')}`",
+             f"generated in {t.get('generate_s', 0):.1f} s"]
+    if t.get("load_s", 0) > 0.5:
+        parts.append(f"model loads {t['load_s']:.1f} s")
+    return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
+
+
+def make_script_handlers(ctx: StudioContext):
+    def prepare(script, casting, language, size, pause_s, seed, temperature, top_k, top_p,
+                repetition_penalty, max_seconds, format, output_normalize, output_fade_in_s, output_fade_out_s,
+                output_trim_silence, output_remove_dc) -> tuple[ScriptPlan, str]:
+        fmt = output_format(format)
+        sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
+        post = post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence,
+                                output_remove_dc)
+        if not isinstance(script, str) and script is not None:
+            raise InvalidInput("The script must be text.")
+        plan = plan_script(ctx.app.synthesis, ctx.app.library, script or "", casting or "",
+                           language=language_value(language), size=(size or "").strip() or None,
+                           sampling=sampling, pause_s=pause_value(pause_s), post=post)
+        return plan, fmt
+
+    @friendly_errors
+    def script_render(
+        script: str,
+        casting: str = "",
+        language: str = "Auto",
+        size: str = "1.7B",
+        pause_s: float = DEFAULT_PAUSE_S,
+        seed: float | None = -1,
+        temperature: float | None = None,
+        top_k: float | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        max_seconds: float | None = 0,
+        format: str = "wav",
+        output_normalize: str = "none",
+        output_fade_in_s: float = 0.0,
+        output_fade_out_s: float = 0.0,
+        output_trim_silence: bool = False,
+        output_remove_dc: bool = False,
+        progress=gr.Progress(),
+        request: gr.Request | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Script mode: renders a dialogue (`Name: line` per line) with a casting (`Name = Speaker (style)` or
+        `Name = voice: Library Voice`, one per line). Returns the merged take, a zip of the line files and details.
+        Silence trim and DC removal apply to each line; normalisation and fades to the whole scene."""
+        ctx.check_request_rate(request)
+        plan, fmt = prepare(script, casting, language, size, pause_s, seed, temperature, top_k, top_p,
+                            repetition_penalty, max_seconds, format, output_normalize, output_fade_in_s,
+                            output_fade_out_s, output_trim_silence, output_remove_dc)
+        run = ScriptRun(ctx, plan, fmt)
+        for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=gradio_progress(progress)):
+            if isinstance(item, RenderedLine):
+                run.add_line(item)
+            else:
+                return run.finish(item)
+        raise AssertionError("stream_script always ends with a result")  # pragma: no cover
+
+    def script_stream(*values, progress=gr.Progress(), request: gr.Request | None = None):
+        ctx.check_request_rate(request)
+        plan, fmt = prepare(*values)
+        run = ScriptRun(ctx, plan, fmt)
+        skip = gr.skip()
+        # Only intermediate yields change visibility: Gradio can drop prop updates
+        # that arrive with a stream's final message.
+        yield skip, None, run.lines, gr.update(value=None, visible=False), skip
+        ready: dict[int, RenderedLine] = {}
+        played = 0
+        for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=gradio_progress(progress)):
+            if isinstance(item, RenderedLine):
+                run.add_line(item)
+                ready[item.index] = item
+                # The live player gets lines in script order, with the pauses, as soon as they are contiguous.
+                pieces = []
+                while played in ready:
+                    audio = ready.pop(played)
+                    if played and plan.pause_s > 0:
+                        pieces.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
+                    pieces.append(audio.audio.samples)
+                    played += 1
+                live = (item.audio.sample_rate, pcm16(np.concatenate(pieces))) if pieces else skip
+                yield live, skip, run.lines, gr.update(value=run.file_list, visible=True), skip
+            else:
+                take, zip_path, info = run.finish(item)
+                yield skip, take, run.lines, [zip_path, *run.file_list], info
+
+    # The API's parameters (so Gradio maps the same inputs), with progress and request keyword-only.
+    params = list(inspect.signature(script_render).parameters.values())
+    script_stream.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p for p in params if p.name not in ("progress", "request")]
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name in ("progress", "request")]
+    )
+    return script_render, friendly_errors(script_stream)
+
+
+def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
+    sizes = ctx.app.catalog.sizes("custom_voice")
+    default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
+    with gr.Tab("Script", id="script"):
+        demo_banner(ctx)
+        gr.Markdown("Write a dialogue, one `Name: line` per line, give each name a voice, and render the "
+                    "whole scene as one take — plus every line as its own file.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                script = gr.Textbox(label="Script", lines=10, max_lines=30, placeholder=EXAMPLE_SCRIPT,
+                                    elem_id="script-text")
+                casting = gr.Textbox(label="Casting", lines=4, max_lines=15, placeholder=CASTING_PLACEHOLDER,
+                                     info="NAME = Speaker (style) [language, size]  ·  NAME = voice: Library Voice",
+                                     elem_id="script-casting")
+                with gr.Row():
+                    fill = gr.Button("Cast the script's names", size="sm", elem_id="script-fill")
+                    example = gr.Button("Load an example", size="sm", elem_id="script-example")
+                with gr.Accordion("Available voices and casting syntax", open=False, elem_id="script-voices"):
+                    voices = gr.Markdown(voices_help(ctx), elem_id="script-voices-list")
+                    gr.Markdown(CASTING_HELP)
+                with gr.Row():
+                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language",
+                                           allow_custom_value=True, min_width=140)
+                    size = gr.Radio(sizes, value=default_size, label="Model size", min_width=140)
+                pause = gr.Slider(0, MAX_PAUSE_S, value=DEFAULT_PAUSE_S, step=0.05, label="Pause between lines (s)",
+                                  info="Silence between lines, with short fades at every cut", elem_id="script-pause")
+                widgets = sampling_widgets()
+                render = gr.Button("Render script", variant="primary", elem_id="script-render")
+            with gr.Column(scale=2):
+                live = gr.Audio(label="Live (plays lines as they're ready)", streaming=True,
+                                autoplay=True, interactive=False, elem_id="script-live")
+                take = gr.Audio(label="Whole scene (one take)", type="filepath", interactive=False, buttons=["download"],
+                                elem_id="script-audio")
+                summary = gr.Markdown(elem_id="script-summary")
+                lines = gr.Markdown(elem_id="script-lines")
+                files = gr.File(label="Files: all lines (.zip), then each line", file_count="multiple",
+                                interactive=False, visible=False, elem_id="script-files")
+                # The API's second output; the page shows the zip in the list above.
+                zip_file = gr.File(label="All lines (.zip)", interactive=False, visible=False, elem_id="script-zip")
+                with gr.Accordion("Details", open=False):
+                    info = gr.JSON(label="Script details")
+
+        script_render, script_stream = make_script_handlers(ctx)
+        inputs = [script, casting, language, size, pause, *widgets.inputs]
+        api_endpoint(script_render, inputs, [take, zip_file, info], "script",
+                     concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+        render.click(script_stream, inputs, [live, take, lines, files, info],
+                     api_visibility="private", show_progress_on=[take], concurrency_id=DEVICE_QUEUE,
+                     concurrency_limit=1,
+                     ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+        fill.click(friendly_errors(draft_casting), [script, casting], casting, api_visibility="private", queue=False)
+        example.click(lambda: (EXAMPLE_SCRIPT, EXAMPLE_CASTING), None, [script, casting],
+                      api_visibility="private", queue=False)
+        # The library changes from other tabs and scripts: refresh the list when the casting is edited.
+        casting.focus(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
+    return {"script": script, "casting": casting, "audio": take, "info": info}

@@ -1,0 +1,121 @@
+"""Widgets more than one tab lays out: the Advanced accordion, the take players, the demo banner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from core.audio.edit import POST_NORMALIZE_MODES
+from core.takes.values import OUTPUT_FORMATS
+from core.types import LANGUAGES
+from studio.ui.context import StudioContext
+
+LANGUAGE_CHOICES = [lang.capitalize() for lang in LANGUAGES]
+
+
+@dataclass
+class SamplingWidgets:
+    seed: gr.Number
+    random_seed: gr.Checkbox
+    temperature: gr.Slider
+    top_k: gr.Slider
+    top_p: gr.Slider
+    repetition_penalty: gr.Slider
+    max_seconds: gr.Slider
+    output_format: gr.Dropdown
+    output_normalize: gr.Dropdown
+    output_fade_in_s: gr.Number
+    output_fade_out_s: gr.Number
+    output_trim_silence: gr.Checkbox
+    output_remove_dc: gr.Checkbox
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        """In the order every parse function takes them."""
+        return [self.seed, self.temperature, self.top_k, self.top_p,
+                self.repetition_penalty, self.max_seconds, self.output_format,
+                self.output_normalize, self.output_fade_in_s, self.output_fade_out_s,
+                self.output_trim_silence, self.output_remove_dc]
+
+
+def sampling_widgets() -> SamplingWidgets:
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            random_seed = gr.Checkbox(value=True, label="Random seed", scale=1,
+                                      info="Untick to reproduce a take exactly")
+            seed = gr.Number(value=-1, label="Seed", precision=0, minimum=-1, interactive=False, scale=2,
+                             info="-1 = random; the seed used is shown with each take")
+        with gr.Row():
+            temperature = gr.Slider(0.1, 1.5, value=0.9, step=0.05, label="Temperature",
+                                    info="Higher = livelier and less predictable")
+            top_k = gr.Slider(1, 100, value=50, step=1, label="Top-k")
+        with gr.Row():
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+            repetition_penalty = gr.Slider(1.0, 1.5, value=1.05, step=0.01, label="Repetition penalty")
+        with gr.Row():
+            max_seconds = gr.Slider(0, 160, value=0, step=1, label="Max length per chunk (s)",
+                                    info="0 = automatic, derived from the text")
+            fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format", allow_custom_value=True)
+        gr.Markdown("**Finishing** (applied to the whole take)")
+        with gr.Row():
+            normalize = gr.Dropdown(list(POST_NORMALIZE_MODES), value="none", label="Normalise",
+                                    info="peak: -1 dBFS · loudness: -20 LUFS", allow_custom_value=True)
+            fade_in = gr.Number(0.0, label="Fade in (s)", minimum=0, maximum=10)
+            fade_out = gr.Number(0.0, label="Fade out (s)", minimum=0, maximum=10)
+        with gr.Row():
+            trim = gr.Checkbox(False, label="Trim leading/trailing silence")
+            dc = gr.Checkbox(False, label="Remove DC offset")
+    random_seed.change(
+        lambda random: gr.update(interactive=not random, value=-1 if random else 0),
+        random_seed, seed, api_visibility="private", queue=False,
+    )
+    return SamplingWidgets(seed, random_seed, temperature, top_k, top_p, repetition_penalty, max_seconds, fmt,
+                           normalize, fade_in, fade_out, trim, dc)
+
+
+def demo_banner(ctx: StudioContext) -> None:
+    if ctx.demo:
+        gr.HTML(
+            "<div class='demo-banner'>Demo models: outputs come from tiny random-weight models "
+            "and sound like noise, not speech. Start without <code>--demo-models</code> to use "
+            "the real Qwen3-TTS checkpoints.</div>"
+        )
+
+
+def summary_from_info(info: dict[str, Any] | None) -> str:
+    """The one-line readout under a take, built from the JSON the API also returns."""
+    if not info:
+        return ""
+    t = info.get("timings", {})
+    parts = [
+        f"**{info.get('duration_s', 0):.1f} s** of audio",
+        f"seed `{info.get('seed')}`",
+        f"model `{info.get('model')}`",
+        f"generated in {t.get('generate_s', 0):.1f} s (RTF {t.get('rtf', 0):.2f})",
+    ]
+    if t.get("load_s", 0) > 0.5:
+        parts.append(f"model load {t['load_s']:.1f} s")
+    if info.get("chunks", 1) > 1:
+        parts.append(f"{info['chunks']} chunks")
+    return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
+
+
+@dataclass
+class TakePlayers:
+    live: gr.Audio  # plays chunks as they arrive
+    take: gr.Audio  # the finished take, with download
+    retry: gr.Button  # continues a take whose chunk failed
+
+
+def take_players(prefix: str) -> TakePlayers:
+    # A short label: on a phone a long one runs under the player's download/share buttons.
+    live = gr.Audio(label="Live (as it generates)", streaming=True, autoplay=True,
+                    interactive=False, elem_id=f"{prefix}-live")
+    take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
+                    elem_id=f"{prefix}-audio")
+    # Shown only while this session has a failed take in this tab to continue.
+    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False,
+                      elem_id=f"{prefix}-retry")
+    return TakePlayers(live, take, retry)
