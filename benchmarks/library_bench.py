@@ -54,9 +54,14 @@ def measure_listing(root: Path, voices: int, runs: int) -> dict:
     clip = tone(1.0, 180.0)
     start = time.perf_counter()
     for i in range(voices):
-        library.save(name=f"Voice {i:04d}", kind="clone" if i % 3 else "design", reference=clip,
-                     transcript=f"Reference number {i}.", tags=("bench", f"group{i % 10}"),
-                     language="english" if i % 2 else "auto")
+        library.save(
+            name=f"Voice {i:04d}",
+            kind="clone" if i % 3 else "design",
+            reference=clip,
+            transcript=f"Reference number {i}.",
+            tags=("bench", f"group{i % 10}"),
+            language="english" if i % 2 else "auto",
+        )
     build_s = time.perf_counter() - start
     cold, warm, search = [], [], []
     for _ in range(runs):
@@ -71,20 +76,30 @@ def measure_listing(root: Path, voices: int, runs: int) -> dict:
         t0 = time.perf_counter()
         fresh.list(query="number 99", tag="group9")
         search.append(time.perf_counter() - t0)
-    return {"voices": voices, "build_s": build_s, "cold_ms": 1000 * statistics.median(cold),
-            "warm_ms": 1000 * statistics.median(warm), "search_ms": 1000 * statistics.median(search)}
+    return {
+        "voices": voices,
+        "build_s": build_s,
+        "cold_ms": 1000 * statistics.median(cold),
+        "warm_ms": 1000 * statistics.median(warm),
+        "search_ms": 1000 * statistics.median(search),
+    }
 
 
 def measure_cloning(data_dir: Path, runs: int) -> dict:
     demo = build_demo_checkpoints(data_dir / "demo-models")
-    settings = Settings(data_dir=data_dir, demo_models=True, device="cpu", dtype="float32",
-                        checkpoint_base=demo["base"], offline=True)
+    settings = Settings(
+        data_dir=data_dir, demo_models=True, device="cpu", dtype="float32", checkpoint_base=demo["base"], offline=True
+    )
     ctx = build_context(settings)
     clip_path = data_dir / "reference.wav"
     write_audio(tone(6.0, 150.0), clip_path)
     options = ReferenceOptions(trim_silence=True, normalize=True)
-    voice = ctx.library.save(name="Bench voice", kind="clone", reference=prepare_reference(clip_path, options).audio,
-                             transcript="A steady test tone.")
+    voice = ctx.library.save(
+        name="Bench voice",
+        kind="clone",
+        reference=prepare_reference(clip_path, options).audio,
+        transcript="A steady test tone.",
+    )
     sampling = Sampling(seed=7, max_new_tokens=24)
     loaded = ctx.models.get(ctx.catalog.resolve("clone", "0.6B"))
     tokenizer = loaded.model.model.speech_tokenizer
@@ -101,8 +116,9 @@ def measure_cloning(data_dir: Path, runs: int) -> dict:
 
     def cached() -> float:
         t0 = time.perf_counter()
-        request, hit = clone_request_for_voice(ctx.library, ctx.synthesis, voice.id, text="Hello there.",
-                                               size="0.6B", sampling=sampling)
+        request, hit = clone_request_for_voice(
+            ctx.library, ctx.synthesis, voice.id, text="Hello there.", size="0.6B", sampling=sampling
+        )
         assert hit
         ctx.synthesis.synthesize(request)
         return time.perf_counter() - t0
@@ -110,8 +126,15 @@ def measure_cloning(data_dir: Path, runs: int) -> dict:
     def fresh() -> float:
         t0 = time.perf_counter()
         prepared = prepare_reference(clip_path, options)
-        ctx.synthesis.synthesize(CloneRequest(text="Hello there.", reference=prepared.audio,
-                                              reference_text="A steady test tone.", size="0.6B", sampling=sampling))
+        ctx.synthesis.synthesize(
+            CloneRequest(
+                text="Hello there.",
+                reference=prepared.audio,
+                reference_text="A steady test tone.",
+                size="0.6B",
+                sampling=sampling,
+            )
+        )
         return time.perf_counter() - t0
 
     cached(), fresh()  # warm-up
@@ -125,8 +148,14 @@ def measure_cloning(data_dir: Path, runs: int) -> dict:
         fresh_calls.append(calls["n"])
     tokenizer.encode = real_encode
     c, f = statistics.median(cached_s), statistics.median(fresh_s)
-    return {"runs": runs, "cached_s": c, "fresh_s": f, "ratio_cached_over_fresh": c / f,
-            "encoder_calls_cached": max(cached_calls), "encoder_calls_fresh": min(fresh_calls)}
+    return {
+        "runs": runs,
+        "cached_s": c,
+        "fresh_s": f,
+        "ratio_cached_over_fresh": c / f,
+        "encoder_calls_cached": max(cached_calls),
+        "encoder_calls_fresh": min(fresh_calls),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,10 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  list, warm                    {listing['warm_ms']:8.1f} ms")
     print(f"  search + tag filter           {listing['search_ms']:8.1f} ms")
     print(f"Clone: cached library voice vs fresh upload of the same clip (demo 0.6B, median of {cloning['runs']})")
-    print(f"  cached library voice          {cloning['cached_s']:8.3f} s   encoder calls {cloning['encoder_calls_cached']}")
-    print(f"  fresh upload                  {cloning['fresh_s']:8.3f} s   encoder calls {cloning['encoder_calls_fresh']}")
-    print(f"  ratio cached/fresh            {cloning['ratio_cached_over_fresh']:8.3f} x   "
-          f"{'PASS' if less_work else 'FAIL'}  (the cached path skips the reference encoder)")
+    print(
+        f"  cached library voice          {cloning['cached_s']:8.3f} s   encoder calls {cloning['encoder_calls_cached']}"
+    )
+    print(
+        f"  fresh upload                  {cloning['fresh_s']:8.3f} s   encoder calls {cloning['encoder_calls_fresh']}"
+    )
+    print(
+        f"  ratio cached/fresh            {cloning['ratio_cached_over_fresh']:8.3f} x   "
+        f"{'PASS' if less_work else 'FAIL'}  (the cached path skips the reference encoder)"
+    )
     return 0 if less_work else 1
 
 

@@ -63,8 +63,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -241,8 +242,7 @@ def quiet_libraries() -> None:
 class Studio:
     """A real studio server on a free localhost port, on the demo models."""
 
-    def __init__(self, data_dir: Path, checkpoints: dict[str, Path] | None = None,
-                 progress: Progress | None = None):
+    def __init__(self, data_dir: Path, checkpoints: dict[str, Path] | None = None, progress: Progress | None = None):
         from core.engine.demo_models.build import build_demo_checkpoints
         from core.settings import Settings
         from studio.server import serve
@@ -269,8 +269,10 @@ class Studio:
         say(f"starting the studio on port {self.settings.port}")
         # Gradio copies every returned file into its cache; Blocks read this at
         # build time, so the copies land in the scratch folder, not /tmp/gradio.
-        with environment(GRADIO_TEMP_DIR=str(self.gradio_cache), GRADIO_ANALYTICS_ENABLED="False"), \
-                contextlib.redirect_stdout(sys.stderr):
+        with (
+            environment(GRADIO_TEMP_DIR=str(self.gradio_cache), GRADIO_ANALYTICS_ENABLED="False"),
+            contextlib.redirect_stdout(sys.stderr),
+        ):
             self.app, self.ctx = serve(self.settings, block=False)
         self.url = f"http://127.0.0.1:{self.settings.port}/"
 
@@ -318,11 +320,9 @@ def _error_text(exc: BaseException) -> str:
 
 def _request(client: Any, mode: str, seed: int, max_seconds: float) -> Any:
     if mode == "voice_design":
-        job = client.submit(text=TEXT, description=DESCRIPTION, seed=seed, max_seconds=max_seconds,
-                            api_name="/design")
+        job = client.submit(text=TEXT, description=DESCRIPTION, seed=seed, max_seconds=max_seconds, api_name="/design")
     elif mode == "custom_voice":
-        job = client.submit(text=TEXT, speaker=SPEAKER, seed=seed, max_seconds=max_seconds,
-                            api_name="/custom_voice")
+        job = client.submit(text=TEXT, speaker=SPEAKER, seed=seed, max_seconds=max_seconds, api_name="/custom_voice")
     else:
         raise ValueError(mode)
     return job.result(timeout=REQUEST_TIMEOUT_S)
@@ -331,8 +331,9 @@ def _request(client: Any, mode: str, seed: int, max_seconds: float) -> Any:
 # --- phase 1: concurrent clients -------------------------------------------------------
 
 
-def concurrent_clients(studio: Studio, clients: int, max_seconds: float,
-                       progress: Progress | None = None) -> dict[str, Any]:
+def concurrent_clients(
+    studio: Studio, clients: int, max_seconds: float, progress: Progress | None = None
+) -> dict[str, Any]:
     say = progress or (lambda _: None)
     say(f"phase 1: {clients} concurrent clients x /design")
     key = studio.key("voice_design")
@@ -369,8 +370,9 @@ def concurrent_clients(studio: Studio, clients: int, max_seconds: float,
     rss_before = settled_rss()
     threads_before = threading.active_count()
     with PeakRss() as peak:
-        threads = [threading.Thread(target=worker, args=(i,), name=f"load-client-{i}", daemon=True)
-                   for i in range(clients)]
+        threads = [
+            threading.Thread(target=worker, args=(i,), name=f"load-client-{i}", daemon=True) for i in range(clients)
+        ]
         for thread in threads:
             thread.start()
         with contextlib.suppress(threading.BrokenBarrierError):
@@ -382,11 +384,13 @@ def concurrent_clients(studio: Studio, clients: int, max_seconds: float,
         wall = time.perf_counter() - start
     hung = sum(thread.is_alive() for thread in threads)
     rss_after = settled_rss()
-    loads = {k: v - loads_before.get(k, 0) for k, v in studio.load_counts().items()
-             if v - loads_before.get(k, 0)}
+    loads = {k: v - loads_before.get(k, 0) for k, v in studio.load_counts().items() if v - loads_before.get(k, 0)}
     sessions = gradio_sessions(studio.app)
-    at_capacity = (sessions["capacity"] * sessions["session_bytes"]
-                   if sessions["capacity"] is not None and sessions["session_bytes"] is not None else None)
+    at_capacity = (
+        sessions["capacity"] * sessions["session_bytes"]
+        if sessions["capacity"] is not None and sessions["session_bytes"] is not None
+        else None
+    )
     done = [lat for lat in latencies if lat is not None]
     failed = [e for e in errors if e]
     finished = sum(1 for lat, err in zip(latencies, errors) if lat is not None and not err)
@@ -417,8 +421,7 @@ def concurrent_clients(studio: Studio, clients: int, max_seconds: float,
             "all_finished": "PASS" if finished == clients and not hung else "FAIL",
             "no_errors": "PASS" if not failed else "FAIL",
             "loaded_once": "PASS" if loads.get(key, 0) == 1 and set(loads) == {key} else "FAIL",
-            "sessions_bounded": "PASS" if at_capacity is not None and at_capacity < SESSIONS_GOAL_BYTES
-            else "WARN",
+            "sessions_bounded": "PASS" if at_capacity is not None and at_capacity < SESSIONS_GOAL_BYTES else "WARN",
         },
     }
 
@@ -426,13 +429,13 @@ def concurrent_clients(studio: Studio, clients: int, max_seconds: float,
 # --- phase 2: sustained sequential use --------------------------------------------------
 
 
-def sequential_use(studio: Studio, requests: int, warmup: int, max_seconds: float,
-                   progress: Progress | None = None) -> dict[str, Any]:
+def sequential_use(
+    studio: Studio, requests: int, warmup: int, max_seconds: float, progress: Progress | None = None
+) -> dict[str, Any]:
     say = progress or (lambda _: None)
     modes = ("voice_design", "custom_voice")
     warmup = max(1, min(warmup, requests // 2)) if requests > 1 else 0
-    say(f"phase 2: {requests} sequential generations (design/custom alternating, "
-        f"{warmup} warm-up)")
+    say(f"phase 2: {requests} sequential generations (design/custom alternating, {warmup} warm-up)")
     if studio.models.max_resident < len(modes):
         studio.models.set_max_resident(len(modes))
     client = studio.client()
@@ -483,7 +486,7 @@ def sequential_use(studio: Studio, requests: int, warmup: int, max_seconds: floa
         "finished": requests - len(errors),
         "errors": len(errors),
         "error_messages": sorted(set(errors))[:5],
-        "latency_first_seconds": median(latencies[warmup:warmup + window] or latencies[:window]),
+        "latency_first_seconds": median(latencies[warmup : warmup + window] or latencies[:window]),
         "latency_last_seconds": median(latencies[-window:]),
         "latency_window": window,
         "rss_start_bytes": rss_start,
@@ -503,13 +506,13 @@ def sequential_use(studio: Studio, requests: int, warmup: int, max_seconds: floa
         "gradio_cache_bytes": folder_bytes(studio.gradio_cache),
         "gradio_sessions": gradio_sessions(studio.app)["sessions"],
         "gradio_events_kept": gradio_events_kept(studio.app),
-        "growth_per_request_bytes": growth / (requests - warmup)
-        if growth is not None and requests > warmup else None,
+        "growth_per_request_bytes": growth / (requests - warmup) if growth is not None and requests > warmup else None,
         "checks": {
             "no_errors": "PASS" if not errors else "FAIL",
             "no_reload": "FAIL" if reloaded else "PASS",
             "growth": ("PASS" if growth is not None and growth < SEQUENTIAL_GOAL_BYTES else "WARN")
-            if requests > warmup else "WARN",
+            if requests > warmup
+            else "WARN",
         },
     }
 
@@ -526,8 +529,9 @@ def mode_switches(studio: Studio, switches: int, progress: Progress | None = Non
     ctx = studio.ctx.app
     manager = ctx.models
     frames = 4
-    requests = BenchRequests(ctx, bench_text(frames, ctx.synthesis.chunk_chars),
-                             Sampling(seed=7, max_new_tokens=frames))
+    requests = BenchRequests(
+        ctx, bench_text(frames, ctx.synthesis.chunk_chars), Sampling(seed=7, max_new_tokens=frames)
+    )
     keys = {mode: studio.key(mode) for mode in SWITCH_MODES}
     previous = manager.max_resident
     manager.set_max_resident(1)
@@ -588,11 +592,17 @@ def mode_switches(studio: Studio, switches: int, progress: Progress | None = Non
 # --- the whole run -------------------------------------------------------------------------
 
 
-def run(clients: int = DEFAULT_CLIENTS, sequential: int = DEFAULT_SEQUENTIAL,
-        switches: int = DEFAULT_SWITCHES, warmup: int = DEFAULT_WARMUP,
-        max_seconds: float = DEFAULT_MAX_SECONDS, data_dir: Path | None = None,
-        checkpoints: dict[str, Path] | None = None, progress: Progress | None = None,
-        on_phase: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run(
+    clients: int = DEFAULT_CLIENTS,
+    sequential: int = DEFAULT_SEQUENTIAL,
+    switches: int = DEFAULT_SWITCHES,
+    warmup: int = DEFAULT_WARMUP,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    data_dir: Path | None = None,
+    checkpoints: dict[str, Path] | None = None,
+    progress: Progress | None = None,
+    on_phase: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Runs the three phases on a fresh server; returns the figures (the JSON object).
 
     ``data_dir`` is a scratch folder (one is made and removed when not given);
@@ -605,9 +615,15 @@ def run(clients: int = DEFAULT_CLIENTS, sequential: int = DEFAULT_SEQUENTIAL,
     report: dict[str, Any] = {
         "version": JSON_VERSION,
         "config": {
-            "clients": clients, "sequential": sequential, "switches": switches, "warmup": warmup,
-            "max_seconds": max_seconds, "device": "cpu", "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "rss_source": rss_bytes()[1],
+            "clients": clients,
+            "sequential": sequential,
+            "switches": switches,
+            "warmup": warmup,
+            "max_seconds": max_seconds,
+            "device": "cpu",
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "rss_source": rss_bytes()[1],
         },
     }
     studio = None
@@ -671,57 +687,103 @@ def _loads(loads: dict[str, int]) -> str:
 def format_phase(name: str, r: dict[str, Any]) -> list[str]:
     c = r["checks"]
     if name == "concurrent":
-        lines = [(f"1. Concurrent clients: {r['clients']} x {r['endpoint']} (max_seconds {r['max_seconds']}), "
-                  f"{r['seconds']:.1f} s"),
-                 _line("finished", f"{r['finished']}/{r['clients']}" + (f" ({r['hung']} hung)" if r["hung"] else ""),
-                       c["all_finished"], "all"),
-                 _line("errors", str(r["errors"]), c["no_errors"], "0"),
-                 _line("wall time", _s(r["wall_seconds"])),
-                 _line("latency median / max", f"{_s(r['latency_median_seconds'])} / {_s(r['latency_max_seconds'])}"),
-                 _line("model loads", _loads(r["loads"]), c["loaded_once"], "1 per model"),
-                 _line("RSS before / peak / after",
-                       f"{_mb(r['rss_before_bytes'])} / {_mb(r['rss_peak_bytes'])} / {_mb(r['rss_after_bytes'])}"),
-                 _line("threads before / after", f"{r['threads_before']} / {r['threads_after']}"),
-                 _line("Gradio sessions kept", f"{r['gradio_sessions']} of at most {r['gradio_session_capacity']}, "
-                       f"{_mb(r['gradio_session_bytes'])} each"),
-                 _line("sessions' memory at the cap", _mb(r["gradio_sessions_at_capacity_bytes"]),
-                       c["sessions_bounded"], f"< {r['sessions_goal_bytes'] / MB:.0f} MB")]
+        lines = [
+            (
+                f"1. Concurrent clients: {r['clients']} x {r['endpoint']} (max_seconds {r['max_seconds']}), "
+                f"{r['seconds']:.1f} s"
+            ),
+            _line(
+                "finished",
+                f"{r['finished']}/{r['clients']}" + (f" ({r['hung']} hung)" if r["hung"] else ""),
+                c["all_finished"],
+                "all",
+            ),
+            _line("errors", str(r["errors"]), c["no_errors"], "0"),
+            _line("wall time", _s(r["wall_seconds"])),
+            _line("latency median / max", f"{_s(r['latency_median_seconds'])} / {_s(r['latency_max_seconds'])}"),
+            _line("model loads", _loads(r["loads"]), c["loaded_once"], "1 per model"),
+            _line(
+                "RSS before / peak / after",
+                f"{_mb(r['rss_before_bytes'])} / {_mb(r['rss_peak_bytes'])} / {_mb(r['rss_after_bytes'])}",
+            ),
+            _line("threads before / after", f"{r['threads_before']} / {r['threads_after']}"),
+            _line(
+                "Gradio sessions kept",
+                f"{r['gradio_sessions']} of at most {r['gradio_session_capacity']}, "
+                f"{_mb(r['gradio_session_bytes'])} each",
+            ),
+            _line(
+                "sessions' memory at the cap",
+                _mb(r["gradio_sessions_at_capacity_bytes"]),
+                c["sessions_bounded"],
+                f"< {r['sessions_goal_bytes'] / MB:.0f} MB",
+            ),
+        ]
     elif name == "sequential":
         trend = " ".join("?" if v is None else f"{v / MB:.0f}" for v in r["rss_trend_bytes"])
-        lines = [(f"2. Sequential: {r['requests']} x /design + /custom_voice alternating "
-                  f"(max_resident 2), {r['seconds']:.1f} s"),
-                 _line("finished", f"{r['finished']}/{r['requests']}"),
-                 _line("errors", str(r["errors"]), c["no_errors"], "0"),
-                 _line("model loads (since start)", _loads(r["loads"]), c["no_reload"], "1 each, no reload"),
-                 _line("latency after warm-up / last", f"{_s(r['latency_first_seconds'])} / "
-                       f"{_s(r['latency_last_seconds'])} (median of {r['latency_window']})"),
-                 _line(f"RSS after warm-up ({r['warmup']})", _mb(r["rss_warm_bytes"])),
-                 _line("RSS at the end", _mb(r["rss_end_bytes"])),
-                 _line("RSS growth after warm-up", _signed_mb(r["growth_bytes"]) + (
-                       f" ({r['growth_per_request_bytes'] / 1024:+.0f} KB per request)"
-                       if r["growth_per_request_bytes"] is not None else ""), c["growth"],
-                       f"< {r['goal_bytes'] / MB:.0f} MB"),
-                 _line("RSS trend", f"{trend} MB"),
-                 _line("open files warm-up / end", f"{r['open_files_warm']} / {r['open_files_end']}"),
-                 _line("threads warm-up / end", f"{r['threads_warm']} / {r['threads_end']}"),
-                 _line("history", f"{r['history_takes']} takes, {_mb(r['history_bytes'])} on disk "
-                       f"(keeps {r['history_max_takes']})"),
-                 _line("Gradio file cache", f"{_mb(r['gradio_cache_bytes'])} on disk (not RSS)"),
-                 _line("Gradio sessions / events kept", f"{r['gradio_sessions']} / {r['gradio_events_kept']}")]
+        lines = [
+            (
+                f"2. Sequential: {r['requests']} x /design + /custom_voice alternating "
+                f"(max_resident 2), {r['seconds']:.1f} s"
+            ),
+            _line("finished", f"{r['finished']}/{r['requests']}"),
+            _line("errors", str(r["errors"]), c["no_errors"], "0"),
+            _line("model loads (since start)", _loads(r["loads"]), c["no_reload"], "1 each, no reload"),
+            _line(
+                "latency after warm-up / last",
+                f"{_s(r['latency_first_seconds'])} / {_s(r['latency_last_seconds'])} (median of {r['latency_window']})",
+            ),
+            _line(f"RSS after warm-up ({r['warmup']})", _mb(r["rss_warm_bytes"])),
+            _line("RSS at the end", _mb(r["rss_end_bytes"])),
+            _line(
+                "RSS growth after warm-up",
+                _signed_mb(r["growth_bytes"])
+                + (
+                    f" ({r['growth_per_request_bytes'] / 1024:+.0f} KB per request)"
+                    if r["growth_per_request_bytes"] is not None
+                    else ""
+                ),
+                c["growth"],
+                f"< {r['goal_bytes'] / MB:.0f} MB",
+            ),
+            _line("RSS trend", f"{trend} MB"),
+            _line("open files warm-up / end", f"{r['open_files_warm']} / {r['open_files_end']}"),
+            _line("threads warm-up / end", f"{r['threads_warm']} / {r['threads_end']}"),
+            _line(
+                "history",
+                f"{r['history_takes']} takes, {_mb(r['history_bytes'])} on disk (keeps {r['history_max_takes']})",
+            ),
+            _line("Gradio file cache", f"{_mb(r['gradio_cache_bytes'])} on disk (not RSS)"),
+            _line("Gradio sessions / events kept", f"{r['gradio_sessions']} / {r['gradio_events_kept']}"),
+        ]
     else:
         sizes = ", ".join(f"{v / MB:.1f}" for v in r["model_bytes"].values())
-        lines = [(f"3. Mode switches: {r['switches']} x {' -> '.join(r['sequence'])} -> ... "
-                  f"(max_resident 1, engine), {r['seconds']:.1f} s"),
-                 _line("finished", f"{r['finished']}/{r['switches']}"),
-                 _line("errors", str(r["errors"]), c["no_errors"], "0"),
-                 _line("evict + load per switch", f"{r['switches'] - r['bad_switches']}/{r['switches']} exactly once",
-                       c["one_load_per_switch"], "all"),
-                 _line("switch + generate median", _s(r["switch_median_seconds"])),
-                 _line("RSS before / peak / after",
-                       f"{_mb(r['rss_before_bytes'])} / {_mb(r['rss_peak_bytes'])} / {_mb(r['rss_after_bytes'])}"),
-                 _line("RSS growth over the switches", _signed_mb(r["growth_bytes"]), c["growth"],
-                       f"<= one model, {_mb(r['goal_bytes'])}"),
-                 _line("model sizes (MB)", f"{sizes} (design, custom, clone)")]
+        lines = [
+            (
+                f"3. Mode switches: {r['switches']} x {' -> '.join(r['sequence'])} -> ... "
+                f"(max_resident 1, engine), {r['seconds']:.1f} s"
+            ),
+            _line("finished", f"{r['finished']}/{r['switches']}"),
+            _line("errors", str(r["errors"]), c["no_errors"], "0"),
+            _line(
+                "evict + load per switch",
+                f"{r['switches'] - r['bad_switches']}/{r['switches']} exactly once",
+                c["one_load_per_switch"],
+                "all",
+            ),
+            _line("switch + generate median", _s(r["switch_median_seconds"])),
+            _line(
+                "RSS before / peak / after",
+                f"{_mb(r['rss_before_bytes'])} / {_mb(r['rss_peak_bytes'])} / {_mb(r['rss_after_bytes'])}",
+            ),
+            _line(
+                "RSS growth over the switches",
+                _signed_mb(r["growth_bytes"]),
+                c["growth"],
+                f"<= one model, {_mb(r['goal_bytes'])}",
+            ),
+            _line("model sizes (MB)", f"{sizes} (design, custom, clone)"),
+        ]
     if r.get("error_messages"):
         lines += [f"    ! {message}" for message in r["error_messages"]]
     return lines
@@ -729,9 +791,13 @@ def format_phase(name: str, r: dict[str, Any]) -> list[str]:
 
 def format_header(report: dict[str, Any]) -> list[str]:
     c = report["config"]
-    return [(f"Load and leaks -- demo models on cpu ({c['cpu_count']} cores), Python {c['python']}, "
-             f"RSS from {c['rss_source']} (the whole process: server, engine and clients)"),
-            _line("setup (demo models + server)", _s(report["setup_seconds"]))]
+    return [
+        (
+            f"Load and leaks -- demo models on cpu ({c['cpu_count']} cores), Python {c['python']}, "
+            f"RSS from {c['rss_source']} (the whole process: server, engine and clients)"
+        ),
+        _line("setup (demo models + server)", _s(report["setup_seconds"])),
+    ]
 
 
 def format_footer(report: dict[str, Any]) -> list[str]:
@@ -742,20 +808,42 @@ def format_footer(report: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     launched = time.perf_counter()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS,
-                        help=f"concurrent clients in phase 1 (default {DEFAULT_CLIENTS})")
-    parser.add_argument("--sequential", type=int, default=DEFAULT_SEQUENTIAL,
-                        help=f"sequential generations in phase 2 (default {DEFAULT_SEQUENTIAL})")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                        help=f"of those, the warm-up before the memory baseline (default {DEFAULT_WARMUP})")
-    parser.add_argument("--switches", type=int, default=DEFAULT_SWITCHES,
-                        help=f"mode switches in phase 3 (default {DEFAULT_SWITCHES})")
-    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
-                        help=f"audio per request (default {DEFAULT_MAX_SECONDS})")
-    parser.add_argument("--demo-dir", type=Path, default=None,
-                        help="build (or reuse) the demo checkpoints here instead of in the scratch folder")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=DEFAULT_CLIENTS,
+        help=f"concurrent clients in phase 1 (default {DEFAULT_CLIENTS})",
+    )
+    parser.add_argument(
+        "--sequential",
+        type=int,
+        default=DEFAULT_SEQUENTIAL,
+        help=f"sequential generations in phase 2 (default {DEFAULT_SEQUENTIAL})",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help=f"of those, the warm-up before the memory baseline (default {DEFAULT_WARMUP})",
+    )
+    parser.add_argument(
+        "--switches", type=int, default=DEFAULT_SWITCHES, help=f"mode switches in phase 3 (default {DEFAULT_SWITCHES})"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help=f"audio per request (default {DEFAULT_MAX_SECONDS})",
+    )
+    parser.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=None,
+        help="build (or reuse) the demo checkpoints here instead of in the scratch folder",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args(argv)
     for name in ("clients", "sequential", "switches"):
@@ -788,8 +876,16 @@ def main(argv: list[str] | None = None) -> int:
             checkpoints = build_demo_checkpoints(args.demo_dir)
         import qwen_tts  # noqa: F401  (its import banner belongs on stderr)
 
-        report = run(args.clients, args.sequential, args.switches, args.warmup, args.max_seconds,
-                     checkpoints=checkpoints, progress=progress, on_phase=on_phase)
+        report = run(
+            args.clients,
+            args.sequential,
+            args.switches,
+            args.warmup,
+            args.max_seconds,
+            checkpoints=checkpoints,
+            progress=progress,
+            on_phase=on_phase,
+        )
     report["process_seconds"] = time.perf_counter() - launched
     if args.json:
         print(json.dumps(report, indent=2), file=out)

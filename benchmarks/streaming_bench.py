@@ -54,11 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="streaming-bench-"))
     try:
         demo = build_demo_checkpoints(scratch / "demo-models")
-        settings = Settings(data_dir=scratch, demo_models=True, device="cpu", dtype="float32",
-                            checkpoint_custom_voice=demo["custom_voice"], offline=True)
+        settings = Settings(
+            data_dir=scratch,
+            demo_models=True,
+            device="cpu",
+            dtype="float32",
+            checkpoint_custom_voice=demo["custom_voice"],
+            offline=True,
+        )
         ctx = build_context(settings)
-        request = CustomVoiceRequest(text=text_of(args.chars), speaker="Ryan", size="0.6B",
-                                     sampling=Sampling(seed=1, max_new_tokens=args.frames))
+        request = CustomVoiceRequest(
+            text=text_of(args.chars), speaker="Ryan", size="0.6B", sampling=Sampling(seed=1, max_new_tokens=args.frames)
+        )
         ctx.models.get(ctx.catalog.resolve("custom", "0.6B"))  # load outside the timing
         start = time.perf_counter()
         first = None
@@ -72,9 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         total = time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report = {"chars": len(request.text), "chunks": chunks, "frames_per_chunk": args.frames,
-              "first_audio_s": first, "full_take_s": total, "ratio_first_over_full": first / total,
-              "audio_s": result.duration}
+    report = {
+        "chars": len(request.text),
+        "chunks": chunks,
+        "frames_per_chunk": args.frames,
+        "first_audio_s": first,
+        "full_take_s": total,
+        "ratio_first_over_full": first / total,
+        "audio_s": result.duration,
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
-from core.storage.history import History
-from core.storage.library import VoiceLibrary
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
-from core.settings import Settings
 from core.engine.synthesis import SynthesisService
+from core.settings import Settings
+from core.storage.history import History
+from core.storage.library import VoiceLibrary
 
 
 @dataclass
@@ -58,5 +58,12 @@ def build_context(
         max_takes=settings.history_max_takes,
         max_bytes=settings.history_max_mb * 1_000_000,
     )
-    return AppContext(settings=settings, catalog=catalog, store=store, models=models,
-                      synthesis=synthesis, library=library, history=history)
+    return AppContext(
+        settings=settings,
+        catalog=catalog,
+        store=store,
+        models=models,
+        synthesis=synthesis,
+        library=library,
+        history=history,
+    )

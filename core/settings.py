@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import platformdirs
 
@@ -96,11 +97,12 @@ class Settings:
     def checkpoint_override(self, mode: str) -> Path | None:
         return getattr(self, f"checkpoint_{mode}")
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
 # --- parsing ---------------------------------------------------------------
+
 
 def _choice(choices: tuple[str, ...], *, case_insensitive: bool = True) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
@@ -109,6 +111,7 @@ def _choice(choices: tuple[str, ...], *, case_insensitive: bool = True) -> Calla
             if text == choice or (case_insensitive and text.lower() == choice.lower()):
                 return choice
         raise ValueError(f"allowed values: {', '.join(choices)}")
+
     return parse
 
 
@@ -123,6 +126,7 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
         if not low <= number <= high:
             raise ValueError(f"a whole number from {low} to {high}")
         return number
+
     return parse
 
 
@@ -204,16 +208,12 @@ assert set(SETTING_NAMES) == set(_PARSERS), "every setting needs a parser"
 
 def parse_setting(name: str, value: Any, source: str) -> Any:
     if name not in _PARSERS:
-        raise SettingsError(
-            f"Unknown setting '{name}' in {source}. Known settings: {', '.join(SETTING_NAMES)}."
-        )
+        raise SettingsError(f"Unknown setting '{name}' in {source}. Known settings: {', '.join(SETTING_NAMES)}.")
     try:
         return _PARSERS[name](value)
     except ValueError as exc:
         shown = "(hidden)" if name == "auth" else repr(value)
-        raise SettingsError(
-            f"Invalid value {shown} for setting '{name}' (from {source}); {exc}."
-        ) from None
+        raise SettingsError(f"Invalid value {shown} for setting '{name}' (from {source}); {exc}.") from None
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -221,7 +221,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in _PARSERS:
             # Other tools may share the prefix (e.g. AUTH, handled by the server);
             # unknown keys are ignored rather than fatal for env vars.

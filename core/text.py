@@ -79,8 +79,7 @@ def validate_text(text: str | None, *, max_chars: int) -> str:
         raise InvalidInput("Enter some text to speak.")
     if len(cleaned) > max_chars:
         raise InvalidInput(
-            f"The text is {len(cleaned):,} characters; the limit is {max_chars:,}. "
-            "Split it or raise --max-text-chars."
+            f"The text is {len(cleaned):,} characters; the limit is {max_chars:,}. Split it or raise --max-text-chars."
         )
     return cleaned
 
@@ -104,9 +103,7 @@ _NAME_ABBREVIATIONS = frozenset(
 )
 # Words after which a period does not end the sentence when a number follows
 # ("No. 5", "p. 12", "Fig. 3"), but may when a word does ("I said no. Then").
-_NUMBER_ABBREVIATIONS = frozenset(
-    "no nos vol vols p pp fig figs ch sec art ref approx ca nr eq".split()
-)
+_NUMBER_ABBREVIATIONS = frozenset("no nos vol vols p pp fig figs ch sec art ref approx ca nr eq".split())
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 # "u.s", "a.m", "e.g", "ph.d": short letter groups joined by periods (not "3.14").
 _DOTTED_ACRONYM = re.compile(r"[^\W\d_]{1,3}(?:\.[^\W\d_]{1,3})+")
@@ -145,8 +142,10 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
                 j += 1
             cjk_context = any(c in _CJK_TERMINATORS for c in run) or (i > 0 and _is_cjk(text[i - 1]))
             at_space = j == line_end or text[j].isspace()
-            if cjk_context and not (run == "." and not at_space) or (
-                at_space and not _continues(text, start, i, j, line_end, run)
+            if (
+                cjk_context
+                and not (run == "." and not at_space)
+                or (at_space and not _continues(text, start, i, j, line_end, run))
             ):
                 spans.append((start, j))
                 start = j
@@ -180,7 +179,7 @@ def _continues(text: str, start: int, i: int, j: int, line_end: int, run: str) -
     if _DOTTED_ACRONYM.fullmatch(word):  # "U.S.", "a.m.", "Ph.D."
         return True
     # A list number at the start of a line: "1. Preheat the oven."
-    return word.isdigit() and not text[start:match.start()].strip()
+    return match is not None and word.isdigit() and not text[start : match.start()].strip()
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -324,8 +323,6 @@ def estimate_max_new_tokens(
             dense += 1
         else:
             spaced += 1
-    seconds = HEADROOM * (
-        LEAD_SECONDS + spaced / SLOW_SPACED_CHARS_PER_SECOND + dense / SLOW_DENSE_CHARS_PER_SECOND
-    )
+    seconds = HEADROOM * (LEAD_SECONDS + spaced / SLOW_SPACED_CHARS_PER_SECOND + dense / SLOW_DENSE_CHARS_PER_SECOND)
     frames = math.ceil(seconds * frames_per_second)
     return max(floor, min(ceiling, frames))

@@ -60,8 +60,17 @@ MODES: tuple[Mode, ...] = tuple(Mode)
 FRAMES_PER_SECOND = 12.5
 
 LANGUAGES = (
-    "auto", "chinese", "english", "japanese", "korean", "german",
-    "french", "russian", "portuguese", "spanish", "italian",
+    "auto",
+    "chinese",
+    "english",
+    "japanese",
+    "korean",
+    "german",
+    "french",
+    "russian",
+    "portuguese",
+    "spanish",
+    "italian",
 )
 MAX_SEED = 2**32 - 1
 # A clone reference, as the encoder gets it: below half a second there is no
@@ -77,7 +86,8 @@ def normalize_language(language: str | None) -> str:
     if value not in LANGUAGES:
         raise InvalidInput(
             f"Language '{language}' is not supported. Choose one of: "
-            + ", ".join(lang.capitalize() for lang in LANGUAGES) + "."
+            + ", ".join(lang.capitalize() for lang in LANGUAGES)
+            + "."
         )
     return value
 
@@ -148,8 +158,7 @@ class Sampling:
         check("Top-k", self.top_k, 1, 1000, "between 1 and 1000")
         check("Top-p", self.top_p, 0.01, 1.0, "between 0.01 and 1.0")
         check("Repetition penalty", self.repetition_penalty, 1.0, 2.0, "between 1.0 and 2.0")
-        check("Max length", self.max_new_tokens, 1, 4096,
-              f"between 1 and 4096 frames ({FRAMES_PER_SECOND} per second)")
+        check("Max length", self.max_new_tokens, 1, 4096, f"between 1 and 4096 frames ({FRAMES_PER_SECOND} per second)")
         for name, value in (("Seed", self.seed), ("Top-k", self.top_k), ("Max length", self.max_new_tokens)):
             if value is not None and int(value) != value:
                 raise InvalidInput(f"{name} must be a whole number.")

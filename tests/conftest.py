@@ -54,10 +54,7 @@ def demo_context(demo_settings):
     return build_context(demo_settings)
 
 
-SPEECH_TEXT = (
-    "The quick brown fox jumps over the lazy dog. "
-    "Then it sits down in the sun and has a rest."
-)
+SPEECH_TEXT = "The quick brown fox jumps over the lazy dog. Then it sits down in the sun and has a rest."
 
 
 def need(tool: str) -> None:

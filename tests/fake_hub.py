@@ -85,9 +85,7 @@ class FakeHub:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         }
         etags = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-        commit = hashlib.sha1(
-            "".join(f"{name}\0{etag}\n" for name, etag in sorted(etags.items())).encode()
-        ).hexdigest()
+        commit = hashlib.sha1("".join(f"{name}\0{etag}\n" for name, etag in sorted(etags.items())).encode()).hexdigest()
         repo = FakeRepo(repo_id=repo_id, sha=commit, files=files, etags=etags)
         with self._lock:
             self.repos[repo_id] = repo
@@ -122,7 +120,7 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         hub = self
 
         class Handler(_Handler):
@@ -141,7 +139,7 @@ class FakeHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -178,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.hub.requests.append(self._entry)
         try:
             if path.startswith("/api/models/"):
-                self._repo_info(path[len("/api/models/"):], head)
+                self._repo_info(path[len("/api/models/") :], head)
             elif "/resolve/" in path:
                 self._resolve(path, head)
             else:
@@ -196,14 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
         """The repo whose id starts ``text`` and what follows it."""
         for repo_id, repo in self.hub.repos.items():
             if text == repo_id or text.startswith(repo_id + "/"):
-                return repo, text[len(repo_id):]
+                return repo, text[len(repo_id) :]
         return None, ""
 
     def _repo_info(self, rest: str, head: bool) -> int:
         repo, tail = self._find_repo(rest)
         if repo is None:
             return self._error(404, "RepoNotFound", "Repository not found", head)
-        revision = tail[len("/revision/"):] if tail.startswith("/revision/") else "main"
+        revision = tail[len("/revision/") :] if tail.startswith("/revision/") else "main"
         if revision not in ("main", repo.sha):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head)
         info = {

@@ -62,9 +62,7 @@ def analyze(audio: Audio) -> AudioReport:
             "Use a recording made at a lower input level."
         )
     if silence_ratio > SILENCE_RATIO_WARN:
-        warnings.append(
-            f"{silence_ratio:.0%} of the clip is silence; trim it or choose a clip with more speech."
-        )
+        warnings.append(f"{silence_ratio:.0%} of the clip is silence; trim it or choose a clip with more speech.")
     if peak_dbfs < QUIET_PEAK_DBFS:
         warnings.append(
             f"The clip is very quiet (peak {peak_dbfs:.0f} dBFS); normalise it or record closer to the microphone."

@@ -42,9 +42,7 @@ def trim(audio: Audio, start_s: float | None = None, end_s: float | None = None)
     if start < 0 or end < 0:
         raise InvalidInput("Trim times cannot be negative.")
     if start >= duration:
-        raise InvalidInput(
-            f"The trim starts at {start:.2f} s but the audio is only {duration:.2f} s long."
-        )
+        raise InvalidInput(f"The trim starts at {start:.2f} s but the audio is only {duration:.2f} s long.")
     end = min(end, duration)
     if start >= end:
         raise InvalidInput(f"The trim start ({start:.2f} s) must be before its end ({end:.2f} s).")
@@ -86,9 +84,7 @@ def normalize_peak(audio: Audio, peak_dbfs: float = -1.0) -> Audio:
     return Audio(audio.samples * np.float32(from_dbfs(peak_dbfs) / peak), audio.sample_rate)
 
 
-def normalize_loudness(
-    audio: Audio, lufs: float = -20.0, *, peak_ceiling_dbfs: float = -1.0
-) -> Audio:
+def normalize_loudness(audio: Audio, lufs: float = -20.0, *, peak_ceiling_dbfs: float = -1.0) -> Audio:
     """Set integrated loudness (ITU-R BS.1770, via pyloudnorm) to ``lufs``.
 
     The gain is then limited so the peak stays at or below
@@ -162,7 +158,7 @@ class PostProcessing:
     trim_silence: bool = False
     remove_dc: bool = False
 
-    def validated(self) -> "PostProcessing":
+    def validated(self) -> PostProcessing:
         if self.normalize not in POST_NORMALIZE_MODES:
             raise InvalidInput(
                 f"Normalisation '{self.normalize}' is not supported; choose {', '.join(POST_NORMALIZE_MODES)}."
@@ -189,8 +185,9 @@ def post_process(audio: Audio, options: PostProcessing) -> Audio:
     elif options.normalize == "loudness":
         audio = normalize_loudness(audio)
     if options.fade_in_s or options.fade_out_s:
-        audio = fade(audio, in_s=min(options.fade_in_s, audio.duration / 2),
-                     out_s=min(options.fade_out_s, audio.duration / 2))
+        audio = fade(
+            audio, in_s=min(options.fade_in_s, audio.duration / 2), out_s=min(options.fade_out_s, audio.duration / 2)
+        )
     return audio
 
 

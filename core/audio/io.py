@@ -17,7 +17,6 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
 
 import librosa
 import numpy as np
@@ -80,7 +79,7 @@ _MP3_BITRATE_MPEG1 = "192k"
 _MP3_BITRATE_MPEG2 = "160k"
 _FFMPEG_HINT = "install it (brew install ffmpeg / apt install ffmpeg)"
 
-AudioSource = Union[str, os.PathLike, bytes, tuple]
+AudioSource = str | os.PathLike | bytes | tuple
 
 
 # --------------------------------------------------------------------------- loading
@@ -174,10 +173,7 @@ def _read_with_soundfile(path: Path, name: str, max_seconds: float) -> tuple[np.
         try:
             # Mix down block by block so a many-channel file never sits in
             # memory at full width.
-            blocks = [
-                block.mean(axis=1)
-                for block in handle.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)
-            ]
+            blocks = [block.mean(axis=1) for block in handle.blocks(blocksize=1 << 16, dtype="float32", always_2d=True)]
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{name} is damaged and could not be decoded ({exc}).") from exc
     if not blocks:
@@ -186,9 +182,7 @@ def _read_with_soundfile(path: Path, name: str, max_seconds: float) -> tuple[np.
 
 
 def _read_with_ffmpeg(path: Path, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
-    not_audio = (
-        f"{name} is not audio that can be read (is it really a WAV/MP3/FLAC/OGG/M4A file?)"
-    )
+    not_audio = f"{name} is not audio that can be read (is it really a WAV/MP3/FLAC/OGG/M4A file?)"
     if which(AudioSegment.converter) is None or which("ffprobe") is None:
         raise AudioError(
             f"{name} is not WAV, FLAC, OGG or MP3, and reading other formats needs ffmpeg; "
@@ -262,23 +256,20 @@ def _to_float(data: np.ndarray, name: str) -> np.ndarray:
 def _check_format(name: str, sr: int, channels: int) -> None:
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"{name} has a sample rate of {sr:,} Hz; only {MIN_SAMPLE_RATE:,} to "
-            f"{MAX_SAMPLE_RATE:,} Hz is supported."
+            f"{name} has a sample rate of {sr:,} Hz; only {MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz is supported."
         )
     if channels < 1:
         raise AudioError(f"{name} has no audio channels.")
     if channels > MAX_CHANNELS:
         raise AudioError(
-            f"{name} has {channels} channels; at most {MAX_CHANNELS} are supported. "
-            "Export a mono or stereo mix."
+            f"{name} has {channels} channels; at most {MAX_CHANNELS} are supported. Export a mono or stereo mix."
         )
 
 
 def _check_length(name: str, seconds: float, max_seconds: float) -> None:
     if seconds > max_seconds:
         raise AudioError(
-            f"{name} is {_format_seconds(seconds)} long; the limit is "
-            f"{_format_seconds(max_seconds)}. Trim it first."
+            f"{name} is {_format_seconds(seconds)} long; the limit is {_format_seconds(max_seconds)}. Trim it first."
         )
 
 
@@ -287,6 +278,7 @@ def _format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}:{secs:02d} min ({seconds:,.0f} s)"
+
 
 # --------------------------------------------------------------------------- encoding
 
@@ -359,9 +351,7 @@ def _output_format(fmt: str) -> str:
     if name == "opus":
         name = "ogg"
     if name not in SUPPORTED_OUTPUT_FORMATS:
-        raise InvalidInput(
-            f"Unknown audio format '{fmt}'; choose one of {', '.join(SUPPORTED_OUTPUT_FORMATS)}."
-        )
+        raise InvalidInput(f"Unknown audio format '{fmt}'; choose one of {', '.join(SUPPORTED_OUTPUT_FORMATS)}.")
     return name
 
 

@@ -53,8 +53,7 @@ REAL_CHECKPOINTS: tuple[Checkpoint, ...] = (
 )
 
 DEMO_CHECKPOINTS: tuple[Checkpoint, ...] = tuple(
-    Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True)
-    for c in REAL_CHECKPOINTS
+    Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True) for c in REAL_CHECKPOINTS
 )
 
 MODE_ALIASES = {
@@ -71,9 +70,7 @@ def normalize_mode(mode: str) -> str:
     try:
         return MODE_ALIASES[mode.strip().lower()]
     except KeyError:
-        raise InvalidInput(
-            f"Unknown mode '{mode}'. Choose design, custom or clone."
-        ) from None
+        raise InvalidInput(f"Unknown mode '{mode}'. Choose design, custom or clone.") from None
 
 
 class Catalog:
@@ -116,9 +113,7 @@ class Catalog:
                 if c.size.upper() == wanted:
                     return c
             available = ", ".join(c.size for c in candidates)
-            raise InvalidInput(
-                f"{MODE_LABELS[mode]} has no {size} model; available: {available}."
-            )
+            raise InvalidInput(f"{MODE_LABELS[mode]} has no {size} model; available: {available}.")
         for c in candidates:
             if c.size == preferred_size:
                 return c

@@ -39,9 +39,7 @@ def import_model_code(purpose: str = "the studio") -> ModuleType:
 
 def dependency_error(exc: BaseException, purpose: str = "the studio") -> DependencyError:
     package = failing_package(exc)
-    return DependencyError(
-        f"Could not load {package}, which {purpose} needs: {loader_reason(exc)}. {DOCTOR_HINT}"
-    )
+    return DependencyError(f"Could not load {package}, which {purpose} needs: {loader_reason(exc)}. {DOCTOR_HINT}")
 
 
 def failing_package(exc: BaseException) -> str:

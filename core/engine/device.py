@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -40,8 +40,7 @@ def resolve_device(preference: str, probe: DeviceProbe) -> str:
         return "cpu"
     if preference == "cuda" and not probe.cuda_available():
         raise SettingsError(
-            "Setting 'device' is cuda, but no CUDA GPU is available to PyTorch. "
-            "Use --device auto or --device cpu."
+            "Setting 'device' is cuda, but no CUDA GPU is available to PyTorch. Use --device auto or --device cpu."
         )
     if preference == "mps" and not probe.mps_available():
         raise SettingsError(
@@ -63,9 +62,7 @@ def dtype_candidates(device: str, preference: str, probe: DeviceProbe) -> list[t
     """
     if preference != "auto":
         if device == "cpu" and preference == "float16":
-            raise SettingsError(
-                "Setting 'dtype' float16 is not supported on the CPU. Use auto, float32 or bfloat16."
-            )
+            raise SettingsError("Setting 'dtype' float16 is not supported on the CPU. Use auto, float32 or bfloat16.")
         return [_DTYPES[preference]]
     if device == "cuda":
         return [torch.bfloat16 if probe.cuda_bf16_supported() else torch.float16]

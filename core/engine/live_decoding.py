@@ -40,8 +40,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ class FastPath:
         total: int = 1,
         *,
         live: bool = False,
-    ) -> Iterator[LiveAudio | Audio]:
+    ) -> Generator[LiveAudio | Audio, None, None]:
         """Yields :class:`LiveAudio` pieces (only with ``live``), then the chunk's final Audio.
 
         ``generate_chunk`` is ``SynthesisService.generate_chunk``; it is called
@@ -163,8 +164,7 @@ class FastPath:
                 frames.put(_DONE)
 
         thread = threading.Thread(target=worker, name="qwen-tts-generate", daemon=True)
-        with _instrumented(model, frames, cancel, prefix, decode_threads=stock_threads,
-                           worker=lambda: thread.ident):
+        with _instrumented(model, frames, cancel, prefix, decode_threads=stock_threads, worker=lambda: thread.ident):
             codes: list[torch.Tensor] = []
             emitted = 0
             window = max(1, opts.live_first_frames)
@@ -189,8 +189,14 @@ class FastPath:
                         t0 = time.perf_counter()
                         samples = _decode_window(model, prefix, codes, emitted, len(codes), opts.live_left_context)
                         stats.live_decode_s += time.perf_counter() - t0
-                        piece = LiveAudio(index, total, chunk, Audio(samples, TARGET_SAMPLE_RATE),
-                                          emitted * SAMPLES_PER_FRAME / TARGET_SAMPLE_RATE, exact=False)
+                        piece = LiveAudio(
+                            index,
+                            total,
+                            chunk,
+                            Audio(samples, TARGET_SAMPLE_RATE),
+                            emitted * SAMPLES_PER_FRAME / TARGET_SAMPLE_RATE,
+                            exact=False,
+                        )
                         emitted = len(codes)
                         window = min(max(window * 2, 1), max(opts.live_max_frames, 1))
                         stats.live_pieces += 1
@@ -214,8 +220,14 @@ class FastPath:
                 stats.live_pieces += 1
                 if stats.first_live_s is None:
                     stats.first_live_s = time.perf_counter() - started
-                yield LiveAudio(index, total, chunk, Audio(audio.samples[start:], audio.sample_rate),
-                                start / audio.sample_rate, exact=True)
+                yield LiveAudio(
+                    index,
+                    total,
+                    chunk,
+                    Audio(audio.samples[start:], audio.sample_rate),
+                    start / audio.sample_rate,
+                    exact=True,
+                )
         yield audio
 
 
@@ -224,14 +236,22 @@ def _is_qwen_tts(model: Any) -> bool:
     try:
         inner = model.model
         return isinstance(inner.talker, torch.nn.Module) and isinstance(
-            inner.speech_tokenizer.model.decoder, torch.nn.Module)
+            inner.speech_tokenizer.model.decoder, torch.nn.Module
+        )
     except AttributeError:
         return False
 
 
 @contextlib.contextmanager
-def _instrumented(model: Any, frames: queue.Queue, cancel: threading.Event, prefix: list,
-                  *, decode_threads: int, worker: Callable[[], int | None]) -> Iterator[None]:
+def _instrumented(
+    model: Any,
+    frames: queue.Queue,
+    cancel: threading.Event,
+    prefix: list,
+    *,
+    decode_threads: int,
+    worker: Callable[[], int | None],
+) -> Iterator[None]:
     """Hooks on the stock model for one call: frame codes out, stop on cancel, stock decode threads."""
     inner = model.model
     talker = inner.talker
@@ -284,8 +304,9 @@ def _instrumented(model: Any, frames: queue.Queue, cancel: threading.Event, pref
             del inner.generate  # the class's own method again
 
 
-def _decode_window(model: Any, prefix: list, codes: list[torch.Tensor], start: int, end: int,
-                   left_context: int) -> np.ndarray:
+def _decode_window(
+    model: Any, prefix: list, codes: list[torch.Tensor], start: int, end: int, left_context: int
+) -> np.ndarray:
     """Audio of frames [start, end) decoded with up to ``left_context`` frames before them."""
     decoder = model.model.speech_tokenizer.model.decoder
     ref = prefix[0] if prefix else None
@@ -293,14 +314,14 @@ def _decode_window(model: Any, prefix: list, codes: list[torch.Tensor], start: i
     context = min(left_context, start + ref_len)
     own_from = max(start - context, 0)
     parts = []
-    if context > start:  # reach back into the clone reference
-        parts.append(ref[ref_len - (context - start):])
+    if context > start and ref is not None:  # reach back into the clone reference
+        parts.append(ref[ref_len - (context - start) :])
     parts.append(torch.stack(codes[own_from:end]))
     window = torch.cat(parts).clamp(min=0)  # [frames, 16]
     device = next(decoder.parameters()).device
     with torch.inference_mode():
         wav = decoder(window.T.unsqueeze(0).to(device))  # [1, 1, frames * 1920]
-    samples = wav[0, 0, context * SAMPLES_PER_FRAME:].to(torch.float32).cpu().numpy()
+    samples = wav[0, 0, context * SAMPLES_PER_FRAME :].to(torch.float32).cpu().numpy()
     return samples
 
 

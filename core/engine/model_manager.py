@@ -12,13 +12,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from core.engine.catalog import Catalog, Checkpoint
+from core.engine.dependencies import import_model_code
 from core.engine.device import (
     DeviceProbe,
     dtype_candidates,
@@ -28,9 +30,8 @@ from core.engine.device import (
     resolve_device,
     system_probe,
 )
-from core.engine.dependencies import import_model_code
-from core.errors import DependencyError, ModelLoadError
 from core.engine.model_store import ModelStore, ProgressCallback, folder_size
+from core.errors import DependencyError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,11 @@ class ModelManager:
             self.load_count[checkpoint.key] = self.load_count.get(checkpoint.key, 0) + 1
         log.info(
             "event=model_load model=%s device=%s dtype=%s seconds=%.2f memory_mb=%.0f",
-            checkpoint.key, loaded.device, loaded.dtype, loaded.load_seconds, loaded.memory_bytes / 2**20,
+            checkpoint.key,
+            loaded.device,
+            loaded.dtype,
+            loaded.load_seconds,
+            loaded.memory_bytes / 2**20,
         )
         if progress:
             progress(1.0, f"Loaded {checkpoint.label} in {loaded.load_seconds:.1f} s")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from core.engine.catalog import Checkpoint
 from core.errors import ModelUnavailable
@@ -103,8 +103,7 @@ class ModelStore:
             )
         if checkpoint.demo:
             raise ModelUnavailable(
-                f"The demo model {checkpoint.key} has not been built yet. "
-                "Run `qwen-tts-studio models build-demo`."
+                f"The demo model {checkpoint.key} has not been built yet. Run `qwen-tts-studio models build-demo`."
             )
         raise ModelUnavailable(
             f"{checkpoint.repo_id} is not downloaded (about {checkpoint.approx_gb:.1f} GB). "
@@ -133,9 +132,7 @@ class ModelStore:
         if self.settings.models_dir is not None:
             kwargs = {"local_dir": self.settings.models_dir / checkpoint.repo_name}
         try:
-            path = snapshot_download(
-                checkpoint.repo_id, tqdm_class=_progress_tqdm(progress, checkpoint), **kwargs
-            )
+            path = snapshot_download(checkpoint.repo_id, tqdm_class=_progress_tqdm(progress, checkpoint), **kwargs)
         except Exception as exc:  # network errors come in many types
             log.warning("download of %s failed: %s", checkpoint.repo_id, exc)
             raise ModelUnavailable(
@@ -163,10 +160,7 @@ class ModelStore:
 
         cache = scan_cache_dir(self.settings.hf_cache_dir)
         hashes = [
-            rev.commit_hash
-            for repo in cache.repos
-            if repo.repo_id == checkpoint.repo_id
-            for rev in repo.revisions
+            rev.commit_hash for repo in cache.repos if repo.repo_id == checkpoint.repo_id for rev in repo.revisions
         ]
         cache.delete_revisions(*hashes).execute()
         return size

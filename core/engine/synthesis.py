@@ -57,8 +57,9 @@ class ChunkFailed(GenerationError):
     """One chunk of a long take failed; the chunks before it are kept so that a
     retry regenerates only the failed one (and those after it)."""
 
-    def __init__(self, message: str, *, job: _Job, seed: int, index: int, text: str,
-                 completed: list[Audio], total: int):
+    def __init__(
+        self, message: str, *, job: _Job, seed: int, index: int, text: str, completed: list[Audio], total: int
+    ):
         super().__init__(message)
         self.job = job
         self.seed = seed
@@ -137,9 +138,13 @@ class SynthesisService:
         raise AssertionError("stream() always ends with a result")  # pragma: no cover
 
     def stream(
-        self, request: Request, progress: ProgressCallback | None = None, *, client: str | None = None,
+        self,
+        request: Request,
+        progress: ProgressCallback | None = None,
+        *,
+        client: str | None = None,
         live: bool = False,
-    ) -> Iterator[ChunkAudio | SynthesisResult]:
+    ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
         """Yields each chunk's audio as soon as it exists, then the joined result.
 
         Validation happens here, before the first yield's model load, so bad
@@ -177,9 +182,7 @@ class SynthesisService:
         checkpoint = self.catalog.resolve(Mode.VOICE_DESIGN, request.size, self.preferred_size)
 
         def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
-            wavs, sr = loaded.model.generate_voice_design(
-                text=chunk, language=language, instruct=description, **kwargs
-            )
+            wavs, sr = loaded.model.generate_voice_design(text=chunk, language=language, instruct=description, **kwargs)
             return _single(wavs, sr)
 
         return _Job(Mode.VOICE_DESIGN, checkpoint, text, sampling, generate, [])
@@ -205,8 +208,7 @@ class SynthesisService:
             supported = {s.lower() for s in loaded.speakers}
             if supported and speaker.id not in supported:
                 raise InvalidInput(
-                    f"The loaded model has no speaker '{speaker.name}'. "
-                    f"It offers: {', '.join(sorted(supported))}."
+                    f"The loaded model has no speaker '{speaker.name}'. It offers: {', '.join(sorted(supported))}."
                 )
             wavs, sr = loaded.model.generate_custom_voice(
                 text=chunk, language=language, speaker=speaker.id, instruct=instruct, **kwargs
@@ -228,9 +230,7 @@ class SynthesisService:
                 "rebuild it for the chosen model size."
             )
         if prompt is None and request.reference is None:
-            raise InvalidInput(
-                "Add a reference clip (upload or record one) or pick a voice from the library."
-            )
+            raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         if prompt is None:
             check_reference(request.reference)
         x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
@@ -306,7 +306,7 @@ class SynthesisService:
 
     def resume(
         self, failed: ChunkFailed, progress: ProgressCallback | None = None, *, client: str | None = None
-    ) -> Iterator[ChunkAudio | SynthesisResult]:
+    ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
         """Continues a take whose chunk failed: chunks already made are kept,
         and generation restarts at the failed chunk with the same seed."""
         return self._execute(failed.job, progress, seed=failed.seed, done=list(failed.completed), client=client)
@@ -338,8 +338,19 @@ class SynthesisService:
                 try:
                     # The fast path runs generate_chunk itself (same call, same codes) and
                     # yields live pieces first when asked to; its last item is the chunk.
-                    with contextlib.closing(self.fast.run(self.generate_chunk, loaded, chunk, index, seed,
-                                                          job.sampling, job.generate, len(chunks), live=live)) as run:
+                    with contextlib.closing(
+                        self.fast.run(
+                            self.generate_chunk,
+                            loaded,
+                            chunk,
+                            index,
+                            seed,
+                            job.sampling,
+                            job.generate,
+                            len(chunks),
+                            live=live,
+                        )
+                    ) as run:
                         for item in run:  # closing(): a consumer that stops early stops the worker too
                             if isinstance(item, LiveAudio):
                                 if first_audio_s is None:
@@ -348,8 +359,9 @@ class SynthesisService:
                             else:
                                 piece = item
                 except GenerationError as exc:
-                    raise ChunkFailed(str(exc), job=job, seed=seed, index=index, text=chunk,
-                                      completed=list(pieces), total=len(chunks)) from exc
+                    raise ChunkFailed(
+                        str(exc), job=job, seed=seed, index=index, text=chunk, completed=list(pieces), total=len(chunks)
+                    ) from exc
                 pieces.append(piece)
                 if first_audio_s is None:
                     first_audio_s = time.perf_counter() - started
@@ -369,7 +381,13 @@ class SynthesisService:
         log.info(
             # Counts only: text and audio never reach the log (see --log-level debug for more).
             "event=generation mode=%s model=%s chars=%d chunks=%d audio_s=%.2f wall_s=%.2f rtf=%.2f client=%s",
-            job.mode, job.checkpoint.key, len(job.text), len(chunks), audio.duration, total_s, timings["rtf"],
+            job.mode,
+            job.checkpoint.key,
+            len(job.text),
+            len(chunks),
+            audio.duration,
+            total_s,
+            timings["rtf"],
             client or "local",
         )
         if progress:
@@ -414,11 +432,11 @@ class SynthesisService:
         except Exception as exc:
             log.exception("generation failed")
             raise GenerationError(
-                f"Generation failed on chunk {index + 1} of {total} (\"{_preview(chunk)}\"): {_first_line(exc)}"
+                f'Generation failed on chunk {index + 1} of {total} ("{_preview(chunk)}"): {_first_line(exc)}'
             ) from exc
         if samples.size == 0 or not np.all(np.isfinite(samples)):
             raise GenerationError(
-                f"The model returned unusable audio for chunk {index + 1} of {total} (\"{_preview(chunk)}\"). "
+                f'The model returned unusable audio for chunk {index + 1} of {total} ("{_preview(chunk)}"). '
                 "Try again with another seed."
             )
         return Audio(samples.astype(np.float32, copy=False), TARGET_SAMPLE_RATE)
@@ -431,8 +449,9 @@ def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = 0.01) -
         return pieces[0]
     if pause_s <= 0:
         return concat(pieces, crossfade_s=edge_s)
-    faded = [fade(p, in_s=edge_s if i else 0.0, out_s=edge_s if i < len(pieces) - 1 else 0.0)
-             for i, p in enumerate(pieces)]
+    faded = [
+        fade(p, in_s=edge_s if i else 0.0, out_s=edge_s if i < len(pieces) - 1 else 0.0) for i, p in enumerate(pieces)
+    ]
     return concat(faded, pause_s=pause_s)
 
 
@@ -451,4 +470,3 @@ def _first_line(exc: Exception) -> str:
 
 def _preview(chunk: str, limit: int = 60) -> str:
     return chunk if len(chunk) <= limit else chunk[: limit - 1] + "…"
-

@@ -272,7 +272,12 @@ class History:
                 self._store.publish(staged, take_id)
                 log.info(
                     "event=take_saved id=%s mode=%s model=%s format=%s bytes=%d duration_s=%.2f",
-                    take.id, take.mode, take.model, take.format, take.size_bytes, take.duration_s,
+                    take.id,
+                    take.mode,
+                    take.model,
+                    take.format,
+                    take.size_bytes,
+                    take.duration_s,
                 )
                 try:
                     removed = self._prune_locked()

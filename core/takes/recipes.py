@@ -29,14 +29,24 @@ RECIPE_VERSION = 1
 def recipe_of(request: Request, seed: int, *, voice_id: str | None = None) -> dict[str, Any]:
     """The request as JSON-able data, with the seed actually used."""
     sampling = asdict(request.sampling) | {"seed": seed}
-    base = {"recipe": RECIPE_VERSION, "text": request.text, "language": request.language,
-            "size": request.size, "sampling": sampling, "post": asdict(request.post)}
+    base = {
+        "recipe": RECIPE_VERSION,
+        "text": request.text,
+        "language": request.language,
+        "size": request.size,
+        "sampling": sampling,
+        "post": asdict(request.post),
+    }
     if isinstance(request, DesignRequest):
         return base | {"kind": "design", "description": request.description}
     if isinstance(request, CustomVoiceRequest):
         return base | {"kind": "custom_voice", "speaker": request.speaker, "instruct": request.instruct}
-    return base | {"kind": "clone", "voice_id": voice_id, "reference_text": request.reference_text,
-                   "x_vector_only": request.x_vector_only}
+    return base | {
+        "kind": "clone",
+        "voice_id": voice_id,
+        "reference_text": request.reference_text,
+        "x_vector_only": request.x_vector_only,
+    }
 
 
 def voice_summary(request: Request, *, voice_name: str | None = None) -> dict[str, Any]:
@@ -67,8 +77,14 @@ def clone_request_for_voice(
         checkpoint.key,
         lambda audio, transcript: synthesis.create_clone_prompt(audio, transcript, size=checkpoint.size),
     )
-    request = CloneRequest(text=text, language=language, prompt=prompt, size=checkpoint.size,
-                           reference_text=entry.transcript, sampling=sampling)
+    request = CloneRequest(
+        text=text,
+        language=language,
+        prompt=prompt,
+        size=checkpoint.size,
+        reference_text=entry.transcript,
+        sampling=sampling,
+    )
     return request, cached
 
 
@@ -80,8 +96,9 @@ def request_from_recipe(recipe: dict[str, Any], library: VoiceLibrary, synthesis
     if kind == "design":
         return DesignRequest(description=recipe["description"], sampling=sampling, post=post, **common)
     if kind == "custom_voice":
-        return CustomVoiceRequest(speaker=recipe["speaker"], instruct=recipe.get("instruct"),
-                                  sampling=sampling, post=post, **common)
+        return CustomVoiceRequest(
+            speaker=recipe["speaker"], instruct=recipe.get("instruct"), sampling=sampling, post=post, **common
+        )
     if kind == "clone":
         if not recipe.get("voice_id"):
             raise InvalidInput(

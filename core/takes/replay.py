@@ -26,14 +26,25 @@ class Replay:
     request: Request | None  # None for scripts
 
 
-def replay(recipe: dict[str, Any], voice: dict[str, Any], synthesis: SynthesisService, library: VoiceLibrary,
-           progress: ProgressCallback | None = None) -> Replay:
+def replay(
+    recipe: dict[str, Any],
+    voice: dict[str, Any],
+    synthesis: SynthesisService,
+    library: VoiceLibrary,
+    progress: ProgressCallback | None = None,
+) -> Replay:
     if recipe.get("kind") == "script":
         result = render_script(
-            synthesis, library, recipe["script"], recipe["casting"],
-            language=recipe.get("language", "auto"), size=recipe.get("size"),
-            sampling=Sampling(**recipe.get("sampling", {})), pause_s=recipe.get("pause_s", 0.4),
-            post=PostProcessing(**recipe.get("post", {})), progress=progress,
+            synthesis,
+            library,
+            recipe["script"],
+            recipe["casting"],
+            language=recipe.get("language", "auto"),
+            size=recipe.get("size"),
+            sampling=Sampling(**recipe.get("sampling", {})),
+            pause_s=recipe.get("pause_s", 0.4),
+            post=PostProcessing(**recipe.get("post", {})),
+            progress=progress,
         )
         return Replay(result.to_synthesis_result(), recipe, script_voice_summary(result), None)
     request = request_from_recipe(recipe, library, synthesis)

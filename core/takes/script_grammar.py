@@ -155,7 +155,6 @@ class Casting:
         return "\n".join(f"{name} = {spec.as_text()}" for name, spec in self.roles.items())
 
 
-
 # --------------------------------------------------------------------------- parsing
 
 
@@ -175,9 +174,15 @@ def _split_name(line: str) -> tuple[str, str] | None:
         return None
     cut = min(cuts)
     name = " ".join(line[:cut].split())
-    rest = line[cut + 1:].strip()
-    if (not name or len(name) > MAX_NAME_CHARS or len(name.split()) > MAX_NAME_WORDS
-            or not _NAME_CHARS.fullmatch(name) or not _HAS_LETTER.search(name) or rest.startswith("//")):
+    rest = line[cut + 1 :].strip()
+    if (
+        not name
+        or len(name) > MAX_NAME_CHARS
+        or len(name.split()) > MAX_NAME_WORDS
+        or not _NAME_CHARS.fullmatch(name)
+        or not _HAS_LETTER.search(name)
+        or rest.startswith("//")
+    ):
         return None
     return name, rest
 
@@ -272,7 +277,7 @@ def strip_group(text: str, close: str) -> tuple[str, str | None]:
         elif text[i] == opener:
             depth -= 1
             if depth == 0:
-                return text[:i].rstrip(), text[i + 1:-1].strip()
+                return text[:i].rstrip(), text[i + 1 : -1].strip()
     return text, None
 
 
@@ -335,7 +340,9 @@ def parse_casting(text: str | None) -> Casting:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"The casting looks like JSON but is not valid (line {exc.lineno}: {exc.msg}).") from None
+            raise InvalidInput(
+                f"The casting looks like JSON but is not valid (line {exc.lineno}: {exc.msg})."
+            ) from None
         return casting_from(data)
     roles: dict[str, VoiceSpec] = {}
     lines_of: dict[str, int] = {}
@@ -357,7 +364,7 @@ def parse_casting(text: str | None) -> Casting:
         key = name_key(name)
         if key in lines_of:
             raise InvalidInput(f"{where}: '{name}' is already cast on line {lines_of[key]}; keep one.")
-        spec = parse_voice(line[cut + 1:], where)
+        spec = parse_voice(line[cut + 1 :], where)
         roles[name] = _checked_spec(spec, where)
         lines_of[key] = number
     return Casting(roles)
@@ -419,9 +426,7 @@ def casting_from(value: Casting | Mapping[str, Any] | str | None) -> Casting:
                 values[key] = (item or "").strip() or None
             spec = VoiceSpec(**values)
         else:
-            raise InvalidInput(
-                f"{where}: give a voice like {{\"speaker\": \"Ryan\"}} or {{\"voice\": \"My Voice\"}}."
-            )
+            raise InvalidInput(f'{where}: give a voice like {{"speaker": "Ryan"}} or {{"voice": "My Voice"}}.')
         if any(name_key(name) == name_key(n) for n in roles):
             raise InvalidInput(f"The casting names '{name}' twice; keep one.")
         roles[name] = _checked_spec(spec, where)

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from core.audio.clip import Audio
 from core.audio.edit import PostProcessing, post_process
@@ -125,8 +125,9 @@ class ScriptPlan:
     @property
     def scene_post(self) -> PostProcessing:
         """What the joined scene gets: level and fades (a gain and the edges: line starts stay put)."""
-        return PostProcessing(normalize=self.post.normalize, fade_in_s=self.post.fade_in_s,
-                              fade_out_s=self.post.fade_out_s)
+        return PostProcessing(
+            normalize=self.post.normalize, fade_in_s=self.post.fade_in_s, fade_out_s=self.post.fade_out_s
+        )
 
     def voice_of(self, line: ScriptLine) -> CastVoice:
         return self.cast[name_key(line.speaker)]
@@ -206,9 +207,16 @@ class ScriptResult:
             "language": self.language,
             "cast": self.cast,
             "lines": [
-                {"number": r.line.number, "speaker": r.speaker, "voice": r.voice, "text": r.text,
-                 "start_s": round(start, 3), "duration_s": round(r.duration, 3), "seed": r.seed,
-                 "model": r.model}
+                {
+                    "number": r.line.number,
+                    "speaker": r.speaker,
+                    "voice": r.voice,
+                    "text": r.text,
+                    "start_s": round(start, 3),
+                    "duration_s": round(r.duration, 3),
+                    "seed": r.seed,
+                    "model": r.model,
+                }
                 for r, start in zip(self.lines, self.starts)
             ],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
@@ -218,8 +226,14 @@ class ScriptResult:
     def to_synthesis_result(self) -> SynthesisResult:
         """The merged take in the form the history stores."""
         return SynthesisResult(
-            audio=self.audio, mode="script", model=", ".join(self.models), seed=self.seed, demo=self.demo,
-            text=self.text, chunks=[r.text for r in self.lines], timings=dict(self.timings),
+            audio=self.audio,
+            mode="script",
+            model=", ".join(self.models),
+            seed=self.seed,
+            demo=self.demo,
+            text=self.text,
+            chunks=[r.text for r in self.lines],
+            timings=dict(self.timings),
             warnings=list(self.warnings),
         )
 
@@ -239,8 +253,10 @@ def _uncast_message(missing: dict[str, list[int]]) -> str:
     listed = ", ".join(f"{name} ({where(numbers)})" for name, numbers in missing.items())
     example = next(iter(missing))
     noun = "this name" if len(missing) == 1 else f"these {len(missing)} names"
-    return (f"No voice is cast for {noun}: {listed}. Add a casting line for each, e.g. "
-            f"'{example} = Ryan' or '{example} = voice: My Voice'.")
+    return (
+        f"No voice is cast for {noun}: {listed}. Add a casting line for each, e.g. "
+        f"'{example} = Ryan' or '{example} = voice: My Voice'."
+    )
 
 
 def _check_pause(pause_s: Any) -> float:
@@ -301,17 +317,31 @@ def plan_script(
         except StudioError as exc:
             problems.append(f"{line.speaker}: {exc}")
     if problems:
-        raise InvalidInput(problems[0] if len(problems) == 1 else
-                           "Some voices are not available:\n" + "\n".join(f"• {p}" for p in problems))
+        raise InvalidInput(
+            problems[0]
+            if len(problems) == 1
+            else "Some voices are not available:\n" + "\n".join(f"• {p}" for p in problems)
+        )
 
     seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     order = _generation_order(synthesis, lines, cast)
-    return ScriptPlan(lines=lines, cast=cast, casting=cast_text, seed=seed, sampling=sampling, pause_s=pause_s,
-                      language=language, size=size, order=order, post=post)
+    return ScriptPlan(
+        lines=lines,
+        cast=cast,
+        casting=cast_text,
+        seed=seed,
+        sampling=sampling,
+        pause_s=pause_s,
+        language=language,
+        size=size,
+        order=order,
+        post=post,
+    )
 
 
-def _cast_voice(synthesis: SynthesisService, library: VoiceLibrary, name: str, spec: VoiceSpec,
-                language: str, size: str | None) -> CastVoice:
+def _cast_voice(
+    synthesis: SynthesisService, library: VoiceLibrary, name: str, spec: VoiceSpec, language: str, size: str | None
+) -> CastVoice:
     voice_language = normalize_language(spec.language or language)
     voice_size = spec.size or size or None
     if spec.speaker:
@@ -337,7 +367,7 @@ def _cast_voice(synthesis: SynthesisService, library: VoiceLibrary, name: str, s
             close = difflib.get_close_matches((spec.voice or "").casefold(), list(names), n=1, cutoff=0.6)
             hint = f" Did you mean the speaker '{names[close[0]]}'?" if close else ""
             if not close and "Did you mean" in str(exc):
-                hint = " " + str(exc)[str(exc).index("Did you mean"):]
+                hint = " " + str(exc)[str(exc).index("Did you mean") :]
             raise InvalidInput(
                 f"'{spec.voice}' is neither a built-in speaker nor a voice in the library.{hint} "
                 f"Speakers: {', '.join(names.values())}."
@@ -362,7 +392,7 @@ def _generation_order(synthesis: SynthesisService, lines: list[ScriptLine], cast
 
 # --------------------------------------------------------------------------- rendering
 
-ScriptRequest = Union[CustomVoiceRequest, CloneRequest]
+ScriptRequest = CustomVoiceRequest | CloneRequest
 
 
 def stream_script(
@@ -384,9 +414,21 @@ def stream_script(
     Everything is validated here, before the first model load, so bad input
     raises at the call, not during iteration.
     """
-    plan = script if isinstance(script, ScriptPlan) else plan_script(
-        synthesis, library, script, casting, language=language, size=size, sampling=sampling, pause_s=pause_s,
-        post=post)
+    plan = (
+        script
+        if isinstance(script, ScriptPlan)
+        else plan_script(
+            synthesis,
+            library,
+            script,
+            casting,
+            language=language,
+            size=size,
+            sampling=sampling,
+            pause_s=pause_s,
+            post=post,
+        )
+    )
     return _render(synthesis, library, plan, progress)
 
 
@@ -398,8 +440,9 @@ def render_script(*args: Any, **kwargs: Any) -> ScriptResult:
     raise AssertionError("stream_script always ends with a result")  # pragma: no cover
 
 
-def _render(synthesis: SynthesisService, library: VoiceLibrary, plan: ScriptPlan,
-            progress: ProgressCallback | None) -> Iterator[RenderedLine | ScriptResult]:
+def _render(
+    synthesis: SynthesisService, library: VoiceLibrary, plan: ScriptPlan, progress: ProgressCallback | None
+) -> Iterator[RenderedLine | ScriptResult]:
     total = len(plan.lines)
     started = time.perf_counter()
     templates: dict[str, CloneRequest] = {}
@@ -417,16 +460,32 @@ def _render(synthesis: SynthesisService, library: VoiceLibrary, plan: ScriptPlan
         line_progress = _line_progress(progress, label, position, total)
         sampling = replace(plan.sampling, seed=line_seed(plan.seed, index))
         try:
-            request = _line_request(synthesis, library, voice, line, sampling, plan.line_post, templates,
-                                    cached_prompts, templates_time, line_progress)
+            request = _line_request(
+                synthesis,
+                library,
+                voice,
+                line,
+                sampling,
+                plan.line_post,
+                templates,
+                cached_prompts,
+                templates_time,
+                line_progress,
+            )
             result = synthesis.synthesize(request, line_progress)
         except StudioError as exc:
             raise _about_line(exc, line) from exc
         if first_audio_s is None:
             first_audio_s = time.perf_counter() - started
         item = RenderedLine(
-            index=index, total=total, line=line, audio=result.audio, voice=voice.label, seed=result.seed,
-            model=result.model, timings=dict(result.timings),
+            index=index,
+            total=total,
+            line=line,
+            audio=result.audio,
+            voice=voice.label,
+            seed=result.seed,
+            model=result.model,
+            timings=dict(result.timings),
             warnings=[w for w in result.warnings if w != DEMO_WARNING],
         )
         rendered[index] = item
@@ -459,31 +518,70 @@ def _render(synthesis: SynthesisService, library: VoiceLibrary, plan: ScriptPlan
         if key in cached_prompts:
             row["prompt_cached"] = cached_prompts[key]
         cast.append(row)
-    log.info("event=script lines=%d voices=%d models=%s audio_s=%.2f wall_s=%.2f grouped=%s",
-             total, len(plan.cast), ",".join(models), audio.duration, total_s, plan.grouped)
+    log.info(
+        "event=script lines=%d voices=%d models=%s audio_s=%.2f wall_s=%.2f grouped=%s",
+        total,
+        len(plan.cast),
+        ",".join(models),
+        audio.duration,
+        total_s,
+        plan.grouped,
+    )
     if progress:
         progress(1.0, f"Done: {total} lines, {audio.duration:.1f} s of audio")
-    yield ScriptResult(audio=audio, lines=lines, starts=starts, seed=plan.seed, pause_s=plan.pause_s, demo=demo,
-                       models=models, language=plan.language, cast=cast, timings=timings, warnings=warnings)
+    yield ScriptResult(
+        audio=audio,
+        lines=lines,
+        starts=starts,
+        seed=plan.seed,
+        pause_s=plan.pause_s,
+        demo=demo,
+        models=models,
+        language=plan.language,
+        cast=cast,
+        timings=timings,
+        warnings=warnings,
+    )
 
 
-def _line_request(synthesis: SynthesisService, library: VoiceLibrary, voice: CastVoice, line: ScriptLine,
-                  sampling: Sampling, post: PostProcessing, templates: dict[str, CloneRequest],
-                  cached_prompts: dict[str, bool], prompt_times: dict[str, float],
-                  progress: ProgressCallback | None) -> ScriptRequest:
+def _line_request(
+    synthesis: SynthesisService,
+    library: VoiceLibrary,
+    voice: CastVoice,
+    line: ScriptLine,
+    sampling: Sampling,
+    post: PostProcessing,
+    templates: dict[str, CloneRequest],
+    cached_prompts: dict[str, bool],
+    prompt_times: dict[str, float],
+    progress: ProgressCallback | None,
+) -> ScriptRequest:
     if voice.speaker is not None:
-        return CustomVoiceRequest(text=line.text, speaker=voice.speaker.id, language=voice.language,
-                                  instruct=voice.spec.instruct, size=voice.checkpoint.size, sampling=sampling,
-                                  post=post)
+        return CustomVoiceRequest(
+            text=line.text,
+            speaker=voice.speaker.id,
+            language=voice.language,
+            instruct=voice.spec.instruct,
+            size=voice.checkpoint.size,
+            sampling=sampling,
+            post=post,
+        )
     key = name_key(line.speaker)
     if key not in templates:
+        library_voice = voice.voice
+        assert library_voice is not None, "a clone line is always cast to a library voice"
         # The voice's clone prompt: from its cache, or encoded once for the whole script.
         if progress:
-            progress(0.0, f"preparing the voice '{voice.voice.name}'")  # type: ignore[union-attr]
+            progress(0.0, f"preparing the voice '{library_voice.name}'")
         start = time.perf_counter()
         templates[key], cached_prompts[key] = clone_request_for_voice(
-            library, synthesis, voice.voice.id, text=line.text,  # type: ignore[union-attr]
-            language=voice.language, size=voice.checkpoint.size, sampling=sampling,
+            library,
+            synthesis,
+            library_voice.id,
+            text=line.text,
+            language=voice.language,
+            size=voice.checkpoint.size,
+            sampling=sampling,
         )
         prompt_times[key] = time.perf_counter() - start
     return replace(templates[key], text=line.text, sampling=sampling, post=post)

@@ -66,17 +66,17 @@ class TakeService:
     def for_app(cls, app: AppContext) -> TakeService:
         return cls(app.synthesis, app.history, app.library)
 
-    def make(self, job: TakeJob, progress: ProgressCallback | None = None, *,
-             client: str | None = None) -> KeptTake:
+    def make(self, job: TakeJob, progress: ProgressCallback | None = None, *, client: str | None = None) -> KeptTake:
         """Synthesizes ``job`` in one go and keeps the take."""
         return self.keep(job, self.synthesis.synthesize(job.request, progress, client=client))
 
     def keep(self, job: TakeJob, result: SynthesisResult) -> KeptTake:
         """Keeps an already synthesized ``result`` of ``job`` (e.g. the end of a stream)."""
         # The job's own warnings come first, after the demo-model notice when there is one.
-        result.warnings[1 if result.demo else 0:0] = job.warnings
+        result.warnings[1 if result.demo else 0 : 0] = job.warnings
         take = self._store(
-            result, job.fmt,
+            result,
+            job.fmt,
             recipe=recipe_of(job.request, result.seed, voice_id=job.voice_id),
             voice=voice_summary(job.request, voice_name=job.voice_name),
             language=job.request.language,
@@ -86,7 +86,8 @@ class TakeService:
     def keep_script(self, plan: ScriptPlan, result: ScriptResult, fmt: str) -> KeptTake:
         """Keeps a rendered script's merged scene as one take, with the script as its recipe."""
         take = self._store(
-            result.to_synthesis_result(), fmt,
+            result.to_synthesis_result(),
+            fmt,
             recipe=script_recipe(plan, result, fmt=fmt),
             voice=script_voice_summary(result),
             language=plan.language,
@@ -98,15 +99,25 @@ class TakeService:
         original = self.history.get(take_id)
         again = replay(original.request, original.voice, self.synthesis, self.library, progress)
         if again.request is not None:
-            job = TakeJob(again.request, original.format, voice_id=original.request.get("voice_id"),
-                          voice_name=original.voice.get("voice"))
+            job = TakeJob(
+                again.request,
+                original.format,
+                voice_id=original.request.get("voice_id"),
+                voice_name=original.voice.get("voice"),
+            )
             kept = self.keep(job, again.result)
         else:  # a script take: its recipe and voices are stored as they came
-            take = self._store(again.result, original.format, recipe=again.recipe, voice=again.voice,
-                               language=again.recipe.get("language", "auto"))
+            take = self._store(
+                again.result,
+                original.format,
+                recipe=again.recipe,
+                voice=again.voice,
+                language=again.recipe.get("language", "auto"),
+            )
             kept = KeptTake(take, {"take_id": take.id})
         return Regenerated(original, kept, again.result.seed)
 
-    def _store(self, result: SynthesisResult, fmt: str, *, recipe: dict[str, Any], voice: dict[str, Any],
-               language: str) -> Take:
+    def _store(
+        self, result: SynthesisResult, fmt: str, *, recipe: dict[str, Any], voice: dict[str, Any], language: str
+    ) -> Take:
         return self.history.add(result, fmt=fmt, request=recipe, voice=voice, language=language)

@@ -10,7 +10,8 @@ and refuse exactly the same values.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from core.audio.edit import PostProcessing
 from core.audio.io import SUPPORTED_OUTPUT_FORMATS
@@ -66,8 +67,13 @@ def sampling_from_values(
     ).validated()
 
 
-def post_from_values(normalize: Any = "none", fade_in_s: Any = 0.0, fade_out_s: Any = 0.0,
-                     trim_silence: Any = False, remove_dc: Any = False) -> PostProcessing:
+def post_from_values(
+    normalize: Any = "none",
+    fade_in_s: Any = 0.0,
+    fade_out_s: Any = 0.0,
+    trim_silence: Any = False,
+    remove_dc: Any = False,
+) -> PostProcessing:
     """Widget / API values to the finishing applied to a whole take."""
     return PostProcessing(
         normalize=(str(normalize) if normalize else "none").strip().lower(),

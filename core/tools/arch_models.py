@@ -51,13 +51,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.engine.dependencies import dependency_error, import_model_code
 from core.engine.demo_models import build as demo_build
 from core.engine.demo_models import layout as demo_layout
 from core.engine.demo_models import speech_tokenizer as demo_speech
 from core.engine.demo_models import text_tokenizer as demo_text
 from core.engine.demo_models import tts_model as demo_tts
 from core.engine.demo_models import weights as demo_weights
+from core.engine.dependencies import dependency_error, import_model_code
 from core.errors import InvalidInput, ModelUnavailable
 from core.types import MODES
 
@@ -127,15 +127,29 @@ class ArchSpec:
 
 ARCH_SPECS: dict[str, ArchSpec] = {
     "0.6b": ArchSpec(
-        name="0.6b", tts_model_size="0b6", hidden=1024, layers=28, heads=16, kv_heads=8, head_dim=128,
-        intermediate=3072, mrope_section=(24, 20, 20),
+        name="0.6b",
+        tts_model_size="0b6",
+        hidden=1024,
+        layers=28,
+        heads=16,
+        kv_heads=8,
+        head_dim=128,
+        intermediate=3072,
+        mrope_section=(24, 20, 20),
     ),
     # FFN width 6144 (Qwen3-1.7B's), not the 8192 of the facts table: 8192 would make the
     # checkpoint 2.27 B parameters (4.5 GB in bf16), 6144 gives 1.93 B (3.9 GB), which matches
     # the released 1.7B files; the same count reproduces the 0.6B file (0.915 B, 1.83 GB) exactly.
     "1.7b": ArchSpec(
-        name="1.7b", tts_model_size="1b7", hidden=2048, layers=28, heads=16, kv_heads=8, head_dim=128,
-        intermediate=6144, mrope_section=(24, 20, 20),
+        name="1.7b",
+        tts_model_size="1b7",
+        hidden=2048,
+        layers=28,
+        heads=16,
+        kv_heads=8,
+        head_dim=128,
+        intermediate=6144,
+        mrope_section=(24, 20, 20),
     ),
 }
 
@@ -147,14 +161,42 @@ def scaled_spec(name: str = "tiny") -> ArchSpec:
     per frame, 128 mel bins) and shrinks every width and depth.
     """
     return ArchSpec(
-        name=name, tts_model_size="1b7", hidden=32, layers=2, heads=2, kv_heads=1, head_dim=16,
-        intermediate=64, mrope_section=(4, 2, 2), text_hidden=32, text_vocab=1024,
-        cp_hidden=32, cp_layers=1, cp_heads=2, cp_kv_heads=1, cp_head_dim=16, cp_intermediate=64,
-        spk_channels=(32, 32, 32, 32, 96), spk_attention_channels=16, spk_res2net_scale=4, spk_se_channels=16,
-        dec_codebook_dim=16, dec_hidden=32, dec_latent=32, dec_layers=1, dec_heads=2, dec_head_dim=16,
+        name=name,
+        tts_model_size="1b7",
+        hidden=32,
+        layers=2,
+        heads=2,
+        kv_heads=1,
+        head_dim=16,
+        intermediate=64,
+        mrope_section=(4, 2, 2),
+        text_hidden=32,
+        text_vocab=1024,
+        cp_hidden=32,
+        cp_layers=1,
+        cp_heads=2,
+        cp_kv_heads=1,
+        cp_head_dim=16,
+        cp_intermediate=64,
+        spk_channels=(32, 32, 32, 32, 96),
+        spk_attention_channels=16,
+        spk_res2net_scale=4,
+        spk_se_channels=16,
+        dec_codebook_dim=16,
+        dec_hidden=32,
+        dec_latent=32,
+        dec_layers=1,
+        dec_heads=2,
+        dec_head_dim=16,
         dec_intermediate=64,
-        dec_dim=32, enc_hidden=32, enc_layers=1, enc_heads=2, enc_intermediate=64, enc_filters=4,
-        enc_codebook_dim=16, weights_dtype="float32",
+        dec_dim=32,
+        enc_hidden=32,
+        enc_layers=1,
+        enc_heads=2,
+        enc_intermediate=64,
+        enc_filters=4,
+        enc_codebook_dim=16,
+        weights_dtype="float32",
     )
 
 
@@ -184,21 +226,33 @@ def tts_config(spec: ArchSpec, mode: str, text_info: dict[str, int]) -> dict[str
     config[ARCH_CONFIG_KEY] = spec.name
     talker = config["talker_config"]
     talker.update(
-        hidden_size=spec.hidden, intermediate_size=spec.intermediate, num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads, head_dim=spec.head_dim,
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        head_dim=spec.head_dim,
         text_hidden_size=spec.text_hidden,
         text_vocab_size=max(spec.text_vocab, talker["text_vocab_size"]),
     )
     talker["rope_scaling"] = {"rope_type": "default", "mrope_section": list(spec.mrope_section), "interleaved": True}
     talker["code_predictor_config"].update(
-        hidden_size=spec.cp_hidden, intermediate_size=spec.cp_intermediate, num_hidden_layers=spec.cp_layers,
-        num_attention_heads=spec.cp_heads, num_key_value_heads=spec.cp_kv_heads, head_dim=spec.cp_head_dim,
+        hidden_size=spec.cp_hidden,
+        intermediate_size=spec.cp_intermediate,
+        num_hidden_layers=spec.cp_layers,
+        num_attention_heads=spec.cp_heads,
+        num_key_value_heads=spec.cp_kv_heads,
+        head_dim=spec.cp_head_dim,
         max_window_layers=spec.cp_layers,
     )
     config["speaker_encoder_config"].update(
-        enc_dim=spec.hidden, enc_channels=list(spec.spk_channels), enc_kernel_sizes=list(spec.spk_kernel_sizes),
-        enc_dilations=list(spec.spk_dilations), enc_attention_channels=spec.spk_attention_channels,
-        enc_res2net_scale=spec.spk_res2net_scale, enc_se_channels=spec.spk_se_channels,
+        enc_dim=spec.hidden,
+        enc_channels=list(spec.spk_channels),
+        enc_kernel_sizes=list(spec.spk_kernel_sizes),
+        enc_dilations=list(spec.spk_dilations),
+        enc_attention_channels=spec.spk_attention_channels,
+        enc_res2net_scale=spec.spk_res2net_scale,
+        enc_se_channels=spec.spk_se_channels,
     )
     return config
 
@@ -208,17 +262,28 @@ def speech_tokenizer_config(spec: ArchSpec) -> dict[str, Any]:
     config = demo_speech.speech_tokenizer_config()
     config[ARCH_CONFIG_KEY] = spec.name
     config["encoder_config"].update(
-        hidden_size=spec.enc_hidden, num_filters=spec.enc_filters, num_hidden_layers=spec.enc_layers,
-        num_attention_heads=spec.enc_heads, num_key_value_heads=spec.enc_heads,
-        head_dim=spec.enc_hidden // spec.enc_heads, intermediate_size=spec.enc_intermediate,
-        codebook_dim=spec.enc_codebook_dim, vector_quantization_hidden_dimension=spec.enc_codebook_dim,
+        hidden_size=spec.enc_hidden,
+        num_filters=spec.enc_filters,
+        num_hidden_layers=spec.enc_layers,
+        num_attention_heads=spec.enc_heads,
+        num_key_value_heads=spec.enc_heads,
+        head_dim=spec.enc_hidden // spec.enc_heads,
+        intermediate_size=spec.enc_intermediate,
+        codebook_dim=spec.enc_codebook_dim,
+        vector_quantization_hidden_dimension=spec.enc_codebook_dim,
         upsample_groups=spec.enc_hidden,
     )
     config["decoder_config"].update(
-        codebook_dim=spec.dec_codebook_dim, hidden_size=spec.dec_hidden, latent_dim=spec.dec_latent,
-        num_hidden_layers=spec.dec_layers, num_attention_heads=spec.dec_heads, num_key_value_heads=spec.dec_heads,
-        head_dim=spec.dec_head_dim, intermediate_size=spec.dec_intermediate,
-        sliding_window=spec.dec_sliding_window, decoder_dim=spec.dec_dim,
+        codebook_dim=spec.dec_codebook_dim,
+        hidden_size=spec.dec_hidden,
+        latent_dim=spec.dec_latent,
+        num_hidden_layers=spec.dec_layers,
+        num_attention_heads=spec.dec_heads,
+        num_key_value_heads=spec.dec_heads,
+        head_dim=spec.dec_head_dim,
+        intermediate_size=spec.dec_intermediate,
+        sliding_window=spec.dec_sliding_window,
+        decoder_dim=spec.dec_dim,
     )
     return config
 
@@ -315,8 +380,13 @@ def _build(root: Path, spec: ArchSpec, modes: list[str], seed: int) -> None:
                     _write_tts_model(tmp, spec, mode, text_info, demo_build.sub_seed(seed, f"talker:{mode}"))
                     demo_layout.write_json(
                         tmp / ARCH_MARKER_NAME,
-                        {"builder_version": ARCH_BUILDER_VERSION, "spec": spec.digest(), "arch": spec.name,
-                         "mode": mode, "seed": seed},
+                        {
+                            "builder_version": ARCH_BUILDER_VERSION,
+                            "spec": spec.digest(),
+                            "arch": spec.name,
+                            "mode": mode,
+                            "seed": seed,
+                        },
                     )
                     demo_build.install(tmp, root / mode)
                 except BaseException:
@@ -324,8 +394,9 @@ def _build(root: Path, spec: ArchSpec, modes: list[str], seed: int) -> None:
                     raise
     finally:
         shutil.rmtree(shared, ignore_errors=True)
-    logger.info("Built %s benchmark checkpoints %s in %.1f s", spec.name, ", ".join(modes),
-                time.perf_counter() - started)
+    logger.info(
+        "Built %s benchmark checkpoints %s in %.1f s", spec.name, ", ".join(modes), time.perf_counter() - started
+    )
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -349,7 +420,7 @@ def _no_init():
     return no_init_weights()
 
 
-def _save(module: "torch.nn.Module", path: Path, dtype: str) -> None:
+def _save(module: torch.nn.Module, path: Path, dtype: str) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -380,9 +451,16 @@ def _write_speech_tokenizer(folder: Path, spec: ArchSpec, seed: int) -> None:
     # The feature-extractor config is the same file the demo codec has.
     demo_layout.write_json(
         folder / "preprocessor_config.json",
-        {"feature_extractor_type": "EncodecFeatureExtractor", "feature_size": 1, "padding_side": "right",
-         "padding_value": 0.0, "return_attention_mask": True, "sampling_rate": demo_layout.SAMPLE_RATE,
-         "chunk_length_s": None, "overlap": None},
+        {
+            "feature_extractor_type": "EncodecFeatureExtractor",
+            "feature_size": 1,
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "return_attention_mask": True,
+            "sampling_rate": demo_layout.SAMPLE_RATE,
+            "chunk_length_s": None,
+            "overlap": None,
+        },
     )
 
 
@@ -411,8 +489,10 @@ def _write_tts_model(folder: Path, spec: ArchSpec, mode: str, text_info: dict[st
 
 
 def describe(spec: ArchSpec) -> str:
-    return (f"{spec.name}: talker {spec.hidden}x{spec.layers} layers (ffn {spec.intermediate}), "
-            f"code predictor {spec.cp_hidden}x{spec.cp_layers}, codec decoder dim {spec.dec_dim}")
+    return (
+        f"{spec.name}: talker {spec.hidden}x{spec.layers} layers (ffn {spec.intermediate}), "
+        f"code predictor {spec.cp_hidden}x{spec.cp_layers}, codec decoder dim {spec.dec_dim}"
+    )
 
 
 def with_name(spec: ArchSpec, name: str) -> ArchSpec:

@@ -18,17 +18,17 @@ import errno
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.settings import Settings
 
@@ -62,8 +62,10 @@ def repair_command(python: str | None = None, lock: Path | None = None) -> str:
     if lock.is_file():
         root = shlex.quote(str(lock.parent.parent))
         return f"{python} -m pip install -r {shlex.quote(str(lock))} -e {root}"
-    return (f"{python} -m pip install 'torch=={TORCH_VERSION}' 'torchaudio=={TORCHAUDIO_VERSION}' "
-            f"'qwen-tts=={QWEN_TTS_VERSION}'")
+    return (
+        f"{python} -m pip install 'torch=={TORCH_VERSION}' 'torchaudio=={TORCHAUDIO_VERSION}' "
+        f"'qwen-tts=={QWEN_TTS_VERSION}'"
+    )
 
 
 FFMPEG_FIX = "MP3 export needs ffmpeg: brew install ffmpeg / apt install ffmpeg"
@@ -169,7 +171,7 @@ def _run_python(script: str, timeout: float) -> dict[str, Any]:
     stdout = done.stdout.decode("utf-8", "replace")
     for line in reversed(stdout.splitlines()):
         if line.startswith(_MARKER):
-            return json.loads(line[len(_MARKER):])
+            return json.loads(line[len(_MARKER) :])
     stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
     last = stderr[-1].strip() if stderr else ""
     return {"probe_error": f"python exited with code {done.returncode}" + (f": {last[:160]}" if last else "")}
@@ -230,12 +232,15 @@ def _hf_cache_dir() -> Path:
 
 # --- the checks ----------------------------------------------------------------
 
+
 def check_python(version: tuple[int, ...]) -> Check:
     text = ".".join(str(part) for part in version[:3])
     if tuple(version[:2]) >= MIN_PYTHON:
         return Check("python", "pass", text)
     return Check(
-        "python", "fail", f"{text} is too old; the studio needs Python 3.10 or newer",
+        "python",
+        "fail",
+        f"{text} is too old; the studio needs Python 3.10 or newer",
         "create the venv with a newer Python, e.g. python3.11 -m venv .venv && .venv/bin/pip install -e .",
     )
 
@@ -243,8 +248,12 @@ def check_python(version: tuple[int, ...]) -> Check:
 def check_torch(report: dict[str, Any]) -> Check:
     if "probe_error" in report:
         status: Status = "warn" if report.get("timeout") else "fail"
-        return Check("torch", status, f"could not check torch/torchaudio: {report['probe_error']}",
-                     "run python -c 'import torch, torchaudio._extension' to see what happens")
+        return Check(
+            "torch",
+            status,
+            f"could not check torch/torchaudio: {report['probe_error']}",
+            "run python -c 'import torch, torchaudio._extension' to see what happens",
+        )
     torch, audio = report.get("torch") or {}, report.get("torchaudio") or {}
     tv, av = torch.get("version"), audio.get("version")
     if torch.get("error"):
@@ -253,35 +262,49 @@ def check_torch(report: dict[str, Any]) -> Check:
     if audio.get("error"):
         if av is None:
             return Check("torch", "fail", f"torch {tv}, torchaudio is not installed", repair_command())
-        return Check("torch", "fail",
-                     f"torch {tv} is fine but torchaudio {av} does not load with it: {audio['error']}",
-                     repair_command())
+        return Check(
+            "torch",
+            "fail",
+            f"torch {tv} is fine but torchaudio {av} does not load with it: {audio['error']}",
+            repair_command(),
+        )
     return Check("torch", "pass", f"torch {tv}, torchaudio {av} (both load)")
 
 
 def check_qwen_tts(report: dict[str, Any]) -> Check:
     if "probe_error" in report:
         status: Status = "warn" if report.get("timeout") else "fail"
-        return Check("qwen-tts", status, f"could not check qwen-tts: {report['probe_error']}",
-                     "run python -c 'import qwen_tts' to see what happens")
+        return Check(
+            "qwen-tts",
+            status,
+            f"could not check qwen-tts: {report['probe_error']}",
+            "run python -c 'import qwen_tts' to see what happens",
+        )
     version, error = report.get("version"), report.get("error")
     if error:
         installed = f"qwen-tts {version} is installed but " if version else ""
         return Check("qwen-tts", "fail", f"{installed}does not import: {error}", repair_command())
     if version != QWEN_TTS_VERSION:
-        return Check("qwen-tts", "warn",
-                     f"{version or 'unknown version'} imports, but the studio is built and tested "
-                     f"against {QWEN_TTS_VERSION}", repair_command())
+        return Check(
+            "qwen-tts",
+            "warn",
+            f"{version or 'unknown version'} imports, but the studio is built and tested against {QWEN_TTS_VERSION}",
+            repair_command(),
+        )
     return Check("qwen-tts", "pass", f"{version}")
 
 
-def check_device(preference: str, probe: "DeviceProbe", describe: Callable[[], str]) -> Check:
+def check_device(preference: str, probe: DeviceProbe, describe: Callable[[], str]) -> Check:
     cuda, mps = bool(probe.cuda_available()), bool(probe.mps_available())
     found = f"cuda: {describe()}" if cuda else "mps (Apple Silicon GPU)" if mps else "cpu only"
     if preference in ("cuda", "mps") and not (cuda if preference == "cuda" else mps):
         missing = "no CUDA GPU is available to PyTorch" if preference == "cuda" else "Apple MPS is not available"
-        return Check("device", "fail", f"setting 'device' is {preference}, but {missing} (found: {found})",
-                     "pass --device auto (or --device cpu)")
+        return Check(
+            "device",
+            "fail",
+            f"setting 'device' is {preference}, but {missing} (found: {found})",
+            "pass --device auto (or --device cpu)",
+        )
     if preference == "cpu":
         unused = f" (as set; {found} is available but unused)" if cuda or mps else ""
         return Check("device", "pass", f"cpu{unused}")
@@ -336,11 +359,19 @@ def check_disk(locations: list[tuple[str, Path]], disk_usage: Callable[[Path], A
     least = min((free for _, _, free in groups.values()), default=None)
     detail = "; ".join(parts)
     if least is not None and least < DISK_FAIL_BYTES:
-        return Check("disk", "fail", detail,
-                     "free some space (under 1 GB left), or point --data-dir / --hf-cache-dir at a bigger disk")
+        return Check(
+            "disk",
+            "fail",
+            detail,
+            "free some space (under 1 GB left), or point --data-dir / --hf-cache-dir at a bigger disk",
+        )
     if least is not None and least < DISK_WARN_BYTES:
-        return Check("disk", "warn", detail,
-                     "all models need 10–14 GB: free some space or point --hf-cache-dir / --models-dir at a bigger disk")
+        return Check(
+            "disk",
+            "warn",
+            detail,
+            "all models need 10–14 GB: free some space or point --hf-cache-dir / --models-dir at a bigger disk",
+        )
     return Check("disk", "pass", detail)
 
 
@@ -349,17 +380,26 @@ def check_models(demo: bool, present: list[str], total: int) -> Check:
         which = f"all {total}" if len(present) == total else f"{len(present)} of {total}"
         return Check("models", "pass", f"{which} present: {', '.join(present)}")
     if demo:
-        return Check("models", "warn", f"none of the {total} demo models is built yet",
-                     "they are built when the studio starts (seconds), or now with "
-                     "`qwen-tts-studio models build-demo` (same --data-dir)")
-    return Check("models", "warn", f"none of the {total} checkpoints is downloaded",
-                 "run `qwen-tts-studio models download 0.6B-Base` (1.2 GB), or try the studio with --demo-models")
+        return Check(
+            "models",
+            "warn",
+            f"none of the {total} demo models is built yet",
+            "they are built when the studio starts (seconds), or now with "
+            "`qwen-tts-studio models build-demo` (same --data-dir)",
+        )
+    return Check(
+        "models",
+        "warn",
+        f"none of the {total} checkpoints is downloaded",
+        "run `qwen-tts-studio models download 0.6B-Base` (1.2 GB), or try the studio with --demo-models",
+    )
 
 
 def check_serving(settings: Settings) -> Check:
     """The serving-safety rules the studio applies at start (password off loopback, TLS pair)."""
     from core.errors import SettingsError
-    from core.serving.access import check_serving as validate, is_loopback
+    from core.serving.access import check_serving as validate
+    from core.serving.access import is_loopback
 
     try:
         users = validate(settings)
@@ -376,36 +416,53 @@ def check_port(host: str, port: int, error: OSError | None) -> Check:
         return Check("port", "pass", f"{host}:{port} is free")
     other = port + 1 if port < 65535 else port - 1
     if isinstance(error, socket.gaierror):
-        return Check("port", "fail", f"host {host!r} does not resolve: {first_line(error)}",
-                     "pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (the LAN)")
+        return Check(
+            "port",
+            "fail",
+            f"host {host!r} does not resolve: {first_line(error)}",
+            "pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (the LAN)",
+        )
     if error.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
-        return Check("port", "fail", f"port {port} is in use",
-                     f"pass --port {other} or stop the other process")
+        return Check("port", "fail", f"port {port} is in use", f"pass --port {other} or stop the other process")
     if error.errno == errno.EADDRNOTAVAIL:
-        return Check("port", "fail", f"cannot listen on {host}: it is not an address of this machine",
-                     "pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (the LAN)")
+        return Check(
+            "port",
+            "fail",
+            f"cannot listen on {host}: it is not an address of this machine",
+            "pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (the LAN)",
+        )
     if error.errno in (errno.EACCES, errno.EPERM):
-        return Check("port", "fail", f"no permission to listen on port {port}",
-                     "pass a port above 1023, e.g. --port 7860")
-    return Check("port", "fail", f"cannot listen on {host}:{port}: {error.strerror or first_line(error)}",
-                 f"pass --port {other} or check --host")
+        return Check(
+            "port", "fail", f"no permission to listen on port {port}", "pass a port above 1023, e.g. --port 7860"
+        )
+    return Check(
+        "port",
+        "fail",
+        f"cannot listen on {host}:{port}: {error.strerror or first_line(error)}",
+        f"pass --port {other} or check --host",
+    )
 
 
 # --- running them ----------------------------------------------------------
+
 
 def _guarded(name: str, run: Callable[[], Check]) -> Check:
     try:
         return run()
     except Exception as exc:
         log.debug("doctor check %s crashed", name, exc_info=True)
-        return Check(name, "fail", f"the check itself crashed: {first_line(exc)}",
-                     "run with --log-level debug and include the output in a bug report")
+        return Check(
+            name,
+            "fail",
+            f"the check itself crashed: {first_line(exc)}",
+            "run with --log-level debug and include the output in a bug report",
+        )
 
 
 def run_checks(
     settings: Settings,
     *,
-    probe: "DeviceProbe | None" = None,
+    probe: DeviceProbe | None = None,
     which: Callable[[str], str | None] | None = None,
     bind_error: Callable[[str, int], OSError | None] | None = None,
     disk_usage: Callable[[Path], Any] | None = None,
@@ -413,7 +470,7 @@ def run_checks(
     torch_probe: Callable[[], dict[str, Any]] | None = None,
     qwen_probe: Callable[[], dict[str, Any]] | None = None,
     cuda_describe: Callable[[], str] | None = None,
-    local_path: "Callable[[Checkpoint], Path | None] | None" = None,
+    local_path: Callable[[Checkpoint], Path | None] | None = None,
     hf_cache_dir: Callable[[], Path] | None = None,
     on_check: Callable[[Check], None] | None = None,
 ) -> list[Check]:

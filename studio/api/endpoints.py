@@ -10,8 +10,9 @@ endpoint table against ``NAMED_API``: adding an endpoint means adding a row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,21 @@ _TABS = "studio.ui.tabs"
 NAMED_API: tuple[Endpoint, ...] = (
     # Takes: the tabs' Generate buttons, through their hidden API twins.
     Endpoint("design", "parse_design", f"{_TABS}.design", "Speak text in a voice described in words."),
-    Endpoint("custom_voice", "parse_custom_voice", f"{_TABS}.custom_voice",
-             "Speak text as one of the nine built-in speakers, with an optional style instruction."),
-    Endpoint("clone", "parse_clone", f"{_TABS}.clone",
-             "Speak text in the voice of a reference clip or a library voice."),
-    Endpoint("script", "script_render", f"{_TABS}.script",
-             "Render a dialogue with a cast of voices: the scene, a zip of the lines and details."),
+    Endpoint(
+        "custom_voice",
+        "parse_custom_voice",
+        f"{_TABS}.custom_voice",
+        "Speak text as one of the nine built-in speakers, with an optional style instruction.",
+    ),
+    Endpoint(
+        "clone", "parse_clone", f"{_TABS}.clone", "Speak text in the voice of a reference clip or a library voice."
+    ),
+    Endpoint(
+        "script",
+        "script_render",
+        f"{_TABS}.script",
+        "Render a dialogue with a cast of voices: the scene, a zip of the lines and details.",
+    ),
     # The engine: no widgets of their own.
     Endpoint("speakers", "list_speakers", "studio.api.named", "The built-in speakers."),
     Endpoint("languages", "list_languages", "studio.api.named", "The languages every mode accepts."),
@@ -46,8 +56,12 @@ NAMED_API: tuple[Endpoint, ...] = (
     # The voice library.
     Endpoint("voices", "voices", f"{_TABS}.library", "Search and filter the library's voices."),
     Endpoint("voice_save", "voice_save", f"{_TABS}.clone", "Save a reference clip as a library voice."),
-    Endpoint("voice_design_save", "voice_design_save", f"{_TABS}.design",
-             "Design a voice from a description and save the take as a library voice."),
+    Endpoint(
+        "voice_design_save",
+        "voice_design_save",
+        f"{_TABS}.design",
+        "Design a voice from a description and save the take as a library voice.",
+    ),
     Endpoint("voice_rename", "voice_rename", f"{_TABS}.library", "Rename a library voice."),
     Endpoint("voice_update", "voice_update", f"{_TABS}.library", "Edit a library voice's details."),
     Endpoint("voice_delete", "voice_delete", f"{_TABS}.library", "Delete a library voice."),
@@ -63,6 +77,8 @@ def declared(api_name: str, fn: Callable[..., Any]) -> Endpoint:
     if endpoint is None:
         raise LookupError(f"The API endpoint '{api_name}' is not declared in studio/api/endpoints.py.")
     if getattr(fn, "__name__", None) != endpoint.handler:
-        raise LookupError(f"studio/api/endpoints.py declares {endpoint.path} as served by {endpoint.handler}(), "
-                          f"not {getattr(fn, '__name__', fn)!r}.")
+        raise LookupError(
+            f"studio/api/endpoints.py declares {endpoint.path} as served by {endpoint.handler}(), "
+            f"not {getattr(fn, '__name__', fn)!r}."
+        )
     return endpoint

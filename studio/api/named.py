@@ -30,9 +30,14 @@ def register_api(ctx: StudioContext) -> None:
         """The built-in CustomVoice speakers with description and native language."""
         available = loaded_speaker_ids()
         return [
-            {"id": s.id, "name": s.name, "gender": s.gender, "description": s.description,
-             "native_language": s.native_language,
-             "in_loaded_model": None if available is None else s.id in available}
+            {
+                "id": s.id,
+                "name": s.name,
+                "gender": s.gender,
+                "description": s.description,
+                "native_language": s.native_language,
+                "in_loaded_model": None if available is None else s.id in available,
+            }
             for s in speakers()
         ]
 
@@ -56,8 +61,13 @@ def register_api(ctx: StudioContext) -> None:
     def load_model(model: str) -> dict[str, Any]:
         """Loads a checkpoint by key (see /models), evicting others beyond max_resident."""
         loaded = manager.get(ctx.app.catalog.get(model or ""))
-        return {"model": loaded.checkpoint.key, "device": loaded.device, "dtype": loaded.dtype,
-                "load_seconds": round(loaded.load_seconds, 3), "memory_bytes": loaded.memory_bytes}
+        return {
+            "model": loaded.checkpoint.key,
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+            "load_seconds": round(loaded.load_seconds, 3),
+            "memory_bytes": loaded.memory_bytes,
+        }
 
     @friendly_errors
     def unload_model(model: str = "") -> dict[str, Any]:

@@ -37,8 +37,9 @@ import json
 import logging
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -99,6 +100,7 @@ _RETRY_AFTER = re.compile(r"in (\d+) s\b")
 
 
 # --------------------------------------------------------------------------- errors
+
 
 @dataclass
 class ApiError(Exception):
@@ -169,6 +171,7 @@ def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
 
 # --------------------------------------------------------------------------- auth
 
+
 class BearerAuth:
     """Accepts ``Authorization: Bearer <key>`` where key is a configured password
     or ``user:password``; with no credentials configured, everything is allowed."""
@@ -187,27 +190,36 @@ class BearerAuth:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            raise self._refuse("You didn't provide an API key. Send the studio's password as "
-                               "'Authorization: Bearer <password>' (or <user:password>).")
+            raise self._refuse(
+                "You didn't provide an API key. Send the studio's password as "
+                "'Authorization: Bearer <password>' (or <user:password>)."
+            )
         given = key.encode("utf-8")
         matched = None
         for user, password in self.credentials:  # compare with every pair: no early exit
             hit_password = hmac.compare_digest(given, password.encode("utf-8"))
-            hit_pair = hmac.compare_digest(given, f"{user}:{password}".encode("utf-8"))
+            hit_pair = hmac.compare_digest(given, f"{user}:{password}".encode())
             if (hit_password or hit_pair) and matched is None:
                 matched = user
         if matched is None:
-            raise self._refuse("Incorrect API key provided. Use the studio's password "
-                               "(or user:password) as the bearer token.")
+            raise self._refuse(
+                "Incorrect API key provided. Use the studio's password (or user:password) as the bearer token."
+            )
         return matched
 
     @staticmethod
     def _refuse(message: str) -> ApiError:
-        return ApiError(401, message, "authentication_error", code="invalid_api_key",
-                        headers={"WWW-Authenticate": 'Bearer realm="Qwen TTS Studio"'})
+        return ApiError(
+            401,
+            message,
+            "authentication_error",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="Qwen TTS Studio"'},
+        )
 
 
 # --------------------------------------------------------------------------- parsing
+
 
 @dataclass(frozen=True)
 class SpeechPlan:
@@ -239,11 +251,17 @@ def _parse_model(ctx: ServingContext, model: Any) -> str | Checkpoint:
     try:
         checkpoint = ctx.app.catalog.get(name)
     except InvalidInput:
-        raise bad_request(f"The model '{model}' does not exist. Choose one of: "
-                          + ", ".join(model_ids(ctx)) + ".", "model", "model_not_found") from None
+        raise bad_request(
+            f"The model '{model}' does not exist. Choose one of: " + ", ".join(model_ids(ctx)) + ".",
+            "model",
+            "model_not_found",
+        ) from None
     if checkpoint.mode == "voice_design":
-        raise bad_request(f"{checkpoint.key} designs voices from a description and cannot speak a named voice; "
-                          "use tts-1, tts-1-hd or a CustomVoice / Base model.", "model")
+        raise bad_request(
+            f"{checkpoint.key} designs voices from a description and cannot speak a named voice; "
+            "use tts-1, tts-1-hd or a CustomVoice / Base model.",
+            "model",
+        )
     return checkpoint
 
 
@@ -256,16 +274,22 @@ def _checkpoint_for(ctx: ServingContext, model: str | Checkpoint, wants: str) ->
         return model
     kind = "a built-in speaker" if wants == "custom_voice" else "a library voice"
     right = catalog.resolve(wants, model.size)
-    raise bad_request(f"{model.key} cannot speak {kind}; use {right.key} (or tts-1 / tts-1-hd, which "
-                      "pick the right model for the voice).", "model")
+    raise bad_request(
+        f"{model.key} cannot speak {kind}; use {right.key} (or tts-1 / tts-1-hd, which "
+        "pick the right model for the voice).",
+        "model",
+    )
 
 
 def _resolve_voice(ctx: ServingContext, voice: Any) -> Speaker | Voice:
     if isinstance(voice, dict):  # OpenAI's custom-voice form: {"id": "..."}
         voice = voice.get("id")
     if not isinstance(voice, str) or not voice.strip():
-        raise bad_request("You must provide a voice: a built-in speaker such as 'Ryan' or a library "
-                          "voice's name or id (GET /v1/audio/voices lists them).", "voice")
+        raise bad_request(
+            "You must provide a voice: a built-in speaker such as 'Ryan' or a library "
+            "voice's name or id (GET /v1/audio/voices lists them).",
+            "voice",
+        )
     try:
         return find_speaker(voice)
     except InvalidInput:
@@ -274,9 +298,12 @@ def _resolve_voice(ctx: ServingContext, voice: Any) -> Speaker | Voice:
         return ctx.app.library.get(voice)
     except VoiceNotFound:
         names = ", ".join(s.name for s in speakers())
-        raise bad_request(f"Unknown voice '{voice}'. Use a built-in speaker ({names}) or a voice saved in "
-                          "the studio's library (GET /v1/audio/voices lists them).",
-                          "voice", "voice_not_found") from None
+        raise bad_request(
+            f"Unknown voice '{voice}'. Use a built-in speaker ({names}) or a voice saved in "
+            "the studio's library (GET /v1/audio/voices lists them).",
+            "voice",
+            "voice_not_found",
+        ) from None
 
 
 def _optional_str(body: dict, name: str) -> str | None:
@@ -319,8 +346,10 @@ def parse_speech(ctx: ServingContext, body: Any) -> SpeechPlan:
     fmt = body.get("response_format")
     fmt = DEFAULT_FORMAT if fmt is None else fmt
     if not isinstance(fmt, str) or fmt.strip().lower() not in RESPONSE_FORMATS:
-        raise bad_request(f"response_format '{fmt}' is not supported; choose one of: "
-                          + ", ".join(RESPONSE_FORMATS) + ".", "response_format")
+        raise bad_request(
+            f"response_format '{fmt}' is not supported; choose one of: " + ", ".join(RESPONSE_FORMATS) + ".",
+            "response_format",
+        )
     fmt = fmt.strip().lower()
 
     speed = body.get("speed")
@@ -328,17 +357,20 @@ def parse_speech(ctx: ServingContext, body: Any) -> SpeechPlan:
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
             raise bad_request("speed must be a number.", "speed")
         if speed != 1:
-            raise bad_request("speed is not supported: Qwen3-TTS speaks at its own pace. Send 1.0 or leave it "
-                              "out; for built-in speakers, ask for a slower or faster delivery in instructions.",
-                              "speed")
+            raise bad_request(
+                "speed is not supported: Qwen3-TTS speaks at its own pace. Send 1.0 or leave it "
+                "out; for built-in speakers, ask for a slower or faster delivery in instructions.",
+                "speed",
+            )
     stream_format = _optional_str(body, "stream_format")
     if stream_format not in (None, "audio"):
         raise bad_request("stream_format 'sse' is not supported; the audio comes back whole.", "stream_format")
 
     instructions = (_optional_str(body, "instructions") or "").strip() or None
     if instructions and len(instructions) > MAX_INSTRUCTIONS_CHARS:
-        raise bad_request(f"instructions are over {MAX_INSTRUCTIONS_CHARS:,} characters; keep them short.",
-                          "instructions")
+        raise bad_request(
+            f"instructions are over {MAX_INSTRUCTIONS_CHARS:,} characters; keep them short.", "instructions"
+        )
     language = _optional_str(body, "language")
     if language is not None:
         try:
@@ -356,6 +388,7 @@ def parse_speech(ctx: ServingContext, body: Any) -> SpeechPlan:
 
 # --------------------------------------------------------------------------- generating
 
+
 def generate(ctx: ServingContext, plan: SpeechPlan) -> tuple[bytes, dict[str, str]]:
     """Blocking: generates the take, keeps it in the history, returns (bytes, headers)."""
     app = ctx.app
@@ -363,14 +396,26 @@ def generate(ctx: ServingContext, plan: SpeechPlan) -> tuple[bytes, dict[str, st
     voice_id: str | None = None
     voice_name: str | None = None
     if plan.speaker is not None:
-        request = CustomVoiceRequest(text=plan.text, speaker=plan.speaker.name, language=plan.language or "auto",
-                                     instruct=plan.instructions, size=plan.checkpoint.size, sampling=plan.sampling)
+        request = CustomVoiceRequest(
+            text=plan.text,
+            speaker=plan.speaker.name,
+            language=plan.language or "auto",
+            instruct=plan.instructions,
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
     else:
         assert plan.voice is not None
         language = plan.language or plan.voice.language or "auto"
-        request, _ = clone_request_for_voice(app.library, app.synthesis, plan.voice.id, text=plan.text,
-                                             language=language, size=plan.checkpoint.size,
-                                             sampling=plan.sampling)
+        request, _ = clone_request_for_voice(
+            app.library,
+            app.synthesis,
+            plan.voice.id,
+            text=plan.text,
+            language=language,
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
         voice_id, voice_name = plan.voice.id, plan.voice.name
     result = app.synthesis.synthesize(request)
 
@@ -380,8 +425,12 @@ def generate(ctx: ServingContext, plan: SpeechPlan) -> tuple[bytes, dict[str, st
         raise GenerationError(f"The model returned {audio.sample_rate} Hz audio, not {TARGET_SAMPLE_RATE} Hz.")
     data: bytes | None = None
     take_id = None
-    job = TakeJob(request, "wav" if encoder_format == "pcm" else encoder_format,  # raw PCM cannot be kept
-                  voice_id=voice_id, voice_name=voice_name)
+    job = TakeJob(
+        request,
+        "wav" if encoder_format == "pcm" else encoder_format,  # raw PCM cannot be kept
+        voice_id=voice_id,
+        voice_name=voice_name,
+    )
     try:
         take = ctx.takes.keep(job, result).take
         take_id = take.id
@@ -405,12 +454,18 @@ def generate(ctx: ServingContext, plan: SpeechPlan) -> tuple[bytes, dict[str, st
         headers["X-Take-Id"] = take_id
     if result.warnings:
         headers["X-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode("ascii")
-    log.info("event=api_speech model=%s format=%s chars=%d audio_s=%.2f",
-             result.model, plan.response_format, len(plan.text), audio.duration)
+    log.info(
+        "event=api_speech model=%s format=%s chars=%d audio_s=%.2f",
+        result.model,
+        plan.response_format,
+        len(plan.text),
+        audio.duration,
+    )
     return data, headers
 
 
 # --------------------------------------------------------------------------- routes
+
 
 async def read_json(request: Request, limit: int) -> Any:
     length = request.headers.get("content-length", "")
@@ -426,17 +481,27 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         return json.loads(b"".join(chunks))
     except ValueError as exc:
-        raise bad_request(f"We could not parse the JSON body of your request ({exc}). "
-                          "Send a JSON object with model, input and voice.") from None
+        raise bad_request(
+            f"We could not parse the JSON body of your request ({exc}). Send a JSON object with model, input and voice."
+        ) from None
 
 
 def voices_payload(ctx: ServingContext) -> dict[str, Any]:
-    rows = [{"id": s.id, "name": s.name, "type": "builtin", "description": s.description,
-             "language": s.native_language} for s in speakers()]
+    rows = [
+        {"id": s.id, "name": s.name, "type": "builtin", "description": s.description, "language": s.native_language}
+        for s in speakers()
+    ]
     for v in ctx.app.library.list():
         description = v.description or v.notes or f"Cloned voice ({v.reference_seconds:.0f} s reference)"
-        rows.append({"id": v.id, "name": v.name, "type": "library", "description": description,
-                     "language": v.language.capitalize()})
+        rows.append(
+            {
+                "id": v.id,
+                "name": v.name,
+                "type": "library",
+                "description": description,
+                "language": v.language.capitalize(),
+            }
+        )
     return {"voices": rows}
 
 
@@ -484,11 +549,17 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         auth.user(request)
         rest = request.path_params.get("rest", "").strip("/")
         if rest in _KNOWN_ROUTES:
-            raise ApiError(405, f"{request.method} is not allowed on {PREFIX}/{rest}; use "
-                           f"{_KNOWN_ROUTES[rest]}.", code="method_not_allowed")
-        raise ApiError(404, f"Unknown route {request.method} {request.url.path}. This studio serves "
-                       f"POST {PREFIX}/audio/speech, GET {PREFIX}/audio/voices and GET {PREFIX}/models.",
-                       code="unknown_url")
+            raise ApiError(
+                405,
+                f"{request.method} is not allowed on {PREFIX}/{rest}; use {_KNOWN_ROUTES[rest]}.",
+                code="method_not_allowed",
+            )
+        raise ApiError(
+            404,
+            f"Unknown route {request.method} {request.url.path}. This studio serves "
+            f"POST {PREFIX}/audio/speech, GET {PREFIX}/audio/voices and GET {PREFIX}/models.",
+            code="unknown_url",
+        )
 
     every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [

@@ -11,8 +11,9 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from core.errors import StudioError
 from core.settings import DEVICES, DTYPES, LOG_LEVELS, SIZES, Settings, load_settings
@@ -55,12 +56,27 @@ def _settings_parent() -> argparse.ArgumentParser:
     group = parent.add_argument_group("settings (also QWEN_TTS_STUDIO_* env vars and config.toml)")
     for flag, kwargs in _SETTING_FLAGS:
         group.add_argument(flag, default=argparse.SUPPRESS, **kwargs)
-    group.add_argument("--offline", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="never reach the network; fail clearly if a model is missing")
-    group.add_argument("--demo-models", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="use tiny random-weight models built locally (test output, not speech)")
-    group.add_argument("--insecure-no-auth", action="store_const", const=True, default=argparse.SUPPRESS,
-                       help="allow a non-loopback --host without a password (trusted networks only)")
+    group.add_argument(
+        "--offline",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="never reach the network; fail clearly if a model is missing",
+    )
+    group.add_argument(
+        "--demo-models",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="use tiny random-weight models built locally (test output, not speech)",
+    )
+    group.add_argument(
+        "--insecure-no-auth",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="allow a non-loopback --host without a password (trusted networks only)",
+    )
     group.add_argument("--config", default=argparse.SUPPRESS, help="path of a TOML config file")
     return parent
 
@@ -115,22 +131,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", parents=[parent], help="measure load time, speed, API overhead and memory")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
-    bench.add_argument("--runs", type=int, default=None,
-                       help="timed runs per figure, the median is reported (default 3; with --arch 2 pairs)")
-    bench.add_argument("--frames", type=int, default=None,
-                       help="codec frames per generation (default 48; with --arch 25; 12.5 per second)")
+    bench.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs per figure, the median is reported (default 3; with --arch 2 pairs)",
+    )
+    bench.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="codec frames per generation (default 48; with --arch 25; 12.5 per second)",
+    )
     # Studio path vs the stock qwen_tts call (core/tools/bench/compare_suite.py, docs/PERFORMANCE.md).
-    bench.add_argument("--arch", choices=("0.6b", "1.7b"),
-                       help="compare studio vs stock on random-weight models of the real size (built once, GBs)")
+    bench.add_argument(
+        "--arch",
+        choices=("0.6b", "1.7b"),
+        help="compare studio vs stock on random-weight models of the real size (built once, GBs)",
+    )
     bench.add_argument("--compare", action="store_true", help="compare studio vs stock on the configured models")
     bench.add_argument("--int8", action="store_true", help="with --arch/--compare: also the opt-in, lossy int8 path")
-    bench.add_argument("--profile", action="store_true",
-                       help="with --arch/--compare: time talker, code predictor and decoder separately")
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="with --arch/--compare: time talker, code predictor and decoder separately",
+    )
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = {flag.lstrip("-").replace("-", "_") for flag, _ in _SETTING_FLAGS} | {"offline", "demo_models", "insecure_no_auth"}
+    names = {flag.lstrip("-").replace("-", "_") for flag, _ in _SETTING_FLAGS} | {
+        "offline",
+        "demo_models",
+        "insecure_no_auth",
+    }
     cli = {name: getattr(args, name) for name in names if hasattr(args, name)}
     config = getattr(args, "config", None)
     return load_settings(cli, config_path=Path(config) if config else None)

@@ -23,8 +23,9 @@ from studio.ui.errors import ERROR_TITLE
 class StudioBlocks(gr.Blocks):
     """gr.Blocks that answers API inputs of the wrong JSON type with a sentence."""
 
-    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any,
-                              explicit_call: bool = False) -> list[Any]:
+    async def preprocess_data(
+        self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False
+    ) -> list[Any]:
         for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
             if value is None or index in block_fn.component_prop_inputs:
                 continue
@@ -34,12 +35,16 @@ class StudioBlocks(gr.Blocks):
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
 
     @staticmethod
-    def _format_processing_error(block_fn: Any, index: int, block: Any, value: Any, is_input: bool,
-                                 original_error: Exception) -> str:
+    def _format_processing_error(
+        block_fn: Any, index: int, block: Any, value: Any, is_input: bool, original_error: Exception
+    ) -> str:
         if not is_input:
             return gr.Blocks._format_processing_error(block_fn, index, block, value, is_input, original_error)
-        what = "a file (send it with gradio_client.handle_file)" if isinstance(block, (gr.Audio, gr.File)) else \
-            "a value it accepts"
+        what = (
+            "a file (send it with gradio_client.handle_file)"
+            if isinstance(block, (gr.Audio, gr.File))
+            else "a value it accepts"
+        )
         return f"'{input_name(block_fn, index, block)}' must be {what}, not {shown(value)}."
 
 
@@ -52,8 +57,11 @@ def check_input(block_fn: Any, index: int, block: Any, value: Any) -> None:
         return
     types, what = wanted
     name = input_name(block_fn, index, block)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types) or (
-            isinstance(value, dict) and not is_file_data(value)):
+    if (
+        not isinstance(value, types)
+        or (isinstance(value, bool) and bool not in types)
+        or (isinstance(value, dict) and not is_file_data(value))
+    ):
         raise gr.Error(f"'{name}' must be {what}, not {shown(value)}.", title=ERROR_TITLE)
     choices = [str(c[1]) for c in getattr(block, "choices", None) or []]
     if isinstance(block, gr.Radio) and value not in choices:
@@ -81,8 +89,11 @@ def is_file_data(value: dict[str, Any]) -> bool:
 def input_name(block_fn: Any, index: int, block: Any) -> str:
     """The API parameter name of input ``index`` (what a script wrote), else the widget's label."""
     try:
-        params = [p for p in inspect.signature(block_fn.fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(block_fn.fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         return params[index].name
     except (TypeError, ValueError, IndexError):
         return str(getattr(block, "label", None) or block.get_block_name())

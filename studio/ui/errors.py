@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -44,6 +45,7 @@ def friendly_errors(fn: Handler) -> Handler:
     parameters and to decide where to inject ``gr.Progress`` and ``gr.Request``.
     """
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
             try:

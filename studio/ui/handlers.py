@@ -10,7 +10,8 @@ through ``core.takes.service.TakeService``.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import gradio as gr
 
@@ -59,15 +60,17 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
             progress, request = [*args[count:], None][:2]
         return args[:count], progress, request
 
-    def run(*args: Any, progress: Any = None, request: gr.Request | None = None,
-            **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    def run(
+        *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
+    ) -> tuple[str, dict[str, Any]]:
         args, progress, request = split(args, progress, request)
         ctx.check_request_rate(request)
         kept = ctx.takes.make(parse(*args, **kwargs), gradio_progress(progress), client=client_id(request))
         return kept.path, kept.details
 
-    def deliver(job: TakeJob, items: Iterable[LiveAudio | ChunkAudio | SynthesisResult],
-                key: str) -> Iterator[tuple[Any, Any, Any]]:
+    def deliver(
+        job: TakeJob, items: Iterable[LiveAudio | ChunkAudio | SynthesisResult], key: str
+    ) -> Iterator[tuple[Any, Any, Any]]:
         # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
         # had them is not played again when its exact audio arrives.
         played_live: set[int] = set()
@@ -88,28 +91,37 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
                 ctx.failed.pop(next(iter(ctx.failed)))
             reason = str(failed).rstrip()
             reason += "" if reason.endswith((".", "!", "?")) else "."
-            raise gr.Error(f"{reason} The {failed.index} chunk(s) before it are kept: press "
-                           "'Retry failed chunk' to regenerate from this chunk on.", title="A chunk failed") from None
+            raise gr.Error(
+                f"{reason} The {failed.index} chunk(s) before it are kept: press "
+                "'Retry failed chunk' to regenerate from this chunk on.",
+                title="A chunk failed",
+            ) from None
 
-    def stream(*args: Any, progress: Any = None, request: gr.Request | None = None,
-               **kwargs: Any) -> Iterator[tuple[Any, Any, Any]]:
+    def stream(
+        *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
+    ) -> Iterator[tuple[Any, Any, Any]]:
         args, progress, request = split(args, progress, request)
         ctx.check_request_rate(request)
         job = parse(*args, **kwargs)
         key = failed_key(request, parse)
         ctx.failed.pop(key, None)
-        yield from deliver(job, ctx.app.synthesis.stream(job.request, gradio_progress(progress), live=True,
-                                                         client=client_id(request)), key)
+        yield from deliver(
+            job,
+            ctx.app.synthesis.stream(job.request, gradio_progress(progress), live=True, client=client_id(request)),
+            key,
+        )
 
-    def retry(progress: gr.Progress = gr.Progress(),
-              request: gr.Request | None = None) -> Iterator[tuple[Any, Any, Any]]:
+    def retry(
+        progress: gr.Progress = gr.Progress(), request: gr.Request | None = None
+    ) -> Iterator[tuple[Any, Any, Any]]:
         key = failed_key(request, parse)
         if key not in ctx.failed:
             raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
         ctx.check_request_rate(request)
         job, failed = ctx.failed.pop(key)
-        yield from deliver(job, ctx.app.synthesis.resume(failed, gradio_progress(progress),
-                                                         client=client_id(request)), key)
+        yield from deliver(
+            job, ctx.app.synthesis.resume(failed, gradio_progress(progress), client=client_id(request)), key
+        )
 
     # Positional (not keyword-only): Gradio injects Progress and Request only into positional parameters.
     extra = [
@@ -117,8 +129,9 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
     ]
     signature = inspect.signature(parse)
-    signature = signature.replace(parameters=[*signature.parameters.values(), *extra],
-                                  return_annotation=tuple[str, dict[str, Any]])
+    signature = signature.replace(
+        parameters=[*signature.parameters.values(), *extra], return_annotation=tuple[str, dict[str, Any]]
+    )
     for fn in (run, stream):
         fn.__signature__ = signature  # type: ignore[union-attr]
         fn.__name__ = parse.__name__
@@ -126,8 +139,16 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
     return friendly_errors(run), friendly_errors(stream), friendly_errors(retry)
 
 
-def wire_generate(ctx: StudioContext, parse: Parse, api_name: str, button: gr.Button,
-                  inputs: list[Any], players: TakePlayers, info: gr.JSON, summary: gr.Markdown) -> None:
+def wire_generate(
+    ctx: StudioContext,
+    parse: Parse,
+    api_name: str,
+    button: gr.Button,
+    inputs: list[Any],
+    players: TakePlayers,
+    info: gr.JSON,
+    summary: gr.Markdown,
+) -> None:
     """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
     live, take = players.live, players.take
     run, stream, retry = take_handlers(ctx, parse)
@@ -136,11 +157,25 @@ def wire_generate(ctx: StudioContext, parse: Parse, api_name: str, button: gr.Bu
     def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
         return gr.update(visible=failed_key(request, parse) in ctx.failed)
 
-    retried = players.retry.click(retry, None, [live, take, info], api_visibility="private",
-                                  show_progress_on=[take], concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    retried = players.retry.click(
+        retry,
+        None,
+        [live, take, info],
+        api_visibility="private",
+        show_progress_on=[take],
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    )
     # Progress shows on the take only, so the live player stays playable meanwhile.
-    generated = button.click(stream, inputs, [live, take, info], api_visibility="private", show_progress_on=[take],
-                             concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    generated = button.click(
+        stream,
+        inputs,
+        [live, take, info],
+        api_visibility="private",
+        show_progress_on=[take],
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    )
     for event in (retried, generated):
         event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
         # Gradio 6.17 runs .then only after a success; .failure covers the rest.

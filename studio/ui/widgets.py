@@ -34,34 +34,59 @@ class SamplingWidgets:
     @property
     def inputs(self) -> list[gr.components.Component]:
         """In the order every parse function takes them."""
-        return [self.seed, self.temperature, self.top_k, self.top_p,
-                self.repetition_penalty, self.max_seconds, self.output_format,
-                self.output_normalize, self.output_fade_in_s, self.output_fade_out_s,
-                self.output_trim_silence, self.output_remove_dc]
+        return [
+            self.seed,
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            self.repetition_penalty,
+            self.max_seconds,
+            self.output_format,
+            self.output_normalize,
+            self.output_fade_in_s,
+            self.output_fade_out_s,
+            self.output_trim_silence,
+            self.output_remove_dc,
+        ]
 
 
 def sampling_widgets() -> SamplingWidgets:
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            random_seed = gr.Checkbox(value=True, label="Random seed", scale=1,
-                                      info="Untick to reproduce a take exactly")
-            seed = gr.Number(value=-1, label="Seed", precision=0, minimum=-1, interactive=False, scale=2,
-                             info="-1 = random; the seed used is shown with each take")
+            random_seed = gr.Checkbox(
+                value=True, label="Random seed", scale=1, info="Untick to reproduce a take exactly"
+            )
+            seed = gr.Number(
+                value=-1,
+                label="Seed",
+                precision=0,
+                minimum=-1,
+                interactive=False,
+                scale=2,
+                info="-1 = random; the seed used is shown with each take",
+            )
         with gr.Row():
-            temperature = gr.Slider(0.1, 1.5, value=0.9, step=0.05, label="Temperature",
-                                    info="Higher = livelier and less predictable")
+            temperature = gr.Slider(
+                0.1, 1.5, value=0.9, step=0.05, label="Temperature", info="Higher = livelier and less predictable"
+            )
             top_k = gr.Slider(1, 100, value=50, step=1, label="Top-k")
         with gr.Row():
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
             repetition_penalty = gr.Slider(1.0, 1.5, value=1.05, step=0.01, label="Repetition penalty")
         with gr.Row():
-            max_seconds = gr.Slider(0, 160, value=0, step=1, label="Max length per chunk (s)",
-                                    info="0 = automatic, derived from the text")
+            max_seconds = gr.Slider(
+                0, 160, value=0, step=1, label="Max length per chunk (s)", info="0 = automatic, derived from the text"
+            )
             fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format", allow_custom_value=True)
         gr.Markdown("**Finishing** (applied to the whole take)")
         with gr.Row():
-            normalize = gr.Dropdown(list(POST_NORMALIZE_MODES), value="none", label="Normalise",
-                                    info="peak: -1 dBFS · loudness: -20 LUFS", allow_custom_value=True)
+            normalize = gr.Dropdown(
+                list(POST_NORMALIZE_MODES),
+                value="none",
+                label="Normalise",
+                info="peak: -1 dBFS · loudness: -20 LUFS",
+                allow_custom_value=True,
+            )
             fade_in = gr.Number(0.0, label="Fade in (s)", minimum=0, maximum=10)
             fade_out = gr.Number(0.0, label="Fade out (s)", minimum=0, maximum=10)
         with gr.Row():
@@ -69,10 +94,26 @@ def sampling_widgets() -> SamplingWidgets:
             dc = gr.Checkbox(False, label="Remove DC offset")
     random_seed.change(
         lambda random: gr.update(interactive=not random, value=-1 if random else 0),
-        random_seed, seed, api_visibility="private", queue=False,
+        random_seed,
+        seed,
+        api_visibility="private",
+        queue=False,
     )
-    return SamplingWidgets(seed, random_seed, temperature, top_k, top_p, repetition_penalty, max_seconds, fmt,
-                           normalize, fade_in, fade_out, trim, dc)
+    return SamplingWidgets(
+        seed,
+        random_seed,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        max_seconds,
+        fmt,
+        normalize,
+        fade_in,
+        fade_out,
+        trim,
+        dc,
+    )
 
 
 def demo_banner(ctx: StudioContext) -> None:
@@ -111,11 +152,10 @@ class TakePlayers:
 
 def take_players(prefix: str) -> TakePlayers:
     # A short label: on a phone a long one runs under the player's download/share buttons.
-    live = gr.Audio(label="Live (as it generates)", streaming=True, autoplay=True,
-                    interactive=False, elem_id=f"{prefix}-live")
-    take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"],
-                    elem_id=f"{prefix}-audio")
+    live = gr.Audio(
+        label="Live (as it generates)", streaming=True, autoplay=True, interactive=False, elem_id=f"{prefix}-live"
+    )
+    take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"], elem_id=f"{prefix}-audio")
     # Shown only while this session has a failed take in this tab to continue.
-    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False,
-                      elem_id=f"{prefix}-retry")
+    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
     return TakePlayers(live, take, retry)

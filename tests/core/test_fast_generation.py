@@ -34,10 +34,15 @@ def context(tmp_path_factory, demo_checkpoints):
     from core.settings import Settings
 
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fast-data"), demo_models=True, device="cpu", dtype="float32",
+        data_dir=tmp_path_factory.mktemp("fast-data"),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
         checkpoint_voice_design=demo_checkpoints["voice_design"],
         checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"], offline=True, max_resident=3,
+        checkpoint_base=demo_checkpoints["base"],
+        offline=True,
+        max_resident=3,
     )
     return build_context(settings)
 
@@ -80,13 +85,15 @@ def _stock(context, mode: str, prompts) -> tuple[np.ndarray, torch.Tensor]:
     try:
         seed_everything(SEED)
         if mode == "voice_design":
-            wavs, _ = model.generate_voice_design(text=TEXT, language="auto", instruct="A calm voice.",
-                                                  max_new_tokens=FRAMES)
+            wavs, _ = model.generate_voice_design(
+                text=TEXT, language="auto", instruct="A calm voice.", max_new_tokens=FRAMES
+            )
         elif mode == "custom_voice":
             wavs, _ = model.generate_custom_voice(text=TEXT, language="auto", speaker="ryan", max_new_tokens=FRAMES)
         else:
-            wavs, _ = model.generate_voice_clone(text=TEXT, language="auto",
-                                                 voice_clone_prompt=prompts[mode].to_qwen(), max_new_tokens=FRAMES)
+            wavs, _ = model.generate_voice_clone(
+                text=TEXT, language="auto", voice_clone_prompt=prompts[mode].to_qwen(), max_new_tokens=FRAMES
+            )
     finally:
         handle.remove()
     return np.asarray(wavs[0], dtype=np.float32), torch.stack(codes)

@@ -11,9 +11,9 @@ import torch
 
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe
-from core.errors import ModelLoadError, ModelUnavailable
 from core.engine.model_manager import ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
+from core.errors import ModelLoadError, ModelUnavailable
 from core.settings import Settings
 
 
@@ -125,8 +125,9 @@ def test_mps_dtype_fallback_chain(demo_settings):
             raise RuntimeError("NaN in first generation")
 
     probe = DeviceProbe(lambda: False, lambda: True, lambda: False)
-    manager = manager_for(demo_settings.replace(device="auto", dtype="auto"),
-                          probe=probe, loader=loader, verifier=verifier)
+    manager = manager_for(
+        demo_settings.replace(device="auto", dtype="auto"), probe=probe, loader=loader, verifier=verifier
+    )
     assert manager.device == "mps"
     loaded = manager.get(manager.catalog.resolve("custom", "1.7B"))
     assert tried == [torch.bfloat16, torch.float16, torch.float32]

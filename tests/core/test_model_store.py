@@ -107,8 +107,13 @@ def test_model_manager_downloads_a_missing_model_then_loads_and_clones(hub, sett
     t = np.arange(24_000 * 3) / 24_000
     reference = Audio((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 24_000)
     result = ctx.synthesis.clone(
-        CloneRequest(text="Hello.", reference=reference, x_vector_only=True, size="0.6B",
-                     sampling=Sampling(seed=5, max_new_tokens=6))
+        CloneRequest(
+            text="Hello.",
+            reference=reference,
+            x_vector_only=True,
+            size="0.6B",
+            sampling=Sampling(seed=5, max_new_tokens=6),
+        )
     )
     assert result.model == "0.6B-Base" and not result.demo
     assert result.audio.sample_rate == 24_000 and result.audio.samples.size > 0

@@ -19,18 +19,31 @@ from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
 
 def store_and_replay(ctx, request, *, voice_id=None):
     result = ctx.synthesis.synthesize(request)
-    take = ctx.history.add(result, fmt="wav", request=recipe_of(request, result.seed, voice_id=voice_id),
-                           voice=voice_summary(request), language=request.language)
+    take = ctx.history.add(
+        result,
+        fmt="wav",
+        request=recipe_of(request, result.seed, voice_id=voice_id),
+        voice=voice_summary(request),
+        language=request.language,
+    )
     replayed = ctx.synthesis.synthesize(request_from_recipe(take.request, ctx.library, ctx.synthesis))
     return take, result, replayed
 
 
-@pytest.mark.parametrize("request_", [
-    DesignRequest(text="Replay me.", description="A calm voice.", sampling=Sampling(max_new_tokens=8)),
-    CustomVoiceRequest(text="Replay me.", speaker="Eric", instruct="Fast", size="1.7B",
-                       sampling=Sampling(temperature=0.7, top_k=20, max_new_tokens=8),
-                       post=PostProcessing(normalize="loudness", fade_in_s=0.05, remove_dc=True)),
-])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        DesignRequest(text="Replay me.", description="A calm voice.", sampling=Sampling(max_new_tokens=8)),
+        CustomVoiceRequest(
+            text="Replay me.",
+            speaker="Eric",
+            instruct="Fast",
+            size="1.7B",
+            sampling=Sampling(temperature=0.7, top_k=20, max_new_tokens=8),
+            post=PostProcessing(normalize="loudness", fade_in_s=0.05, remove_dc=True),
+        ),
+    ],
+)
 def test_regenerating_from_a_stored_recipe_is_identical(demo_context, request_):
     take, result, replayed = store_and_replay(demo_context, request_)
     assert replayed.seed == result.seed  # the random seed was recorded
@@ -42,10 +55,17 @@ def test_regenerating_from_a_stored_recipe_is_identical(demo_context, request_):
 def test_library_clone_recipe_replays_and_upload_recipe_explains(demo_context):
     t = np.arange(24_000 * 4) / 24_000
     reference = load_audio(((0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 24_000))
-    voice = demo_context.library.save(name="Replay Voice", kind="clone", reference=reference,
-                                      transcript="A steady tone.")
-    request, cached = clone_request_for_voice(demo_context.library, demo_context.synthesis, "replay voice",
-                                              text="Hi.", size="0.6B", sampling=Sampling(seed=3, max_new_tokens=6))
+    voice = demo_context.library.save(
+        name="Replay Voice", kind="clone", reference=reference, transcript="A steady tone."
+    )
+    request, cached = clone_request_for_voice(
+        demo_context.library,
+        demo_context.synthesis,
+        "replay voice",
+        text="Hi.",
+        size="0.6B",
+        sampling=Sampling(seed=3, max_new_tokens=6),
+    )
     assert cached is False
     take, result, replayed = store_and_replay(demo_context, request, voice_id=voice.id)
     assert np.array_equal(result.audio.samples, replayed.audio.samples)

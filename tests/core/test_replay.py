@@ -13,8 +13,7 @@ from core.types import DesignRequest, Sampling
 def test_replay_a_single_take(demo_context):
     request = DesignRequest(text="Again.", description="Calm.", sampling=Sampling(max_new_tokens=6))
     first = demo_context.synthesis.synthesize(request)
-    again = replay(recipe_of(request, first.seed), voice_summary(request), demo_context.synthesis,
-                   demo_context.library)
+    again = replay(recipe_of(request, first.seed), voice_summary(request), demo_context.synthesis, demo_context.library)
     assert again.request is not None and again.result.seed == first.seed
     assert np.array_equal(first.audio.samples, again.result.audio.samples)
 

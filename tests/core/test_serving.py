@@ -5,9 +5,18 @@ from core.serving.access import check_serving, credentials, is_loopback
 from core.settings import Settings, load_settings
 
 
-@pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                        ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False),
-                                        ("macmini.local", False)])
+@pytest.mark.parametrize(
+    "host, loop",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("macmini.local", False),
+    ],
+)
 def test_is_loopback(host, loop):
     assert is_loopback(host) is loop
 

@@ -43,8 +43,9 @@ def test_design_produces_audio_and_reports_everything(demo_context):
 def test_custom_voice_with_instruct_and_dialect_speaker(demo_context):
     for speaker in ("Ryan", "dylan", "Uncle Fu"):
         result = demo_context.synthesis.custom_voice(
-            CustomVoiceRequest(text="Good morning.", speaker=speaker, instruct="Cheerfully.",
-                               size="1.7B", sampling=FAST)
+            CustomVoiceRequest(
+                text="Good morning.", speaker=speaker, instruct="Cheerfully.", size="1.7B", sampling=FAST
+            )
         )
         assert_real_audio(result)
 
@@ -59,8 +60,13 @@ def test_small_custom_voice_reports_ignored_instruction(demo_context):
 
 def test_clone_icl_and_x_vector_modes(demo_context, reference):
     icl = demo_context.synthesis.clone(
-        CloneRequest(text="Testing one two.", reference=reference, reference_text="A reference sentence.",
-                     size="0.6B", sampling=FAST)
+        CloneRequest(
+            text="Testing one two.",
+            reference=reference,
+            reference_text="A reference sentence.",
+            size="0.6B",
+            sampling=FAST,
+        )
     )
     assert_real_audio(icl)
     assert not any("x-vector" in w for w in icl.warnings)
@@ -92,9 +98,7 @@ def test_random_seed_is_reported(demo_context):
 def test_frame_cap_derived_from_text_bounds_runaway_generation(demo_context):
     """Random weights never emit the stop token, so every take runs to its cap:
     a short text must therefore stay short even with no user cap."""
-    result = demo_context.synthesis.design(
-        DesignRequest(text="Hi.", description="Any.", sampling=Sampling(seed=1))
-    )
+    result = demo_context.synthesis.design(DesignRequest(text="Hi.", description="Any.", sampling=Sampling(seed=1)))
     from core.text import estimate_max_new_tokens
 
     assert result.audio.samples.size <= estimate_max_new_tokens("Hi.") * 1920
@@ -132,8 +136,9 @@ def test_long_text_is_chunked_with_progress(demo_context):
 )
 def test_validation_errors_are_clear_and_load_nothing(demo_context, request_, words):
     service = demo_context.synthesis
-    method = {DesignRequest: service.design, CustomVoiceRequest: service.custom_voice,
-              CloneRequest: service.clone}[type(request_)]
+    method = {DesignRequest: service.design, CustomVoiceRequest: service.custom_voice, CloneRequest: service.clone}[
+        type(request_)
+    ]
     with pytest.raises(InvalidInput, match=words):
         method(request_)
     assert demo_context.models.resident_keys() == []
@@ -208,11 +213,13 @@ def test_post_processing_options_are_applied_and_validated(demo_context):
     base = dict(text="Post.", description="Any.", sampling=Sampling(seed=3, max_new_tokens=10))
     plain = demo_context.synthesis.design(DesignRequest(**base)).audio.samples
     levelled = demo_context.synthesis.design(
-        DesignRequest(**base, post=PostProcessing(normalize="peak", remove_dc=True))).audio.samples
+        DesignRequest(**base, post=PostProcessing(normalize="peak", remove_dc=True))
+    ).audio.samples
     assert abs(float(np.max(np.abs(levelled))) - 10 ** (-1 / 20)) < 0.01  # peak at -1 dBFS
     assert abs(float(np.mean(levelled))) < 1e-4  # no DC left
     faded = demo_context.synthesis.design(
-        DesignRequest(**base, post=PostProcessing(fade_in_s=0.1, fade_out_s=0.1))).audio.samples
+        DesignRequest(**base, post=PostProcessing(fade_in_s=0.1, fade_out_s=0.1))
+    ).audio.samples
     assert faded.shape == plain.shape
     assert abs(faded[0]) < 1e-6 and abs(faded[-1]) < 1e-3  # faded in and out
     middle = slice(len(plain) // 2 - 100, len(plain) // 2 + 100)
@@ -234,8 +241,15 @@ def test_one_structured_log_line_per_generation_without_the_text(demo_context, c
         )
     lines = [r.getMessage() for r in caplog.records if "event=generation" in r.getMessage()]
     assert len(lines) == 1
-    for field in ("mode=voice_design", "model=demo-1.7B-VoiceDesign", f"chars={len(secret)}", "audio_s=",
-                  "wall_s=", "rtf=", "client=anna@192.168.1.20"):
+    for field in (
+        "mode=voice_design",
+        "model=demo-1.7B-VoiceDesign",
+        f"chars={len(secret)}",
+        "audio_s=",
+        "wall_s=",
+        "rtf=",
+        "client=anna@192.168.1.20",
+    ):
         assert field in lines[0]
     assert any("event=model_load" in r.getMessage() for r in caplog.records)
     assert not any("Zanzibar" in r.getMessage() for r in caplog.records)

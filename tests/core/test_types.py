@@ -50,9 +50,16 @@ def test_languages_are_normalised_or_refused():
 @pytest.mark.parametrize(
     ("audio", "cloning", "saving"),
     [
-        (clip(0.2), r"only 0\.20 s long; cloning needs at least 0\.5 s", r"only 0\.20 s long; a voice needs at least 0\.5 s"),
-        (clip(61.0), r"61\.0 s long; cloning uses at most 60 s\. Set the start and end",
-         r"61\.0 s long; the library keeps at most 60 s\. Trim it"),
+        (
+            clip(0.2),
+            r"only 0\.20 s long; cloning needs at least 0\.5 s",
+            r"only 0\.20 s long; a voice needs at least 0\.5 s",
+        ),
+        (
+            clip(61.0),
+            r"61\.0 s long; cloning uses at most 60 s\. Set the start and end",
+            r"61\.0 s long; the library keeps at most 60 s\. Trim it",
+        ),
         (clip(1.0, 0.0), "completely silent", "completely silent"),
     ],
 )

@@ -23,8 +23,13 @@ SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 TIMEOUT_MS = 30_000  # one UI step; a busy 2-core CI machine can be slow to settle
 TAKE_TIMEOUT_S = 180  # one demo take, model load included, on a busy machine
 # An element each tab shows, to know the tab is open.
-TAB_MARKERS = {"Voice Design": "design-generate", "Custom Voice": "custom-generate", "Voice Clone": "clone-generate",
-               "Voice Library": "library-count", "History": "history-table"}
+TAB_MARKERS = {
+    "Voice Design": "design-generate",
+    "Custom Voice": "custom-generate",
+    "Voice Clone": "clone-generate",
+    "Voice Library": "library-count",
+    "History": "history-table",
+}
 HUMAN_SHOTS = Path("/tmp/e2e-shots")  # a copy of every screenshot, for people to look at
 
 # Long enough for a take to have a waveform, short enough to keep demo takes quick:
@@ -107,8 +112,12 @@ class Studio:
 
     def accordion(self, label: str) -> None:
         """Opens the visible accordion called `label` (no-op when it is open)."""
-        button = self.page.locator("button.label-wrap").filter(visible=True).filter(
-            has=self.page.locator("span", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))).first
+        button = (
+            self.page.locator("button.label-wrap")
+            .filter(visible=True)
+            .filter(has=self.page.locator("span", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
+            .first
+        )
         if "open" not in (button.get_attribute("class") or "").split():
             button.click()
         expect(button).to_have_class(re.compile(r"\bopen\b"))
@@ -209,7 +218,8 @@ class Studio:
     def idle(self, elem_id: str) -> None:
         """Waits until the component's progress tracker is gone."""
         expect(self.page.locator(f"#{elem_id} [data-testid=status-tracker]").first).to_have_class(
-            re.compile(r"\bhide\b"), timeout=TAKE_TIMEOUT_S * 1000)
+            re.compile(r"\bhide\b"), timeout=TAKE_TIMEOUT_S * 1000
+        )
 
     def assert_has_audio(self, elem_id: str) -> bytes:
         """The player shows a clip with a length, and its file downloads as real audio."""

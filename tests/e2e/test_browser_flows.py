@@ -27,8 +27,7 @@ from tests.conftest import SPEECH_TEXT
 from tests.e2e.conftest import CHROMIUM
 
 if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt install chromium; scripts/test.sh does it)",
-                allow_module_level=True)
+    pytest.skip(f"{CHROMIUM} is not installed (apt install chromium; scripts/test.sh does it)", allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("PIL", reason="Pillow is not installed (it comes with gradio)")
 
@@ -64,11 +63,16 @@ def test_design_take(studio, size):
     assert re.search(r"seed \d+", summary) and "VoiceDesign" in summary, summary
     studio.assert_has_audio("design-audio")
     expect(page.locator("#design-retry")).to_be_hidden()  # offered only after a failed chunk
-    studio.shoot("design-take", {
-        "text": studio.field("design-text"), "description": studio.field("design-description"),
-        "generate": page.locator("#design-generate"), "take": page.locator("#design-audio"),
-        "summary": page.locator("#design-summary"),
-    })
+    studio.shoot(
+        "design-take",
+        {
+            "text": studio.field("design-text"),
+            "description": studio.field("design-description"),
+            "generate": page.locator("#design-generate"),
+            "take": page.locator("#design-audio"),
+            "summary": page.locator("#design-summary"),
+        },
+    )
 
 
 def test_custom_voice_take(studio, size):
@@ -82,12 +86,18 @@ def test_custom_voice_take(studio, size):
     summary = studio.generate("custom")
     assert re.search(r"seed \d+", summary) and "CustomVoice" in summary, summary
     studio.assert_has_audio("custom-audio")
-    studio.shoot("custom-voice-take", {
-        "text": studio.field("custom-text"), "speaker": studio.field("custom-speaker"),
-        "speaker card": page.locator("#custom-speaker-card"), "instruction": studio.field("custom-instruct"),
-        "generate": page.locator("#custom-generate"), "take": page.locator("#custom-audio"),
-        "summary": page.locator("#custom-summary"),
-    })
+    studio.shoot(
+        "custom-voice-take",
+        {
+            "text": studio.field("custom-text"),
+            "speaker": studio.field("custom-speaker"),
+            "speaker card": page.locator("#custom-speaker-card"),
+            "instruction": studio.field("custom-instruct"),
+            "generate": page.locator("#custom-generate"),
+            "take": page.locator("#custom-audio"),
+            "summary": page.locator("#custom-summary"),
+        },
+    )
 
 
 def test_clone_take_from_an_upload(studio, size, speech_wav):
@@ -101,12 +111,18 @@ def test_clone_take_from_an_upload(studio, size, speech_wav):
     summary = studio.generate("clone")
     assert re.search(r"seed \d+", summary) and "Base" in summary, summary
     studio.assert_has_audio("clone-audio")
-    studio.shoot("clone-take", {
-        "reference": page.locator("#clone-reference"), "readout": page.locator("#clone-readout"),
-        "transcript": studio.field("clone-transcript"), "text": studio.field("clone-text"),
-        "generate": page.locator("#clone-generate"), "take": page.locator("#clone-audio"),
-        "summary": page.locator("#clone-summary"),
-    })
+    studio.shoot(
+        "clone-take",
+        {
+            "reference": page.locator("#clone-reference"),
+            "readout": page.locator("#clone-readout"),
+            "transcript": studio.field("clone-transcript"),
+            "text": studio.field("clone-text"),
+            "generate": page.locator("#clone-generate"),
+            "take": page.locator("#clone-audio"),
+            "summary": page.locator("#clone-summary"),
+        },
+    )
 
 
 # --- 2. trim, save, find in the library, reuse ----------------------------------
@@ -134,11 +150,18 @@ def test_trim_save_find_and_reuse_a_voice(studio, size, speech_wav, browser, e2e
     expect(status).to_contain_text(re.compile(rf"Saved {re.escape(name)} \(2\.[3-6] s\)"))
     # ...and picked for the next clone, its length as in the readout (not rounded to "2 s").
     expect(studio.field("clone-voice")).to_have_value(re.compile(rf"^{re.escape(name)} \(clone, 2\.[3-6] s\)$"))
-    studio.shoot("voice-trim-save", {
-        "start": studio.field("clone-start"), "end": studio.field("clone-end"),
-        "preview": page.locator("#clone-preview"), "readout": readout,
-        "name": studio.field("clone-save-name"), "save": page.locator("#clone-save-button"), "status": status,
-    })
+    studio.shoot(
+        "voice-trim-save",
+        {
+            "start": studio.field("clone-start"),
+            "end": studio.field("clone-end"),
+            "preview": page.locator("#clone-preview"),
+            "readout": readout,
+            "name": studio.field("clone-save-name"),
+            "save": page.locator("#clone-save-button"),
+            "status": status,
+        },
+    )
 
     # Coming back later: a fresh page, find the voice in the library and clone with it.
     later = Studio.open(browser, e2e_server["url"], size, shots_dir)
@@ -153,10 +176,17 @@ def test_trim_save_find_and_reuse_a_voice(studio, size, speech_wav, browser, e2e
         expect(details).to_contain_text(name)
         expect(details).to_contain_text("speech.wav")  # the source file
         later.assert_has_audio("library-player")
-        later.shoot("voice-library-search", {
-            "search": later.field("library-search"), "count": lpage.locator("#library-count"), "row": row,
-            "details": details, "player": lpage.locator("#library-player"), "use": lpage.locator("#library-use"),
-        })
+        later.shoot(
+            "voice-library-search",
+            {
+                "search": later.field("library-search"),
+                "count": lpage.locator("#library-count"),
+                "row": row,
+                "details": details,
+                "player": lpage.locator("#library-player"),
+                "use": lpage.locator("#library-use"),
+            },
+        )
 
         lpage.locator("#library-use").click()
         expect(lpage.locator("#clone-generate")).to_be_visible()
@@ -169,11 +199,16 @@ def test_trim_save_find_and_reuse_a_voice(studio, size, speech_wav, browser, e2e
         later.assert_has_audio("clone-audio")
         newest = e2e_server["ctx"].app.history.list()[0]
         assert newest.text == text and newest.voice.get("voice") == name, (newest.text, newest.voice)
-        later.shoot("voice-reuse-take", {
-            "voice": later.field("clone-voice"), "text": later.field("clone-text"),
-            "generate": lpage.locator("#clone-generate"), "take": lpage.locator("#clone-audio"),
-            "summary": lpage.locator("#clone-summary"),
-        })
+        later.shoot(
+            "voice-reuse-take",
+            {
+                "voice": later.field("clone-voice"),
+                "text": later.field("clone-text"),
+                "generate": lpage.locator("#clone-generate"),
+                "take": lpage.locator("#clone-audio"),
+                "summary": lpage.locator("#clone-summary"),
+            },
+        )
     finally:
         later.page.close()
 
@@ -190,9 +225,14 @@ def test_generate_without_text_shows_why(studio):
     expect(toast).to_have_css("opacity", "1")  # faded in, so the screenshot shows it
     expect(page.locator("#design-summary")).not_to_contain_text("seed")
     expect(page.locator("#design-retry")).to_be_hidden()  # a refusal is not a failed chunk
-    studio.shoot("error-empty-text", {
-        "message": toast, "text": studio.field("design-text"), "generate": page.locator("#design-generate"),
-    })
+    studio.shoot(
+        "error-empty-text",
+        {
+            "message": toast,
+            "text": studio.field("design-text"),
+            "generate": page.locator("#design-generate"),
+        },
+    )
 
 
 def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_server):
@@ -222,8 +262,12 @@ def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_s
         page.locator("#design-generate").click()
         toast = studio.toast("Retry failed chunk")
         expect(toast).to_be_visible(timeout=TAKE_TIMEOUT_S * 1000)
-        expect(toast).to_contain_text(re.compile(r'chunk 2 of 3 \("Second sentence is here\."\): .*injected by the test\)\. '
-                                                 r"The 1 chunk\(s\) before it are kept"))
+        expect(toast).to_contain_text(
+            re.compile(
+                r'chunk 2 of 3 \("Second sentence is here\."\): .*injected by the test\)\. '
+                r"The 1 chunk\(s\) before it are kept"
+            )
+        )
         expect(toast).to_have_css("opacity", "1")
         expect(retry).to_be_visible()
         studio.shoot("chunk-failed", {"message": toast, "retry": retry, "text": studio.field("design-text")})
@@ -232,8 +276,12 @@ def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_s
         assert "3 chunks" in summary, summary
         studio.assert_has_audio("design-audio")
         expect(retry).to_be_hidden()
-        assert calls == ["First sentence is here.", "Second sentence is here.", "Second sentence is here.",
-                         "Third sentence is here."], calls  # the first chunk was not made again
+        assert calls == [
+            "First sentence is here.",
+            "Second sentence is here.",
+            "Second sentence is here.",
+            "Third sentence is here.",
+        ], calls  # the first chunk was not made again
     finally:
         loaded.model.generate_voice_design = real
         app.synthesis.chunk_chars = chunk_chars
@@ -263,10 +311,16 @@ def test_history_lists_the_takes_and_plays_one(studio, size, e2e_server, e2e_cli
     expect(picker).to_have_value(re.compile(re.escape(texts[0][:30])))  # the newest take is picked
     studio.assert_has_audio("history-audio")
     studio.play("history-audio")
-    studio.shoot("history", {
-        "search": search, "table": table, "picker": picker,
-        "player": page.locator("#history-audio"), "regenerate": page.locator("#history-regenerate"),
-    })
+    studio.shoot(
+        "history",
+        {
+            "search": search,
+            "table": table,
+            "picker": picker,
+            "player": page.locator("#history-audio"),
+            "regenerate": page.locator("#history-regenerate"),
+        },
+    )
 
 
 # --- the screenshots ----------------------------------------------------------------

@@ -70,8 +70,7 @@ def free_port() -> int:
 # --- audio -----------------------------------------------------------------
 
 
-def tone(seconds: float, sr: int = 24_000, channels: int = 1, amplitude: float = 0.3,
-         seed: int = 0) -> np.ndarray:
+def tone(seconds: float, sr: int = 24_000, channels: int = 1, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
     """Speech-like test signal: a few harmonics with a syllable-rate envelope and a little noise."""
     n = int(round(seconds * sr))
     t = np.arange(n) / sr
@@ -103,12 +102,22 @@ def truncated_wav(path: Path, source: Path, keep: float = 0.5) -> Path:
 def voice_record(voice_id: str, name: str, wav: bytes) -> dict:
     info = sf.info(io.BytesIO(wav))
     return {
-        "schema": 1, "id": voice_id, "name": name, "kind": "clone", "language": "english",
-        "transcript": "The quick brown fox.", "description": None, "tags": ["test"], "notes": "",
-        "source_name": None, "consent": "my own voice", "trim": None,
+        "schema": 1,
+        "id": voice_id,
+        "name": name,
+        "kind": "clone",
+        "language": "english",
+        "transcript": "The quick brown fox.",
+        "description": None,
+        "tags": ["test"],
+        "notes": "",
+        "source_name": None,
+        "consent": "my own voice",
+        "trim": None,
         "reference_sha256": hashlib.sha256(wav).hexdigest(),
         "reference_seconds": round(info.frames / info.samplerate, 6),
-        "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "2025-01-01T00:00:00+00:00",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "updated_at": "2025-01-01T00:00:00+00:00",
     }
 
 

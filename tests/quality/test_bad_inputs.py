@@ -23,9 +23,10 @@ import re
 import struct
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 import httpx
@@ -81,11 +82,17 @@ def server(tmp_path_factory, demo_checkpoints, speech_wav):
     app, ctx = serve(settings, block=False)
     client = Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
     for name in (EXISTING_VOICE, OTHER_VOICE):
-        client.predict(reference=handle_file(str(speech_wav)), transcript="The quick brown fox.",
-                       name=name, api_name="/voice_save")
+        client.predict(
+            reference=handle_file(str(speech_wav)), transcript="The quick brown fox.", name=name, api_name="/voice_save"
+        )
     try:
-        yield {"url": f"http://127.0.0.1:{settings.port}/", "app": app, "ctx": ctx, "settings": settings,
-               "client": client}
+        yield {
+            "url": f"http://127.0.0.1:{settings.port}/",
+            "app": app,
+            "ctx": ctx,
+            "settings": settings,
+            "client": client,
+        }
     finally:
         app.close()
 
@@ -135,24 +142,26 @@ def files(tmp_path_factory, speech_wav) -> dict[str, Path]:
     def record(voice_id: str, name: str = "Zed") -> str:
         return json.dumps(voice_record(voice_id, name, wav))
 
-    f["zip_slip"] = archive("slip.zip", [("zed/voice.json", record("zed")), ("zed/reference.wav", wav),
-                                         ("../../outside.txt", "escaped")])
-    f["zip_slip_voice"] = archive("slip-voice.zip", [("../zed/voice.json", record("zed")),
-                                                     ("../zed/reference.wav", wav)])
-    f["zip_absolute"] = archive("absolute.zip", [("/tmp/zed/voice.json", record("zed")),
-                                                 ("zed/reference.wav", wav)])
+    f["zip_slip"] = archive(
+        "slip.zip", [("zed/voice.json", record("zed")), ("zed/reference.wav", wav), ("../../outside.txt", "escaped")]
+    )
+    f["zip_slip_voice"] = archive(
+        "slip-voice.zip", [("../zed/voice.json", record("zed")), ("../zed/reference.wav", wav)]
+    )
+    f["zip_absolute"] = archive("absolute.zip", [("/tmp/zed/voice.json", record("zed")), ("zed/reference.wav", wav)])
     link = zipfile.ZipInfo("zed/reference.wav")
     link.external_attr = 0o120777 << 16  # a symbolic link to /etc/passwd
     f["zip_symlink"] = archive("symlink.zip", [("zed/voice.json", record("zed")), (link, "/etc/passwd")])
-    f["zip_bomb"] = archive("bomb.zip", [("zed/voice.json", record("zed")),
-                                         ("zed/reference.wav", wav[:44] + bytes(50 << 20))])
+    f["zip_bomb"] = archive(
+        "bomb.zip", [("zed/voice.json", record("zed")), ("zed/reference.wav", wav[:44] + bytes(50 << 20))]
+    )
     # A bomb that lies: the central directory declares 1,000 bytes for 80 MB of zeros.
     liar = archive("liar.zip", [("zed/voice.json", record("zed")), ("zed/reference.wav", wav[:44] + bytes(80 << 20))])
     data = bytearray(liar.read_bytes())
     at = data.find(b"PK\x01\x02")
     while at >= 0:
         name_len = struct.unpack_from("<H", data, at + 28)[0]
-        if bytes(data[at + 46: at + 46 + name_len]).endswith(b"reference.wav"):
+        if bytes(data[at + 46 : at + 46 + name_len]).endswith(b"reference.wav"):
             struct.pack_into("<I", data, at + 24, 1_000)
         at = data.find(b"PK\x01\x02", at + 4)
     liar.write_bytes(bytes(data))
@@ -164,16 +173,29 @@ def files(tmp_path_factory, speech_wav) -> dict[str, Path]:
     f["zip_text"].write_text("not a zip archive", encoding="utf-8")
     f["zip_empty_file"] = d / "empty.zip"
     f["zip_empty_file"].write_bytes(b"")
-    f["zip_half_bad"] = archive("half-bad.zip", [("walt/voice.json", record("walt", "Walt")),
-                                                 ("walt/reference.wav", wav),
-                                                 ("vera/voice.json", "{\"schema\": 1, \"id\": \"vera\""),
-                                                 ("vera/reference.wav", wav)])
-    f["zip_bad_name"] = archive("bad-name.zip", [("ugo/voice.json", record("ugo", "U" * 1_000)),
-                                                 ("ugo/reference.wav", wav)])
-    f["zip_not_wav"] = archive("not-wav.zip", [("tess/voice.json", record("tess", "Tess")),
-                                               ("tess/reference.wav", b"ID3 this is not a wave file " * 40)])
-    crc = bytearray(archive("crc.zip", [("sam/voice.json", record("sam", "Sam")), ("sam/reference.wav", wav)],
-                            compression=zipfile.ZIP_STORED).read_bytes())
+    f["zip_half_bad"] = archive(
+        "half-bad.zip",
+        [
+            ("walt/voice.json", record("walt", "Walt")),
+            ("walt/reference.wav", wav),
+            ("vera/voice.json", '{"schema": 1, "id": "vera"'),
+            ("vera/reference.wav", wav),
+        ],
+    )
+    f["zip_bad_name"] = archive(
+        "bad-name.zip", [("ugo/voice.json", record("ugo", "U" * 1_000)), ("ugo/reference.wav", wav)]
+    )
+    f["zip_not_wav"] = archive(
+        "not-wav.zip",
+        [("tess/voice.json", record("tess", "Tess")), ("tess/reference.wav", b"ID3 this is not a wave file " * 40)],
+    )
+    crc = bytearray(
+        archive(
+            "crc.zip",
+            [("sam/voice.json", record("sam", "Sam")), ("sam/reference.wav", wav)],
+            compression=zipfile.ZIP_STORED,
+        ).read_bytes()
+    )
     crc[crc.find(b"data") + 200] ^= 0xFF  # one flipped byte inside the stored WAV: a CRC mismatch
     f["zip_bad_crc"] = d / "crc.zip"
     f["zip_bad_crc"].write_bytes(bytes(crc))
@@ -207,6 +229,7 @@ def predict(api_name: str, **kwargs: Any) -> Callable:
 @dataclass(frozen=True)
 class F:
     """A test file by key, uploaded with handle_file."""
+
     key: str
 
 
@@ -224,8 +247,13 @@ def clone(reference: str | None, **kwargs: Any) -> Callable:
 
 
 def save(reference: str | None = "speech", name: str = "Hostile", **kwargs: Any) -> Callable:
-    return predict("/voice_save", **({"reference": F(reference) if reference else None, "name": name,
-                                      "transcript": "The quick brown fox."} | kwargs))
+    return predict(
+        "/voice_save",
+        **(
+            {"reference": F(reference) if reference else None, "name": name, "transcript": "The quick brown fox."}
+            | kwargs
+        ),
+    )
 
 
 def import_zip(key: str) -> Callable:
@@ -347,8 +375,11 @@ HUMAN_CASES = [
     Case("name-1000-chars", save(name="n" * 1_000), r"1,000 characters long; keep it to 100"),
     Case("name-empty", save(name="   "), r"Give the voice a name"),
     Case("name-duplicate", save(name="existing VOICE"), r"A voice named 'existing VOICE' already exists"),
-    Case("rename-to-duplicate", predict("/voice_rename", voice=OTHER_VOICE, new_name=EXISTING_VOICE.upper()),
-         r"already exists"),
+    Case(
+        "rename-to-duplicate",
+        predict("/voice_rename", voice=OTHER_VOICE, new_name=EXISTING_VOICE.upper()),
+        r"already exists",
+    ),
     Case("rename-unknown", predict("/voice_rename", voice="../../../etc", new_name="x"), r"No voice named"),
     Case("delete-path", predict("/voice_delete", voice="../voices"), r"No voice named '\.\./voices'"),
     # --- voice archives
@@ -378,13 +409,36 @@ HUMAN_CASES = [
     Case("speaker-list", custom(speaker=["Ryan"]), r"'speaker' must be text, not a list"),
     Case("temperature-string", custom(temperature="hot"), r"'temperature' must be a number"),
     Case("flag-string", custom(output_trim_silence="maybe"), r"'output_trim_silence' must be true or false"),
-    Case("reference-plain-path", predict("/clone", reference="/etc/passwd", text="Hi"),
-         r"'reference' must be a file .*handle_file"),
-    Case("reference-object-without-path", predict("/clone", reference={"name": "x.wav"}, text="Hi"),
-         r"'reference' must be a file .*handle_file"),
-    Case("reference-not-uploaded", raw_call("/voice_save", [
-        {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}, "", "Stolen", None, None, True, True,
-        "Auto", "", "", ""]), r"not uploaded by a user"),
+    Case(
+        "reference-plain-path",
+        predict("/clone", reference="/etc/passwd", text="Hi"),
+        r"'reference' must be a file .*handle_file",
+    ),
+    Case(
+        "reference-object-without-path",
+        predict("/clone", reference={"name": "x.wav"}, text="Hi"),
+        r"'reference' must be a file .*handle_file",
+    ),
+    Case(
+        "reference-not-uploaded",
+        raw_call(
+            "/voice_save",
+            [
+                {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}},
+                "",
+                "Stolen",
+                None,
+                None,
+                True,
+                True,
+                "Auto",
+                "",
+                "",
+                "",
+            ],
+        ),
+        r"not uploaded by a user",
+    ),
     Case("tags-number", predict("/voice_update", voice=EXISTING_VOICE, tags=5), r"Tags must be text"),
     Case("model-list", predict("/load_model", model=["demo-0.6B-Base"]), r"Name the model by its key"),
     # --- API abuse: values
@@ -502,9 +556,13 @@ def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
     before = data_snapshot(settings)
     save_from_ui = handler(server, "save_from_ui")
     base = [str(files["speech"]), "The quick brown fox.", "ok", None, None, True, True, "Auto", "", "", ""]
-    for index, value, error in [(2, "bad\x00name", r"NUL"), (2, "x" * 1_000, r"1,000 characters"),
-                                (0, str(files["silence"]), r"completely silent"), (0, None, r"Add a reference"),
-                                (2, EXISTING_VOICE.lower(), r"already exists")]:
+    for index, value, error in [
+        (2, "bad\x00name", r"NUL"),
+        (2, "x" * 1_000, r"1,000 characters"),
+        (0, str(files["silence"]), r"completely silent"),
+        (0, None, r"Add a reference"),
+        (2, EXISTING_VOICE.lower(), r"already exists"),
+    ]:
         values = list(base)
         values[index] = value
         assert re.search(error, ui_error(lambda: save_from_ui(*values)))
@@ -512,8 +570,7 @@ def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
     stream_design = handler(server, "parse_design", generator=True)
     assert re.search(r"Enter some text", ui_error(lambda: stream_design("  ", "Auto", "calm", *sampling)))
     stream_custom = handler(server, "parse_custom_voice", generator=True)
-    assert re.search(r"Unknown speaker", ui_error(lambda: stream_custom("Hi", "Nobody", "Auto", "", "0.6B",
-                                                                        *sampling)))
+    assert re.search(r"Unknown speaker", ui_error(lambda: stream_custom("Hi", "Nobody", "Auto", "", "0.6B", *sampling)))
     stream_clone = handler(server, "parse_clone", generator=True)
     clone_values = [str(files["short_0_2s"]), "", "", "Hi", "Auto", "0.6B", None, None, True, True, *sampling]
     assert re.search(r"at least 0\.5 s", ui_error(lambda: stream_clone(*clone_values)))

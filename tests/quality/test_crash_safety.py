@@ -35,9 +35,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import filelock
 import pytest
@@ -73,15 +73,35 @@ class Studio:
     def start(self) -> Client:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("QWEN_TTS_STUDIO_")}
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                   QWEN_TTS_STUDIO_CONFIG=str(self.log_dir / "no-config.toml"))
+        env.update(
+            HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", QWEN_TTS_STUDIO_CONFIG=str(self.log_dir / "no-config.toml")
+        )
         self.starts += 1
         log = open(self.log_dir / f"studio-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "studio.cli", "--demo-models", "--data-dir", str(self.data_dir),
-             "--port", str(port), "--device", "cpu", "--dtype", "float32", "--max-resident", "2",
-             "--rate-limit-per-minute", "0"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "studio.cli",
+                "--demo-models",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--max-resident",
+                "2",
+                "--rate-limit-per-minute",
+                "0",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         url = f"http://127.0.0.1:{port}/"
@@ -117,8 +137,11 @@ class Studio:
 
 def folder_hashes(folder: Path) -> dict[str, str]:
     """Every file of an entry (hidden temp files of an interrupted edit aside) -> SHA-256."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def staging(folder: Path, ignore: set[str] = frozenset()) -> set[str]:
@@ -167,8 +190,7 @@ def check_studio(studio: Studio, saved: dict[str, dict[str, str]]) -> dict[str, 
     return now
 
 
-def kill_when(studio: Studio, job, condition: Callable[[], bool], slack_s: float,
-              timeout_s: float = 120) -> bool:
+def kill_when(studio: Studio, job, condition: Callable[[], bool], slack_s: float, timeout_s: float = 120) -> bool:
     """Polls ``condition`` about every millisecond and SIGKILLs the studio ``slack_s`` after it
     first holds. Returns whether it held before the request finished."""
     deadline = time.monotonic() + timeout_s
@@ -232,8 +254,12 @@ def lab(tmp_path_factory, demo_checkpoints, clips):
     studio = Studio(data_dir, root)
     client = studio.start()
     for name in ("Seed Anna", "Seed Bob"):
-        client.predict(reference=handle_file(str(clips["speech"])), transcript="The quick brown fox.",
-                       name=name, api_name="/voice_save")
+        client.predict(
+            reference=handle_file(str(clips["speech"])),
+            transcript="The quick brown fox.",
+            name=name,
+            api_name="/voice_save",
+        )
     client.predict(text="A take saved long before any crash.", **FAST, api_name="/custom_voice")
     lab = {"studio": studio, "saved": check_studio(studio, {}), "clips": clips, "root": root}
     try:
@@ -273,8 +299,9 @@ def test_kill_during_voice_save(lab, rng):
         job = studio.client.submit(reference=handle_file(str(clips["long"])), name=name, api_name="/voice_save")
         if attempt == 0:  # the clip is written, the record and the rename are not
             with holding_lock(studio.voices_dir):
-                assert kill_when(studio, job, lambda: staged(studio.voices_dir, "reference.wav", old),
-                                 slack_s=rng.uniform(0.05, 0.3))
+                assert kill_when(
+                    studio, job, lambda: staged(studio.voices_dir, "reference.wav", old), slack_s=rng.uniform(0.05, 0.3)
+                )
             assert staging(studio.voices_dir, old), "the kill did not land in the middle of the save"
         else:  # anywhere in the request
             kill_after(studio, rng.uniform(0.2, 1.1) * took)
@@ -286,8 +313,7 @@ def test_kill_during_voice_save(lab, rng):
             assert listed[name]["reference_seconds"] > 35
     assert mid_write, "no kill landed while a voice was being written"
     # The library lock died with the process: saving works at once.
-    saved = client.predict(reference=handle_file(str(clips["speech"])), name="After The Crash",
-                           api_name="/voice_save")
+    saved = client.predict(reference=handle_file(str(clips["speech"])), name="After The Crash", api_name="/voice_save")
     assert saved["name"] == "After The Crash"
     lab["saved"] = check_studio(studio, lab["saved"])
 
@@ -305,12 +331,12 @@ def test_kill_during_history_write(lab, rng):
     for attempt in range(2):
         before = {t for t in os.listdir(studio.history_dir) if not t.startswith(".")}
         old = staging(studio.history_dir)
-        job = studio.client.submit(text=text, **FAST, format="mp3" if attempt == 0 else "wav",
-                                   api_name="/custom_voice")
+        job = studio.client.submit(text=text, **FAST, format="mp3" if attempt == 0 else "wav", api_name="/custom_voice")
         if attempt == 0:  # the take's audio is encoded and written, its record and the rename are not
             with holding_lock(studio.history_dir):
-                assert kill_when(studio, job, lambda: staged(studio.history_dir, "take.mp3", old),
-                                 slack_s=rng.uniform(0.05, 0.3))
+                assert kill_when(
+                    studio, job, lambda: staged(studio.history_dir, "take.mp3", old), slack_s=rng.uniform(0.05, 0.3)
+                )
             assert staging(studio.history_dir, old), "the kill did not land in the middle of the history write"
         else:  # around the end of the generation
             kill_after(studio, rng.uniform(0.6, 1.1) * took)
@@ -332,9 +358,11 @@ def test_kill_during_import(lab, rng):
     outcomes = []
     for attempt in range(2):
         ids = [f"crash{attempt}-v{i:03d}" for i in range(count)]
-        archive = voice_zip(lab["root"] / f"many-{attempt}.zip",
-                            [(voice_id, f"Crash {attempt} Voice {i:03d}") for i, voice_id in enumerate(ids)],
-                            seconds=1.0)
+        archive = voice_zip(
+            lab["root"] / f"many-{attempt}.zip",
+            [(voice_id, f"Crash {attempt} Voice {i:03d}") for i, voice_id in enumerate(ids)],
+            seconds=1.0,
+        )
         k = rng.randint(1, count // 3)
         old = staging(studio.voices_dir)
         job = studio.client.submit(file=handle_file(str(archive)), api_name="/voice_import")
@@ -343,8 +371,9 @@ def test_kill_during_import(lab, rng):
             hit = kill_when(studio, job, condition, slack_s=rng.uniform(0, 0.01))
         else:  # every voice is staged, the import waits for the lock to publish them
             with holding_lock(studio.voices_dir):
-                hit = kill_when(studio, job, lambda: len(staging(studio.voices_dir, old)) >= count,
-                                slack_s=rng.uniform(0.05, 0.3))
+                hit = kill_when(
+                    studio, job, lambda: len(staging(studio.voices_dir, old)) >= count, slack_s=rng.uniform(0.05, 0.3)
+                )
             assert hit and not (studio.voices_dir / ids[0]).exists(), "the import was not parked before publishing"
         leftovers = len(staging(studio.voices_dir, old))
         client = restart_and_check(lab)
@@ -442,8 +471,9 @@ def test_recovery_from_the_leftovers_of_a_crash(lab):
     assert len(takes.warnings) == 2, takes.warnings
     assert any(short_audio.name in w and "cut short" in w for w in takes.warnings)
     assert any(torn_take.name in w and "not valid JSON" in w for w in takes.warnings)
-    saved = client.predict(reference=handle_file(str(lab["clips"]["speech"])), name="After The Leftovers",
-                           api_name="/voice_save")
+    saved = client.predict(
+        reference=handle_file(str(lab["clips"]["speech"])), name="After The Leftovers", api_name="/voice_save"
+    )
     assert saved["id"] not in {"no-record", "torn-record"}
     # Everything saved before is intact, damaged entries aside.
     for damaged in (voices / "no-record", torn_voice, short_audio, torn_take):

@@ -37,8 +37,14 @@ def bench():
 
 @pytest.fixture(scope="module")
 def report(bench, tmp_path_factory, demo_checkpoints):
-    return bench.run(clients=CLIENTS, sequential=SEQUENTIAL, switches=SWITCHES, warmup=WARMUP,
-                     data_dir=tmp_path_factory.mktemp("load-data"), checkpoints=demo_checkpoints)
+    return bench.run(
+        clients=CLIENTS,
+        sequential=SEQUENTIAL,
+        switches=SWITCHES,
+        warmup=WARMUP,
+        data_dir=tmp_path_factory.mktemp("load-data"),
+        checkpoints=demo_checkpoints,
+    )
 
 
 def assert_memory(value):

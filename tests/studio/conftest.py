@@ -52,6 +52,7 @@ def wired_handler(app, name: str, *, generator: bool | None = None):
     for block_fn in app.fns.values():
         fn = block_fn.fn
         if getattr(fn, "__name__", None) == name and (
-                generator is None or inspect.isgeneratorfunction(fn) == generator):
+            generator is None or inspect.isgeneratorfunction(fn) == generator
+        ):
             return fn
     raise LookupError(f"no handler named {name}")

@@ -30,8 +30,7 @@ def test_readme_examples_run_as_written(studio_server, tmp_path, speech_wav):
     for example in client_examples():
         # Only the address differs: the test server runs on a free port.
         code = example.replace("http://127.0.0.1:7860/", studio_server["url"])
-        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=300)
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.strip() or list(tmp_path.glob("*.mp3")), "the example shows what it got"
 

@@ -22,10 +22,16 @@ VENV_BIN = __import__("pathlib").Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def protected_server(tmp_path_factory, demo_checkpoints):
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("auth-data"), port=free_port(), demo_models=True, device="cpu",
-        dtype="float32", checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"], checkpoint_base=demo_checkpoints["base"],
-        auth="anna:correct-horse", rate_limit_per_minute=2,
+        data_dir=tmp_path_factory.mktemp("auth-data"),
+        port=free_port(),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_voice_design=demo_checkpoints["voice_design"],
+        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
+        checkpoint_base=demo_checkpoints["base"],
+        auth="anna:correct-horse",
+        rate_limit_per_minute=2,
     )
     app, ctx = serve(settings, block=False)
     try:
@@ -62,9 +68,18 @@ def test_rate_limit_returns_a_clear_error(protected_server):
 def test_public_bind_without_auth_is_refused_by_the_real_command(tmp_path):
     start = time.time()
     result = subprocess.run(
-        [str(VENV_BIN / "qwen-tts-studio"), "--host", "0.0.0.0", "--port", str(free_port()),
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(VENV_BIN / "qwen-tts-studio"),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "Refusing to listen on 0.0.0.0 without a password" in result.stderr
@@ -76,8 +91,13 @@ def test_public_bind_without_auth_is_refused_by_the_real_command(tmp_path):
 @pytest.fixture(scope="module")
 def small_upload_server(tmp_path_factory, demo_checkpoints):
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("upload-data"), port=free_port(), demo_models=True, device="cpu",
-        dtype="float32", checkpoint_base=demo_checkpoints["base"], max_upload_mb=1,
+        data_dir=tmp_path_factory.mktemp("upload-data"),
+        port=free_port(),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_base=demo_checkpoints["base"],
+        max_upload_mb=1,
     )
     app, _ = serve(settings, block=False)
     try:
@@ -93,8 +113,9 @@ def test_upload_size_limit_is_enforced_with_a_clear_error(small_upload_server, t
     from gradio_client import handle_file
 
     big = tmp_path / "big.wav"
-    sf.write(big, (0.1 * np.random.default_rng(0).standard_normal(24_000 * 60)).astype("float32"), 24_000,
-             subtype="PCM_16")
+    sf.write(
+        big, (0.1 * np.random.default_rng(0).standard_normal(24_000 * 60)).astype("float32"), 24_000, subtype="PCM_16"
+    )
     assert big.stat().st_size > 2_000_000
     client = Client(small_upload_server, verbose=False)
     with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes"):

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.engine.dependencies import dependency_error, import_model_code
 from core.engine.demo_models.layout import DEMO_CONFIG_KEY, write_json
 from core.engine.demo_models.speech_tokenizer import write_speech_tokenizer
 from core.engine.demo_models.text_tokenizer import write_text_tokenizer
 from core.engine.demo_models.tts_model import write_tts_model
+from core.engine.dependencies import dependency_error, import_model_code
 from core.errors import ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ def build_demo_checkpoints(out_dir: Path, *, force: bool = False, seed: int = 0)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with build_lock(out_dir):
-            todo = [
-                mode for mode, path in targets.items() if force or not _cached_build_matches(path, seed)
-            ]
+            todo = [mode for mode, path in targets.items() if force or not _cached_build_matches(path, seed)]
             if not todo:
                 logger.debug("Reusing cached demo checkpoints in %s", out_dir)
                 return targets

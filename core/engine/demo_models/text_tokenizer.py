@@ -23,9 +23,7 @@ _TEXT_SPECIAL_TOKENS = (
 _BPE_VOCAB_SIZE = 512  # 256 byte symbols + 256 merges
 
 # Qwen2's pre-tokenisation regex (what Qwen2TokenizerFast converts to).
-_QWEN2_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+_QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # Sentences the toy BPE is trained on. "assistant", "user" and the newline must end
 # up as single tokens: qwen_tts slices the prompt "<|im_start|>assistant\n" as exactly
@@ -92,9 +90,7 @@ def write_text_tokenizer(folder: Path) -> dict[str, int]:
     # Repeating the role words makes their merges the most frequent ones.
     corpus = list(_CORPUS) + [_ROLE_WORDS] * 64
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    tokenizer.add_special_tokens(
-        [AddedToken(token, special=True, normalized=False) for token in _TEXT_SPECIAL_TOKENS]
-    )
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in _TEXT_SPECIAL_TOKENS])
 
     ids = {token: tokenizer.token_to_id(token) for token in _TEXT_SPECIAL_TOKENS}
     for word in ("assistant", "user", "\n"):

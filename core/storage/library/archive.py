@@ -114,8 +114,7 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
         raise LibraryError(
-            f"'{label}' is not a valid zip archive, or it is damaged or incomplete "
-            "(was the download cut short?)."
+            f"'{label}' is not a valid zip archive, or it is damaged or incomplete (was the download cut short?)."
         ) from exc
 
 
@@ -152,7 +151,9 @@ def check_archive(infos: list[zipfile.ZipInfo], label: str) -> dict[str, VoiceMe
                 f"'{name}' in '{label}' unpacks to {info.file_size:,} bytes, more than the "
                 f"{limit:,} a voice file can be; the archive was not imported."
             )
-        if info.file_size > RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        if info.file_size > RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
+        ):
             raise LibraryError(
                 f"'{name}' in '{label}' is compressed over {MAX_COMPRESSION_RATIO}-fold, which no voice "
                 "file is (it looks like a zip bomb); the archive was not imported."
@@ -191,9 +192,15 @@ def read_archived_voice(
     try:
         name = clean_name(voice.name)
         record = clean_record_fields(
-            kind=voice.kind, language=voice.language, transcript=voice.transcript,
-            description=voice.description, tags=voice.tags, notes=voice.notes,
-            source_name=voice.source_name, consent=voice.consent, trim=voice.trim,
+            kind=voice.kind,
+            language=voice.language,
+            transcript=voice.transcript,
+            description=voice.description,
+            tags=voice.tags,
+            notes=voice.notes,
+            source_name=voice.source_name,
+            consent=voice.consent,
+            trim=voice.trim,
         )
     except LibraryError as exc:
         raise LibraryError(f"{where} cannot be imported: {exc} Nothing was imported.") from None

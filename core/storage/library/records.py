@@ -128,13 +128,9 @@ def clean_name(value: Any) -> str:
     if "\x00" in name:
         raise LibraryError("The voice name contains a NUL character, which is not allowed; use plain text.")
     if bad_char(name, multiline=False):
-        raise LibraryError(
-            "The voice name contains a control character (such as a line break or tab); use plain text."
-        )
+        raise LibraryError("The voice name contains a control character (such as a line break or tab); use plain text.")
     if len(name) > MAX_NAME_CHARS:
-        raise LibraryError(
-            f"The voice name is {len(name):,} characters long; keep it to {MAX_NAME_CHARS} or fewer."
-        )
+        raise LibraryError(f"The voice name is {len(name):,} characters long; keep it to {MAX_NAME_CHARS} or fewer.")
     return name
 
 
@@ -159,9 +155,7 @@ def bad_char(text: str, *, multiline: bool) -> bool:
     # paragraph separators; Cs: lone surrogates that cannot be written as UTF-8.
     # Format characters (Cf) stay allowed: emoji sequences rely on the ZWJ.
     allowed = "\n\t" if multiline else ""
-    return any(
-        unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") and c not in allowed for c in text
-    )
+    return any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") and c not in allowed for c in text)
 
 
 def clean_kind(value: Any) -> str:
@@ -238,9 +232,7 @@ def clean_record_fields(
         "kind": clean_kind(kind),
         "language": clean_language(language),
         "transcript": clean_text(transcript, "The transcript", MAX_TRANSCRIPT_CHARS, multiline=True, optional=True),
-        "description": clean_text(
-            description, "The description", MAX_DESCRIPTION_CHARS, multiline=True, optional=True
-        ),
+        "description": clean_text(description, "The description", MAX_DESCRIPTION_CHARS, multiline=True, optional=True),
         "tags": list(clean_tags(tags)),
         "notes": clean_text(notes, "The notes", MAX_NOTES_CHARS, multiline=True),
         "source_name": clean_text(
@@ -277,8 +269,7 @@ def voice_from_record(data: Any, root: Path, folder_name: str) -> Voice:
         raise Unusable(f"its {VOICE_FILE} has no valid schema version")
     if schema > SCHEMA_VERSION:
         raise Unusable(
-            f"it was made by a newer version of Qwen TTS Studio (voice format {schema}); "
-            "update the studio to use it"
+            f"it was made by a newer version of Qwen TTS Studio (voice format {schema}); update the studio to use it"
         )
     if schema != SCHEMA_VERSION:
         raise Unusable(f"its {VOICE_FILE} has an unknown schema version ({schema})")
@@ -315,14 +306,16 @@ def voice_from_record(data: Any, root: Path, folder_name: str) -> Voice:
         language=get("language", text, "text", "auto"),
         transcript=get("transcript", text_or_none, "text or null", None),
         description=get("description", text_or_none, "text or null", None),
-        tags=tuple(get("tags", lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v),
-                       "a list of text", [])),
+        tags=tuple(
+            get("tags", lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "a list of text", [])
+        ),
         notes=get("notes", text, "text", ""),
         source_name=get("source_name", text_or_none, "text or null", None),
         consent=get("consent", text, "text", ""),
         trim=trim_options,
-        reference_sha256=get("reference_sha256", lambda v: isinstance(v, str) and bool(_SHA_RE.fullmatch(v)),
-                             "a SHA-256 hex digest"),
+        reference_sha256=get(
+            "reference_sha256", lambda v: isinstance(v, str) and bool(_SHA_RE.fullmatch(v)), "a SHA-256 hex digest"
+        ),
         reference_seconds=float(seconds),
         created_at=get("created_at", _is_timestamp, "an ISO 8601 time"),
         updated_at=get("updated_at", _is_timestamp, "an ISO 8601 time"),

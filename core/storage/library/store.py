@@ -198,8 +198,15 @@ class VoiceLibrary:
         """Saves a new voice; its name must not be taken (case-insensitively)."""
         name = clean_name(name)
         record = clean_record_fields(
-            kind=kind, language=language, transcript=transcript, description=description,
-            tags=tags, notes=notes, source_name=source_name, consent=consent, trim=trim,
+            kind=kind,
+            language=language,
+            transcript=transcript,
+            description=description,
+            tags=tags,
+            notes=notes,
+            source_name=source_name,
+            consent=consent,
+            trim=trim,
         )
         wav = encode(check_reference(reference, saving=True), "wav")
         stamp = now()
@@ -223,9 +230,7 @@ class VoiceLibrary:
             voice = self.get(name_or_id)
             if new_name == voice.name:
                 return voice
-            clash = next(
-                (v for v in self._scan() if v.id != voice.id and fold(v.name) == fold(new_name)), None
-            )
+            clash = next((v for v in self._scan() if v.id != voice.id and fold(v.name) == fold(new_name)), None)
             if clash is not None:
                 raise LibraryError(name_taken_message(new_name))
             renamed = replace(voice, name=new_name, updated_at=now())
@@ -417,9 +422,7 @@ class VoiceLibrary:
                 try:
                     write_atomic(journal, json.dumps({"archive": label, "voices": len(staged)}).encode())
                     for folder, record, voice_id in staged:
-                        installed.append(
-                            self._install(folder, record, rename_on_clash="imported", prefer_id=voice_id)
-                        )
+                        installed.append(self._install(folder, record, rename_on_clash="imported", prefer_id=voice_id))
                     journal.unlink()  # the commit point
                     fsync_dir(self.root)
                 except BaseException:
@@ -503,7 +506,7 @@ class VoiceLibrary:
         changed = False
         try:
             for marker in markers:
-                if marker[len(IMPORT_PREFIX):] in self._active_imports:
+                if marker[len(IMPORT_PREFIX) :] in self._active_imports:
                     continue
                 for entry in os.scandir(self.root):
                     if ID_RE.fullmatch(entry.name) and os.path.exists(os.path.join(entry.path, marker)):
@@ -522,8 +525,7 @@ class VoiceLibrary:
         cache: dict[str, tuple[FileIdentity, Voice]] = {}
         entries = self._store.entries()
         open_imports = {
-            e.name[: -len(".json")] for e in entries
-            if e.name.startswith(IMPORT_PREFIX) and e.name.endswith(".json")
+            e.name[: -len(".json")] for e in entries if e.name.startswith(IMPORT_PREFIX) and e.name.endswith(".json")
         }
         if open_imports and self._roll_back_interrupted_imports(open_imports):
             return self._scan()
@@ -534,7 +536,9 @@ class VoiceLibrary:
             try:
                 if entry.is_symlink():
                     # Following a link could read or write outside the library root.
-                    warnings.append(f"Skipped '{name}' in the voice library: it is a link, which the library does not follow.")
+                    warnings.append(
+                        f"Skipped '{name}' in the voice library: it is a link, which the library does not follow."
+                    )
                     continue
                 if not entry.is_dir(follow_symlinks=False):
                     continue

@@ -241,7 +241,6 @@ def peak_rss() -> Iterator[dict[str, int]]:
         out["peak"] = max(peak[0], int(rss_bytes()[0] or 0))
 
 
-
 # --- generation requests ----------------------------------------------------
 
 
@@ -272,9 +271,7 @@ class BenchRequests:
 
     def prompt(self) -> ClonePrompt:
         if self._prompt is None:
-            self._prompt = self.context.synthesis.create_clone_prompt(
-                synthetic_reference(), None, x_vector_only=True
-            )
+            self._prompt = self.context.synthesis.create_clone_prompt(synthetic_reference(), None, x_vector_only=True)
         return self._prompt
 
     def prepare(self, mode: str) -> None:
@@ -287,11 +284,11 @@ class BenchRequests:
     def generate(self, mode: str) -> SynthesisResult:
         service = self.context.synthesis
         if mode == "voice_design":
-            return service.design(DesignRequest(text=self.text, description=self.description,
-                                                sampling=self.sampling))
+            return service.design(DesignRequest(text=self.text, description=self.description, sampling=self.sampling))
         if mode == "custom_voice":
-            return service.custom_voice(CustomVoiceRequest(text=self.text, speaker=self.speaker(),
-                                                           sampling=self.sampling))
+            return service.custom_voice(
+                CustomVoiceRequest(text=self.text, speaker=self.speaker(), sampling=self.sampling)
+            )
         if mode == "base":
             return service.clone(CloneRequest(text=self.text, prompt=self.prompt(), sampling=self.sampling))
         raise InvalidInput(f"Unknown mode {mode!r}.")

@@ -120,8 +120,10 @@ class ProfileFigure:
 
     def per_frame_ms(self) -> dict[str, float]:
         n = max(self.frames, 1)
-        return {k: 1000 * getattr(self, k) / n for k in
-                ("talker_s", "code_predictor_s", "code_predictor_overhead_s", "decode_s", "other_s", "total_s")}
+        return {
+            k: 1000 * getattr(self, k) / n
+            for k in ("talker_s", "code_predictor_s", "code_predictor_overhead_s", "decode_s", "other_s", "total_s")
+        }
 
 
 @dataclass
@@ -204,14 +206,17 @@ def _request(requests: BenchRequests, mode: str) -> Any:
 def stock_call(model: Any, mode: str, requests: BenchRequests, text: str, frames: int) -> tuple[list, int]:
     """The plain qwen_tts call the studio's path is compared with (same arguments as the studio's)."""
     if mode == "voice_design":
-        return model.generate_voice_design(text=text, language="auto", instruct=requests.description,
-                                           max_new_tokens=frames)
+        return model.generate_voice_design(
+            text=text, language="auto", instruct=requests.description, max_new_tokens=frames
+        )
     if mode == "custom_voice":
-        return model.generate_custom_voice(text=text, language="auto", speaker=requests.speaker(),
-                                           instruct=None, max_new_tokens=frames)
+        return model.generate_custom_voice(
+            text=text, language="auto", speaker=requests.speaker(), instruct=None, max_new_tokens=frames
+        )
     if mode == "base":
-        return model.generate_voice_clone(text=text, language="auto", voice_clone_prompt=requests.prompt().to_qwen(),
-                                          max_new_tokens=frames)
+        return model.generate_voice_clone(
+            text=text, language="auto", voice_clone_prompt=requests.prompt().to_qwen(), max_new_tokens=frames
+        )
     raise InvalidInput(f"Unknown mode {mode!r}.")
 
 
@@ -232,8 +237,9 @@ def _talker_codes(model: Any) -> Iterator[list]:
         handle.remove()
 
 
-def _run_stock(model: Any, mode: str, requests: BenchRequests, text: str, frames: int, seed: int,
-               *, in_thread: bool = False) -> dict[str, Any]:
+def _run_stock(
+    model: Any, mode: str, requests: BenchRequests, text: str, frames: int, seed: int, *, in_thread: bool = False
+) -> dict[str, Any]:
     if in_thread:  # a fresh worker thread with the process's default thread count, like a server handler
         import threading
 
@@ -259,8 +265,14 @@ def _run_stock(model: Any, mode: str, requests: BenchRequests, text: str, frames
         wavs, sr = stock_call(model, mode, requests, text, frames)
         wall = time.perf_counter() - start
     samples = np.asarray(wavs[0], dtype=np.float32)
-    return {"wall": wall, "ttfa": wall, "samples": samples, "audio_s": samples.size / sr,
-            "codes": _stack(codes), "peak": peak.get("peak", 0)}
+    return {
+        "wall": wall,
+        "ttfa": wall,
+        "samples": samples,
+        "audio_s": samples.size / sr,
+        "codes": _stack(codes),
+        "peak": peak.get("peak", 0),
+    }
 
 
 def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
@@ -283,9 +295,16 @@ def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
     if result is None:
         raise BenchError("The studio's stream ended without a result.")
     stats = service.fast.last
-    return {"wall": wall, "ttfa": first if first is not None else wall, "samples": result.audio.samples,
-            "audio_s": result.duration, "codes": stats.codes, "peak": peak.get("peak", 0),
-            "pieces": pieces, "threads": stats.generation_threads}
+    return {
+        "wall": wall,
+        "ttfa": first if first is not None else wall,
+        "samples": result.audio.samples,
+        "audio_s": result.duration,
+        "codes": stats.codes,
+        "peak": peak.get("peak", 0),
+        "pieces": pieces,
+        "threads": stats.generation_threads,
+    }
 
 
 def _stack(codes: list) -> Any:
@@ -301,9 +320,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def measure_compare(
-    context: AppContext, modes: Sequence[str] = MODES, frames: int = DEFAULT_FRAMES, runs: int = DEFAULT_RUNS,
-    seed: int = DEFAULT_SEED, text: str | None = None, progress: Progress | None = None,
-    path: str = "studio", warmup_frames: int = 3, studio_context: AppContext | None = None,
+    context: AppContext,
+    modes: Sequence[str] = MODES,
+    frames: int = DEFAULT_FRAMES,
+    runs: int = DEFAULT_RUNS,
+    seed: int = DEFAULT_SEED,
+    text: str | None = None,
+    progress: Progress | None = None,
+    path: str = "studio",
+    warmup_frames: int = 3,
+    studio_context: AppContext | None = None,
 ) -> list[CompareFigure]:
     """Studio path vs the stock call, alternating (see the method above).
 
@@ -315,8 +341,9 @@ def measure_compare(
     studio_context = studio_context or context
     check_runs(runs)
     text = text or bench_text(frames, context.synthesis.chunk_chars)
-    chunks = textlib.chunk_text(textlib.validate_text(text, max_chars=context.synthesis.max_text_chars),
-                                max_chars=context.synthesis.chunk_chars)
+    chunks = textlib.chunk_text(
+        textlib.validate_text(text, max_chars=context.synthesis.max_text_chars), max_chars=context.synthesis.chunk_chars
+    )
     if len(chunks) != 1:
         raise BenchError("The bench text must be one chunk.")
     chunk_text = chunks[0]
@@ -338,47 +365,73 @@ def measure_compare(
         stock_runs, thread_runs, studio_runs = [], [], []
         kinds = ("stock", "studio", "thread")
         for i in range(runs):
-            order = kinds[i % 3:] + kinds[:i % 3]  # rotate, so no path always runs first
+            order = kinds[i % 3 :] + kinds[: i % 3]  # rotate, so no path always runs first
             if i % 2:
                 order = order[::-1]
             for which in order:
                 if which == "stock":
                     stock_runs.append(_run_stock(loaded.model, mode, requests, chunk_text, frames, seed))
                 elif which == "thread":
-                    thread_runs.append(_run_stock(loaded.model, mode, requests, chunk_text, frames, seed,
-                                                  in_thread=True))
+                    thread_runs.append(
+                        _run_stock(loaded.model, mode, requests, chunk_text, frames, seed, in_thread=True)
+                    )
                 else:
                     studio_runs.append(_run_studio(studio_context, _request(requests, mode)))
-            say(progress, f"  round {i + 1}: stock {stock_runs[-1]['wall']:.1f} s (in a thread "
-                           f"{thread_runs[-1]['wall']:.1f} s), studio {studio_runs[-1]['wall']:.1f} s "
-                           f"(first audio {studio_runs[-1]['ttfa']:.1f} s)")
+            say(
+                progress,
+                f"  round {i + 1}: stock {stock_runs[-1]['wall']:.1f} s (in a thread "
+                f"{thread_runs[-1]['wall']:.1f} s), studio {studio_runs[-1]['wall']:.1f} s "
+                f"(first audio {studio_runs[-1]['ttfa']:.1f} s)",
+            )
         if loads_of(context, checkpoint.key) != loads_before:
             raise BenchError(f"{checkpoint.key} was reloaded during the timed runs.")
         ratios = [s["wall"] / max(k["wall"], 1e-9) for s, k in zip(studio_runs, stock_runs)]
         thread_ratios = [s["wall"] / max(k["wall"], 1e-9) for s, k in zip(studio_runs, thread_runs)]
         thread_total = median([k["wall"] for k in thread_runs])
         same_codes = all(_same(s["codes"], k["codes"]) for s, k in zip(studio_runs, stock_runs))
-        same_audio = all(s["samples"].shape == k["samples"].shape and np.array_equal(s["samples"], k["samples"])
-                         for s, k in zip(studio_runs, stock_runs))
-        diffs = [float(np.max(np.abs(s["samples"] - k["samples"]))) if s["samples"].shape == k["samples"].shape
-                 else float("inf") for s, k in zip(studio_runs, stock_runs)]
+        same_audio = all(
+            s["samples"].shape == k["samples"].shape and np.array_equal(s["samples"], k["samples"])
+            for s, k in zip(studio_runs, stock_runs)
+        )
+        diffs = [
+            float(np.max(np.abs(s["samples"] - k["samples"])))
+            if s["samples"].shape == k["samples"].shape
+            else float("inf")
+            for s, k in zip(studio_runs, stock_runs)
+        ]
         audio_s = median([k["audio_s"] for k in stock_runs])
         studio_total = median([s["wall"] for s in studio_runs])
         stock_total = median([k["wall"] for k in stock_runs])
         studio_ttfa = median([s["ttfa"] for s in studio_runs])
-        figures.append(CompareFigure(
-            mode=mode, model=checkpoint.key, path=path, frames=frames, audio_seconds=audio_s,
-            studio_rtf=studio_total / max(audio_s, 1e-9), stock_rtf=stock_total / max(audio_s, 1e-9),
-            ratio=median(ratios), studio_ttfa_s=studio_ttfa, stock_ttfa_s=median([k["ttfa"] for k in stock_runs]),
-            studio_total_s=studio_total, stock_total_s=stock_total,
-            ttfa_share=studio_ttfa / max(studio_total, 1e-9),
-            thread_stock_total_s=thread_total, thread_stock_rtf=thread_total / max(audio_s, 1e-9),
-            ratio_vs_thread_stock=median(thread_ratios),
-            studio_peak_bytes=max(s["peak"] for s in studio_runs), stock_peak_bytes=max(k["peak"] for k in stock_runs),
-            same_codes=same_codes, same_audio=same_audio, max_abs_diff=max(diffs),
-            live_pieces=int(median([s["pieces"] for s in studio_runs])),
-            generation_threads=studio_runs[-1]["threads"], pairs=runs, samples=ratios,
-        ))
+        figures.append(
+            CompareFigure(
+                mode=mode,
+                model=checkpoint.key,
+                path=path,
+                frames=frames,
+                audio_seconds=audio_s,
+                studio_rtf=studio_total / max(audio_s, 1e-9),
+                stock_rtf=stock_total / max(audio_s, 1e-9),
+                ratio=median(ratios),
+                studio_ttfa_s=studio_ttfa,
+                stock_ttfa_s=median([k["ttfa"] for k in stock_runs]),
+                studio_total_s=studio_total,
+                stock_total_s=stock_total,
+                ttfa_share=studio_ttfa / max(studio_total, 1e-9),
+                thread_stock_total_s=thread_total,
+                thread_stock_rtf=thread_total / max(audio_s, 1e-9),
+                ratio_vs_thread_stock=median(thread_ratios),
+                studio_peak_bytes=max(s["peak"] for s in studio_runs),
+                stock_peak_bytes=max(k["peak"] for k in stock_runs),
+                same_codes=same_codes,
+                same_audio=same_audio,
+                max_abs_diff=max(diffs),
+                live_pieces=int(median([s["pieces"] for s in studio_runs])),
+                generation_threads=studio_runs[-1]["threads"],
+                pairs=runs,
+                samples=ratios,
+            )
+        )
         del loaded
         if studio_context is not context:
             studio_context.models.unload()
@@ -386,8 +439,14 @@ def measure_compare(
 
 
 def measure_profile(
-    context: AppContext, mode: str, frames: int, seed: int = DEFAULT_SEED, text: str | None = None,
-    threads: int | None = None, progress: Progress | None = None, in_thread: bool = True,
+    context: AppContext,
+    mode: str,
+    frames: int,
+    seed: int = DEFAULT_SEED,
+    text: str | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    in_thread: bool = True,
 ) -> ProfileFigure:
     """One stock call with timers around the talker, the code predictor and the decoder.
 
@@ -472,9 +531,17 @@ def measure_profile(
     n = len(codes)
     overhead = max(timers["cp_generate"] - timers["cp"], 0.0)
     other = max(total - timers["talker"] - timers["cp_generate"] - timers["decode"], 0.0)
-    return ProfileFigure(mode=mode, threads=used, frames=n, total_s=total, talker_s=timers["talker"],
-                         code_predictor_s=timers["cp"], code_predictor_overhead_s=overhead,
-                         decode_s=timers["decode"], other_s=other)
+    return ProfileFigure(
+        mode=mode,
+        threads=used,
+        frames=n,
+        total_s=total,
+        talker_s=timers["talker"],
+        code_predictor_s=timers["cp"],
+        code_predictor_overhead_s=overhead,
+        decode_s=timers["decode"],
+        other_s=other,
+    )
 
 
 def arch_modes(spec_name: str) -> tuple[str, ...]:

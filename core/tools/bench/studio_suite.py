@@ -190,13 +190,10 @@ class BenchReport:
         }
 
 
-
 # --- measurements -------------------------------------------------------------
 
 
-def measure_memory(
-    context: AppContext, modes: Sequence[str] = MODES, progress: Progress | None = None
-) -> MemoryFigure:
+def measure_memory(context: AppContext, modes: Sequence[str] = MODES, progress: Progress | None = None) -> MemoryFigure:
     """RSS before any model, with each mode's model loaded, and after unloading it."""
     checkpoints = ensure_available(context, modes)
     context.models.unload()
@@ -233,7 +230,9 @@ def measure_memory(
 
 
 def measure_loads(
-    context: AppContext, modes: Sequence[str] = MODES, runs: int = DEFAULT_RUNS,
+    context: AppContext,
+    modes: Sequence[str] = MODES,
+    runs: int = DEFAULT_RUNS,
     progress: Progress | None = None,
 ) -> list[LoadFigure]:
     """Median seconds of a fresh load (everything unloaded first) per mode."""
@@ -262,8 +261,12 @@ def measure_loads(
 
 
 def measure_rtf(
-    context: AppContext, modes: Sequence[str] = MODES, frames: int = DEFAULT_FRAMES,
-    runs: int = DEFAULT_RUNS, seed: int = DEFAULT_SEED, progress: Progress | None = None,
+    context: AppContext,
+    modes: Sequence[str] = MODES,
+    frames: int = DEFAULT_FRAMES,
+    runs: int = DEFAULT_RUNS,
+    seed: int = DEFAULT_SEED,
+    progress: Progress | None = None,
     text: str | None = None,
 ) -> list[RtfFigure]:
     """Median generation seconds per audio second for a fixed frame cap, per mode."""
@@ -292,7 +295,9 @@ def measure_rtf(
 
 
 def measure_switches(
-    context: AppContext, runs: int = DEFAULT_RUNS, sequence: Sequence[str] = SWITCH_SEQUENCE,
+    context: AppContext,
+    runs: int = DEFAULT_RUNS,
+    sequence: Sequence[str] = SWITCH_SEQUENCE,
     progress: Progress | None = None,
 ) -> SwitchFigure:
     """Seconds per mode switch (evict + load) with one resident model, median."""

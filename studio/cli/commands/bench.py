@@ -28,7 +28,8 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from core.context import AppContext, build_context
 from core.settings import Settings
@@ -69,8 +70,14 @@ def bench_server_settings(settings: Settings, port: int) -> Settings:
     rate limit would refuse a long run of API calls.
     """
     return settings.replace(
-        host="127.0.0.1", port=port, auth=None, auth_file=None, insecure_no_auth=False,
-        ssl_certfile=None, ssl_keyfile=None, rate_limit_per_minute=0,
+        host="127.0.0.1",
+        port=port,
+        auth=None,
+        auth_file=None,
+        insecure_no_auth=False,
+        ssl_certfile=None,
+        ssl_keyfile=None,
+        rate_limit_per_minute=0,
     )
 
 
@@ -113,8 +120,9 @@ def _measure_api_overhead(settings: Settings, *, frames: int, runs: int, seed: i
         request = DesignRequest(text=text, description=common.DESCRIPTION, language="auto", sampling=sampling)
         max_seconds = common.max_seconds_for(frames)
         with _stdout_to_stderr():
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=downloads,
-                            analytics_enabled=False)
+            client = Client(
+                f"http://127.0.0.1:{port}/", verbose=False, download_files=downloads, analytics_enabled=False
+            )
 
         def direct() -> tuple[float, float]:
             start = time.perf_counter()
@@ -124,8 +132,14 @@ def _measure_api_overhead(settings: Settings, *, frames: int, runs: int, seed: i
         def api() -> tuple[float, float]:
             start = time.perf_counter()
             audio_path, info = client.predict(
-                text=text, language="Auto", description=common.DESCRIPTION, seed=seed,
-                max_seconds=max_seconds, format="wav", api_name="/design", **API_SAMPLING,
+                text=text,
+                language="Auto",
+                description=common.DESCRIPTION,
+                seed=seed,
+                max_seconds=max_seconds,
+                format="wav",
+                api_name="/design",
+                **API_SAMPLING,
             )
             elapsed = time.perf_counter() - start
             if info.get("model") != checkpoint.key or info.get("seed") != seed:
@@ -184,13 +198,19 @@ def collect(settings: Settings, *, frames: int, runs: int, seed: int) -> BenchRe
     with _stdout_to_stderr(), common.isolated_settings(settings) as isolated:
         context = build_context(isolated)
         report = BenchReport(
-            device=context.models.device, dtype_policy=context.models.dtype_policy,
-            demo=settings.demo_models, frames=frames, runs=runs, seed=seed, text_chars=len(text),
+            device=context.models.device,
+            dtype_policy=context.models.dtype_policy,
+            demo=settings.demo_models,
+            frames=frames,
+            runs=runs,
+            seed=seed,
+            text_chars=len(text),
         )
         report.memory = studio_suite.measure_memory(context, progress=_progress)
         report.loads = studio_suite.measure_loads(context, runs=runs, progress=_progress)
-        report.rtf = studio_suite.measure_rtf(context, frames=frames, runs=runs, seed=seed, text=text,
-                                              progress=_progress)
+        report.rtf = studio_suite.measure_rtf(
+            context, frames=frames, runs=runs, seed=seed, text=text, progress=_progress
+        )
         report.switch = studio_suite.measure_switches(context, runs=runs, progress=_progress)
         context.models.unload()  # the server below loads its own copy
         del context
@@ -215,8 +235,10 @@ def format_report(report: BenchReport) -> str:
     kind = "demo models (random weights)" if report.demo else "models"
     audio = report.frames / FRAMES_PER_SECOND
     lines.append(f"Qwen TTS Studio bench: {kind} on {report.device}, dtype {report.dtype_policy}")
-    lines.append(f"  {report.frames} frames (~{audio:.2f} s of audio) per generation, "
-                 f"{report.text_chars}-character text, seed {report.seed}, median of {report.runs} run(s)")
+    lines.append(
+        f"  {report.frames} frames (~{audio:.2f} s of audio) per generation, "
+        f"{report.text_chars}-character text, seed {report.seed}, median of {report.runs} run(s)"
+    )
     w = 24  # model column
 
     lines.append("")
@@ -225,42 +247,57 @@ def format_report(report: BenchReport) -> str:
         lines.append(f"  {MODE_NAMES[f.mode]:<7} {f.model:<{w}} {f.seconds:8.3f} s   (loader {f.loader_seconds:.3f} s)")
 
     lines.append("")
-    lines.append(f"Real-time factor (generation s per audio s, {report.frames} frames, 1 warm-up; <1 = faster than real time)")
+    lines.append(
+        f"Real-time factor (generation s per audio s, {report.frames} frames, 1 warm-up; <1 = faster than real time)"
+    )
     for r in report.rtf:
-        lines.append(f"  {MODE_NAMES[r.mode]:<7} {r.model:<{w}} {r.rtf:8.3f} x   "
-                     f"({r.generate_seconds:.2f} s for {r.audio_seconds:.2f} s of audio; best {min(r.samples):.3f} x)")
+        lines.append(
+            f"  {MODE_NAMES[r.mode]:<7} {r.model:<{w}} {r.rtf:8.3f} x   "
+            f"({r.generate_seconds:.2f} s for {r.audio_seconds:.2f} s of audio; best {min(r.samples):.3f} x)"
+        )
 
     if report.switch:
         s = report.switch
         seq = " -> ".join(MODE_NAMES.get(m, m) for m in s.sequence)
         lines.append("")
         lines.append(f"Mode switch (max_resident=1, {seq}; evict + load)")
-        lines.append(f"  {'median of ' + str(len(s.samples)):<{w + 8}} {s.median_seconds:8.3f} s   "
-                     f"(min {min(s.samples):.3f}, max {max(s.samples):.3f})")
+        lines.append(
+            f"  {'median of ' + str(len(s.samples)):<{w + 8}} {s.median_seconds:8.3f} s   "
+            f"(min {min(s.samples):.3f}, max {max(s.samples):.3f})"
+        )
 
     if report.api_overhead:
         o = report.api_overhead
         lines.append("")
-        lines.append(f"API overhead ({o.endpoint} via gradio_client vs direct engine call, {o.model}, "
-                     f"{o.pairs} alternating pair(s))")
+        lines.append(
+            f"API overhead ({o.endpoint} via gradio_client vs direct engine call, {o.model}, "
+            f"{o.pairs} alternating pair(s))"
+        )
         lines.append(f"  {'direct engine call':<{w + 8}} {o.direct_seconds:8.3f} s")
         lines.append(f"  {'named API ' + o.endpoint:<{w + 8}} {o.api_seconds:8.3f} s")
-        lines.append(f"  {'ratio api/direct (median)':<{w + 8}} {o.ratio:8.3f} x   "
-                     f"({o.overhead_seconds * 1000:+.0f} ms per call)")
+        lines.append(
+            f"  {'ratio api/direct (median)':<{w + 8}} {o.ratio:8.3f} x   "
+            f"({o.overhead_seconds * 1000:+.0f} ms per call)"
+        )
 
     if report.memory:
         m = report.memory
         lines.append("")
         lines.append(f"Resident memory (RSS, {m.source})")
         lines.append(f"  {'before any model':<{w + 8}} {_mb(m.before_bytes)}")
-        lines.append(f"  {'model code imported':<{w + 8}} {_mb(m.runtime_bytes)}   "
-                     f"({_delta(m.runtime_bytes, m.before_bytes)})")
+        lines.append(
+            f"  {'model code imported':<{w + 8}} {_mb(m.runtime_bytes)}   ({_delta(m.runtime_bytes, m.before_bytes)})"
+        )
         for mode, loaded in m.loaded_bytes.items():
             label = f"{MODE_NAMES[mode]} loaded"
-            lines.append(f"  {label:<{w + 8}} {_mb(loaded)}   ({_delta(loaded, m.runtime_bytes)} over code; "
-                         f"weights {m.model_bytes[mode] / 2**20:.1f} MB)")
-            lines.append(f"  {MODE_NAMES[mode] + ' unloaded':<{w + 8}} {_mb(m.unloaded_bytes[mode])}   "
-                         f"({_delta(m.unloaded_bytes[mode], m.runtime_bytes)} over code)")
+            lines.append(
+                f"  {label:<{w + 8}} {_mb(loaded)}   ({_delta(loaded, m.runtime_bytes)} over code; "
+                f"weights {m.model_bytes[mode] / 2**20:.1f} MB)"
+            )
+            lines.append(
+                f"  {MODE_NAMES[mode] + ' unloaded':<{w + 8}} {_mb(m.unloaded_bytes[mode])}   "
+                f"({_delta(m.unloaded_bytes[mode], m.runtime_bytes)} over code)"
+            )
 
     lines.append("")
     lines.append(f"{'Total bench time':<{w + 10}} {report.total_seconds:8.1f} s")
@@ -275,10 +312,12 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     arch = getattr(args, "arch", None)
     if arch or getattr(args, "compare", False):
         compare = collect_compare(
-            settings, arch=arch,
+            settings,
+            arch=arch,
             frames=option("frames", compare_suite.ARCH_DEFAULT_FRAMES if arch else common.DEFAULT_FRAMES),
             runs=option("runs", compare_suite.ARCH_DEFAULT_RUNS if arch else common.DEFAULT_RUNS),
-            seed=option("seed", common.DEFAULT_SEED), int8=bool(getattr(args, "int8", False)),
+            seed=option("seed", common.DEFAULT_SEED),
+            int8=bool(getattr(args, "int8", False)),
             profile=bool(getattr(args, "profile", False)),
         )
         print(json.dumps(compare.as_json(), indent=2) if getattr(args, "json", False) else format_compare(compare))
@@ -308,8 +347,16 @@ def _int8_loader(path, device, dtype):
 
 
 def collect_compare(
-    settings: Settings, *, arch=None, frames: int, runs: int, seed: int, int8: bool = False,
-    profile: bool = False, progress=_progress, modes=None,
+    settings: Settings,
+    *,
+    arch=None,
+    frames: int,
+    runs: int,
+    seed: int,
+    int8: bool = False,
+    profile: bool = False,
+    progress=_progress,
+    modes=None,
 ) -> CompareReport:
     """The studio path against the stock call, per mode; on ``arch`` models or the configured ones.
 
@@ -332,8 +379,10 @@ def collect_compare(
             spec = arch if isinstance(arch, arch_models.ArchSpec) else arch_models.spec_for(arch)
             modes = tuple(modes or compare_suite.arch_modes(spec.name))
             folder = arch_models.default_arch_dir(settings.data_dir)
-            progress(f"{spec.name} random-weight models in {folder / spec.name} "
-                     "(built once -- several GB at real size -- and reused)")
+            progress(
+                f"{spec.name} random-weight models in {folder / spec.name} "
+                "(built once -- several GB at real size -- and reused)"
+            )
             build = arch_models.build_arch_checkpoints(folder, spec, modes)
             build_seconds = build.seconds
             if build.built:
@@ -348,25 +397,46 @@ def collect_compare(
         if int8 and context.models.device != "cpu":
             raise BenchError("--int8 measures CPU int8 kernels; run it with --device cpu.")
         report = CompareReport(
-            arch=None if arch is None else spec.name, spec=spec_text, device=context.models.device,
-            threads=torch.get_num_threads(), cores=os.cpu_count() or 1, frames=frames, runs=runs, seed=seed,
-            text_chars=len(text), build_seconds=build_seconds,
+            arch=None if arch is None else spec.name,
+            spec=spec_text,
+            device=context.models.device,
+            threads=torch.get_num_threads(),
+            cores=os.cpu_count() or 1,
+            frames=frames,
+            runs=runs,
+            seed=seed,
+            text_chars=len(text),
+            build_seconds=build_seconds,
         )
-        progress(f"{frames} frames ({frames / FRAMES_PER_SECOND:.1f} s of audio) per take, "
-                 f"{runs} alternating pair(s) per mode: {', '.join(modes)}")
-        report.compare = compare_suite.measure_compare(context, modes, frames=frames, runs=runs, seed=seed,
-                                                       text=text, progress=progress)
+        progress(
+            f"{frames} frames ({frames / FRAMES_PER_SECOND:.1f} s of audio) per take, "
+            f"{runs} alternating pair(s) per mode: {', '.join(modes)}"
+        )
+        report.compare = compare_suite.measure_compare(
+            context, modes, frames=frames, runs=runs, seed=seed, text=text, progress=progress
+        )
         if int8:
             int8_context = build_context(run_settings, loader=_int8_loader)
-            report.compare += compare_suite.measure_compare(context, modes, frames=frames, runs=runs, seed=seed,
-                                                            text=text, progress=progress, path="studio-int8",
-                                                            studio_context=int8_context)
+            report.compare += compare_suite.measure_compare(
+                context,
+                modes,
+                frames=frames,
+                runs=runs,
+                seed=seed,
+                text=text,
+                progress=progress,
+                path="studio-int8",
+                studio_context=int8_context,
+            )
             int8_context.models.unload()
         if profile:
             mode = "custom_voice" if "custom_voice" in modes else modes[0]
             for threads in dict.fromkeys([torch.get_num_threads(), 1]):
-                report.profile.append(compare_suite.measure_profile(context, mode, frames, seed=seed, text=text,
-                                                                    threads=threads, progress=progress))
+                report.profile.append(
+                    compare_suite.measure_profile(
+                        context, mode, frames, seed=seed, text=text, threads=threads, progress=progress
+                    )
+                )
         context.models.unload()
     report.total_seconds = time.perf_counter() - started
     return report
@@ -380,12 +450,16 @@ def format_compare(report: CompareReport) -> str:
     audio = report.frames / FRAMES_PER_SECOND
     lines = [
         f"Studio vs stock qwen_tts: {report.spec}",
-        (f"  on {report.device} ({report.cores} cores, {report.threads} torch threads); {report.frames} frames "
-         f"(~{audio:.1f} s of audio) per take, {report.text_chars}-character text, seed {report.seed}, "
-         f"{report.runs} alternating pair(s), medians"),
+        (
+            f"  on {report.device} ({report.cores} cores, {report.threads} torch threads); {report.frames} frames "
+            f"(~{audio:.1f} s of audio) per take, {report.text_chars}-character text, seed {report.seed}, "
+            f"{report.runs} alternating pair(s), medians"
+        ),
         "",
-        (f"  {'mode':<7} {'path':<12} {'RTF studio':>10} {'stock':>7} {'thread':>7} {'ratio':>6} {'/thread':>7}   "
-         f"{'first audio studio / stock':<30} {'peak RSS studio / stock':<24} same codes / audio"),
+        (
+            f"  {'mode':<7} {'path':<12} {'RTF studio':>10} {'stock':>7} {'thread':>7} {'ratio':>6} {'/thread':>7}   "
+            f"{'first audio studio / stock':<30} {'peak RSS studio / stock':<24} same codes / audio"
+        ),
     ]
     for f in report.compare:
         first = f"{f.studio_ttfa_s:.2f} s / {f.stock_ttfa_s:.2f} s ({100 * f.ttfa_share:.0f}%)"
@@ -393,39 +467,54 @@ def format_compare(report: CompareReport) -> str:
         same = f"{'yes' if f.same_codes else 'NO'} / {'yes' if f.same_audio else 'NO'}"
         if not f.same_audio and f.max_abs_diff != float("inf"):
             same += f" (max diff {f.max_abs_diff:.2g})"
-        lines.append(f"  {MODE_NAMES[f.mode]:<7} {f.path:<12} {f.studio_rtf:10.2f} {f.stock_rtf:7.2f} "
-                     f"{f.thread_stock_rtf:7.2f} {f.ratio:6.2f} {f.ratio_vs_thread_stock:7.2f}   "
-                     f"{first:<30} {peak:<24} {same}")
-    lines.append("  (RTF = wall s per audio s: studio = stream(live=True), generation threads "
-                 f"{report.compare[0].generation_threads if report.compare else '-'}; stock = the plain call in "
-                 "the calling thread, as a script makes it; thread = the same call in a worker thread, as the "
-                 "server ran it before. ratio = studio/stock wall, /thread = studio/thread-stock wall, medians "
-                 "of the rounds; first audio % = of the studio's whole take)")
+        lines.append(
+            f"  {MODE_NAMES[f.mode]:<7} {f.path:<12} {f.studio_rtf:10.2f} {f.stock_rtf:7.2f} "
+            f"{f.thread_stock_rtf:7.2f} {f.ratio:6.2f} {f.ratio_vs_thread_stock:7.2f}   "
+            f"{first:<30} {peak:<24} {same}"
+        )
+    lines.append(
+        "  (RTF = wall s per audio s: studio = stream(live=True), generation threads "
+        f"{report.compare[0].generation_threads if report.compare else '-'}; stock = the plain call in "
+        "the calling thread, as a script makes it; thread = the same call in a worker thread, as the "
+        "server ran it before. ratio = studio/stock wall, /thread = studio/thread-stock wall, medians "
+        "of the rounds; first audio % = of the studio's whole take)"
+    )
     goals = report.goals()
     if goals:
         lines.append("")
         lines.append("Goals (the exact studio path; int8 is opt-in and lossy)")
-        lines.append(f"  studio/stock wall <= {goals['ratio_goal']}: "
-                     f"{'met' if goals['ratio_met'] else 'NOT met'} (worst mode {goals['ratio_worst_mode']:.2f}); "
-                     f"against the stock call in a worker thread: "
-                     f"{'met' if goals['ratio_vs_thread_stock_met'] else 'NOT met'} "
-                     f"(worst {goals['ratio_vs_thread_stock_worst_mode']:.2f})")
-        lines.append(f"  first audio <= {100 * goals['ttfa_share_goal']:.0f}% of the take: "
-                     f"{'met' if goals['ttfa_share_met'] else 'NOT met'} at {report.frames} frames "
-                     f"(worst {100 * goals['ttfa_share_worst_mode']:.0f}%); projected for a 20-s line "
-                     f"({goals['twenty_second_frames']} frames) from the measured per-frame time: "
-                     f"{100 * goals['ttfa_share_projected_20s']:.0f}%")
-        lines.append(f"  same codes and same take as stock in every pair: "
-                     f"{'yes' if goals['same_codes_all'] and goals['same_audio_all'] else 'NO'}")
+        lines.append(
+            f"  studio/stock wall <= {goals['ratio_goal']}: "
+            f"{'met' if goals['ratio_met'] else 'NOT met'} (worst mode {goals['ratio_worst_mode']:.2f}); "
+            f"against the stock call in a worker thread: "
+            f"{'met' if goals['ratio_vs_thread_stock_met'] else 'NOT met'} "
+            f"(worst {goals['ratio_vs_thread_stock_worst_mode']:.2f})"
+        )
+        lines.append(
+            f"  first audio <= {100 * goals['ttfa_share_goal']:.0f}% of the take: "
+            f"{'met' if goals['ttfa_share_met'] else 'NOT met'} at {report.frames} frames "
+            f"(worst {100 * goals['ttfa_share_worst_mode']:.0f}%); projected for a 20-s line "
+            f"({goals['twenty_second_frames']} frames) from the measured per-frame time: "
+            f"{100 * goals['ttfa_share_projected_20s']:.0f}%"
+        )
+        lines.append(
+            f"  same codes and same take as stock in every pair: "
+            f"{'yes' if goals['same_codes_all'] and goals['same_audio_all'] else 'NO'}"
+        )
     for p in report.profile:
         ms = p.per_frame_ms()
         lines.append("")
-        lines.append(f"Where the time goes (stock call in a worker thread, {MODE_NAMES[p.mode]}, {p.threads} thread(s), {p.frames} frames, "
-                     f"{p.total_s:.1f} s; per frame)")
-        for key, label in (("talker_s", "talker (the LM, 1 step)"),
-                           ("code_predictor_s", "code predictor (15 steps)"),
-                           ("code_predictor_overhead_s", "  HF generate() around them"),
-                           ("decode_s", "speech tokenizer decode"), ("other_s", "everything else")):
+        lines.append(
+            f"Where the time goes (stock call in a worker thread, {MODE_NAMES[p.mode]}, {p.threads} thread(s), {p.frames} frames, "
+            f"{p.total_s:.1f} s; per frame)"
+        )
+        for key, label in (
+            ("talker_s", "talker (the LM, 1 step)"),
+            ("code_predictor_s", "code predictor (15 steps)"),
+            ("code_predictor_overhead_s", "  HF generate() around them"),
+            ("decode_s", "speech tokenizer decode"),
+            ("other_s", "everything else"),
+        ):
             share = 100 * getattr(p, key) / max(p.total_s, 1e-9)
             lines.append(f"  {label:<32} {ms[key]:9.1f} ms  {share:5.1f}%")
     if report.build_seconds:

@@ -53,5 +53,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{checkpoint.key}: {path}")
         else:
             freed = store.remove(checkpoint)
-            print(f"{checkpoint.key}: removed ({_gb(freed)} freed)" if freed else f"{checkpoint.key}: was not downloaded")
+            print(
+                f"{checkpoint.key}: removed ({_gb(freed)} freed)" if freed else f"{checkpoint.key}: was not downloaded"
+            )
     return 0

@@ -41,16 +41,23 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
         if not args.instruct:
             raise InvalidInput("Design mode needs --instruct with a description of the voice.")
         result = service.design(
-            DesignRequest(text=text, description=args.instruct, language=args.language,
-                          size=args.size, sampling=sampling),
+            DesignRequest(
+                text=text, description=args.instruct, language=args.language, size=args.size, sampling=sampling
+            ),
             _progress,
         )
     elif args.mode == "custom":
         if not args.speaker:
             raise InvalidInput("Custom mode needs --speaker, e.g. --speaker Ryan.")
         result = service.custom_voice(
-            CustomVoiceRequest(text=text, speaker=args.speaker, language=args.language,
-                               instruct=args.instruct, size=args.size, sampling=sampling),
+            CustomVoiceRequest(
+                text=text,
+                speaker=args.speaker,
+                language=args.language,
+                instruct=args.instruct,
+                size=args.size,
+                sampling=sampling,
+            ),
             _progress,
         )
     else:
@@ -58,9 +65,15 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
             raise InvalidInput("Clone mode needs --ref-audio with a reference clip.")
         reference = load_audio(args.ref_audio)
         result = service.clone(
-            CloneRequest(text=text, language=args.language, reference=reference,
-                         reference_text=args.ref_text, x_vector_only=args.x_vector_only,
-                         size=args.size, sampling=sampling),
+            CloneRequest(
+                text=text,
+                language=args.language,
+                reference=reference,
+                reference_text=args.ref_text,
+                x_vector_only=args.x_vector_only,
+                size=args.size,
+                sampling=sampling,
+            ),
             _progress,
         )
     path = write_audio(result.audio, args.out, args.format)

@@ -55,8 +55,10 @@ def reference_options(start_s: Any, end_s: Any, trim_silence: Any, normalize: An
 
 def readout(prepared: PreparedReference) -> str:
     r = prepared.report
-    line = (f"**{r.duration_s:.1f} s** · peak {r.peak_dbfs:.1f} dBFS · RMS {r.rms_dbfs:.1f} dBFS · "
-            f"{r.silence_ratio:.0%} silence")
+    line = (
+        f"**{r.duration_s:.1f} s** · peak {r.peak_dbfs:.1f} dBFS · RMS {r.rms_dbfs:.1f} dBFS · "
+        f"{r.silence_ratio:.0%} silence"
+    )
     if not r.warnings:
         return line + "\n\n✓ Looks good for cloning."
     return "\n\n".join([line, *[f"⚠️ {w}" for w in r.warnings]])
@@ -100,19 +102,35 @@ def make_parse_clone(ctx: StudioContext):
         reference clip (trimmed as given)."""
         fmt = output_format(format)
         sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-        post = post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc)
+        post = post_from_values(
+            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
+        )
         if voice and voice.strip():
             # Validate the text before the (possibly slow) prompt encoding.
             validate_text(text, max_chars=ctx.app.settings.max_text_chars)
             entry = ctx.app.library.get(voice.strip())
             request, cached = clone_request_for_voice(
-                ctx.app.library, ctx.app.synthesis, entry.id, text=text or "",
-                language=language_value(language), size=size or None, sampling=sampling,
+                ctx.app.library,
+                ctx.app.synthesis,
+                entry.id,
+                text=text or "",
+                language=language_value(language),
+                size=size or None,
+                sampling=sampling,
             )
             request = replace(request, post=post)
-            return TakeJob(request, fmt, voice_id=entry.id, voice_name=entry.name,
-                           info={"language": request.language.lower(), "voice": entry.name,
-                                 "prompt_cached": cached, "reference_s": entry.reference_seconds})
+            return TakeJob(
+                request,
+                fmt,
+                voice_id=entry.id,
+                voice_name=entry.name,
+                info={
+                    "language": request.language.lower(),
+                    "voice": entry.name,
+                    "prompt_cached": cached,
+                    "reference_s": entry.reference_seconds,
+                },
+            )
         if not reference:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
@@ -125,9 +143,12 @@ def make_parse_clone(ctx: StudioContext):
             sampling=sampling,
             post=post,
         )
-        return TakeJob(request, fmt, info={"language": request.language.lower(),
-                                           "reference_s": round(prepared.audio.duration, 3)},
-                       warnings=list(prepared.report.warnings))
+        return TakeJob(
+            request,
+            fmt,
+            info={"language": request.language.lower(), "reference_s": round(prepared.audio.duration, 3)},
+            warnings=list(prepared.report.warnings),
+        )
 
     return parse_clone
 
@@ -153,9 +174,16 @@ def make_voice_save(ctx: StudioContext):
         options = reference_options(start_s, end_s, trim_silence, normalize)
         prepared = prepare_reference(reference, options)
         voice = ctx.app.library.save(
-            name=name or "", kind="clone", reference=prepared.audio, transcript=transcript or None,
-            language=language_value(language).lower(), tags=tags or (), notes=notes or "",
-            source_name=prepared.source_name, consent=consent or "", trim=options,
+            name=name or "",
+            kind="clone",
+            reference=prepared.audio,
+            transcript=transcript or None,
+            language=language_value(language).lower(),
+            tags=tags or (),
+            notes=notes or "",
+            source_name=prepared.source_name,
+            consent=consent or "",
+            trim=options,
         )
         return voice.as_dict()
 
@@ -167,16 +195,30 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
     with gr.Tab("Voice Clone", id="clone"):
         demo_banner(ctx)
-        gr.Markdown("Clone a voice from 3–30 seconds of clear speech. Trim the clip with the waveform's "
-                    "scissors or the start/end fields; the preview is exactly what the model hears.")
+        gr.Markdown(
+            "Clone a voice from 3–30 seconds of clear speech. Trim the clip with the waveform's "
+            "scissors or the start/end fields; the preview is exactly what the model hears."
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 with gr.Row(equal_height=False):
-                    reference = gr.Audio(label="Reference (upload or record)", sources=["upload", "microphone"],
-                                         type="filepath", editable=True, elem_id="clone-reference", scale=3)
-                    voice = gr.Dropdown(library_choices(ctx), value=NO_VOICE, label="…or a library voice",
-                                        allow_custom_value=True, elem_id="clone-voice", scale=2,
-                                        info="A saved voice skips the reference and reuses its cached prompt")
+                    reference = gr.Audio(
+                        label="Reference (upload or record)",
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        editable=True,
+                        elem_id="clone-reference",
+                        scale=3,
+                    )
+                    voice = gr.Dropdown(
+                        library_choices(ctx),
+                        value=NO_VOICE,
+                        label="…or a library voice",
+                        allow_custom_value=True,
+                        elem_id="clone-voice",
+                        scale=2,
+                        info="A saved voice skips the reference and reuses its cached prompt",
+                    )
                 with gr.Row():
                     start_s = gr.Number(label="Start (s)", value=None, minimum=0, elem_id="clone-start")
                     end_s = gr.Number(label="End (s)", value=None, minimum=0, elem_id="clone-end")
@@ -184,10 +226,16 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     normalize = gr.Checkbox(value=True, label="Normalise level")
                 preview = gr.Audio(label="Clip that will be used", interactive=False, elem_id="clone-preview")
                 check = gr.Markdown(elem_id="clone-readout")
-                transcript = gr.Textbox("", label="Reference transcript (optional)", lines=2, info=TRANSCRIPT_HELP,
-                                        elem_id="clone-transcript")
-                text = gr.Textbox(label="Text to speak", lines=4, max_length=ctx.app.settings.max_text_chars,
-                                  elem_id="clone-text")
+                transcript = gr.Textbox(
+                    "",
+                    label="Reference transcript (optional)",
+                    lines=2,
+                    info=TRANSCRIPT_HELP,
+                    elem_id="clone-transcript",
+                )
+                text = gr.Textbox(
+                    label="Text to speak", lines=4, max_length=ctx.app.settings.max_text_chars, elem_id="clone-text"
+                )
                 with gr.Row():
                     language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True)
                     size = gr.Radio(sizes, value=default_size, label="Model size")
@@ -203,8 +251,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
                     save_tags = gr.Textbox("", label="Tags (comma separated)")
                     save_notes = gr.Textbox("", label="Notes", lines=2)
-                    save_consent = gr.Textbox("", label="Consent / licence note", lines=2,
-                                              placeholder="e.g. My own voice; or: recorded with permission of …")
+                    save_consent = gr.Textbox(
+                        "",
+                        label="Consent / licence note",
+                        lines=2,
+                        placeholder="e.g. My own voice; or: recorded with permission of …",
+                    )
                     save = gr.Button("Save to library", elem_id="clone-save-button")
                     save_status = gr.Markdown(elem_id="clone-save-status")
                     save_result = gr.JSON(visible=False)
@@ -217,28 +269,62 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         return (prepared.audio.sample_rate, prepared.audio.samples), readout(prepared)
 
     preview_inputs = [reference, start_s, end_s, trim_silence, normalize]
-    for trigger in (reference.change, start_s.submit, end_s.submit, start_s.blur, end_s.blur,
-                    trim_silence.change, normalize.change):
+    for trigger in (
+        reference.change,
+        start_s.submit,
+        end_s.submit,
+        start_s.blur,
+        end_s.blur,
+        trim_silence.change,
+        normalize.change,
+    ):
         trigger(refresh_preview, preview_inputs, [preview, check], api_visibility="private")
 
-    wire_generate(ctx, make_parse_clone(ctx), "clone", generate,
-                  [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize,
-                   *widgets.inputs], players, info, summary)
+    wire_generate(
+        ctx,
+        make_parse_clone(ctx),
+        "clone",
+        generate,
+        [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize, *widgets.inputs],
+        players,
+        info,
+        summary,
+    )
 
     voice_save = make_voice_save(ctx)
-    save_inputs = [reference, transcript, save_name, start_s, end_s, trim_silence, normalize, language,
-                   save_tags, save_notes, save_consent]
+    save_inputs = [
+        reference,
+        transcript,
+        save_name,
+        start_s,
+        end_s,
+        trim_silence,
+        normalize,
+        language,
+        save_tags,
+        save_notes,
+        save_consent,
+    ]
     api_endpoint(voice_save, save_inputs, save_result, "voice_save")
 
     def save_from_ui(*values):
         saved = voice_save(*values)
-        return (f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
-                "Voice Library and in the picker above.",
-                gr.update(choices=library_choices(ctx), value=saved["name"]))
+        return (
+            f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
+            "Voice Library and in the picker above.",
+            gr.update(choices=library_choices(ctx), value=saved["name"]),
+        )
 
     save.click(friendly_errors(save_from_ui), save_inputs, [save_status, voice], api_visibility="private")
     # The library changes from other tabs and scripts: refresh the picker when it is opened.
-    voice.focus(lambda v: gr.update(choices=library_choices(ctx), value=v), voice, voice,
-                api_visibility="private", queue=False)
-    return {"reference": reference, "voice": voice, "transcript": transcript, "text": text,
-            "audio": audio, "info": info}
+    voice.focus(
+        lambda v: gr.update(choices=library_choices(ctx), value=v), voice, voice, api_visibility="private", queue=False
+    )
+    return {
+        "reference": reference,
+        "voice": voice,
+        "transcript": transcript,
+        "text": text,
+        "audio": audio,
+        "info": info,
+    }

@@ -55,11 +55,14 @@ def parse_custom_voice(
         instruct=instruct or None,
         size=size or None,
         sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        post=post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc),
+        post=post_from_values(
+            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
+        ),
     )
     fmt = output_format(format)
-    return TakeJob(request, fmt, info={"speaker": find_speaker(request.speaker).name,
-                                       "language": request.language.lower()})
+    return TakeJob(
+        request, fmt, info={"speaker": find_speaker(request.speaker).name, "language": request.language.lower()}
+    )
 
 
 def speaker_card(speaker_id: str) -> str:
@@ -78,21 +81,36 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         gr.Markdown("Cast one of the nine built-in speakers and direct them with a style instruction.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                text = gr.Textbox(label="Text", lines=5, max_length=ctx.app.settings.max_text_chars,
-                                  placeholder="What should the speaker say?", elem_id="custom-text")
+                text = gr.Textbox(
+                    label="Text",
+                    lines=5,
+                    max_length=ctx.app.settings.max_text_chars,
+                    placeholder="What should the speaker say?",
+                    elem_id="custom-text",
+                )
                 with gr.Row():
                     speaker = gr.Dropdown(
                         [(f"{s.name} — {s.native_language}", s.name) for s in speakers()],
-                        value="Ryan", label="Speaker", scale=2, min_width=220, elem_id="custom-speaker",
+                        value="Ryan",
+                        label="Speaker",
+                        scale=2,
+                        min_width=220,
+                        elem_id="custom-speaker",
                         allow_custom_value=True,  # scripts may pass ids; the engine validates
                     )
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)
+                    language = gr.Dropdown(
+                        LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1
+                    )
                     size = gr.Radio(sizes, value=default_size, label="Model size", scale=1)
                 card = gr.Markdown(speaker_card("Ryan"), elem_id="custom-speaker-card")
                 supports = default_size != "0.6B"
                 instruct = gr.Textbox(
-                    "", label="Style instruction (optional)", lines=2, interactive=supports,
-                    info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED, elem_id="custom-instruct",
+                    "",
+                    label="Style instruction (optional)",
+                    lines=2,
+                    interactive=supports,
+                    info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED,
+                    elem_id="custom-instruct",
                 )
                 widgets = sampling_widgets()
                 generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
@@ -106,8 +124,19 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
     speaker.change(speaker_card, speaker, card, api_visibility="private", queue=False)
     size.change(
         lambda s: gr.update(interactive=s != "0.6B", info=INSTRUCT_DISABLED if s == "0.6B" else INSTRUCT_HELP),
-        size, instruct, api_visibility="private", queue=False,
+        size,
+        instruct,
+        api_visibility="private",
+        queue=False,
     )
-    wire_generate(ctx, parse_custom_voice, "custom_voice", generate,
-                  [text, speaker, language, instruct, size, *widgets.inputs], players, info, summary)
+    wire_generate(
+        ctx,
+        parse_custom_voice,
+        "custom_voice",
+        generate,
+        [text, speaker, language, instruct, size, *widgets.inputs],
+        players,
+        info,
+        summary,
+    )
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

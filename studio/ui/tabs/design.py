@@ -52,30 +52,47 @@ def parse_design(
         description=description or "",
         language=language_value(language),
         sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        post=post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc),
+        post=post_from_values(
+            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
+        ),
     )
-    return TakeJob(request, output_format(format),
-                   info={"description": request.description, "language": request.language.lower()})
+    return TakeJob(
+        request, output_format(format), info={"description": request.description, "language": request.language.lower()}
+    )
 
 
 def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
     presets = design_presets()
     with gr.Tab("Voice Design", id="design"):
         demo_banner(ctx)
-        gr.Markdown("Describe a voice in words — age, gender, timbre, pace, mood — and the 1.7B "
-                    "VoiceDesign model speaks your text in it.")
+        gr.Markdown(
+            "Describe a voice in words — age, gender, timbre, pace, mood — and the 1.7B "
+            "VoiceDesign model speaks your text in it."
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                text = gr.Textbox(label="Text", lines=5, max_length=ctx.app.settings.max_text_chars,
-                                  placeholder="What should the voice say?", elem_id="design-text")
+                text = gr.Textbox(
+                    label="Text",
+                    lines=5,
+                    max_length=ctx.app.settings.max_text_chars,
+                    placeholder="What should the voice say?",
+                    elem_id="design-text",
+                )
                 with gr.Row():
                     preset = gr.Dropdown(
-                        ["(custom)"] + [p.name for p in presets], value="(custom)",
-                        label="Preset", scale=2, elem_id="design-preset",
+                        ["(custom)"] + [p.name for p in presets],
+                        value="(custom)",
+                        label="Preset",
+                        scale=2,
+                        elem_id="design-preset",
                     )
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1)
+                    language = gr.Dropdown(
+                        LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, scale=1
+                    )
                 description = gr.Textbox(
-                    label="Voice description", lines=3, elem_id="design-description",
+                    label="Voice description",
+                    lines=3,
+                    elem_id="design-description",
                     placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",
                 )
                 widgets = sampling_widgets()
@@ -87,8 +104,10 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Take details")
                 with gr.Accordion("Save this voice to the library", open=False, elem_id="design-save"):
-                    gr.Markdown("Design, then clone: the take becomes the voice's reference, its text the "
-                                "transcript, and the description is kept. Use it from the Voice Clone tab.")
+                    gr.Markdown(
+                        "Design, then clone: the take becomes the voice's reference, its text the "
+                        "transcript, and the description is kept. Use it from the Voice Clone tab."
+                    )
                     save_name = gr.Textbox(label="Voice name", elem_id="design-save-name")
                     save_tags = gr.Textbox("", label="Tags (comma separated)")
                     save = gr.Button("Save as voice", elem_id="design-save-button")
@@ -98,14 +117,25 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
     by_name = {p.name: p.description for p in presets}
     preset.change(
         lambda name: gr.update(value=by_name[name]) if name in by_name else gr.update(),
-        preset, description, api_visibility="private", queue=False,
+        preset,
+        description,
+        api_visibility="private",
+        queue=False,
     )
-    wire_generate(ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs],
-                  players, info, summary)
+    wire_generate(
+        ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs], players, info, summary
+    )
 
     def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:
-        return save_designed_voice(ctx, load_audio(take_path), details.get("text", ""),
-                                   details.get("description", ""), details.get("language", "auto"), name, tags)
+        return save_designed_voice(
+            ctx,
+            load_audio(take_path),
+            details.get("text", ""),
+            details.get("description", ""),
+            details.get("language", "auto"),
+            name,
+            tags,
+        )
 
     @friendly_errors
     def save_current_take(take_path, details, name, tags):
@@ -132,12 +162,17 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         request = parse_design(text, language, description, seed).request
         assert isinstance(request, DesignRequest)  # what parse_design always makes
         result = ctx.app.synthesis.synthesize(request, gradio_progress(progress))
-        saved = save_designed_voice(ctx, result.audio, result.text, request.description, request.language,
-                                    name, tags)
+        saved = save_designed_voice(ctx, result.audio, result.text, request.description, request.language, name, tags)
         return saved | {"seed": result.seed, "model": result.model}
 
-    api_endpoint(voice_design_save, [text, language, description, save_name, widgets.seed, save_tags],
-                 save_result, "voice_design_save", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    api_endpoint(
+        voice_design_save,
+        [text, language, description, save_name, widgets.seed, save_tags],
+        save_result,
+        "voice_design_save",
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    )
     return {"text": text, "language": language, "description": description, "audio": audio, "info": info}
 
 
@@ -152,11 +187,16 @@ def check_voice_name(ctx: StudioContext, name: str) -> None:
     raise InvalidInput(f"A voice named '{existing.name}' already exists; choose another name or rename it first.")
 
 
-def save_designed_voice(ctx: StudioContext, audio, text: str, description: str, language: str,
-                        name: str, tags: str) -> dict[str, Any]:
+def save_designed_voice(
+    ctx: StudioContext, audio, text: str, description: str, language: str, name: str, tags: str
+) -> dict[str, Any]:
     voice = ctx.app.library.save(
-        name=name or "", kind="design", reference=audio, transcript=text or None,
-        language=(language or "auto").lower(), description=description or None, tags=tags or (),
+        name=name or "",
+        kind="design",
+        reference=audio,
+        transcript=text or None,
+        language=(language or "auto").lower(),
+        description=description or None,
+        tags=tags or (),
     )
     return voice.as_dict()
-

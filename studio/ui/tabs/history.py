@@ -32,8 +32,19 @@ def preview(text: str, limit: int = 60) -> str:
 
 
 def take_rows(takes: list[Take]) -> list[list[Any]]:
-    return [[t.created_at[:19].replace("T", " "), t.mode, voice_label(t), preview(t.text),
-             f"{t.duration_s:.1f} s", t.seed, t.model, t.format] for t in takes]
+    return [
+        [
+            t.created_at[:19].replace("T", " "),
+            t.mode,
+            voice_label(t),
+            preview(t.text),
+            f"{t.duration_s:.1f} s",
+            t.seed,
+            t.model,
+            t.format,
+        ]
+        for t in takes
+    ]
 
 
 def take_choices(takes: list[Take]) -> list[tuple[str, str]]:
@@ -41,19 +52,33 @@ def take_choices(takes: list[Take]) -> list[tuple[str, str]]:
 
 
 def details(take: Take) -> dict[str, Any]:
-    return {"id": take.id, "created_at": take.created_at, "mode": take.mode, "model": take.model,
-            "seed": take.seed, "demo": take.demo, "text": take.text, "voice": take.voice,
-            "language": take.language, "sampling": take.sampling, "timings": take.timings,
-            "warnings": take.warnings, "duration_s": take.duration_s, "format": take.format,
-            "size_bytes": take.size_bytes}
+    return {
+        "id": take.id,
+        "created_at": take.created_at,
+        "mode": take.mode,
+        "model": take.model,
+        "seed": take.seed,
+        "demo": take.demo,
+        "text": take.text,
+        "voice": take.voice,
+        "language": take.language,
+        "sampling": take.sampling,
+        "timings": take.timings,
+        "warnings": take.warnings,
+        "duration_s": take.duration_s,
+        "format": take.format,
+        "size_bytes": take.size_bytes,
+    }
 
 
 def build_history_tab(ctx: StudioContext) -> None:
     history = ctx.app.history
     settings = ctx.app.settings
     with gr.Tab("History", id="history") as tab:
-        gr.Markdown(f"Every take is kept with its settings (up to {settings.history_max_takes} takes and "
-                    f"{settings.history_max_mb:,} MB; the oldest are pruned first).")
+        gr.Markdown(
+            f"Every take is kept with its settings (up to {settings.history_max_takes} takes and "
+            f"{settings.history_max_mb:,} MB; the oldest are pruned first)."
+        )
         with gr.Row():
             query = gr.Textbox(label="Search", placeholder="text, voice, model…", scale=3)
             mode = gr.Dropdown(MODES, value="all", label="Mode", scale=1)
@@ -62,11 +87,17 @@ def build_history_tab(ctx: StudioContext) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
                 picker = gr.Dropdown([], label="Take", elem_id="history-picker")
-                player = gr.Audio(label="Take audio", type="filepath", interactive=False,
-                                  buttons=["download"], elem_id="history-audio")
+                player = gr.Audio(
+                    label="Take audio",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="history-audio",
+                )
                 with gr.Row():
-                    regenerate = gr.Button("Regenerate with the same settings", variant="primary",
-                                           elem_id="history-regenerate")
+                    regenerate = gr.Button(
+                        "Regenerate with the same settings", variant="primary", elem_id="history-regenerate"
+                    )
                     confirm = gr.Checkbox(label="Yes, delete this take", value=False)
                     delete = gr.Button("Delete", variant="stop", elem_id="history-delete")
                 message = gr.Markdown(elem_id="history-message")
@@ -106,8 +137,11 @@ def build_history_tab(ctx: StudioContext) -> None:
         verdict = ""
         if original.format in ("wav", "flac"):
             same = np.array_equal(load_audio(original.audio_path).samples, load_audio(path).samples)
-            verdict = (" ✓ Identical to the original." if same else
-                       " The audio differs from the original (another model or library voice version?).")
+            verdict = (
+                " ✓ Identical to the original."
+                if same
+                else " The audio differs from the original (another model or library voice version?)."
+            )
         rows, choices, note = listing(q, m, new_id)
         message = f"Regenerated as take {new_id} with seed {again.seed}.{verdict}"
         return rows, choices, note, path, details(history.get(new_id)), message
@@ -116,7 +150,12 @@ def build_history_tab(ctx: StudioContext) -> None:
     for trigger in (tab.select, query.submit, mode.change):
         trigger(listing, [query, mode], list_outputs, api_visibility="private")
     picker.change(show, picker, [player, info], api_visibility="private")
-    delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message],
-                 api_visibility="private")
-    regenerate.click(regenerate_take, [picker, query, mode], [*list_outputs, player, info, message],
-                     api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], api_visibility="private")
+    regenerate.click(
+        regenerate_take,
+        [picker, query, mode],
+        [*list_outputs, player, info, message],
+        api_visibility="private",
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    )

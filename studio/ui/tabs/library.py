@@ -41,8 +41,10 @@ NOTES_PREVIEW_CHARS = 60
 MAX_EXPORT_ITEMS = 1_000  # pieces of a comma-separated /voice_export list
 
 CONFIRM_LABEL = "Yes, delete this voice"
-EMPTY_HELP = ("No voices yet. Save one from **Voice Clone** → *Save the reference to the library*, "
-              "or import a .zip made with Export.")
+EMPTY_HELP = (
+    "No voices yet. Save one from **Voice Clone** → *Save the reference to the library*, "
+    "or import a .zip made with Export."
+)
 
 
 # --- plain helpers ----------------------------------------------------------
@@ -79,8 +81,18 @@ def _language_label(language: str) -> str:
 
 def _rows(voices: list[Voice]) -> pd.DataFrame:
     return pd.DataFrame(
-        [[v.name, v.kind.capitalize(), _language_label(v.language), ", ".join(v.tags),
-          round(v.reference_seconds, 1), _when(v.created_at), _preview(v.notes)] for v in voices],
+        [
+            [
+                v.name,
+                v.kind.capitalize(),
+                _language_label(v.language),
+                ", ".join(v.tags),
+                round(v.reference_seconds, 1),
+                _when(v.created_at),
+                _preview(v.notes),
+            ]
+            for v in voices
+        ],
         columns=COLUMNS,
     )
 
@@ -109,8 +121,7 @@ def _notice(library: VoiceLibrary) -> str:
     if not library.warnings:
         return ""
     lines = "\n".join(f"- {_md(w)}" for w in library.warnings)
-    return ("⚠️ **Some folders in the voice library were skipped** (they are left untouched on disk):\n\n"
-            + lines)
+    return "⚠️ **Some folders in the voice library were skipped** (they are left untouched on disk):\n\n" + lines
 
 
 def _split_voices(library: VoiceLibrary, text: str) -> list[Voice]:
@@ -143,8 +154,11 @@ def export_voices(ctx: StudioContext, voices: list[Voice] | None) -> Path:
     library = ctx.app.library
     chosen = library.list() if voices is None else voices
     if not chosen:
-        raise LibraryError("The voice library is empty; there is nothing to export yet."
-                           if voices is None else "Choose at least one voice to export.")
+        raise LibraryError(
+            "The voice library is empty; there is nothing to export yet."
+            if voices is None
+            else "Choose at least one voice to export."
+        )
     folder = Path(ctx.outputs_dir) / "exports" / uuid.uuid4().hex[:12]
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -164,8 +178,9 @@ def make_library_api(ctx: StudioContext) -> dict[str, Any]:
         """Library voices sorted by name. Every filter given must match: `query` (words found in the
         name, tags, notes, description or transcript), `kind` ("clone", "design" or "all"),
         `language` (e.g. "English", or "all") and `tag` (one tag, case-insensitive; empty = any)."""
-        found = library.list(query=query or None, kind=_filter_value(kind),
-                             language=_filter_value(language), tag=_filter_value(tag))
+        found = library.list(
+            query=query or None, kind=_filter_value(kind), language=_filter_value(language), tag=_filter_value(tag)
+        )
         return [v.as_dict() for v in found]
 
     @friendly_errors
@@ -186,8 +201,9 @@ def make_library_api(ctx: StudioContext) -> dict[str, Any]:
         an empty string clears it (notes, tags, transcript, consent) or resets the language to "Auto".
         `tags` is a list or a comma-separated string and replaces all tags. A new transcript makes the
         voice's cached clone prompts stale; they are rebuilt on the next clone."""
-        return library.update(voice or "", notes=notes, tags=tags, transcript=transcript,
-                              language=language, consent=consent).as_dict()
+        return library.update(
+            voice or "", notes=notes, tags=tags, transcript=transcript, language=language, consent=consent
+        ).as_dict()
 
     @friendly_errors
     def voice_delete(voice: str) -> dict[str, Any]:
@@ -211,8 +227,14 @@ def make_library_api(ctx: StudioContext) -> dict[str, Any]:
             raise InvalidInput("Choose a .zip file made with Export to import.")
         return [v.as_dict() for v in library.import_zip(file)]
 
-    return {"voices": voices, "voice_rename": voice_rename, "voice_update": voice_update,
-            "voice_delete": voice_delete, "voice_export": voice_export, "voice_import": voice_import}
+    return {
+        "voices": voices,
+        "voice_rename": voice_rename,
+        "voice_update": voice_update,
+        "voice_delete": voice_delete,
+        "voice_export": voice_export,
+        "voice_import": voice_import,
+    }
 
 
 def register_library_api(ctx: StudioContext, api: dict[str, Any]) -> None:
@@ -239,38 +261,63 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     initial = library.list()
 
     with gr.Tab("Voice Library", id="library", elem_id="library-tab") as tab:
-        gr.Markdown("Every voice you saved, ready to reuse. Search and filter, pick one to hear it and edit "
-                    "its details, send it to **Voice Clone**, or export voices as a .zip to back them up or "
-                    "share them.")
+        gr.Markdown(
+            "Every voice you saved, ready to reuse. Search and filter, pick one to hear it and edit "
+            "its details, send it to **Voice Clone**, or export voices as a .zip to back them up or "
+            "share them."
+        )
         with gr.Row(equal_height=True):
-            search = gr.Textbox(label="Search", placeholder="Name, tag, notes or transcript…", scale=3,
-                                min_width=220, elem_id="library-search")
-            kind = gr.Dropdown(KIND_CHOICES, value=ALL, label="Kind", scale=1, min_width=140,
-                               elem_id="library-kind")
-            language = gr.Dropdown(LANGUAGE_FILTER_CHOICES, value=ALL, label="Language", scale=1, min_width=140,
-                                   elem_id="library-language")
-            tag = gr.Dropdown(_tag_choices(library), value=ALL, label="Tag", scale=1, min_width=140,
-                              elem_id="library-tag")
+            search = gr.Textbox(
+                label="Search",
+                placeholder="Name, tag, notes or transcript…",
+                scale=3,
+                min_width=220,
+                elem_id="library-search",
+            )
+            kind = gr.Dropdown(KIND_CHOICES, value=ALL, label="Kind", scale=1, min_width=140, elem_id="library-kind")
+            language = gr.Dropdown(
+                LANGUAGE_FILTER_CHOICES, value=ALL, label="Language", scale=1, min_width=140, elem_id="library-language"
+            )
+            tag = gr.Dropdown(
+                _tag_choices(library), value=ALL, label="Tag", scale=1, min_width=140, elem_id="library-tag"
+            )
         with gr.Row(equal_height=True):
             count = gr.Markdown(_count_line(len(initial), len(initial)), elem_id="library-count")
             reload = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="library-refresh")
         notice = gr.Markdown(_notice(library), elem_id="library-notice")
         # Content-sized columns: on a phone the table scrolls sideways with the name pinned.
-        table = gr.Dataframe(_rows(initial), headers=COLUMNS, interactive=False, max_height=360, wrap=True,
-                             column_widths=[210, 80, 100, 180, 100, 165, 375], pinned_columns=1,
-                             elem_id="library-table")
+        table = gr.Dataframe(
+            _rows(initial),
+            headers=COLUMNS,
+            interactive=False,
+            max_height=360,
+            wrap=True,
+            column_widths=[210, 80, 100, 180, 100, 165, 375],
+            pinned_columns=1,
+            elem_id="library-table",
+        )
 
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300):
-                picker = gr.Dropdown([(v.name, v.id) for v in initial], value=None, label="Voice",
-                                     info="Pick a voice, or click its row in the table", elem_id="library-voice")
-                details = gr.Markdown("Pick a voice to see its details." if initial else "",
-                                      elem_id="library-details")
-                player = gr.Audio(label="Reference clip", type="filepath", interactive=False,
-                                  buttons=["download"], elem_id="library-player")
+                picker = gr.Dropdown(
+                    [(v.name, v.id) for v in initial],
+                    value=None,
+                    label="Voice",
+                    info="Pick a voice, or click its row in the table",
+                    elem_id="library-voice",
+                )
+                details = gr.Markdown("Pick a voice to see its details." if initial else "", elem_id="library-details")
+                player = gr.Audio(
+                    label="Reference clip",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="library-player",
+                )
                 use = gr.Button("Use in Voice Clone", variant="primary", elem_id="library-use")
-                new_name = gr.Textbox(label="Name", elem_id="library-new-name",
-                                      info="Type a new name, then press Rename (or Enter)")
+                new_name = gr.Textbox(
+                    label="Name", elem_id="library-new-name", info="Type a new name, then press Rename (or Enter)"
+                )
                 with gr.Row():
                     rename = gr.Button("Rename", min_width=90, elem_id="library-rename")
                     duplicate = gr.Button("Duplicate", min_width=90, elem_id="library-duplicate")
@@ -279,26 +326,50 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                     confirm = gr.Checkbox(value=False, label=CONFIRM_LABEL, elem_id="library-confirm")
                     delete = gr.Button("Delete", variant="stop", elem_id="library-delete")
             with gr.Column(scale=3, min_width=300):
-                transcript = gr.Textbox(label="Transcript", lines=3, elem_id="library-transcript",
-                                        info="What the reference says, word for word. Changing it re-encodes "
-                                             "the voice on its next clone.")
+                transcript = gr.Textbox(
+                    label="Transcript",
+                    lines=3,
+                    elem_id="library-transcript",
+                    info="What the reference says, word for word. Changing it re-encodes the voice on its next clone.",
+                )
                 with gr.Row():
-                    edit_language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", scale=1,
-                                                min_width=140, elem_id="library-edit-language")
+                    edit_language = gr.Dropdown(
+                        LANGUAGE_CHOICES,
+                        value="Auto",
+                        label="Language",
+                        scale=1,
+                        min_width=140,
+                        elem_id="library-edit-language",
+                    )
                     # Wide enough that a phone puts it under Language instead of clipping the placeholder.
-                    tags = gr.Textbox(label="Tags", placeholder="comma separated, e.g. warm, narrator", scale=2,
-                                      min_width=200, elem_id="library-tags")
+                    tags = gr.Textbox(
+                        label="Tags",
+                        placeholder="comma separated, e.g. warm, narrator",
+                        scale=2,
+                        min_width=200,
+                        elem_id="library-tags",
+                    )
                 notes = gr.Textbox(label="Notes", lines=3, elem_id="library-notes")
-                consent = gr.Textbox(label="Consent / licence note", lines=2, elem_id="library-consent",
-                                     placeholder="e.g. My own voice; or: recorded with permission of …")
+                consent = gr.Textbox(
+                    label="Consent / licence note",
+                    lines=2,
+                    elem_id="library-consent",
+                    placeholder="e.g. My own voice; or: recorded with permission of …",
+                )
                 save = gr.Button("Save edits", variant="primary", elem_id="library-save")
                 status = gr.Markdown(elem_id="library-status")
                 with gr.Accordion("Export and import", open=True, elem_id="library-transfer"):
                     export_all = gr.Button("Export all voices", elem_id="library-export-all")
-                    exported = gr.File(label="Exported .zip (download)", interactive=False, visible=False,
-                                       elem_id="library-exported")
-                    upload = gr.File(label="Import voices from a .zip export", file_types=[".zip"],
-                                     type="filepath", height=140, elem_id="library-import")
+                    exported = gr.File(
+                        label="Exported .zip (download)", interactive=False, visible=False, elem_id="library-exported"
+                    )
+                    upload = gr.File(
+                        label="Import voices from a .zip export",
+                        file_types=[".zip"],
+                        type="filepath",
+                        height=140,
+                        elem_id="library-import",
+                    )
 
         # Inside the tab: a stray child of gr.Tabs breaks the tab bar in the browser.
         outcome = gr.State()  # what the last action did, for the step that redraws the view
@@ -319,9 +390,18 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 voice = None
         choices = _picker_choices(library)
         if voice is None:
-            return (gr.update(choices=choices, value=None),
-                    "Pick a voice to see its details." if choices else "", None, "", "", "Auto", "", "", "",
-                    False)
+            return (
+                gr.update(choices=choices, value=None),
+                "Pick a voice to see its details." if choices else "",
+                None,
+                "",
+                "",
+                "Auto",
+                "",
+                "",
+                "",
+                False,
+            )
         lines = [
             f"### {_md(voice.name)}",
             f"**{voice.kind.capitalize()}** · {_language_label(voice.language)} · "
@@ -334,9 +414,18 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
             lines.append(f"**Design description:** {_md(voice.description)}")
         if not voice.consent:
             lines.append("_No consent note yet: record whose voice this is and that you may use it._")
-        return (gr.update(choices=choices, value=voice.id), "\n\n".join(lines), str(voice.reference_path),
-                voice.name, voice.transcript or "", _language_label(voice.language), ", ".join(voice.tags),
-                voice.notes, voice.consent, False)
+        return (
+            gr.update(choices=choices, value=voice.id),
+            "\n\n".join(lines),
+            str(voice.reference_path),
+            voice.name,
+            voice.transcript or "",
+            _language_label(voice.language),
+            ", ".join(voice.tags),
+            voice.notes,
+            voice.consent,
+            False,
+        )
 
     def clone_value(current: str | None, renamed: tuple[str, str] | None = None) -> Any:
         value = current or NO_VOICE
@@ -351,16 +440,25 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
 
     def view(query, kind_v, language_v, tag_v, voice_id, clone_current, renamed=None) -> tuple:
         everything = library.list()
-        shown = library.list(query=query or None, kind=_filter_value(kind_v),
-                             language=_filter_value(language_v), tag=_filter_value(tag_v))
+        shown = library.list(
+            query=query or None,
+            kind=_filter_value(kind_v),
+            language=_filter_value(language_v),
+            tag=_filter_value(tag_v),
+        )
         warnings = _notice(library)  # listing refreshed the library's warnings
         tag_choices = _tag_choices(library)
         tag_value = tag_v if tag_v in {value for _, value in tag_choices} else ALL
         if shown and not any(v.id == voice_id for v in everything):
             voice_id = shown[0].id  # nothing (or a deleted voice) selected: show the first one
-        return (_rows(shown), _count_line(len(shown), len(everything)), warnings,
-                gr.update(choices=tag_choices, value=tag_value), clone_value(clone_current, renamed),
-                *detail_values(voice_id))
+        return (
+            _rows(shown),
+            _count_line(len(shown), len(everything)),
+            warnings,
+            gr.update(choices=tag_choices, value=tag_value),
+            clone_value(clone_current, renamed),
+            *detail_values(voice_id),
+        )
 
     view_inputs = [*filters, picker, clone_voice]
 
@@ -376,8 +474,12 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
 
     @friendly_errors
     def filter_only(query, kind_v, language_v, tag_v):
-        shown = library.list(query=query or None, kind=_filter_value(kind_v),
-                             language=_filter_value(language_v), tag=_filter_value(tag_v))
+        shown = library.list(
+            query=query or None,
+            kind=_filter_value(kind_v),
+            language=_filter_value(language_v),
+            tag=_filter_value(tag_v),
+        )
         total = len(library.list())
         return _rows(shown), _count_line(len(shown), total), _notice(library)
 
@@ -398,14 +500,22 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         renamed = library.rename(voice.id, name if isinstance(name, str) else "")
         if renamed.name == voice.name:
             return {"message": "The name is unchanged."}
-        return {"message": f"Renamed **{_md(voice.name)}** to **{_md(renamed.name)}**.",
-                "renamed": [voice.name, renamed.name]}
+        return {
+            "message": f"Renamed **{_md(voice.name)}** to **{_md(renamed.name)}**.",
+            "renamed": [voice.name, renamed.name],
+        }
 
     @friendly_errors
     def do_save(voice_id, transcript_v, language_v, tags_v, notes_v, consent_v):
         voice = library.get(voice_id or "")
-        updated = library.update(voice.id, transcript=transcript_v or "", language=language_v or "auto",
-                                 tags=tags_v or "", notes=notes_v or "", consent=consent_v or "")
+        updated = library.update(
+            voice.id,
+            transcript=transcript_v or "",
+            language=language_v or "auto",
+            tags=tags_v or "",
+            notes=notes_v or "",
+            consent=consent_v or "",
+        )
         if updated.updated_at == voice.updated_at:
             return {"message": "Nothing to save: no field was changed."}
         return {"message": f"Saved the changes to **{_md(updated.name)}**."}
@@ -413,15 +523,19 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     @friendly_errors
     def do_duplicate(voice_id):
         copy = library.duplicate(library.get(voice_id or "").id)
-        return {"select": copy.id,
-                "message": f"Made a copy named **{_md(copy.name)}**; it is selected now, rename it above."}
+        return {
+            "select": copy.id,
+            "message": f"Made a copy named **{_md(copy.name)}**; it is selected now, rename it above.",
+        }
 
     @friendly_errors
     def do_delete(voice_id, confirmed):
         voice = library.get(voice_id or "")
         if not confirmed:
-            raise gr.Error(f"Tick “{CONFIRM_LABEL}” first, then press Delete again. "
-                           "Deleting removes the reference clip for good.", title="Please confirm")
+            raise gr.Error(
+                f"Tick “{CONFIRM_LABEL}” first, then press Delete again. Deleting removes the reference clip for good.",
+                title="Please confirm",
+            )
         library.delete(voice.id)
         return {"select": None, "message": f"Deleted **{_md(voice.name)}**."}
 
@@ -457,16 +571,19 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         if "select" in outcome:
             voice_id = outcome["select"]
         renamed = tuple(outcome["renamed"]) if outcome.get("renamed") else None
-        return (*view(query, kind_v, language_v, tag_v, voice_id, clone_current, renamed=renamed),
-                outcome.get("message", ""))
+        return (
+            *view(query, kind_v, language_v, tag_v, voice_id, clone_current, renamed=renamed),
+            outcome.get("message", ""),
+        )
 
     def show_file(outcome):
         outcome = outcome or {}
         return gr.update(value=outcome.get("file"), visible=True), outcome.get("message", "")
 
     def switch_to_clone(outcome):
-        return gr.update(choices=library_choices(ctx), value=(outcome or {}).get("name", NO_VOICE)), \
-            gr.Tabs(selected="clone")
+        return gr.update(choices=library_choices(ctx), value=(outcome or {}).get("name", NO_VOICE)), gr.Tabs(
+            selected="clone"
+        )
 
     private: dict[str, Any] = dict(api_visibility="private")
 

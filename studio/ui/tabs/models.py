@@ -24,16 +24,26 @@ def _mb(n: int | None) -> str:
 
 def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
     return [
-        [r.key, r.mode, r.size, r.state, _mb(r.disk_bytes), r.device or "–", r.dtype or "–",
-         _mb(r.memory_bytes), f"{r.load_seconds:.1f} s" if r.load_seconds is not None else "–"]
+        [
+            r.key,
+            r.mode,
+            r.size,
+            r.state,
+            _mb(r.disk_bytes),
+            r.device or "–",
+            r.dtype or "–",
+            _mb(r.memory_bytes),
+            f"{r.load_seconds:.1f} s" if r.load_seconds is not None else "–",
+        ]
         for r in rows
     ]
 
 
 def device_summary(ctx: StudioContext) -> str:
     m = ctx.app.models
-    return (f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · "
-            f"**max resident models:** {m.max_resident}")
+    return (
+        f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
+    )
 
 
 def build_models_tab(ctx: StudioContext) -> None:
@@ -42,8 +52,9 @@ def build_models_tab(ctx: StudioContext) -> None:
     with gr.Tab("Models", id="models") as tab:
         demo_banner(ctx)
         device_md = gr.Markdown(device_summary(ctx), elem_id="models-device")
-        table = gr.Dataframe(status_rows(manager.status()), headers=COLUMNS, interactive=False,
-                             elem_id="models-table", wrap=True)
+        table = gr.Dataframe(
+            status_rows(manager.status()), headers=COLUMNS, interactive=False, elem_id="models-table", wrap=True
+        )
         with gr.Row():
             choice = gr.Dropdown(keys, value=keys[0], label="Model", scale=2)
             load = gr.Button("Load", variant="primary", scale=1)
@@ -51,8 +62,9 @@ def build_models_tab(ctx: StudioContext) -> None:
             download = gr.Button("Download", scale=1)
             refresh = gr.Button("Refresh", scale=1)
         with gr.Row():
-            max_resident = gr.Number(manager.max_resident, label="Max resident models", precision=0,
-                                     minimum=1, maximum=8, scale=1)
+            max_resident = gr.Number(
+                manager.max_resident, label="Max resident models", precision=0, minimum=1, maximum=8, scale=1
+            )
             apply_max = gr.Button("Apply", scale=1)
         message = gr.Markdown()
 
@@ -62,7 +74,10 @@ def build_models_tab(ctx: StudioContext) -> None:
     @friendly_errors
     def do_load(key, progress=gr.Progress()):
         loaded = manager.get(ctx.app.catalog.get(key), gradio_progress(progress))
-        return *snapshot(), f"Loaded **{loaded.checkpoint.key}** on {loaded.device} ({loaded.dtype}) in {loaded.load_seconds:.1f} s."
+        return (
+            *snapshot(),
+            f"Loaded **{loaded.checkpoint.key}** on {loaded.device} ({loaded.dtype}) in {loaded.load_seconds:.1f} s.",
+        )
 
     @friendly_errors
     def do_unload(key):

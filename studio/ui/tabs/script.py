@@ -149,8 +149,14 @@ class ScriptRun:
         for i, line in enumerate(info["lines"]):
             line["file"] = names[i]
         zip_path = self.folder / f"script-{take.id}-all-lines.zip"
-        manifest = {"take_id": take.id, "script": plan.text, "casting": plan.casting.as_text(),
-                    "seed": result.seed, "pause_s": result.pause_s, "lines": info["lines"]}
+        manifest = {
+            "take_id": take.id,
+            "script": plan.text,
+            "casting": plan.casting.as_text(),
+            "seed": result.seed,
+            "pause_s": result.pause_s,
+            "lines": info["lines"],
+        }
         with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for i in sorted(self.files):
                 archive.write(self.files[i], self.files[i].name)
@@ -163,27 +169,56 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
     if not info:
         return ""
     t = info.get("timings", {})
-    parts = [f"**{info.get('duration_s', 0):.1f} s** of audio", f"{len(info.get('lines', []))} lines",
-             f"{len(info.get('cast', []))} voices", f"seed `{info.get('seed')}`",
-             f"generated in {t.get('generate_s', 0):.1f} s"]
+    parts = [
+        f"**{info.get('duration_s', 0):.1f} s** of audio",
+        f"{len(info.get('lines', []))} lines",
+        f"{len(info.get('cast', []))} voices",
+        f"seed `{info.get('seed')}`",
+        f"generated in {t.get('generate_s', 0):.1f} s",
+    ]
     if t.get("load_s", 0) > 0.5:
         parts.append(f"model loads {t['load_s']:.1f} s")
     return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
 
 
 def make_script_handlers(ctx: StudioContext):
-    def prepare(script, casting, language, size, pause_s, seed, temperature, top_k, top_p,
-                repetition_penalty, max_seconds, format, output_normalize, output_fade_in_s, output_fade_out_s,
-                output_trim_silence, output_remove_dc) -> tuple[ScriptPlan, str]:
+    def prepare(
+        script,
+        casting,
+        language,
+        size,
+        pause_s,
+        seed,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        max_seconds,
+        format,
+        output_normalize,
+        output_fade_in_s,
+        output_fade_out_s,
+        output_trim_silence,
+        output_remove_dc,
+    ) -> tuple[ScriptPlan, str]:
         fmt = output_format(format)
         sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-        post = post_from_values(output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence,
-                                output_remove_dc)
+        post = post_from_values(
+            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
+        )
         if not isinstance(script, str) and script is not None:
             raise InvalidInput("The script must be text.")
-        plan = plan_script(ctx.app.synthesis, ctx.app.library, script or "", casting or "",
-                           language=language_value(language), size=(size or "").strip() or None,
-                           sampling=sampling, pause_s=pause_value(pause_s), post=post)
+        plan = plan_script(
+            ctx.app.synthesis,
+            ctx.app.library,
+            script or "",
+            casting or "",
+            language=language_value(language),
+            size=(size or "").strip() or None,
+            sampling=sampling,
+            pause_s=pause_value(pause_s),
+            post=post,
+        )
         return plan, fmt
 
     @friendly_errors
@@ -212,9 +247,25 @@ def make_script_handlers(ctx: StudioContext):
         `Name = voice: Library Voice`, one per line). Returns the merged take, a zip of the line files and details.
         Silence trim and DC removal apply to each line; normalisation and fades to the whole scene."""
         ctx.check_request_rate(request)
-        plan, fmt = prepare(script, casting, language, size, pause_s, seed, temperature, top_k, top_p,
-                            repetition_penalty, max_seconds, format, output_normalize, output_fade_in_s,
-                            output_fade_out_s, output_trim_silence, output_remove_dc)
+        plan, fmt = prepare(
+            script,
+            casting,
+            language,
+            size,
+            pause_s,
+            seed,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            max_seconds,
+            format,
+            output_normalize,
+            output_fade_in_s,
+            output_fade_out_s,
+            output_trim_silence,
+            output_remove_dc,
+        )
         run = ScriptRun(ctx, plan, fmt)
         for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=gradio_progress(progress)):
             if isinstance(item, RenderedLine):
@@ -265,15 +316,23 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
     with gr.Tab("Script", id="script"):
         demo_banner(ctx)
-        gr.Markdown("Write a dialogue, one `Name: line` per line, give each name a voice, and render the "
-                    "whole scene as one take — plus every line as its own file.")
+        gr.Markdown(
+            "Write a dialogue, one `Name: line` per line, give each name a voice, and render the "
+            "whole scene as one take — plus every line as its own file."
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                script = gr.Textbox(label="Script", lines=10, max_lines=30, placeholder=EXAMPLE_SCRIPT,
-                                    elem_id="script-text")
-                casting = gr.Textbox(label="Casting", lines=4, max_lines=15, placeholder=CASTING_PLACEHOLDER,
-                                     info="NAME = Speaker (style) [language, size]  ·  NAME = voice: Library Voice",
-                                     elem_id="script-casting")
+                script = gr.Textbox(
+                    label="Script", lines=10, max_lines=30, placeholder=EXAMPLE_SCRIPT, elem_id="script-text"
+                )
+                casting = gr.Textbox(
+                    label="Casting",
+                    lines=4,
+                    max_lines=15,
+                    placeholder=CASTING_PLACEHOLDER,
+                    info="NAME = Speaker (style) [language, size]  ·  NAME = voice: Library Voice",
+                    elem_id="script-casting",
+                )
                 with gr.Row():
                     fill = gr.Button("Cast the script's names", size="sm", elem_id="script-fill")
                     example = gr.Button("Load an example", size="sm", elem_id="script-example")
@@ -281,22 +340,45 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                     voices = gr.Markdown(voices_help(ctx), elem_id="script-voices-list")
                     gr.Markdown(CASTING_HELP)
                 with gr.Row():
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language",
-                                           allow_custom_value=True, min_width=140)
+                    language = gr.Dropdown(
+                        LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True, min_width=140
+                    )
                     size = gr.Radio(sizes, value=default_size, label="Model size", min_width=140)
-                pause = gr.Slider(0, MAX_PAUSE_S, value=DEFAULT_PAUSE_S, step=0.05, label="Pause between lines (s)",
-                                  info="Silence between lines, with short fades at every cut", elem_id="script-pause")
+                pause = gr.Slider(
+                    0,
+                    MAX_PAUSE_S,
+                    value=DEFAULT_PAUSE_S,
+                    step=0.05,
+                    label="Pause between lines (s)",
+                    info="Silence between lines, with short fades at every cut",
+                    elem_id="script-pause",
+                )
                 widgets = sampling_widgets()
                 render = gr.Button("Render script", variant="primary", elem_id="script-render")
             with gr.Column(scale=2):
-                live = gr.Audio(label="Live (plays lines as they're ready)", streaming=True,
-                                autoplay=True, interactive=False, elem_id="script-live")
-                take = gr.Audio(label="Whole scene (one take)", type="filepath", interactive=False, buttons=["download"],
-                                elem_id="script-audio")
+                live = gr.Audio(
+                    label="Live (plays lines as they're ready)",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    elem_id="script-live",
+                )
+                take = gr.Audio(
+                    label="Whole scene (one take)",
+                    type="filepath",
+                    interactive=False,
+                    buttons=["download"],
+                    elem_id="script-audio",
+                )
                 summary = gr.Markdown(elem_id="script-summary")
                 lines = gr.Markdown(elem_id="script-lines")
-                files = gr.File(label="Files: all lines (.zip), then each line", file_count="multiple",
-                                interactive=False, visible=False, elem_id="script-files")
+                files = gr.File(
+                    label="Files: all lines (.zip), then each line",
+                    file_count="multiple",
+                    interactive=False,
+                    visible=False,
+                    elem_id="script-files",
+                )
                 # The API's second output; the page shows the zip in the list above.
                 zip_file = gr.File(label="All lines (.zip)", interactive=False, visible=False, elem_id="script-zip")
                 with gr.Accordion("Details", open=False):
@@ -304,16 +386,23 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
 
         script_render, script_stream = make_script_handlers(ctx)
         inputs = [script, casting, language, size, pause, *widgets.inputs]
-        api_endpoint(script_render, inputs, [take, zip_file, info], "script",
-                     concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
-        render.click(script_stream, inputs, [live, take, lines, files, info],
-                     api_visibility="private", show_progress_on=[take], concurrency_id=DEVICE_QUEUE,
-                     concurrency_limit=1,
-                     ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        api_endpoint(
+            script_render, inputs, [take, zip_file, info], "script", concurrency_id=DEVICE_QUEUE, concurrency_limit=1
+        )
+        render.click(
+            script_stream,
+            inputs,
+            [live, take, lines, files, info],
+            api_visibility="private",
+            show_progress_on=[take],
+            concurrency_id=DEVICE_QUEUE,
+            concurrency_limit=1,
+        ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
 
         fill.click(friendly_errors(draft_casting), [script, casting], casting, api_visibility="private", queue=False)
-        example.click(lambda: (EXAMPLE_SCRIPT, EXAMPLE_CASTING), None, [script, casting],
-                      api_visibility="private", queue=False)
+        example.click(
+            lambda: (EXAMPLE_SCRIPT, EXAMPLE_CASTING), None, [script, casting], api_visibility="private", queue=False
+        )
         # The library changes from other tabs and scripts: refresh the list when the casting is edited.
         casting.focus(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
     return {"script": script, "casting": casting, "audio": take, "info": info}

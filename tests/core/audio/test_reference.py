@@ -68,8 +68,7 @@ def test_the_preview_is_exactly_what_cloning_gets(speech_wav):
 
 def test_start_and_end_cut_the_clip(speech_wav):
     whole = load_audio(speech_wav)
-    cut = prepare_reference(speech_wav, ReferenceOptions(start_s=1.0, end_s=2.5, trim_silence=False,
-                                                         normalize=False))
+    cut = prepare_reference(speech_wav, ReferenceOptions(start_s=1.0, end_s=2.5, trim_silence=False, normalize=False))
     assert cut.audio.duration == pytest.approx(1.5)
     np.testing.assert_array_equal(cut.audio.samples, whole.samples[24_000:60_000])
     only_start = prepare_reference(speech_wav, ReferenceOptions(start_s=2.0, trim_silence=False, normalize=False))
@@ -81,8 +80,7 @@ def test_start_and_end_cut_the_clip(speech_wav):
 def test_zero_start_and_end_mean_the_whole_clip(speech_wav):
     # The Clone tab's number boxes send 0 when left empty.
     whole = load_audio(speech_wav)
-    zeros = prepare_reference(speech_wav, ReferenceOptions(start_s=0.0, end_s=0.0, trim_silence=False,
-                                                           normalize=False))
+    zeros = prepare_reference(speech_wav, ReferenceOptions(start_s=0.0, end_s=0.0, trim_silence=False, normalize=False))
     np.testing.assert_array_equal(zeros.audio.samples, whole.samples)
 
 
@@ -168,5 +166,4 @@ def test_options_as_dict():
     options = ReferenceOptions(start_s=1.25, end_s=4.0, trim_silence=False, normalize=True)
     assert options.as_dict() == {"start_s": 1.25, "end_s": 4.0, "trim_silence": False, "normalize": True}
     assert ReferenceOptions(**options.as_dict()) == options
-    assert ReferenceOptions().as_dict() == {"start_s": None, "end_s": None, "trim_silence": True,
-                                            "normalize": True}
+    assert ReferenceOptions().as_dict() == {"start_s": None, "end_s": None, "trim_silence": True, "normalize": True}

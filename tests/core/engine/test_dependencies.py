@@ -32,8 +32,7 @@ def broken_torchaudio(tmp_path: Path) -> dict[str, str]:
     library = package / "lib" / "libtorchaudio.so"
     library.write_bytes(b"this is not a shared library\n" * 8)
     (package / "__init__.py").write_text(
-        "import ctypes, os\n"
-        "ctypes.CDLL(os.path.join(os.path.dirname(__file__), 'lib', 'libtorchaudio.so'))\n",
+        "import ctypes, os\nctypes.CDLL(os.path.join(os.path.dirname(__file__), 'lib', 'libtorchaudio.so'))\n",
         encoding="utf-8",
     )
     env = dict(os.environ)
@@ -54,12 +53,17 @@ def _assert_honest(message: str) -> None:
 
 
 def test_import_model_code_names_the_package_and_the_loader_reason(broken_torchaudio):
-    done = _run(broken_torchaudio, sys.executable, "-c", (
-        "from core.engine.dependencies import import_model_code\n"
-        "from core.errors import DependencyError\n"
-        "try:\n    import_model_code('the test')\n"
-        "except DependencyError as exc:\n    print(exc)\n"
-    ))
+    done = _run(
+        broken_torchaudio,
+        sys.executable,
+        "-c",
+        (
+            "from core.engine.dependencies import import_model_code\n"
+            "from core.errors import DependencyError\n"
+            "try:\n    import_model_code('the test')\n"
+            "except DependencyError as exc:\n    print(exc)\n"
+        ),
+    )
     assert done.returncode == 0, done.stderr
     message = done.stdout.strip().splitlines()[-1]
     _assert_honest(message)
@@ -67,35 +71,61 @@ def test_import_model_code_names_the_package_and_the_loader_reason(broken_torcha
 
 
 def test_model_load_reports_the_broken_library_not_a_bad_download(broken_torchaudio, demo_checkpoints):
-    done = _run(broken_torchaudio, sys.executable, "-c", (
-        "import sys\nfrom pathlib import Path\n"
-        "from core.engine.model_manager import qwen_loader\n"
-        "from core.errors import DependencyError\n"
-        "import torch\n"
-        "try:\n    qwen_loader(Path(sys.argv[1]), 'cpu', torch.float32)\n"
-        "except DependencyError as exc:\n    print(exc)\n"
-    ), str(demo_checkpoints["custom_voice"]))
+    done = _run(
+        broken_torchaudio,
+        sys.executable,
+        "-c",
+        (
+            "import sys\nfrom pathlib import Path\n"
+            "from core.engine.model_manager import qwen_loader\n"
+            "from core.errors import DependencyError\n"
+            "import torch\n"
+            "try:\n    qwen_loader(Path(sys.argv[1]), 'cpu', torch.float32)\n"
+            "except DependencyError as exc:\n    print(exc)\n"
+        ),
+        str(demo_checkpoints["custom_voice"]),
+    )
     assert done.returncode == 0, done.stderr
     _assert_honest(done.stdout.strip().splitlines()[-1])
 
 
 def test_synth_with_demo_models_says_which_package_failed(broken_torchaudio, tmp_path):
     cli = Path(sys.executable).with_name("qwen-tts-studio")
-    done = _run(broken_torchaudio, str(cli), "synth", "--demo-models", "--data-dir", str(tmp_path / "data"),
-                "--mode", "custom", "--speaker", "Ryan", "--text", "Hello there.", "--out", str(tmp_path / "out.wav"))
+    done = _run(
+        broken_torchaudio,
+        str(cli),
+        "synth",
+        "--demo-models",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--mode",
+        "custom",
+        "--speaker",
+        "Ryan",
+        "--text",
+        "Hello there.",
+        "--out",
+        str(tmp_path / "out.wav"),
+    )
     assert done.returncode != 0
     _assert_honest(done.stderr + done.stdout)
     assert not (tmp_path / "out.wav").exists()
 
 
 def test_arch_builder_says_which_package_failed(broken_torchaudio, tmp_path):
-    done = _run(broken_torchaudio, sys.executable, "-c", (
-        "import sys\nfrom pathlib import Path\n"
-        "from core.tools.arch_models import ARCH_SPECS, build_arch_checkpoints\n"
-        "from core.errors import StudioError\n"
-        "try:\n    build_arch_checkpoints(Path(sys.argv[1]), ARCH_SPECS['0.6b'], modes=['custom_voice'])\n"
-        "except StudioError as exc:\n    print(type(exc).__name__, exc)\n"
-    ), str(tmp_path / "arch"))
+    done = _run(
+        broken_torchaudio,
+        sys.executable,
+        "-c",
+        (
+            "import sys\nfrom pathlib import Path\n"
+            "from core.tools.arch_models import ARCH_SPECS, build_arch_checkpoints\n"
+            "from core.errors import StudioError\n"
+            "try:\n    build_arch_checkpoints(Path(sys.argv[1]), ARCH_SPECS['0.6b'], modes=['custom_voice'])\n"
+            "except StudioError as exc:\n    print(type(exc).__name__, exc)\n"
+        ),
+        str(tmp_path / "arch"),
+    )
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip().splitlines()[-1]
     assert line.startswith("DependencyError ")

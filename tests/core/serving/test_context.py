@@ -33,4 +33,7 @@ def test_outputs_dir_demo_flag_and_takes(demo_context, tmp_path):
     takes = ctx.takes
     assert isinstance(takes, TakeService)
     assert (takes.synthesis, takes.history, takes.library) == (
-        demo_context.synthesis, demo_context.history, demo_context.library)
+        demo_context.synthesis,
+        demo_context.history,
+        demo_context.library,
+    )

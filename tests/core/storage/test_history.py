@@ -62,7 +62,9 @@ def request_from_dict(data: dict, seed: int) -> DesignRequest | CustomVoiceReque
 @pytest.fixture(scope="module")
 def design(engine):
     request = DesignRequest(
-        text=DESIGN_TEXT, description=DESIGN_DESCRIPTION, language="english",
+        text=DESIGN_TEXT,
+        description=DESIGN_DESCRIPTION,
+        language="english",
         sampling=Sampling(seed=1, max_new_tokens=8),
     )
     return engine.design(request), request
@@ -71,15 +73,19 @@ def design(engine):
 @pytest.fixture(scope="module")
 def custom(engine):
     # No seed: the engine picks one, and only the take's seed can reproduce it.
-    request = CustomVoiceRequest(text="Good morning, everyone.", speaker="Ryan",
-                                 sampling=Sampling(max_new_tokens=8))
+    request = CustomVoiceRequest(text="Good morning, everyone.", speaker="Ryan", sampling=Sampling(max_new_tokens=8))
     return engine.custom_voice(request), request
 
 
 def add_design(history: History, design, fmt: str = "wav") -> Take:
     result, request = design
-    return history.add(result, fmt=fmt, request=request_dict(request),
-                       voice={"description": request.description}, language=request.language)
+    return history.add(
+        result,
+        fmt=fmt,
+        request=request_dict(request),
+        voice={"description": request.description},
+        language=request.language,
+    )
 
 
 def add_custom(history: History, custom, fmt: str = "wav") -> Take:
@@ -288,9 +294,25 @@ def test_unsafe_ids_are_rejected_and_nothing_changes(tmp_path, design):
     take = add_design(history, design)
     (tmp_path / "x").mkdir()  # what "../x" would reach
     before = tree(tmp_path)
-    unsafe = ["../x", "a/b", "", "   ", "\x00", f"{take.id}\x00", f"{take.id}/..", f"{take.id}\n", "..", ".",
-              ".lock", f"../history/{take.id}", str(take.audio_path.parent), "２０２６１１２２-083512-3f9a1c",
-              take.id.upper().replace("-", "_"), None, 42]
+    unsafe = [
+        "../x",
+        "a/b",
+        "",
+        "   ",
+        "\x00",
+        f"{take.id}\x00",
+        f"{take.id}/..",
+        f"{take.id}\n",
+        "..",
+        ".",
+        ".lock",
+        f"../history/{take.id}",
+        str(take.audio_path.parent),
+        "２０２６１１２２-083512-3f9a1c",
+        take.id.upper().replace("-", "_"),
+        None,
+        42,
+    ]
     for bad in unsafe:
         for call in (history.get, history.delete):
             with pytest.raises(InvalidInput) as caught:

@@ -132,8 +132,11 @@ def test_invalid_saves_are_refused_clearly_and_change_nothing(lib, root):
         (dict(name="bad\x00name"), LibraryError, "NUL character"),
         (dict(name="two\nlines"), LibraryError, "control character"),
         (dict(name=42), LibraryError, "must be text"),
-        (dict(name="ANNA"), LibraryError,
-         r"^A voice named 'ANNA' already exists; choose another name or rename it first\.$"),
+        (
+            dict(name="ANNA"),
+            LibraryError,
+            r"^A voice named 'ANNA' already exists; choose another name or rename it first\.$",
+        ),
         (dict(name="New", kind="robot"), LibraryError, "'clone' or 'design'"),
         (dict(name="New", language="klingon"), LibraryError, "Language 'klingon' is not supported"),
         (dict(name="New", transcript="a\x00b"), LibraryError, "The transcript contains a control character"),
@@ -154,8 +157,22 @@ def test_invalid_saves_are_refused_clearly_and_change_nothing(lib, root):
 
 
 def test_hostile_and_unusual_names_are_fine_as_names_but_never_escape_the_root(tmp_path, lib, root):
-    names = ["../evil", "a/b\\c", "/etc/passwd", "..", ".", "😀🎙️", "名前", "CON", "nul", "-", "x" * 100,
-             "Ünïcödé Voice", "..\\..\\windows", "👩‍👩‍👧 family"]
+    names = [
+        "../evil",
+        "a/b\\c",
+        "/etc/passwd",
+        "..",
+        ".",
+        "😀🎙️",
+        "名前",
+        "CON",
+        "nul",
+        "-",
+        "x" * 100,
+        "Ünïcödé Voice",
+        "..\\..\\windows",
+        "👩‍👩‍👧 family",
+    ]
     voices = [save(lib, name) for name in names]
     assert [v.name for v in voices] == names
     assert len({v.id for v in voices}) == len(names)
@@ -181,8 +198,15 @@ def test_a_stray_file_with_an_id_as_name_is_not_overwritten(lib, root):
 def test_search_and_filters(lib):
     save(lib, "Anna", language="english", tags=["warm", "narrator"], notes="Great for audiobooks")
     save(lib, "boris", language="german", tags=["deep"], transcript="Guten Morgen")
-    save(lib, "Clara", kind="design", language="english", description="A bright, cheerful young voice",
-         transcript="Hello!", tags=["Bright"])
+    save(
+        lib,
+        "Clara",
+        kind="design",
+        language="english",
+        description="A bright, cheerful young voice",
+        transcript="Hello!",
+        tags=["Bright"],
+    )
     names = lambda voices: [v.name for v in voices]  # noqa: E731
     assert names(lib.list()) == ["Anna", "boris", "Clara"]  # sorted case-insensitively
     assert names(lib.list(kind="design")) == ["Clara"]
@@ -215,8 +239,14 @@ def test_rename_update_duplicate_delete(lib, root):
     with pytest.raises(VoiceNotFound):
         lib.rename("nobody", "X")
 
-    updated = lib.update("anna", tags="calm, slow", notes="Use for bedtime stories.", consent="CC-BY 4.0",
-                         language="french", description="Soft and calm")
+    updated = lib.update(
+        "anna",
+        tags="calm, slow",
+        notes="Use for bedtime stories.",
+        consent="CC-BY 4.0",
+        language="french",
+        description="Soft and calm",
+    )
     assert updated.tags == ("calm", "slow") and updated.language == "french" and updated.consent == "CC-BY 4.0"
     assert updated.transcript == anna.transcript and updated.description == "Soft and calm"
     assert VoiceLibrary(root).get("anna") == updated
@@ -359,8 +389,7 @@ def _run_threads(count: int, work):
 def test_eight_threads_with_distinct_names_all_save_with_distinct_ids(lib, root):
     # Every name slugs to "anna", so the ids are allocated under contention too.
     names = [f"Anna{'!' * i}" for i in range(8)]
-    results = _run_threads(8, lambda i: lib.save(name=names[i], kind="clone", reference=tone(seed=i),
-                                                 transcript="hi"))
+    results = _run_threads(8, lambda i: lib.save(name=names[i], kind="clone", reference=tone(seed=i), transcript="hi"))
     assert all(isinstance(r, Voice) for r in results), results
     assert sorted(r.id for r in results) == sorted(["anna", *(f"anna-{n}" for n in range(2, 9))])
     assert sorted(v.name for v in VoiceLibrary(root).list()) == sorted(names)
@@ -368,8 +397,7 @@ def test_eight_threads_with_distinct_names_all_save_with_distinct_ids(lib, root)
 
 
 def test_eight_threads_with_the_same_name_exactly_one_wins(lib, root):
-    results = _run_threads(8, lambda i: lib.save(name="Same", kind="clone", reference=tone(seed=i),
-                                                 transcript=None))
+    results = _run_threads(8, lambda i: lib.save(name="Same", kind="clone", reference=tone(seed=i), transcript=None))
     wins = [r for r in results if isinstance(r, Voice)]
     losses = [r for r in results if isinstance(r, LibraryError)]
     assert len(wins) == 1 and len(losses) == 7, results
@@ -425,15 +453,26 @@ def fake_prompt(key: str = "demo-0.6B-Base", seed: int = 0, x_vector_only: bool 
 
 
 def test_export_import_round_trip(lib, tmp_path):
-    anna = save(lib, "Anna ✨", language="english", tags=["warm"], notes="notes", consent="mine",
-                trim={"start_s": 1.0, "end_s": None, "trim_silence": True, "normalize": True})
+    anna = save(
+        lib,
+        "Anna ✨",
+        language="english",
+        tags=["warm"],
+        notes="notes",
+        consent="mine",
+        trim={"start_s": 1.0, "end_s": None, "trim_silence": True, "normalize": True},
+    )
     clara = save(lib, "Clara", kind="design", description="Bright voice", transcript=None)
     lib.store_prompt(anna, fake_prompt())
 
     archive = lib.export_zip(["Anna ✨", "clara", "anna"], tmp_path / "voices.zip")
     with zipfile.ZipFile(archive) as zf:
-        assert sorted(zf.namelist()) == ["anna/reference.wav", "anna/voice.json",
-                                         "clara/reference.wav", "clara/voice.json"]
+        assert sorted(zf.namelist()) == [
+            "anna/reference.wav",
+            "anna/voice.json",
+            "clara/reference.wav",
+            "clara/voice.json",
+        ]
     assert lib.export_zip(["clara"], tmp_path).parent == tmp_path  # a folder gets a dated file name
     with pytest.raises(LibraryError, match="outside the voice library"):
         lib.export_zip(["clara"], lib.root / "x.zip")
@@ -467,12 +506,29 @@ def _zip(path: Path, members: dict[str, bytes], **kwargs) -> Path:
 
 def _voice_files(voice_id: str = "vox", seconds: float = 2.0, **record) -> dict[str, bytes]:
     now = "2024-01-01T00:00:00+00:00"
-    data = {"schema": 1, "id": voice_id, "name": voice_id.title(), "kind": "clone", "language": "auto",
-            "transcript": "hi", "description": None, "tags": [], "notes": "", "source_name": None,
-            "consent": "", "trim": None, "reference_sha256": "0" * 64, "reference_seconds": seconds,
-            "created_at": now, "updated_at": now, **record}
-    return {f"{voice_id}/voice.json": json.dumps(data).encode(),
-            f"{voice_id}/reference.wav": encode(tone(seconds), "wav")}
+    data = {
+        "schema": 1,
+        "id": voice_id,
+        "name": voice_id.title(),
+        "kind": "clone",
+        "language": "auto",
+        "transcript": "hi",
+        "description": None,
+        "tags": [],
+        "notes": "",
+        "source_name": None,
+        "consent": "",
+        "trim": None,
+        "reference_sha256": "0" * 64,
+        "reference_seconds": seconds,
+        "created_at": now,
+        "updated_at": now,
+        **record,
+    }
+    return {
+        f"{voice_id}/voice.json": json.dumps(data).encode(),
+        f"{voice_id}/reference.wav": encode(tone(seconds), "wav"),
+    }
 
 
 def _bomb(path: Path, size_mb: int) -> Path:
@@ -495,9 +551,9 @@ def _lying_size(path: Path) -> Path:
     _bomb(path, 10)
     raw = bytearray(path.read_bytes())
     entry = raw.rfind(b"PK\x01\x02")  # the reference.wav entry is the last one
-    assert raw[entry + 46: entry + 46 + 17] == b"vox/reference.wav"
-    assert raw[entry + 30: entry + 32] == b"\x00\x00", "no zip64 extra field carries the real size"
-    raw[entry + 24: entry + 28] = (1000).to_bytes(4, "little")  # the uncompressed-size field
+    assert raw[entry + 46 : entry + 46 + 17] == b"vox/reference.wav"
+    assert raw[entry + 30 : entry + 32] == b"\x00\x00", "no zip64 extra field carries the real size"
+    raw[entry + 24 : entry + 28] = (1000).to_bytes(4, "little")  # the uncompressed-size field
     path.write_bytes(bytes(raw))
     return path
 
@@ -507,7 +563,7 @@ def _with_symlink(path: Path) -> Path:
         for name, data in _voice_files("vox").items():
             zf.writestr(name, data)
         link = zipfile.ZipInfo("vox2/reference.wav")
-        link.external_attr = (0o120777 << 16)  # S_IFLNK
+        link.external_attr = 0o120777 << 16  # S_IFLNK
         zf.writestr(link, "/etc/passwd")
     return path
 
@@ -522,25 +578,38 @@ HOSTILE = {
     "zip-bomb": (lambda p: _bomb(p, 200), r"unpacks to 209,715,200 bytes"),
     "compression-ratio": (lambda p: _bomb(p, 10), "looks like a zip bomb"),
     "lying-declared-size": (_lying_size, "is damaged and could not be unpacked"),
-    "non-audio-reference": (lambda p: _zip(p, {**_voice_files(), "vox/reference.wav": b"meeting notes " * 50}),
-                            "reference.wav that is not WAV audio"),
-    "too-short-reference": (lambda p: _zip(p, _voice_files(seconds=0.2)), "unusable reference.wav: The reference is only 0.20 s"),
-    "truncated-zip": (lambda p: p.write_bytes(_zip(p, _voice_files()).read_bytes()[:300]) and p,
-                      "not a valid zip archive, or it is damaged or incomplete"),
+    "non-audio-reference": (
+        lambda p: _zip(p, {**_voice_files(), "vox/reference.wav": b"meeting notes " * 50}),
+        "reference.wav that is not WAV audio",
+    ),
+    "too-short-reference": (
+        lambda p: _zip(p, _voice_files(seconds=0.2)),
+        "unusable reference.wav: The reference is only 0.20 s",
+    ),
+    "truncated-zip": (
+        lambda p: p.write_bytes(_zip(p, _voice_files()).read_bytes()[:300]) and p,
+        "not a valid zip archive, or it is damaged or incomplete",
+    ),
     "not-a-zip": (lambda p: p.write_text("hello") and p, "not a valid zip archive"),
     "newer-schema": (lambda p: _zip(p, _voice_files(schema=7)), "made by a newer version of Qwen TTS Studio"),
     "bad-schema": (lambda p: _zip(p, _voice_files(schema="one")), "no valid schema version"),
     "bad-json": (lambda p: _zip(p, {**_voice_files(), "vox/voice.json": b"{nope"}), "damaged voice.json"),
     "nul-in-name": (lambda p: _zip(p, _voice_files(name="a\x00b")), "NUL character"),
-    "too-many-members": (lambda p: _zip(p, {f"v{i}/voice.json": b"" for i in range(MAX_IMPORT_MEMBERS + 1)}),
-                         "holds 6,001 files"),
+    "too-many-members": (
+        lambda p: _zip(p, {f"v{i}/voice.json": b"" for i in range(MAX_IMPORT_MEMBERS + 1)}),
+        "holds 6,001 files",
+    ),
     "unexpected-member": (lambda p: _zip(p, {**_voice_files(), "vox/notes.txt": b"x"}), "not part of a voice export"),
-    "missing-reference": (lambda p: _zip(p, {"vox/voice.json": _voice_files()["vox/voice.json"]}),
-                          "has no reference.wav"),
+    "missing-reference": (
+        lambda p: _zip(p, {"vox/voice.json": _voice_files()["vox/voice.json"]}),
+        "has no reference.wav",
+    ),
     "duplicate-member": (lambda p: _zip(p, {**_voice_files(), **{"vox/voice.json": b"{}"}}) and _dup(p), "twice"),
     "empty-zip": (lambda p: _zip(p, {}), "holds no voices"),
-    "good-then-bad": (lambda p: _zip(p, {**_voice_files("aaa"), **_voice_files("zzz"),
-                                         "zzz/reference.wav": b"not audio"}), "'zzz'.*not WAV audio"),
+    "good-then-bad": (
+        lambda p: _zip(p, {**_voice_files("aaa"), **_voice_files("zzz"), "zzz/reference.wav": b"not audio"}),
+        "'zzz'.*not WAV audio",
+    ),
 }
 
 
@@ -672,12 +741,14 @@ def test_a_damaged_prompt_file_is_encoded_again_not_fatal(lib, damage):
     lib.prompt_for(voice, "demo-0.6B-Base", encoder)
     path = voice.folder / "prompts" / "demo-0.6B-Base.safetensors"
     raw = path.read_bytes()
-    path.write_bytes({
-        "garbage": b"\x00\xff" * 100,
-        "truncated": raw[: len(raw) // 2],
-        "empty": b"",
-        "wrong-metadata": raw.replace(b'"x_vector_only":"false"', b'"x_vector_only":"maybe"'),
-    }[damage])
+    path.write_bytes(
+        {
+            "garbage": b"\x00\xff" * 100,
+            "truncated": raw[: len(raw) // 2],
+            "empty": b"",
+            "wrong-metadata": raw.replace(b'"x_vector_only":"false"', b'"x_vector_only":"maybe"'),
+        }[damage]
+    )
     prompt, cached = lib.prompt_for(voice, "demo-0.6B-Base", encoder)
     assert not cached and len(encoder.calls) == 2 and isinstance(prompt, ClonePrompt)
     assert lib.prompt_for(voice, "demo-0.6B-Base", encoder)[1] is True  # the rewrite is good again
@@ -700,8 +771,12 @@ def test_storing_a_prompt_for_a_deleted_voice_does_not_resurrect_it(lib, root, t
 
 def test_real_model_prompt_cache_skips_the_speech_tokenizer_and_gives_identical_audio(demo_context, lib, speech_wav):
     synthesis = demo_context.synthesis
-    voice = lib.save(name="Speaker", kind="clone", reference=load_audio(speech_wav),
-                     transcript="The quick brown fox jumps over the lazy dog.")
+    voice = lib.save(
+        name="Speaker",
+        kind="clone",
+        reference=load_audio(speech_wav),
+        transcript="The quick brown fox jumps over the lazy dog.",
+    )
     small = synthesis.checkpoint_for("base", "0.6B")
     loaded = demo_context.models.get(small)
     tokenizer = loaded.model.model.speech_tokenizer
@@ -721,8 +796,11 @@ def test_real_model_prompt_cache_skips_the_speech_tokenizer_and_gives_identical_
     assert torch.equal(again.speaker_embedding, fresh.speaker_embedding)
     assert torch.equal(again.ref_code, fresh.ref_code) and again.ref_text == fresh.ref_text
 
-    request = lambda prompt: CloneRequest(text="Hello from the library.", prompt=prompt, size="0.6B",  # noqa: E731
-                                          sampling=Sampling(seed=1, max_new_tokens=8))
+    def request(prompt):
+        return CloneRequest(
+            text="Hello from the library.", prompt=prompt, size="0.6B", sampling=Sampling(seed=1, max_new_tokens=8)
+        )
+
     from_fresh = synthesis.clone(request(fresh)).audio.samples
     from_cache = synthesis.clone(request(again)).audio.samples
     assert from_fresh.size > 0 and np.array_equal(from_fresh, from_cache)
@@ -733,11 +811,13 @@ def test_real_model_prompt_cache_skips_the_speech_tokenizer_and_gives_identical_
     assert not cached and len(calls) == 2
 
     large = synthesis.checkpoint_for("base", "1.7B")
-    big, cached = lib.prompt_for(voice, large.key,
-                                 lambda audio, text: synthesis.create_clone_prompt(audio, text, size="1.7B"))
+    big, cached = lib.prompt_for(
+        voice, large.key, lambda audio, text: synthesis.create_clone_prompt(audio, text, size="1.7B")
+    )
     assert not cached and big.checkpoint_key == large.key != small.key
     assert sorted(p.name for p in (voice.folder / "prompts").iterdir()) == sorted(
-        [f"{small.key}.safetensors", f"{large.key}.safetensors"])
+        [f"{small.key}.safetensors", f"{large.key}.safetensors"]
+    )
     assert lib.prompt_for(voice, small.key, encode_small)[1] is True
 
 

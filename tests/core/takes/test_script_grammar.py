@@ -39,7 +39,10 @@ def test_parse_skips_comments_and_blanks_and_joins_continuations():
 def test_unicode_names_spaces_and_full_width_colon():
     lines = parse_script("Фёдор Михайлович: Привет.\n小明：你好。\nOno Anna : こんにちは。\r\nNarrator (V.O.): Later.")
     assert [(line.speaker, line.text) for line in lines] == [
-        ("Фёдор Михайлович", "Привет."), ("小明", "你好。"), ("Ono Anna", "こんにちは。"), ("Narrator (V.O.)", "Later."),
+        ("Фёдор Михайлович", "Привет."),
+        ("小明", "你好。"),
+        ("Ono Anna", "こんにちは。"),
+        ("Narrator (V.O.)", "Later."),
     ]
     assert [line.number for line in lines] == [1, 2, 3, 4]
 
@@ -49,14 +52,17 @@ def test_prose_with_a_colon_continues_and_a_backslash_forces_text():
     assert lines == [ScriptLine(1, "Anna", "Listen. He said, quietly: go. See https://example.com Note: not a name")]
 
 
-@pytest.mark.parametrize("script, message", [
-    ("", "The script is empty"),
-    ("# only a comment\n\n", "The script is empty"),
-    (None, "The script is empty"),
-    ("\n# intro\nOnce upon a time.\nAnna: Hi.", "Line 3: 'Once upon a time.' has no speaker"),
-    ("Narrator: Hello.\n\nAnna:\nBob: Hi.", "Line 3: 'Anna:' has no text to speak."),
-    ("Narrator: Hello.\nAnna：  ", "Line 2: 'Anna:' has no text to speak."),
-])
+@pytest.mark.parametrize(
+    "script, message",
+    [
+        ("", "The script is empty"),
+        ("# only a comment\n\n", "The script is empty"),
+        (None, "The script is empty"),
+        ("\n# intro\nOnce upon a time.\nAnna: Hi.", "Line 3: 'Once upon a time.' has no speaker"),
+        ("Narrator: Hello.\n\nAnna:\nBob: Hi.", "Line 3: 'Anna:' has no text to speak."),
+        ("Narrator: Hello.\nAnna：  ", "Line 2: 'Anna:' has no text to speak."),
+    ],
+)
 def test_parse_errors_name_the_line(script, message):
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(".", r"\.")):
         parse_script(script)
@@ -96,36 +102,45 @@ def test_casting_grammar():
 
 
 def test_casting_as_mapping_and_json():
-    mapping = {"Narrator": {"speaker": "Ryan", "instruct": "whispering"},
-               "Anna": {"voice": "My Voice", "language": "English", "size": "0.6b"},
-               "Bob": "Aiden (cheerful)"}
+    mapping = {
+        "Narrator": {"speaker": "Ryan", "instruct": "whispering"},
+        "Anna": {"voice": "My Voice", "language": "English", "size": "0.6b"},
+        "Bob": "Aiden (cheerful)",
+    }
     casting = casting_from(mapping)
     assert casting.get("Narrator") == VoiceSpec(speaker="Ryan", instruct="whispering")
     assert casting.get("Anna") == VoiceSpec(voice="My Voice", language="English", size="0.6B")
     assert casting.get("Bob") == VoiceSpec(speaker="Aiden", instruct="cheerful")
     import json
+
     assert parse_casting(json.dumps(mapping)) == casting
     assert casting_from(casting) is casting
     assert casting_from(None) == Casting({}) == parse_casting("  \n# nothing\n")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Narrator = Ryan\nAnna Serena", "Casting line 2: 'Anna Serena' has no '='"),
-    ("= Ryan", "Casting line 1: no name before '='"),
-    ("Narrator =", "Casting line 1: no voice given"),
-    ("Narrator = voice:", "Casting line 1: name the library voice"),
-    ("A = Ryan\n\nB = Vivian\na = Serena", "Casting line 4: 'a' is already cast on line 1"),
-    ("A = Ryan [Klingon]", "Casting line 1: 'Klingon' is not a language"),
-    ("A = Ryan [English, French]", "Casting line 1: the language is given twice"),
-    ("A = Ryan []", "Casting line 1: the \\[options\\] are empty"),
-    ("A = speaker: Ryan [size=big]", "Casting line 1: 'big' is not a model size"),
-    ("A = Ryan [language=xx]", "Casting line 1: Language 'xx' is not supported"),
-    ('{"A": {"speaker": "Ryan", "voice": "V"}}', "Casting for 'A': give either a built-in speaker or a library voice"),
-    ('{"A": {"voice": "V", "instruct": "calm"}}', "style instruction only works with built-in speakers"),
-    ('{"A": {"speker": "Ryan"}}', "Casting for 'A': unknown key speker"),
-    ('{"A": 3}', "Casting for 'A': give a voice like"),
-    ('{"A": "Ryan",', "looks like JSON but is not valid"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Narrator = Ryan\nAnna Serena", "Casting line 2: 'Anna Serena' has no '='"),
+        ("= Ryan", "Casting line 1: no name before '='"),
+        ("Narrator =", "Casting line 1: no voice given"),
+        ("Narrator = voice:", "Casting line 1: name the library voice"),
+        ("A = Ryan\n\nB = Vivian\na = Serena", "Casting line 4: 'a' is already cast on line 1"),
+        ("A = Ryan [Klingon]", "Casting line 1: 'Klingon' is not a language"),
+        ("A = Ryan [English, French]", "Casting line 1: the language is given twice"),
+        ("A = Ryan []", "Casting line 1: the \\[options\\] are empty"),
+        ("A = speaker: Ryan [size=big]", "Casting line 1: 'big' is not a model size"),
+        ("A = Ryan [language=xx]", "Casting line 1: Language 'xx' is not supported"),
+        (
+            '{"A": {"speaker": "Ryan", "voice": "V"}}',
+            "Casting for 'A': give either a built-in speaker or a library voice",
+        ),
+        ('{"A": {"voice": "V", "instruct": "calm"}}', "style instruction only works with built-in speakers"),
+        ('{"A": {"speker": "Ryan"}}', "Casting for 'A': unknown key speker"),
+        ('{"A": 3}', "Casting for 'A': give a voice like"),
+        ('{"A": "Ryan",', "looks like JSON but is not valid"),
+    ],
+)
 def test_casting_errors_name_the_line(text, message):
     with pytest.raises(InvalidInput, match=message):
         parse_casting(text)

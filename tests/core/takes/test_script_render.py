@@ -27,8 +27,12 @@ FAST = Sampling(seed=21, max_new_tokens=6)
 
 @pytest.fixture
 def library_voice(demo_context, speech_wav):
-    return demo_context.library.save(name="Quick Fox", kind="clone", reference=load_audio(speech_wav),
-                                     transcript="The quick brown fox jumps over the lazy dog.")
+    return demo_context.library.save(
+        name="Quick Fox",
+        kind="clone",
+        reference=load_audio(speech_wav),
+        transcript="The quick brown fox jumps over the lazy dog.",
+    )
 
 
 CASTING = "Narrator = Ryan (calm)\nAnna = voice: Quick Fox\nBob = Vivian"
@@ -64,8 +68,10 @@ def test_unknown_speakers_and_voices_fail_before_any_model_loads(demo_context, l
     assert message.startswith("Some voices are not available:")
     assert "Narrator: Unknown speaker 'Rian'. Choose one of: Vivian," in message
     assert "Anna: No voice named 'Quick Foxx' in the library. Did you mean 'Quick Fox'?" in message
-    assert "Bob: 'Vivien' is neither a built-in speaker nor a voice in the library. " \
-           "Did you mean the speaker 'Vivian'?" in message
+    assert (
+        "Bob: 'Vivien' is neither a built-in speaker nor a voice in the library. "
+        "Did you mean the speaker 'Vivian'?" in message
+    )
     with pytest.raises(InvalidInput, match="^Bob: 'Quick Fix' is neither .* Did you mean 'Quick Fox'"):
         plan(demo_context, casting="Narrator = Ryan\nAnna = Aiden\nBob = Quick Fix")
     with pytest.raises(InvalidInput, match="'Quick Fox' is a library voice, and a style instruction"):
@@ -99,11 +105,21 @@ def test_plan_groups_lines_by_model_when_only_one_fits(demo_context, library_voi
 
 def test_render_three_voices(demo_context, library_voice):
     progress: list[tuple[float, str]] = []
-    result = render_script(demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING,
-                           sampling=FAST, pause_s=0.4, size="0.6B", progress=lambda f, m: progress.append((f, m)))
+    result = render_script(
+        demo_context.synthesis,
+        demo_context.library,
+        THREE_VOICES,
+        CASTING,
+        sampling=FAST,
+        pause_s=0.4,
+        size="0.6B",
+        progress=lambda f, m: progress.append((f, m)),
+    )
     assert isinstance(result, ScriptResult)
     assert [(r.speaker, r.text) for r in result.lines] == [
-        ("Narrator", "It was a dark night."), ("Anna", "Who's there?"), ("Bob", "Only me."),
+        ("Narrator", "It was a dark night."),
+        ("Anna", "Who's there?"),
+        ("Bob", "Only me."),
         ("Narrator", "They laughed."),
     ]
     assert [r.voice for r in result.lines] == ["Ryan (calm)", "Quick Fox (library)", "Vivian", "Ryan (calm)"]
@@ -122,13 +138,15 @@ def test_render_three_voices(demo_context, library_voice):
         begin = round(start * 24_000)
         middle = slice(begin + 300, begin + len(r.audio) - 300)  # away from the fades
         assert np.allclose(result.audio.samples[middle], r.audio.samples[300:-300])
-        silence = result.audio.samples[begin + len(r.audio): begin + len(r.audio) + gap]
+        silence = result.audio.samples[begin + len(r.audio) : begin + len(r.audio) + gap]
         assert not silence.any()
 
     # Warnings: the demo note once, the 0.6B style note tagged with the speaker.
     assert result.warnings[0].startswith("Made with a random-weight demo model")
-    assert "Narrator: The 0.6B CustomVoice model ignores style instructions; the instruction was not applied. " \
-           "Choose 1.7B to use it." in result.warnings
+    assert (
+        "Narrator: The 0.6B CustomVoice model ignores style instructions; the instruction was not applied. "
+        "Choose 1.7B to use it." in result.warnings
+    )
     assert len(result.warnings) == 2
     info = result.info()
     assert info["mode"] == "script" and len(info["lines"]) == 4 and info["lines"][1]["voice"] == "Quick Fox (library)"
@@ -144,8 +162,13 @@ def test_render_three_voices(demo_context, library_voice):
 
     # The history keeps the merged take with a script recipe.
     p = plan(demo_context, size="0.6B")
-    take = demo_context.history.add(result.to_synthesis_result(), fmt="wav", request=script_recipe(p, result),
-                                    voice=script_voice_summary(result), language="auto")
+    take = demo_context.history.add(
+        result.to_synthesis_result(),
+        fmt="wav",
+        request=script_recipe(p, result),
+        voice=script_voice_summary(result),
+        language="auto",
+    )
     assert take.mode == "script" and take.request["kind"] == "script" and take.seed == 21
     assert take.request["casting"]["Anna"] == {"voice": "Quick Fox"}
     assert take.voice["kind"] == "script" and len(take.voice["voices"]) == 3
@@ -164,8 +187,11 @@ def test_same_seed_same_script_and_the_prompt_is_cached(demo_context, library_vo
 
 def test_stream_yields_each_line_before_the_result(demo_context, library_voice):
     demo_context.models.set_max_resident(2)  # room for both models: script order
-    items = list(stream_script(demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING,
-                               sampling=FAST, size="0.6B", pause_s=0))
+    items = list(
+        stream_script(
+            demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING, sampling=FAST, size="0.6B", pause_s=0
+        )
+    )
     assert [type(i) for i in items] == [RenderedLine] * 4 + [ScriptResult]
     assert [i.index for i in items[:4]] == [0, 1, 2, 3] and items[0].total == 4
     result = items[-1]
@@ -177,8 +203,9 @@ def test_stream_yields_each_line_before_the_result(demo_context, library_voice):
 
 
 def test_grouped_render_yields_in_generation_order_but_assembles_in_script_order(demo_context, library_voice):
-    items = list(stream_script(demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING,
-                               sampling=FAST, size="0.6B"))
+    items = list(
+        stream_script(demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING, sampling=FAST, size="0.6B")
+    )
     assert [i.index for i in items[:4]] == [0, 2, 3, 1]
     assert [r.speaker for r in items[-1].lines] == ["Narrator", "Anna", "Bob", "Narrator"]
 
@@ -187,8 +214,9 @@ def test_finishing_trims_lines_and_levels_the_scene(demo_context, library_voice)
     from core.audio.edit import PostProcessing
 
     post = PostProcessing(normalize="peak", fade_in_s=0.05, fade_out_s=0.05, remove_dc=True)
-    result = render_script(demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING,
-                           sampling=FAST, size="0.6B", post=post)
+    result = render_script(
+        demo_context.synthesis, demo_context.library, THREE_VOICES, CASTING, sampling=FAST, size="0.6B", post=post
+    )
     # Level and fades go on the scene: a gain, so the lines still sit where ``starts`` says.
     assert np.max(np.abs(result.audio.samples)) == pytest.approx(10 ** (-1 / 20), abs=1e-3)
     assert result.audio.samples[0] == 0.0
@@ -208,12 +236,24 @@ def test_a_failing_line_is_named(demo_context, monkeypatch):
     def flaky(request, progress=None):
         calls.append(request.text)
         if len(calls) == 2:
-            raise ChunkFailed("Generation failed on chunk 1 of 1.", job=None, seed=0, index=0, text=request.text,
-                              completed=[], total=1)
+            raise ChunkFailed(
+                "Generation failed on chunk 1 of 1.",
+                job=None,
+                seed=0,
+                index=0,
+                text=request.text,
+                completed=[],
+                total=1,
+            )
         return real(request, progress)
 
     monkeypatch.setattr(demo_context.synthesis, "synthesize", flaky)
     with pytest.raises(GenerationError, match=r"^Line 2 \(B\): Generation failed on chunk 1 of 1\.$"):
-        render_script(demo_context.synthesis, demo_context.library, "A: One.\nB: Two.\nA: Three.",
-                      "A = Ryan\nB = Aiden", sampling=FAST)
+        render_script(
+            demo_context.synthesis,
+            demo_context.library,
+            "A: One.\nB: Two.\nA: Three.",
+            "A = Ryan\nB = Aiden",
+            sampling=FAST,
+        )
     assert calls == ["One.", "Two."]

@@ -32,8 +32,9 @@ def samples(path: str) -> np.ndarray:
 def test_keep_stores_the_take_with_its_recipe_and_returns_the_details(demo_context, service):
     request = design()
     result = demo_context.synthesis.synthesize(request)
-    job = TakeJob(request, "flac", info={"description": "Calm.", "language": "auto"},
-                  warnings=["The reference is short."])
+    job = TakeJob(
+        request, "flac", info={"description": "Calm.", "language": "auto"}, warnings=["The reference is short."]
+    )
     kept = service.keep(job, result)
 
     take = demo_context.history.get(kept.take.id)
@@ -43,8 +44,12 @@ def test_keep_stores_the_take_with_its_recipe_and_returns_the_details(demo_conte
     # The job's warnings come right after the demo-model notice, in the take and in the details.
     assert result.warnings[:2] == [DEMO_WARNING, "The reference is short."]
     assert take.warnings == result.warnings
-    assert kept.details == result.info() | {"text": "Kept.", "take_id": take.id,
-                                            "description": "Calm.", "language": "auto"}
+    assert kept.details == result.info() | {
+        "text": "Kept.",
+        "take_id": take.id,
+        "description": "Calm.",
+        "language": "auto",
+    }
 
 
 def test_make_synthesizes_then_keeps(demo_context, service):
@@ -68,10 +73,12 @@ def test_regenerate_a_single_take_gives_the_same_audio(demo_context, service):
 
 
 def test_regenerate_a_library_clone_keeps_the_voice(demo_context, service, speech_wav):
-    voice = demo_context.library.save(name="Service Fox", kind="clone", reference=load_audio(speech_wav),
-                                      transcript=SPEECH_TEXT)
-    request, _ = clone_request_for_voice(demo_context.library, demo_context.synthesis, voice.id,
-                                         text="Cloned.", size="0.6B", sampling=FAST)
+    voice = demo_context.library.save(
+        name="Service Fox", kind="clone", reference=load_audio(speech_wav), transcript=SPEECH_TEXT
+    )
+    request, _ = clone_request_for_voice(
+        demo_context.library, demo_context.synthesis, voice.id, text="Cloned.", size="0.6B", sampling=FAST
+    )
     first = service.make(TakeJob(request, "wav", voice_id=voice.id, voice_name=voice.name))
     assert first.take.request["voice_id"] == voice.id and first.take.voice["voice"] == "Service Fox"
     again = service.regenerate(first.take.id)
@@ -80,8 +87,14 @@ def test_regenerate_a_library_clone_keeps_the_voice(demo_context, service, speec
 
 
 def test_keep_script_then_regenerate_it(demo_context, service):
-    plan = plan_script(demo_context.synthesis, demo_context.library, "A: One.\nB: Two.", "A = Ryan\nB = Sohee",
-                       size="0.6B", sampling=FAST)
+    plan = plan_script(
+        demo_context.synthesis,
+        demo_context.library,
+        "A: One.\nB: Two.",
+        "A = Ryan\nB = Sohee",
+        size="0.6B",
+        sampling=FAST,
+    )
     result = render_script(demo_context.synthesis, demo_context.library, plan)
     kept = service.keep_script(plan, result, "wav")
     take = kept.take

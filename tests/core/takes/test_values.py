@@ -27,24 +27,34 @@ def test_empty_values_mean_the_model_defaults():
 
 
 def test_widget_values_become_typed_sampling():
-    sampling = sampling_from_values(seed=7.0, temperature="0.8", top_k=50.0, top_p=0.9, repetition_penalty=1.05,
-                                    max_seconds=2)
-    assert sampling == Sampling(seed=7, temperature=0.8, top_k=50, top_p=0.9, repetition_penalty=1.05,
-                                max_new_tokens=math.ceil(2 * FRAMES_PER_SECOND))
+    sampling = sampling_from_values(
+        seed=7.0, temperature="0.8", top_k=50.0, top_p=0.9, repetition_penalty=1.05, max_seconds=2
+    )
+    assert sampling == Sampling(
+        seed=7,
+        temperature=0.8,
+        top_k=50,
+        top_p=0.9,
+        repetition_penalty=1.05,
+        max_new_tokens=math.ceil(2 * FRAMES_PER_SECOND),
+    )
     assert isinstance(sampling.seed, int) and isinstance(sampling.top_k, int)
     assert sampling_from_values(max_seconds=0.01).max_new_tokens == 1  # never zero frames
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(seed="abc"), "Seed must be a number, not 'abc'."),
-    (dict(seed=1.5), "Seed must be a whole number."),
-    (dict(temperature=float("nan")), "Temperature must be a finite number."),
-    (dict(temperature=float("inf")), "Temperature must be a finite number."),
-    (dict(top_k=2.5), "Top-k must be a whole number."),
-    (dict(max_seconds=-1), "Max length must be 0 (automatic) or a number of seconds."),
-    (dict(temperature=7), "Temperature is 7.0; it must be between 0.05 and 2.0."),
-    (dict(top_p=[1]), "Top-p must be a number, not [1]."),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seed="abc"), "Seed must be a number, not 'abc'."),
+        (dict(seed=1.5), "Seed must be a whole number."),
+        (dict(temperature=float("nan")), "Temperature must be a finite number."),
+        (dict(temperature=float("inf")), "Temperature must be a finite number."),
+        (dict(top_k=2.5), "Top-k must be a whole number."),
+        (dict(max_seconds=-1), "Max length must be 0 (automatic) or a number of seconds."),
+        (dict(temperature=7), "Temperature is 7.0; it must be between 0.05 and 2.0."),
+        (dict(top_p=[1]), "Top-p must be a number, not [1]."),
+    ],
+)
 def test_bad_sampling_values_are_sentences(kwargs, message):
     with pytest.raises(InvalidInput) as info:
         sampling_from_values(**kwargs)
@@ -62,8 +72,7 @@ def test_post_processing_values():
     assert post_from_values() == PostProcessing()
     assert post_from_values(None, None, "", 0, 0) == PostProcessing()
     post = post_from_values(" Peak ", "0.5", 1, "yes", 1)
-    assert post == PostProcessing(normalize="peak", fade_in_s=0.5, fade_out_s=1.0, trim_silence=True,
-                                  remove_dc=True)
+    assert post == PostProcessing(normalize="peak", fade_in_s=0.5, fade_out_s=1.0, trim_silence=True, remove_dc=True)
     with pytest.raises(InvalidInput, match="Fade in must be a number"):
         post_from_values(fade_in_s="soon")
     with pytest.raises(InvalidInput, match="Normalisation 'loud' is not supported"):

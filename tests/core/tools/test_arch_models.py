@@ -62,12 +62,23 @@ def test_real_specs_have_the_published_sizes(name, params_m, size):
     from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
 
     spec = arch_models.spec_for(name)
-    info = {"<|im_start|>": 1, "<|im_end|>": 2, "<tts_pad>": 3, "<tts_text_bos>": 4, "<tts_text_eod>": 5,
-            "vocab_size": 600}
+    info = {
+        "<|im_start|>": 1,
+        "<|im_end|>": 2,
+        "<tts_pad>": 3,
+        "<tts_text_bos>": 4,
+        "<tts_text_eod>": 5,
+        "vocab_size": 600,
+    }
     config = arch_models.tts_config(spec, "custom_voice", info)
     talker = config["talker_config"]
-    assert (talker["hidden_size"], talker["num_hidden_layers"], talker["num_attention_heads"],
-            talker["num_key_value_heads"], talker["head_dim"]) == (spec.hidden, 28, 16, 8, 128)
+    assert (
+        talker["hidden_size"],
+        talker["num_hidden_layers"],
+        talker["num_attention_heads"],
+        talker["num_key_value_heads"],
+        talker["head_dim"],
+    ) == (spec.hidden, 28, 16, 8, 128)
     assert talker["text_vocab_size"] == 151_936 and talker["text_hidden_size"] == 2048
     assert talker["rope_scaling"]["mrope_section"] == [24, 20, 20]
     assert config["tts_model_size"] == size
@@ -94,8 +105,9 @@ def test_bench_arch_plumbing_on_the_scaled_spec(arch_data, capsys, monkeypatch):
     from studio.cli.commands.bench import format_compare, run_bench
 
     settings = Settings(data_dir=arch_data, device="cpu", dtype="float32", offline=True)
-    args = argparse.Namespace(arch=scaled_spec(), json=True, runs=1, frames=6, seed=5, int8=False, profile=True,
-                              compare=False)
+    args = argparse.Namespace(
+        arch=scaled_spec(), json=True, runs=1, frames=6, seed=5, int8=False, profile=True, compare=False
+    )
     from studio.cli.commands import bench as bench_command
 
     original = bench_command.collect_compare
@@ -126,8 +138,24 @@ def _report_from_json(data):
         ProfileFigure,
     )
 
-    report = CompareReport(**{k: data[k] for k in ("arch", "spec", "device", "threads", "cores", "frames", "runs",
-                                                   "seed", "text_chars", "build_seconds", "total_seconds")})
+    report = CompareReport(
+        **{
+            k: data[k]
+            for k in (
+                "arch",
+                "spec",
+                "device",
+                "threads",
+                "cores",
+                "frames",
+                "runs",
+                "seed",
+                "text_chars",
+                "build_seconds",
+                "total_seconds",
+            )
+        }
+    )
     report.compare = [CompareFigure(**f) for f in data["compare"]]
     report.profile = [ProfileFigure(**{k: v for k, v in p.items() if k != "per_frame_ms"}) for p in data["profile"]]
     return report

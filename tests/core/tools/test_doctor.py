@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from core.tools import doctor
 from core.engine.device import DeviceProbe
-from core.tools.doctor import Check, exit_code, run_checks, summary
 from core.settings import Settings
+from core.tools import doctor
+from core.tools.doctor import Check, exit_code, run_checks, summary
 
 Usage = namedtuple("Usage", "total used free")
 GB = 1_000_000_000
@@ -30,8 +30,7 @@ def probe(cuda=False, mps=False):
 
 
 def torch_report(torch="2.14.1+cu130", audio="2.11.1+cu132", torch_error=None, audio_error=None):
-    return {"torch": {"version": torch, "error": torch_error},
-            "torchaudio": {"version": audio, "error": audio_error}}
+    return {"torch": {"version": torch, "error": torch_error}, "torchaudio": {"version": audio, "error": audio_error}}
 
 
 @pytest.fixture
@@ -86,6 +85,7 @@ def test_summary_and_exit_code_count_each_status():
 
 # --- 1. python --------------------------------------------------------------
 
+
 def test_python_too_old_fails_with_a_fix(settings, healthy):
     check = run(settings, healthy, python_version=(3, 9, 18))["python"]
     assert check.status == "fail" and "3.9.18" in check.detail and "3.10" in check.detail
@@ -95,15 +95,22 @@ def test_python_too_old_fails_with_a_fix(settings, healthy):
 
 # --- 2. torch / torchaudio ---------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "report, expected",
     [
-        (torch_report(audio_error="OSError: libtorchaudio.so: undefined symbol: _ZN3c10"),
-         "torchaudio 2.11.1+cu132 does not load with it: OSError: libtorchaudio.so: undefined symbol"),
-        (torch_report(audio=None, audio_error="ModuleNotFoundError: No module named 'torchaudio'"),
-         "torchaudio is not installed"),
-        (torch_report(torch=None, audio=None, torch_error="ModuleNotFoundError: No module named 'torch'"),
-         "torch does not load"),
+        (
+            torch_report(audio_error="OSError: libtorchaudio.so: undefined symbol: _ZN3c10"),
+            "torchaudio 2.11.1+cu132 does not load with it: OSError: libtorchaudio.so: undefined symbol",
+        ),
+        (
+            torch_report(audio=None, audio_error="ModuleNotFoundError: No module named 'torchaudio'"),
+            "torchaudio is not installed",
+        ),
+        (
+            torch_report(torch=None, audio=None, torch_error="ModuleNotFoundError: No module named 'torch'"),
+            "torch does not load",
+        ),
     ],
 )
 def test_torch_pair_failures_point_at_the_lock_resync(settings, healthy, report, expected):
@@ -146,9 +153,13 @@ def _fake_modules(tmp_path: Path, monkeypatch, **modules: str) -> None:
 
 def test_real_child_probe_survives_a_torchaudio_that_raises_oserror(tmp_path, monkeypatch):
     # What a mismatched pair does: the C extension fails to load at import.
-    _fake_modules(tmp_path, monkeypatch, torchaudio=(
-        "raise OSError('/venv/torchaudio/lib/libtorchaudio.so: undefined symbol: _ZN3c1017RegisterOperators')\n"
-    ))
+    _fake_modules(
+        tmp_path,
+        monkeypatch,
+        torchaudio=(
+            "raise OSError('/venv/torchaudio/lib/libtorchaudio.so: undefined symbol: _ZN3c1017RegisterOperators')\n"
+        ),
+    )
     check = doctor.check_torch(doctor.probe_torch_pair())
     assert check.status == "fail"
     assert "OSError" in check.detail and "undefined symbol" in check.detail
@@ -177,6 +188,7 @@ def test_real_child_probe_passes_on_this_environment():
 
 # --- 3. qwen-tts --------------------------------------------------------------
 
+
 def test_qwen_tts_not_importable_fails_with_a_fix(settings, healthy):
     missing = {"version": None, "error": "ModuleNotFoundError: No module named 'qwen_tts'"}
     check = run(settings, healthy, qwen_probe=lambda: missing)["qwen-tts"]
@@ -199,12 +211,15 @@ def test_qwen_tts_other_version_or_slow_import_warns(settings, healthy):
 
 
 def test_real_child_probe_reports_a_failing_qwen_tts_import(tmp_path, monkeypatch):
-    _fake_modules(tmp_path, monkeypatch, qwen_tts="print('banner on stdout')\nraise ImportError('needs transformers 4.57.3')\n")
+    _fake_modules(
+        tmp_path, monkeypatch, qwen_tts="print('banner on stdout')\nraise ImportError('needs transformers 4.57.3')\n"
+    )
     check = doctor.check_qwen_tts(doctor.probe_qwen_tts())
     assert check.status == "fail" and "ImportError: needs transformers 4.57.3" in check.detail
 
 
 # --- 4. device ------------------------------------------------------------------
+
 
 def test_device_reports_what_auto_would_pick(settings, healthy):
     cuda = run(settings, healthy, probe=probe(cuda=True, mps=True))["device"]
@@ -245,6 +260,7 @@ def test_default_device_probe_is_the_real_one(settings, healthy):
 
 # --- 5. ffmpeg ---------------------------------------------------------------------
 
+
 def test_missing_ffmpeg_warns_with_install_hint(settings, healthy):
     check = run(settings, healthy, which=lambda name: None)["ffmpeg"]
     assert check.status == "warn" and check.detail == "not found on PATH"
@@ -253,6 +269,7 @@ def test_missing_ffmpeg_warns_with_install_hint(settings, healthy):
 
 
 # --- 6. data dir ---------------------------------------------------------------------
+
 
 def test_data_dir_is_created_and_probed_without_leaving_files(settings, healthy):
     check = run(settings, healthy)["data-dir"]
@@ -271,6 +288,7 @@ def test_unwritable_data_dir_fails_with_path_and_fix(tmp_path, healthy):
 
 
 # --- 7. disk -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("free, status", [(400 * GB, "pass"), (9 * GB, "warn"), (GB // 2, "fail")])
 def test_free_disk_thresholds(settings, healthy, free, status):
@@ -313,6 +331,7 @@ def test_the_least_free_location_decides(tmp_path, settings, healthy):
 
 # --- 8. models ---------------------------------------------------------------------------
 
+
 def test_some_checkpoints_present_pass_and_are_listed(settings, healthy):
     check = run(settings, healthy)["models"]
     assert check.status == "pass" and check.detail == "2 of 5 present: 0.6B-CustomVoice, 0.6B-Base"
@@ -340,6 +359,7 @@ def test_models_uses_the_real_model_store(demo_settings, healthy):
 
 # --- serving safety (what the studio refuses at start) ----------------------------------
 
+
 def test_lan_host_without_password_fails_like_the_studio_would(settings, healthy):
     check = run(settings.replace(host="0.0.0.0"), healthy)["serving"]
     assert check.status == "fail" and "without a password" in check.detail and "--auth" in check.detail
@@ -357,6 +377,7 @@ def test_half_a_tls_pair_fails(settings, healthy, tmp_path):
 
 
 # --- 9. port ------------------------------------------------------------------------------
+
 
 def test_free_port_passes_with_the_real_probe(settings, healthy):
     del healthy["bind_error"]
@@ -401,6 +422,7 @@ def test_unresolvable_host_with_the_real_probe(settings, healthy):
 
 # --- the pins -----------------------------------------------------------------------------
 
+
 def test_pins_agree_with_pyproject_and_the_locks():
     if sys.version_info >= (3, 11):
         import tomllib
@@ -417,5 +439,8 @@ def test_pins_agree_with_pyproject_and_the_locks():
     # The exact set every install uses pins the same known-good pair.
     for lock in ("studio.lock", "test.lock"):
         pins = set((pyproject.parent / "requirements" / lock).read_text(encoding="utf-8").split())
-        assert {f"torch=={doctor.TORCH_VERSION}", f"torchaudio=={doctor.TORCHAUDIO_VERSION}",
-                f"qwen-tts=={doctor.QWEN_TTS_VERSION}"} <= pins, lock
+        assert {
+            f"torch=={doctor.TORCH_VERSION}",
+            f"torchaudio=={doctor.TORCHAUDIO_VERSION}",
+            f"qwen-tts=={doctor.QWEN_TTS_VERSION}",
+        } <= pins, lock

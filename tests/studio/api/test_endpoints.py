@@ -25,7 +25,8 @@ def test_names_are_unique_and_plain():
 def test_each_row_names_the_module_that_defines_its_handler(endpoint):
     source = inspect.getsource(importlib.import_module(endpoint.module))
     assert re.search(rf"^\s*def {endpoint.handler}\(", source, re.M), (
-        f"{endpoint.module} defines no {endpoint.handler}() for {endpoint.path}")
+        f"{endpoint.module} defines no {endpoint.handler}() for {endpoint.path}"
+    )
     assert re.search(rf"['\"]{endpoint.name}['\"]", source), f"{endpoint.module} never registers {endpoint.path}"
 
 
@@ -49,6 +50,7 @@ def test_declared_refuses_an_undeclared_name_or_another_handler():
 
 def test_registration_goes_through_the_declaration():
     """An endpoint that is not declared cannot be registered at all, by either helper."""
+
     def voices() -> list:
         return []
 

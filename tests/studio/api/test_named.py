@@ -32,30 +32,52 @@ def test_view_api_lists_exactly_the_documented_endpoints(client):
 
 
 def test_design(client):
-    path, info = client.predict(text="Hello from a script.", language="English",
-                                description="A calm, low voice.", **FAST, api_name="/design")
+    path, info = client.predict(
+        text="Hello from a script.", language="English", description="A calm, low voice.", **FAST, api_name="/design"
+    )
     assert_take(path, info, "voice_design")
     assert info["seed"] == 5 and info["model"] == "demo-1.7B-VoiceDesign"
 
 
 def test_custom_voice_formats_and_ignored_instruct(client):
-    path, info = client.predict(text="Good morning.", speaker="Ryan", instruct="Cheerful",
-                                size="0.6B", format="flac", **FAST, api_name="/custom_voice")
+    path, info = client.predict(
+        text="Good morning.",
+        speaker="Ryan",
+        instruct="Cheerful",
+        size="0.6B",
+        format="flac",
+        **FAST,
+        api_name="/custom_voice",
+    )
     assert path.endswith(".flac")
     assert_take(path, info, "custom_voice")
     assert any("ignores style instructions" in w for w in info["warnings"])
-    path, _ = client.predict(text="Good morning.", speaker="sohee", size="1.7B", format="mp3",
-                             **FAST, api_name="/custom_voice")
+    path, _ = client.predict(
+        text="Good morning.", speaker="sohee", size="1.7B", format="mp3", **FAST, api_name="/custom_voice"
+    )
     assert path.endswith(".mp3") and sf.info(path).samplerate == 24_000
 
 
 def test_clone_with_and_without_transcript(client, speech_wav):
-    path, info = client.predict(reference=handle_file(str(speech_wav)), transcript="The quick brown fox.",
-                                text="Cloned line.", size="0.6B", **FAST, api_name="/clone")
+    path, info = client.predict(
+        reference=handle_file(str(speech_wav)),
+        transcript="The quick brown fox.",
+        text="Cloned line.",
+        size="0.6B",
+        **FAST,
+        api_name="/clone",
+    )
     assert_take(path, info, "base")
     assert info["reference_s"] > 1
-    _, info = client.predict(reference=handle_file(str(speech_wav)), text="Cloned line.", size="0.6B",
-                             start_s=0.5, end_s=2.5, **FAST, api_name="/clone")
+    _, info = client.predict(
+        reference=handle_file(str(speech_wav)),
+        text="Cloned line.",
+        size="0.6B",
+        start_s=0.5,
+        end_s=2.5,
+        **FAST,
+        api_name="/clone",
+    )
     assert any("x-vector-only" in w for w in info["warnings"])
     assert any("shorter" in w.lower() or "3" in w for w in info["warnings"])  # a 2 s clip is flagged
     assert info["reference_s"] <= 2.0
@@ -123,8 +145,9 @@ def test_two_concurrent_designs_both_finish_and_load_once(client, studio_server)
 
     def call(seed):
         try:
-            results.append(client.predict(text="Concurrent.", description="Any.", seed=seed,
-                                          max_seconds=1, api_name="/design"))
+            results.append(
+                client.predict(text="Concurrent.", description="Any.", seed=seed, max_seconds=1, api_name="/design")
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -31,10 +31,16 @@ BUILTINS = {"vivian", "serena", "uncle_fu", "dylan", "eric", "ryan", "aiden", "o
 
 def start(tmp_path_factory, demo_checkpoints, **extra):
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("openai-data"), port=free_port(), demo_models=True, device="cpu",
-        dtype="float32", checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"], checkpoint_base=demo_checkpoints["base"],
-        offline=True, **extra,
+        data_dir=tmp_path_factory.mktemp("openai-data"),
+        port=free_port(),
+        demo_models=True,
+        device="cpu",
+        dtype="float32",
+        checkpoint_voice_design=demo_checkpoints["voice_design"],
+        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
+        checkpoint_base=demo_checkpoints["base"],
+        offline=True,
+        **extra,
     )
     app, ctx = serve(settings, block=False)
     return app, ctx, f"http://127.0.0.1:{settings.port}/"
@@ -56,8 +62,9 @@ def oai(server):
 
 @pytest.fixture(scope="module")
 def library_voice(server, speech_wav):
-    return server[1].app.library.save(name="Narrator", kind="clone", reference=load_audio(speech_wav),
-                                      transcript=SPEECH_TEXT, language="English")
+    return server[1].app.library.save(
+        name="Narrator", kind="clone", reference=load_audio(speech_wav), transcript=SPEECH_TEXT, language="English"
+    )
 
 
 def speak(oai, **kwargs):
@@ -77,8 +84,9 @@ def decoded_seconds(data: bytes, fmt: str) -> float:
     return len(samples) / sr
 
 
-def assert_error(exc: openai.APIStatusError | httpx.Response, status: int, type_: str,
-                 param: str | None, match: str) -> None:
+def assert_error(
+    exc: openai.APIStatusError | httpx.Response, status: int, type_: str, param: str | None, match: str
+) -> None:
     response = exc if isinstance(exc, httpx.Response) else exc.response
     assert response.status_code == status
     assert response.headers["content-type"].startswith("application/json")
@@ -90,6 +98,7 @@ def assert_error(exc: openai.APIStatusError | httpx.Response, status: int, type_
 
 
 # --------------------------------------------------------------------------- speech
+
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "wav", "flac", "pcm"])
 def test_each_format_decodes_to_the_reported_duration(server, oai, fmt):
@@ -107,8 +116,7 @@ def test_each_format_decodes_to_the_reported_duration(server, oai, fmt):
 
 
 def test_default_format_is_mp3_and_speaker_ids_work(oai):
-    raw = oai.audio.speech.with_raw_response.create(model="tts-1", voice="uncle_fu", input="Hi.",
-                                                    extra_body=FAST)
+    raw = oai.audio.speech.with_raw_response.create(model="tts-1", voice="uncle_fu", input="Hi.", extra_body=FAST)
     assert raw.headers["content-type"] == "audio/mpeg"
     assert sf.info(io.BytesIO(raw.content)).format == "MP3"
 
@@ -127,8 +135,11 @@ def test_instructions_are_applied_on_tts_1_hd(server, oai):
 
 
 def test_model_ids_pick_size_and_checkpoint(oai):
-    for model, expected in [("gpt-4o-mini-tts", "demo-1.7B-CustomVoice"), ("qwen3-tts-0.6b", "demo-0.6B-CustomVoice"),
-                            ("1.7B-CustomVoice", "demo-1.7B-CustomVoice")]:
+    for model, expected in [
+        ("gpt-4o-mini-tts", "demo-1.7B-CustomVoice"),
+        ("qwen3-tts-0.6b", "demo-0.6B-CustomVoice"),
+        ("1.7B-CustomVoice", "demo-1.7B-CustomVoice"),
+    ]:
         _, headers = speak(oai, model=model, response_format="wav")
         assert headers["x-model"] == expected
 
@@ -161,18 +172,22 @@ def test_voices_and_models_listing(server, oai, library_voice):
 
 # --------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("change, param, match", [
-    ({"voice": "Nobody"}, "voice", "Unknown voice 'Nobody'"),
-    ({"model": "tts-9"}, "model", "tts-1, tts-1-hd"),
-    ({"model": "1.7B-VoiceDesign"}, "model", "designs voices"),
-    ({"model": "0.6B-Base"}, "model", "cannot speak a built-in speaker"),
-    ({"input": "   "}, "input", "Enter some text"),
-    ({"input": "x" * 50_001}, "input", "the limit is 50,000"),
-    ({"response_format": "aac"}, "response_format", "mp3, opus, wav, flac, pcm"),
-    ({"speed": 1.5}, "speed", "speed is not supported"),
-    ({"extra_body": {"seed": "lucky"}}, "seed", "seed must be a number"),
-    ({"extra_body": {"language": "Klingon"}}, "language", "not supported"),
-])
+
+@pytest.mark.parametrize(
+    "change, param, match",
+    [
+        ({"voice": "Nobody"}, "voice", "Unknown voice 'Nobody'"),
+        ({"model": "tts-9"}, "model", "tts-1, tts-1-hd"),
+        ({"model": "1.7B-VoiceDesign"}, "model", "designs voices"),
+        ({"model": "0.6B-Base"}, "model", "cannot speak a built-in speaker"),
+        ({"input": "   "}, "input", "Enter some text"),
+        ({"input": "x" * 50_001}, "input", "the limit is 50,000"),
+        ({"response_format": "aac"}, "response_format", "mp3, opus, wav, flac, pcm"),
+        ({"speed": 1.5}, "speed", "speed is not supported"),
+        ({"extra_body": {"seed": "lucky"}}, "seed", "seed must be a number"),
+        ({"extra_body": {"language": "Klingon"}}, "language", "not supported"),
+    ],
+)
 def test_bad_requests_come_back_in_openai_shape(oai, change, param, match):
     kwargs = {"model": "tts-1", "voice": "Ryan", "input": "Hello", **change}
     with pytest.raises(openai.BadRequestError) as info:
@@ -187,18 +202,26 @@ def test_malformed_and_missing_fields(server):
     response = httpx.post(url, content=b'{"model": "tts-1", "input": ', headers={"content-type": "application/json"})
     assert_error(response, 400, "invalid_request_error", None, "could not parse the JSON body")
     assert_error(httpx.post(url, json=["tts-1"]), 400, "invalid_request_error", None, "a JSON object")
-    assert_error(httpx.post(url, json={"input": "Hi", "voice": "Ryan"}), 400, "invalid_request_error",
-                 "model", "must provide a model")
-    assert_error(httpx.post(url, json={"model": "tts-1", "input": "Hi"}), 400, "invalid_request_error",
-                 "voice", "must provide a voice")
+    assert_error(
+        httpx.post(url, json={"input": "Hi", "voice": "Ryan"}),
+        400,
+        "invalid_request_error",
+        "model",
+        "must provide a model",
+    )
+    assert_error(
+        httpx.post(url, json={"model": "tts-1", "input": "Hi"}),
+        400,
+        "invalid_request_error",
+        "voice",
+        "must provide a voice",
+    )
 
 
 def test_unknown_routes_and_methods(server):
-    assert_error(httpx.get(f"{server[0]}v1/audio/transcriptions"), 404, "invalid_request_error", None,
-                 "Unknown route")
+    assert_error(httpx.get(f"{server[0]}v1/audio/transcriptions"), 404, "invalid_request_error", None, "Unknown route")
     assert_error(httpx.get(f"{server[0]}v1/audio/speech"), 405, "invalid_request_error", None, "use POST")
-    assert_error(httpx.get(f"{server[0]}v1/models/whisper-1"), 404, "invalid_request_error", "model",
-                 "does not exist")
+    assert_error(httpx.get(f"{server[0]}v1/models/whisper-1"), 404, "invalid_request_error", "model", "does not exist")
 
 
 def test_rate_limit_is_429(server, oai, monkeypatch):
@@ -258,6 +281,7 @@ def test_generation_runs_off_the_event_loop(server, oai, monkeypatch):
 
 # --------------------------------------------------------------------------- auth
 
+
 @pytest.fixture(scope="module")
 def protected(tmp_path_factory, demo_checkpoints):
     app, _, url = start(tmp_path_factory, demo_checkpoints, auth="anna:pw")
@@ -291,10 +315,13 @@ def test_gradio_ui_still_asks_for_login(protected):
 
 # --------------------------------------------------------------------------- layering
 
+
 def test_the_routes_do_not_import_gradio():
     """The HTTP layer depends on core only: importing it must not load Gradio (a fresh interpreter)."""
-    code = ("import sys; import studio.api.openai_routes; "
-            "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('gradio.')))")
+    code = (
+        "import sys; import studio.api.openai_routes; "
+        "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('gradio.')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -21,10 +21,19 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def base_args(tmp_path, demo_checkpoints):
-    return ["--demo-models", "--data-dir", str(tmp_path / "data"), "--device", "cpu",
-            "--checkpoint-voice-design", str(demo_checkpoints["voice_design"]),
-            "--checkpoint-custom-voice", str(demo_checkpoints["custom_voice"]),
-            "--checkpoint-base", str(demo_checkpoints["base"])]
+    return [
+        "--demo-models",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--device",
+        "cpu",
+        "--checkpoint-voice-design",
+        str(demo_checkpoints["voice_design"]),
+        "--checkpoint-custom-voice",
+        str(demo_checkpoints["custom_voice"]),
+        "--checkpoint-base",
+        str(demo_checkpoints["base"]),
+    ]
 
 
 def test_synth_design_custom_and_clone(base_args, tmp_path, speech_wav, capsys):
@@ -35,8 +44,21 @@ def test_synth_design_custom_and_clone(base_args, tmp_path, speech_wav, capsys):
     ]
     for extra, name in runs:
         out = tmp_path / name
-        code = main(["synth", *base_args, "--text", "Hello from the command line.", "--seed", "3",
-                     "--max-new-tokens", "10", *extra, "--out", str(out)])
+        code = main(
+            [
+                "synth",
+                *base_args,
+                "--text",
+                "Hello from the command line.",
+                "--seed",
+                "3",
+                "--max-new-tokens",
+                "10",
+                *extra,
+                "--out",
+                str(out),
+            ]
+        )
         printed = capsys.readouterr().out
         assert code == 0, printed
         info = sf.info(str(out))
@@ -49,8 +71,27 @@ def test_synth_reads_text_files_and_formats_from_flag(base_args, tmp_path, capsy
     text = tmp_path / "line.txt"
     text.write_text("A line from a file.", encoding="utf-8")
     out = tmp_path / "take.bin"
-    assert main(["synth", *base_args, "--mode", "design", "--instruct", "Bright.", "--text-file", str(text),
-                 "--max-new-tokens", "6", "--format", "ogg", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                *base_args,
+                "--mode",
+                "design",
+                "--instruct",
+                "Bright.",
+                "--text-file",
+                str(text),
+                "--max-new-tokens",
+                "6",
+                "--format",
+                "ogg",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sf.info(str(out)).format == "OGG"
 
 
@@ -84,15 +125,26 @@ def test_models_build_demo_and_list(tmp_path, capsys):
     for mode in ("base", "custom_voice", "voice_design"):
         assert f"{mode}: {out / mode}" in printed
         assert (out / mode / "config.json").is_file()
-    assert main(["models", "list", "--offline", "--hf-cache-dir", str(tmp_path / "hf"),
-                 "--data-dir", str(tmp_path)]) == 0
+    assert (
+        main(["models", "list", "--offline", "--hf-cache-dir", str(tmp_path / "hf"), "--data-dir", str(tmp_path)]) == 0
+    )
     listing = capsys.readouterr().out
     assert re.search(r"0\.6B-Base\s+base\s+0\.6B\s+not downloaded", listing)
 
 
 def test_models_download_offline_is_a_clear_error(tmp_path, capsys):
-    code = main(["models", "download", "0.6B-Base", "--offline", "--hf-cache-dir", str(tmp_path / "hf"),
-                 "--data-dir", str(tmp_path)])
+    code = main(
+        [
+            "models",
+            "download",
+            "0.6B-Base",
+            "--offline",
+            "--hf-cache-dir",
+            str(tmp_path / "hf"),
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
     assert code != 0
     assert "offline mode" in capsys.readouterr().err
 
@@ -102,7 +154,10 @@ def test_console_script_launches_the_studio_without_loading_a_model(tmp_path):
     env = {**os.environ, "QWEN_TTS_STUDIO_DATA_DIR": str(tmp_path / "data")}
     proc = subprocess.Popen(
         [str(VENV_BIN / "qwen-tts-studio"), "--demo-models", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         deadline = time.time() + 120

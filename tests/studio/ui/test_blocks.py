@@ -37,13 +37,16 @@ def test_right_types_pass(client):
     assert client.predict("hi", 3, True, "0.6B", api_name="/echo") == "hi|3|True|0.6B"
 
 
-@pytest.mark.parametrize("args, message", [
-    ((["a", "b"], 3, True, "0.6B"), "'text' must be text, not a list (['a', 'b'])."),
-    (("hi", "3", True, "0.6B"), "'seed' must be a number, not text ('3')."),
-    (("hi", True, True, "0.6B"), "'seed' must be a number, not true/false (True)."),
-    (("hi", 3, "yes", "0.6B"), "'loud' must be true or false, not text ('yes')."),
-    (("hi", 3, True, "3B"), "'size' must be one of 0.6B, 1.7B; not text ('3B')."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((["a", "b"], 3, True, "0.6B"), "'text' must be text, not a list (['a', 'b'])."),
+        (("hi", "3", True, "0.6B"), "'seed' must be a number, not text ('3')."),
+        (("hi", True, True, "0.6B"), "'seed' must be a number, not true/false (True)."),
+        (("hi", 3, "yes", "0.6B"), "'loud' must be true or false, not text ('yes')."),
+        (("hi", 3, True, "3B"), "'size' must be one of 0.6B, 1.7B; not text ('3B')."),
+    ],
+)
 def test_wrong_types_name_the_parameter(client, args, message):
     with pytest.raises(AppError) as info:
         client.predict(*args, api_name="/echo")

@@ -35,7 +35,7 @@ def test_peak_rss_sees_memory_used_inside_the_block_only():
     before, _ = common.rss_bytes()
     with common.peak_rss() as peak:
         block = bytearray(64 * 2**20)  # 64 MB, touched so it is resident
-        block[:: 4096] = b"\x01" * len(block[:: 4096])
+        block[::4096] = b"\x01" * len(block[::4096])
         del block
     assert positive(peak["peak"])
     assert peak["peak"] >= (before or 0) + 48 * 2**20

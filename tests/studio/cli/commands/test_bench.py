@@ -111,14 +111,30 @@ def test_switches_evict_and_load_once_each(switch, context):
 def test_human_report_prints_every_section(memory, loads, rtf, switch):
     from studio.cli.commands.bench import format_report
 
-    report = studio_suite.BenchReport(device="cpu", dtype_policy="float32", demo=True, frames=FRAMES, runs=RUNS,
-                                      seed=7, text_chars=44, memory=memory, loads=loads[0], rtf=rtf,
-                                      switch=switch[0], api_overhead=studio_suite.OverheadFigure(
-                                          "/design", "demo-1.7B-VoiceDesign", 1, 1.5, 0.2, 0.3, 0.1, [1.5]),
-                                      total_seconds=12.0)
+    report = studio_suite.BenchReport(
+        device="cpu",
+        dtype_policy="float32",
+        demo=True,
+        frames=FRAMES,
+        runs=RUNS,
+        seed=7,
+        text_chars=44,
+        memory=memory,
+        loads=loads[0],
+        rtf=rtf,
+        switch=switch[0],
+        api_overhead=studio_suite.OverheadFigure("/design", "demo-1.7B-VoiceDesign", 1, 1.5, 0.2, 0.3, 0.1, [1.5]),
+        total_seconds=12.0,
+    )
     text = format_report(report)
-    for heading in ("Model load", "Real-time factor", "Mode switch", "API overhead", "Resident memory",
-                    "Total bench time"):
+    for heading in (
+        "Model load",
+        "Real-time factor",
+        "Mode switch",
+        "API overhead",
+        "Resident memory",
+        "Total bench time",
+    ):
         assert heading in text
     for f in rtf:
         assert f.model in text
@@ -135,8 +151,22 @@ def test_run_bench_json_has_every_documented_key(demo_settings, capsys):
     assert run_bench(_args(), demo_settings) == 0
     out = capsys.readouterr().out
     data = json.loads(out)  # stdout holds the JSON object and nothing else
-    assert set(data) == {"version", "device", "dtype_policy", "demo", "frames", "runs", "seed", "text_chars",
-                         "loads", "rtf", "switch", "api_overhead", "memory", "total_seconds"}
+    assert set(data) == {
+        "version",
+        "device",
+        "dtype_policy",
+        "demo",
+        "frames",
+        "runs",
+        "seed",
+        "text_chars",
+        "loads",
+        "rtf",
+        "switch",
+        "api_overhead",
+        "memory",
+        "total_seconds",
+    }
     assert data["version"] == 1 and data["demo"] is True
     assert data["frames"] == FRAMES and data["runs"] == RUNS and positive(data["total_seconds"])
     assert set(data["loads"]) == set(data["rtf"]) == set(MODES)
@@ -149,13 +179,28 @@ def test_run_bench_json_has_every_documented_key(demo_settings, capsys):
     assert set(data["switch"]) == {"sequence", "median_seconds", "samples", "loads"}
     assert positive(data["switch"]["median_seconds"])
     api = data["api_overhead"]
-    assert set(api) == {"endpoint", "model", "pairs", "ratio", "direct_seconds", "api_seconds",
-                        "overhead_seconds", "samples"}
+    assert set(api) == {
+        "endpoint",
+        "model",
+        "pairs",
+        "ratio",
+        "direct_seconds",
+        "api_seconds",
+        "overhead_seconds",
+        "samples",
+    }
     assert api["endpoint"] == "/design" and api["pairs"] == RUNS
     assert api["model"] == data["rtf"]["voice_design"]["model"]
     assert positive(api["ratio"]) and positive(api["direct_seconds"]) and positive(api["api_seconds"])
-    assert set(data["memory"]) == {"source", "before_bytes", "runtime_bytes", "loaded_bytes", "unloaded_bytes",
-                                   "after_unload_bytes", "model_bytes"}
+    assert set(data["memory"]) == {
+        "source",
+        "before_bytes",
+        "runtime_bytes",
+        "loaded_bytes",
+        "unloaded_bytes",
+        "after_unload_bytes",
+        "model_bytes",
+    }
     assert set(data["memory"]["loaded_bytes"]) == set(MODES)
 
 
@@ -163,8 +208,9 @@ def test_missing_real_model_is_one_readable_error(tmp_path):
     from core.settings import Settings
     from studio.cli.commands.bench import run_bench
 
-    settings = Settings(data_dir=tmp_path / "data", hf_cache_dir=tmp_path / "hf", offline=True,
-                        device="cpu", dtype="float32")
+    settings = Settings(
+        data_dir=tmp_path / "data", hf_cache_dir=tmp_path / "hf", offline=True, device="cpu", dtype="float32"
+    )
     with pytest.raises(ModelUnavailable, match="not downloaded"):
         run_bench(_args(), settings)
 

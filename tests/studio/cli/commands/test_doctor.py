@@ -27,8 +27,11 @@ NAMES = ["python", "torch", "qwen-tts", "device", "ffmpeg", "data-dir", "disk", 
 
 def _fast_imports(monkeypatch) -> None:
     """Skips the two child imports (~10 s) where a test is about the command, not them."""
-    monkeypatch.setattr(doctor, "probe_torch_pair", lambda: {
-        "torch": {"version": "2.11.0", "error": None}, "torchaudio": {"version": "2.11.0", "error": None}})
+    monkeypatch.setattr(
+        doctor,
+        "probe_torch_pair",
+        lambda: {"torch": {"version": "2.11.0", "error": None}, "torchaudio": {"version": "2.11.0", "error": None}},
+    )
     monkeypatch.setattr(doctor, "probe_qwen_tts", lambda: {"version": "0.1.1", "error": None})
 
 
@@ -88,17 +91,23 @@ def test_a_crashing_check_is_a_fail_line_not_a_traceback(tmp_path, capsys, monke
 def test_line_format():
     assert format_check(doctor.Check("python", "pass", "3.11.7")) == "PASS  python        3.11.7"
     assert format_check(doctor.Check("ffmpeg", "warn", "not found on PATH", doctor.FFMPEG_FIX)) == (
-        "WARN  ffmpeg        not found on PATH — MP3 export needs ffmpeg: brew install ffmpeg / apt install ffmpeg")
+        "WARN  ffmpeg        not found on PATH — MP3 export needs ffmpeg: brew install ffmpeg / apt install ffmpeg"
+    )
     assert format_check(doctor.Check("port", "fail", "port 7860 is in use", "pass --port 7861")) == (
-        "FAIL  port          port 7860 is in use — fix: pass --port 7861")
+        "FAIL  port          port 7860 is in use — fix: pass --port 7861"
+    )
 
 
 # --- the real command line (needs `doctor` in studio/cli/main.py) -----------------------------
 
+
 def _doctor(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "studio.cli", "doctor", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -34,7 +34,11 @@ def studio(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     common = ["--hf-cache-dir", str(tmp_path / "hf"), "--data-dir", str(tmp_path / "data")]
     return subprocess.run(
         [sys.executable, "-m", "studio.cli", "models", *args, *common],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

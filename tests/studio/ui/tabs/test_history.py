@@ -33,8 +33,9 @@ def test_regenerate_a_take_gives_the_same_audio_as_a_new_take(client, studio_ser
 
 
 def test_regenerate_a_script_take(client, studio_server, regenerate):
-    merged, _, info = client.predict(script="A: One.\nB: Two.", casting="A = Ryan\nB = Sohee", size="0.6B",
-                                     format="flac", **FAST, api_name="/script")
+    merged, _, info = client.predict(
+        script="A: One.\nB: Two.", casting="A = Ryan\nB = Sohee", size="0.6B", format="flac", **FAST, api_name="/script"
+    )
     *_, new_path, details, message = regenerate(info["take_id"], "", "script")
     assert details["mode"] == "script" and details["format"] == "flac"
     assert message.endswith("with seed 21. ✓ Identical to the original.")

@@ -17,8 +17,14 @@ import pytest
 from gradio_client import handle_file
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt install chromium)", allow_module_level=True)
@@ -84,8 +90,13 @@ def voice_names(client) -> set[str]:
 
 def save(client, speech_wav, label: str, **fields) -> dict:
     name = f"{label} {uuid.uuid4().hex[:6]}"
-    return client.predict(reference=handle_file(str(speech_wav)), transcript="The quick brown fox.", name=name,
-                          api_name="/voice_save", **fields)
+    return client.predict(
+        reference=handle_file(str(speech_wav)),
+        transcript="The quick brown fox.",
+        name=name,
+        api_name="/voice_save",
+        **fields,
+    )
 
 
 def test_opening_the_tab_lists_new_voices_and_shows_details(browser, client, studio_server, speech_wav):
@@ -98,13 +109,16 @@ def test_opening_the_tab_lists_new_voices_and_shows_details(browser, client, stu
         sync_api.expect(details).to_contain_text(voice["id"])
         sync_api.expect(page.locator("#library-notes textarea")).to_have_value("From the UI test")
         sync_api.expect(page.locator("#library-tags input, #library-tags textarea").first).to_have_value(
-            "ui-test, warm")
-        sync_api.expect(page.locator("#library-player audio, #library-player [data-testid='waveform-x']").first
-                        ).to_be_attached()
+            "ui-test, warm"
+        )
+        sync_api.expect(
+            page.locator("#library-player audio, #library-player [data-testid='waveform-x']").first
+        ).to_be_attached()
 
         page.locator("#library-search input, #library-search textarea").first.fill(voice["name"])
         sync_api.expect(page.locator("#library-count")).to_contain_text(
-            re.compile(r"Showing 1 of \d+ voices|^\s*1 voice in the library"))
+            re.compile(r"Showing 1 of \d+ voices|^\s*1 voice in the library")
+        )
     finally:
         page.close()
 

@@ -16,8 +16,15 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-LIBRARY_ENDPOINTS = {"/voices", "/voice_rename", "/voice_update", "/voice_delete", "/voice_export",
-                     "/voice_import", "/voice_save"}
+LIBRARY_ENDPOINTS = {
+    "/voices",
+    "/voice_rename",
+    "/voice_update",
+    "/voice_delete",
+    "/voice_export",
+    "/voice_import",
+    "/voice_save",
+}
 FAST = {"seed": 3, "max_seconds": 0.5, "size": "0.6B"}
 
 
@@ -26,8 +33,13 @@ def unique(label: str) -> str:
 
 
 def save_voice(client: Client, wav: Path, name: str, **fields) -> dict:
-    return client.predict(reference=handle_file(str(wav)), transcript=fields.pop("transcript", "The quick brown fox."),
-                          name=name, api_name="/voice_save", **fields)
+    return client.predict(
+        reference=handle_file(str(wav)),
+        transcript=fields.pop("transcript", "The quick brown fox."),
+        name=name,
+        api_name="/voice_save",
+        **fields,
+    )
 
 
 def names(voices: list[dict]) -> set[str]:
@@ -50,8 +62,10 @@ def test_view_api_documents_the_library_endpoints(client):
     params = {p["parameter_name"]: p for p in named["/voice_update"]["parameters"]}
     assert list(params) == ["voice", "notes", "tags", "transcript", "language", "consent"]
     assert not params["voice"]["parameter_has_default"]
-    assert all(params[k]["parameter_has_default"] and params[k]["parameter_default"] is None
-               for k in ("notes", "tags", "transcript", "language", "consent"))
+    assert all(
+        params[k]["parameter_has_default"] and params[k]["parameter_default"] is None
+        for k in ("notes", "tags", "transcript", "language", "consent")
+    )
     assert [p["parameter_name"] for p in named["/voices"]["parameters"]] == ["query", "kind", "language", "tag"]
     assert [p["parameter_name"] for p in named["/voice_export"]["parameters"]] == ["voices"]
     assert [p["parameter_name"] for p in named["/voice_import"]["parameters"]] == ["file"]
@@ -59,8 +73,15 @@ def test_view_api_documents_the_library_endpoints(client):
 
 def test_list_and_filter(client, speech_wav):
     tag = f"tag{uuid.uuid4().hex[:6]}"
-    anna = save_voice(client, speech_wav, unique("Anna"), tags=f"{tag}, warm", notes="Calm narrator",
-                      language="English", consent="My own voice")
+    anna = save_voice(
+        client,
+        speech_wav,
+        unique("Anna"),
+        tags=f"{tag}, warm",
+        notes="Calm narrator",
+        language="English",
+        consent="My own voice",
+    )
     assert anna["kind"] == "clone" and anna["language"] == "english" and anna["tags"] == [tag, "warm"]
     assert anna["transcript"] == "The quick brown fox." and 1 < anna["reference_seconds"] < 10
     assert "path" not in anna
@@ -75,13 +96,15 @@ def test_list_and_filter(client, speech_wav):
     assert names(client.predict(tag=tag, language="german", kind="clone", api_name="/voices")) == {bob["name"]}
     assert client.predict(tag=tag, kind="design", api_name="/voices") == []
     assert names(client.predict(query=f"calm {anna['name'].split()[1]}", api_name="/voices")) == {anna["name"]}
-    assert names(client.predict(query="narrator", tag=tag, kind="all", language="all",
-                                api_name="/voices")) == {anna["name"]}
+    assert names(client.predict(query="narrator", tag=tag, kind="all", language="all", api_name="/voices")) == {
+        anna["name"]
+    }
 
 
 def test_rename_update_and_delete(client, speech_wav):
-    voice = save_voice(client, speech_wav, unique("Carla"), tags="one, two", notes="first notes",
-                       consent="Recorded with permission")
+    voice = save_voice(
+        client, speech_wav, unique("Carla"), tags="one, two", notes="first notes", consent="Recorded with permission"
+    )
     new_name = unique("Carla renamed")
     renamed = client.predict(voice=voice["name"], new_name=new_name, api_name="/voice_rename")
     assert renamed["name"] == new_name and renamed["id"] == voice["id"]
@@ -93,8 +116,14 @@ def test_rename_update_and_delete(client, speech_wav):
     assert updated["tags"] == ["one", "two"] and updated["consent"] == "Recorded with permission"
     assert updated["transcript"] == "The quick brown fox."
 
-    updated = client.predict(voice=new_name.upper(), tags="a, b, A", transcript="Something else.",
-                             language="French", consent="", api_name="/voice_update")
+    updated = client.predict(
+        voice=new_name.upper(),
+        tags="a, b, A",
+        transcript="Something else.",
+        language="French",
+        consent="",
+        api_name="/voice_update",
+    )
     assert updated["tags"] == ["a", "b"] and updated["language"] == "french"
     assert updated["transcript"] == "Something else." and updated["consent"] == ""
     assert updated["notes"] == "Better notes"
@@ -116,8 +145,14 @@ def test_export_import_round_trip(client, speech_wav, tmp_path):
     assert path.endswith(".zip")
     with zipfile.ZipFile(path) as archive:
         members = sorted(archive.namelist())
-    assert members == sorted([f"{first['id']}/voice.json", f"{first['id']}/reference.wav",
-                              f"{second['id']}/voice.json", f"{second['id']}/reference.wav"])
+    assert members == sorted(
+        [
+            f"{first['id']}/voice.json",
+            f"{first['id']}/reference.wav",
+            f"{second['id']}/voice.json",
+            f"{second['id']}/reference.wav",
+        ]
+    )
 
     single = client.predict(voices=first["id"], api_name="/voice_export")
     with zipfile.ZipFile(single) as archive:
@@ -128,8 +163,9 @@ def test_export_import_round_trip(client, speech_wav, tmp_path):
         assert {first["id"], second["id"]} <= {m.split("/")[0] for m in archive.namelist()}
 
     imported = client.predict(file=handle_file(path), api_name="/voice_import")
-    assert sorted(v["name"] for v in imported) == sorted([f"{first['name']} (imported)",
-                                                          f"{second['name']} (imported)"])
+    assert sorted(v["name"] for v in imported) == sorted(
+        [f"{first['name']} (imported)", f"{second['name']} (imported)"]
+    )
     copy = next(v for v in imported if v["name"].startswith(first["name"]))
     assert copy["id"] != first["id"]
     assert copy["notes"] == "Round trip" and copy["tags"] == ["export-test"]
@@ -137,8 +173,9 @@ def test_export_import_round_trip(client, speech_wav, tmp_path):
     listed = names(client.predict(api_name="/voices"))
     assert {first["name"], second["name"], *(v["name"] for v in imported)} <= listed
 
-    assert "No voice named" in app_error(client, voices=f"{first['name']}, Nobody {uuid.uuid4().hex[:6]}",
-                                         api_name="/voice_export")
+    assert "No voice named" in app_error(
+        client, voices=f"{first['name']}, Nobody {uuid.uuid4().hex[:6]}", api_name="/voice_export"
+    )
 
 
 def test_clone_with_a_library_voice_reuses_its_prompt(client, speech_wav):
@@ -169,10 +206,12 @@ def test_unknown_voices_are_clear_errors(client, kwargs, message):
 def test_bad_names_are_refused(client, speech_wav):
     voice = save_voice(client, speech_wav, unique("Gus"))
     other = save_voice(client, speech_wav, unique("Hana"))
-    assert "already exists" in app_error(client, reference=handle_file(str(speech_wav)), name=voice["name"].upper(),
-                                         api_name="/voice_save")
-    assert "Give the voice a name" in app_error(client, reference=handle_file(str(speech_wav)), name="   ",
-                                                api_name="/voice_save")
+    assert "already exists" in app_error(
+        client, reference=handle_file(str(speech_wav)), name=voice["name"].upper(), api_name="/voice_save"
+    )
+    assert "Give the voice a name" in app_error(
+        client, reference=handle_file(str(speech_wav)), name="   ", api_name="/voice_save"
+    )
     assert "already exists" in app_error(client, voice=voice["id"], new_name=other["name"], api_name="/voice_rename")
     assert "Give the voice a name" in app_error(client, voice=voice["id"], new_name="", api_name="/voice_rename")
     assert "NUL character" in app_error(client, voice=voice["id"], new_name="bad\x00name", api_name="/voice_rename")
@@ -217,10 +256,15 @@ def test_voices_survive_a_restart(tmp_path, demo_checkpoints, speech_wav):
 
     def start():
         settings = Settings(
-            data_dir=tmp_path / "data", port=free_port(), demo_models=True, device="cpu", dtype="float32",
+            data_dir=tmp_path / "data",
+            port=free_port(),
+            demo_models=True,
+            device="cpu",
+            dtype="float32",
             checkpoint_voice_design=demo_checkpoints["voice_design"],
             checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-            checkpoint_base=demo_checkpoints["base"], offline=True,
+            checkpoint_base=demo_checkpoints["base"],
+            offline=True,
         )
         app, _ = serve(settings, block=False)
         return app, Client(f"http://127.0.0.1:{settings.port}/", verbose=False)

@@ -30,13 +30,18 @@ Bob = Vivian [English]
 @pytest.fixture(scope="module")
 def fox(studio_server, speech_wav):
     library = studio_server["ctx"].app.library
-    return library.save(name="Script Fox", kind="clone", reference=load_audio(speech_wav),
-                        transcript="The quick brown fox jumps over the lazy dog.")
+    return library.save(
+        name="Script Fox",
+        kind="clone",
+        reference=load_audio(speech_wav),
+        transcript="The quick brown fox jumps over the lazy dog.",
+    )
 
 
 def test_script_renders_three_voices_to_a_take_and_a_zip(client, studio_server, fox):
-    merged, archive, info = client.predict(script=SCRIPT, casting=CASTING, language="English", size="0.6B",
-                                           pause_s=0.25, **FAST, api_name="/script")
+    merged, archive, info = client.predict(
+        script=SCRIPT, casting=CASTING, language="English", size="0.6B", pause_s=0.25, **FAST, api_name="/script"
+    )
     data, sr = sf.read(merged)
     assert sr == 24_000 and data.ndim == 1
     assert abs(len(data) / sr - info["duration_s"]) < 0.01
@@ -44,7 +49,9 @@ def test_script_renders_three_voices_to_a_take_and_a_zip(client, studio_server, 
     assert info["models"] == ["demo-0.6B-CustomVoice", "demo-0.6B-Base"]
     lines = info["lines"]
     assert [(ln["speaker"], ln["text"]) for ln in lines] == [
-        ("Narrator", "It was a dark night."), ("Anna", "Who's there?"), ("Bob", "Only me. Just passing by."),
+        ("Narrator", "It was a dark night."),
+        ("Anna", "Who's there?"),
+        ("Bob", "Only me. Just passing by."),
         ("Narrator", "They laughed."),
     ]
     assert [ln["seed"] for ln in lines] == [5, 1005, 2005, 3005]
@@ -72,8 +79,14 @@ def test_script_renders_three_voices_to_a_take_and_a_zip(client, studio_server, 
 
 
 def test_script_formats_and_reproducibility(client, fox):
-    args = dict(script="A: One line.\nB: Another.", casting="A = Aiden\nB = Sohee", size="0.6B", pause_s=0,
-                **FAST, api_name="/script")
+    args = dict(
+        script="A: One line.\nB: Another.",
+        casting="A = Aiden\nB = Sohee",
+        size="0.6B",
+        pause_s=0,
+        **FAST,
+        api_name="/script",
+    )
     first, archive, info = client.predict(format="flac", **args)
     assert first.endswith(".flac") and sf.info(first).samplerate == 24_000
     with zipfile.ZipFile(archive) as z:
@@ -85,21 +98,27 @@ def test_script_formats_and_reproducibility(client, fox):
     assert info["post"]["normalize"] == "peak"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(script="", casting="A = Ryan"), "The script is empty"),
-    (dict(script="Hello there.\nA: Hi.", casting="A = Ryan"), "Line 1: 'Hello there.' has no speaker"),
-    (dict(script="A: Hi.\nB:", casting="A = Ryan"), "Line 2: 'B:' has no text to speak."),
-    (dict(script="A: Hi.\nB: Yo.\nC: Hey.", casting="A = Ryan"), "No voice is cast for these 2 names: B (line 2), C (line 3)"),
-    (dict(script="A: Hi.", casting="A Ryan"), "Casting line 1: 'A Ryan' has no '='"),
-    (dict(script="A: Hi.", casting="A = speaker: Rian"), "A: Unknown speaker 'Rian'"),
-    (dict(script="A: Hi.", casting="A = voice: Nobody Here"), "A: No voice named 'Nobody Here'"),
-    (dict(script="A: Hi.", casting="A = Ryan", pause_s=20), "Value 20 is greater than maximum value 10"),
-    (dict(script="A: Hi.", casting="A = Ryan", size="3B"), "'3B'"),
-    (dict(script="A: Hi.", casting="A = Ryan [3B]"), "A: Custom Voice has no 3B model"),
-    (dict(script="A: Hi.", casting="A = Ryan", output_normalize="loud"), "Normalisation 'loud' is not supported"),
-    (dict(script="A: Hi.", casting="A = Ryan", format="aiff"), "Output format 'aiff' is not supported"),
-    (dict(script="A: Hi.", casting="A = Ryan", language="Klingon"), "Language 'Klingon' is not supported"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(script="", casting="A = Ryan"), "The script is empty"),
+        (dict(script="Hello there.\nA: Hi.", casting="A = Ryan"), "Line 1: 'Hello there.' has no speaker"),
+        (dict(script="A: Hi.\nB:", casting="A = Ryan"), "Line 2: 'B:' has no text to speak."),
+        (
+            dict(script="A: Hi.\nB: Yo.\nC: Hey.", casting="A = Ryan"),
+            "No voice is cast for these 2 names: B (line 2), C (line 3)",
+        ),
+        (dict(script="A: Hi.", casting="A Ryan"), "Casting line 1: 'A Ryan' has no '='"),
+        (dict(script="A: Hi.", casting="A = speaker: Rian"), "A: Unknown speaker 'Rian'"),
+        (dict(script="A: Hi.", casting="A = voice: Nobody Here"), "A: No voice named 'Nobody Here'"),
+        (dict(script="A: Hi.", casting="A = Ryan", pause_s=20), "Value 20 is greater than maximum value 10"),
+        (dict(script="A: Hi.", casting="A = Ryan", size="3B"), "'3B'"),
+        (dict(script="A: Hi.", casting="A = Ryan [3B]"), "A: Custom Voice has no 3B model"),
+        (dict(script="A: Hi.", casting="A = Ryan", output_normalize="loud"), "Normalisation 'loud' is not supported"),
+        (dict(script="A: Hi.", casting="A = Ryan", format="aiff"), "Output format 'aiff' is not supported"),
+        (dict(script="A: Hi.", casting="A = Ryan", language="Klingon"), "Language 'Klingon' is not supported"),
+    ],
+)
 def test_bad_input_is_a_clear_error(client, studio_server, kwargs, message):
     with pytest.raises(AppError) as info:
         client.predict(**kwargs, api_name="/script")
@@ -115,8 +134,14 @@ def test_render_in_the_browser_streams_lines_then_the_take(studio_server, fox):
     if not Path(chromium).exists():
         pytest.skip("chromium is not installed (apt install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args)
         try:
