@@ -19,7 +19,7 @@ from PIL import Image, ImageStat
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page, expect
 
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
 TIMEOUT_MS = 30_000  # one UI step; a busy 2-core CI machine can be slow to settle
 TAKE_TIMEOUT_S = 180  # one demo take, model load included, on a busy machine
 # An element each tab shows, to know the tab is open.
@@ -138,9 +138,14 @@ class Studio:
         re-typed if that happened, and re-checked again before every action (`recheck`).
         """
         box = self.field(target)
-        for _ in range(4):
+        for _ in range(6):
             box.fill(value)
             self.page.wait_for_timeout(300)  # tiny settle before reading the value back
+            if box.input_value() != value:
+                continue
+            # On a loaded machine the re-apply can come well after the first read:
+            # the value must survive a second look before it counts as typed.
+            self.page.wait_for_timeout(700)
             if box.input_value() == value:
                 break
         expect(box).to_have_value(value)
@@ -182,6 +187,12 @@ class Studio:
     def error_toasts(self) -> list[str]:
         toasts = self.page.locator("[data-testid=toast-body].error [data-testid=toast-text]").filter(visible=True)
         return [t.inner_text() for t in toasts.all()]
+
+    def error_pills(self) -> list[str]:
+        """Components whose progress tracker shows Gradio's red "Error" pill (a failed event's outputs)."""
+        trackers = self.page.locator("[data-testid=status-tracker]").filter(visible=True)
+        pills = trackers.filter(has_text=re.compile(r"^\s*Error\b"))
+        return [p.evaluate("e => e.closest('[id]')?.id || e.parentElement?.className || '?'") for p in pills.all()]
 
     def toast(self, text: str) -> Locator:
         return self.page.locator("[data-testid=toast-body]").filter(has_text=text).first
