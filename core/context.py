@@ -7,6 +7,7 @@ command line all receive this object and reach every service through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
@@ -16,6 +17,10 @@ from core.engine.synthesis import SynthesisService
 from core.settings import Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
+from core.text_lexicon import LexiconStore
+
+if TYPE_CHECKING:
+    from core.engine.remote.pool import Pool
 
 
 @dataclass
@@ -27,6 +32,7 @@ class AppContext:
     synthesis: SynthesisService
     library: VoiceLibrary
     history: History
+    remote: Pool | None = None  # the remote engine servers, when configured (core/engine/remote/)
 
 
 def build_context(
@@ -51,7 +57,10 @@ def build_context(
         max_text_chars=settings.max_text_chars,
         chunk_chars=settings.chunk_chars,
         preferred_size=settings.preferred_size,
+        quantize=settings.quantize,
     )
+    synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
+    remote = _remote_engines(settings, catalog, synthesis)
     library = VoiceLibrary(settings.voices_dir)
     history = History(
         settings.history_dir,
@@ -66,4 +75,27 @@ def build_context(
         synthesis=synthesis,
         library=library,
         history=history,
+        remote=remote,
     )
+
+
+def _remote_engines(settings: Settings, catalog: Catalog, synthesis: SynthesisService) -> Pool | None:
+    """With --remote-engine: the server pool, discovered now and health-checked from now on,
+    behind a router that sends each checkpoint to its servers (the rest stays local)."""
+    if not settings.remote_engine:
+        return None
+    from core.engine.remote.config import servers_from_settings
+    from core.engine.remote.pool import Pool
+    from core.engine.remote.router import EngineRouter
+
+    pool = Pool(
+        servers_from_settings(settings.remote_engine),
+        catalog,
+        timeout_s=settings.remote_timeout,
+        failures=settings.remote_failures,
+        cooldown_s=settings.remote_cooldown,
+    )
+    pool.check()
+    pool.start_monitor()
+    synthesis.engine = EngineRouter(synthesis.engine, pool, fallback=settings.engine_fallback)  # type: ignore[assignment]
+    return pool

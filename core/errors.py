@@ -36,6 +36,11 @@ class GenerationError(StudioError):
     """The model failed while generating audio."""
 
 
+class RemoteEngineError(GenerationError):
+    """No remote engine server could generate: every server for the checkpoint is down,
+    unreachable or failing (the message names each server and its failure)."""
+
+
 class LibraryError(StudioError):
     """The voice library refused an operation (bad name, bad import, ...)."""
 

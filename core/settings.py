@@ -19,6 +19,7 @@ from typing import Any
 
 import platformdirs
 
+from core.engine.remote.config import FALLBACKS, parse_remote_engines, redact
 from core.errors import SettingsError
 
 if sys.version_info >= (3, 11):
@@ -31,6 +32,8 @@ ENV_PREFIX = "QWEN_TTS_STUDIO_"
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+# int8: dynamic int8 Linears on the CPU (faster, lossy; docs/PERFORMANCE.md). none: as released.
+QUANTIZE = ("none", "int8")
 SIZES = ("0.6B", "1.7B")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -58,6 +61,7 @@ class Settings:
     checkpoint_base: Path | None = None
     device: str = "auto"
     dtype: str = "auto"
+    quantize: str = "none"
     preferred_size: str = "1.7B"
     offline: bool = False
     demo_models: bool = False
@@ -75,6 +79,22 @@ class Settings:
     rate_limit_per_minute: int = 30  # generation requests per client; 0 turns the limit off
     history_max_takes: int = 500  # the oldest takes are pruned beyond either limit
     history_max_mb: int = 2000
+    # Operations (docs in the README): browser origins allowed to call the HTTP API
+    # (comma-separated; none by default), seconds to let in-flight takes finish on
+    # SIGTERM/SIGINT, and Gradio's MCP server at /gradio_api/mcp/.
+    cors_origins: str | None = None
+    shutdown_timeout: int = 30
+    mcp_server: bool = True
+    # Remote engines (core/engine/remote/, README "Remote engines"): OpenAI-compatible
+    # Qwen3-TTS servers that generate the checkpoints they serve, each URL with an
+    # optional #key=... / #key_env=NAME; "local" fallback uses the local model when
+    # every server for a checkpoint is down. Seconds per remote request, failures
+    # in a row that open a server's circuit, seconds before it is probed again.
+    remote_engine: tuple[str, ...] = ()
+    engine_fallback: str = "none"
+    remote_timeout: int = 300
+    remote_failures: int = 3
+    remote_cooldown: int = 30
 
     @property
     def voices_dir(self) -> Path:
@@ -88,6 +108,7 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if shown["auth"]:
             shown["auth"] = "***"
+        shown["remote_engine"] = tuple(redact(entry) for entry in shown["remote_engine"])
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
@@ -173,6 +194,15 @@ def _auth(value: Any) -> str | None:
     return text
 
 
+def _origins(value: Any) -> str | None:
+    items = [item.strip().rstrip("/") for item in str(value or "").split(",") if item.strip()]
+    for item in items:
+        scheme, sep, rest = item.partition("://")
+        if item != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+            raise ValueError("origins such as https://app.example.com, separated by commas (or *)")
+    return ",".join(items) or None
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "host": _host,
     "port": _int_range(1, 65535),
@@ -184,6 +214,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "checkpoint_base": _optional_path,
     "device": _choice(DEVICES),
     "dtype": _choice(DTYPES),
+    "quantize": _choice(QUANTIZE),
     "preferred_size": _choice(SIZES),
     "offline": _bool,
     "demo_models": _bool,
@@ -200,6 +231,14 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "rate_limit_per_minute": _int_range(0, 100_000),
     "history_max_takes": _int_range(1, 1_000_000),
     "history_max_mb": _int_range(1, 10_000_000),
+    "cors_origins": _origins,
+    "shutdown_timeout": _int_range(0, 3600),
+    "mcp_server": _bool,
+    "remote_engine": parse_remote_engines,
+    "engine_fallback": _choice(FALLBACKS),
+    "remote_timeout": _int_range(1, 86_400),
+    "remote_failures": _int_range(1, 100),
+    "remote_cooldown": _int_range(1, 3600),
 }
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
@@ -212,7 +251,13 @@ def parse_setting(name: str, value: Any, source: str) -> Any:
     try:
         return _PARSERS[name](value)
     except ValueError as exc:
-        shown = "(hidden)" if name == "auth" else repr(value)
+        if name == "auth":
+            shown = "(hidden)"
+        elif name == "remote_engine":  # keys never echo back
+            entries = value if isinstance(value, (list, tuple)) else str(value).split(",")
+            shown = repr(", ".join(redact(str(e)) for e in entries))
+        else:
+            shown = repr(value)
         raise SettingsError(f"Invalid value {shown} for setting '{name}' (from {source}); {exc}.") from None
 
 

@@ -51,8 +51,22 @@ class Mode(str, Enum):
         """The word the studio shows a person for this mode."""
         return _MODE_LABELS[self]
 
+    @classmethod
+    def from_user(cls, word: str) -> Mode:
+        """The mode a person or a script named: the CLI's design|custom|clone, or a stored name.
+
+        The one place those words are mapped, so the CLI, the catalog and the
+        API all accept (and refuse) the same ones.
+        """
+        mode = _MODE_WORDS.get(word.strip().lower()) if isinstance(word, str) else None
+        if mode is None:
+            raise InvalidInput(f"Unknown mode '{word}'. Choose design, custom or clone.")
+        return mode
+
 
 _MODE_LABELS = {Mode.VOICE_DESIGN: "Design", Mode.CUSTOM_VOICE: "Custom", Mode.BASE: "Clone"}
+# What people type (the label in lower case) and what is stored (the value) both name a mode.
+_MODE_WORDS = {**{mode.label.lower(): mode for mode in Mode}, **{mode.value: mode for mode in Mode}}
 MODES: tuple[Mode, ...] = tuple(Mode)
 
 # Qwen3-TTS's 12 Hz speech tokenizer emits 12.5 codec frames per second of
@@ -186,6 +200,8 @@ class DesignRequest:
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
     post: PostProcessing = field(default_factory=PostProcessing)
+    # The pronunciation lexicon version to speak with (core/text_lexicon.py); None: the current one.
+    lexicon_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +213,8 @@ class CustomVoiceRequest:
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
     post: PostProcessing = field(default_factory=PostProcessing)
+    # The pronunciation lexicon version to speak with (core/text_lexicon.py); None: the current one.
+    lexicon_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +233,10 @@ class ClonePrompt:
     ref_code: torch.Tensor | None
     ref_text: str | None
     x_vector_only: bool
+    # The 24 kHz clip itself, for engines that clone from the clip rather than from a
+    # local encoding (remote servers take it as ref_audio); such a prompt's
+    # speaker_embedding is empty and it is never cached (core/engine/remote/engine.py).
+    reference: Audio | None = None
 
     def to_qwen(self) -> list[Any]:
         from qwen_tts.inference.qwen3_tts_model import VoiceClonePromptItem
@@ -241,6 +263,8 @@ class CloneRequest:
     size: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
     post: PostProcessing = field(default_factory=PostProcessing)
+    # The pronunciation lexicon version to speak with (core/text_lexicon.py); None: the current one.
+    lexicon_version: str | None = None
 
 
 Request = DesignRequest | CustomVoiceRequest | CloneRequest
@@ -257,6 +281,7 @@ class SynthesisResult:
     chunks: list[str]
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    engine: str = "torch"  # the engine that made it (core/engine/interface.py)
 
     @property
     def sample_rate(self) -> int:
@@ -272,6 +297,7 @@ class SynthesisResult:
             "mode": self.mode,
             "model": self.model,
             "demo": self.demo,
+            "engine": self.engine,
             "seed": self.seed,
             "duration_s": round(self.duration, 3),
             "sample_rate": self.sample_rate,

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 # Never let a test reach the Hugging Face hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,21 +35,39 @@ def demo_checkpoints(request, tmp_path_factory) -> dict[str, Path]:
     return build_demo_checkpoints(demo_models_folder(request.config, tmp_path_factory))
 
 
+def make_demo_settings(data_dir: Path, demo_checkpoints: dict[str, Path], **overrides: Any) -> Settings:
+    """Settings for ``data_dir`` on the session's demo checkpoints: CPU, float32, offline.
+
+    Every test that builds a context or a server on the demo models starts here, so
+    a new setting they all need is added once; ``overrides`` carry what a test
+    changes on purpose (a port, a rate limit, how many models stay loaded).
+    """
+    from core.settings import Settings
+
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "demo_models": True,
+        "device": "cpu",
+        "dtype": "float32",
+        "checkpoint_voice_design": demo_checkpoints["voice_design"],
+        "checkpoint_custom_voice": demo_checkpoints["custom_voice"],
+        "checkpoint_base": demo_checkpoints["base"],
+        "offline": True,
+    }
+    return Settings(**{**values, **overrides})
+
+
+def free_port() -> int:
+    """A localhost port that was free a moment ago, for a test server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def demo_settings(tmp_path, demo_checkpoints):
     """Settings for a fresh data dir that use the session's demo checkpoints."""
-    from core.settings import Settings
-
-    return Settings(
-        data_dir=tmp_path / "data",
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
-    )
+    return make_demo_settings(tmp_path / "data", demo_checkpoints)
 
 
 @pytest.fixture
@@ -52,6 +75,22 @@ def demo_context(demo_settings):
     from core.context import build_context
 
     return build_context(demo_settings)
+
+
+# Debian's chromium under Playwright in a container: no sandbox, no GPU, no background traffic.
+HEADLESS_CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    """Where chromium is, for the browser tests (they skip when it is not there)."""
+    return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 SPEECH_TEXT = "The quick brown fox jumps over the lazy dog. Then it sits down in the sun and has a rest."
@@ -74,3 +113,47 @@ def speech_wav(audio_dir: Path) -> Path:
     path = audio_dir / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(path), SPEECH_TEXT], check=True)
     return path
+
+
+_SPOKEN_LINES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore every summer.",
+    "A clear voice reads this sentence for the studio test.",
+    "Numbers like seven, twelve and forty one are spoken here.",
+)
+
+
+def spoken(seconds: float = 2.0, seed: int = 0) -> Any:
+    """Real espeak-ng speech as a 24 kHz ``Audio`` of exactly ``seconds``: a reference
+    that passes the speech check (core/audio/speech_check.py). Different seeds give
+    different words and pitch, so different voices; the speech repeats to fill long clips."""
+    import numpy as np
+
+    from core.audio.clip import Audio
+
+    samples = _espeak_samples(seed)
+    n = int(round(seconds * 24_000))
+    reps = -(-n // len(samples))
+    return Audio(np.tile(samples, reps)[:n], 24_000)
+
+
+def _espeak_samples(seed: int) -> Any:
+    import tempfile
+
+    from core.audio.io import load_audio
+
+    cached = _SPOKEN_CACHE.get(seed)
+    if cached is not None:
+        return cached
+    need("espeak-ng")
+    line = _SPOKEN_LINES[seed % len(_SPOKEN_LINES)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.wav"
+        pitch = str(30 + (seed * 7) % 50)
+        subprocess.run(["espeak-ng", "-p", pitch, "-w", str(path), line], check=True)
+        samples = load_audio(path).samples
+    _SPOKEN_CACHE[seed] = samples
+    return samples
+
+
+_SPOKEN_CACHE: dict[int, Any] = {}

@@ -32,6 +32,8 @@ class AudioReport:
     clipped_ratio: float
     silence_ratio: float
     warnings: list[str] = field(default_factory=list)
+    # Seconds of voiced audio (core/audio/speech_check.py); None where not measured.
+    speech_s: float | None = None
 
 
 def analyze(audio: Audio) -> AudioReport:

@@ -15,6 +15,7 @@ from core.audio.analysis import AudioReport, analyze
 from core.audio.clip import Audio
 from core.audio.edit import normalize_loudness, trim, trim_silence
 from core.audio.io import load_audio
+from core.audio.speech_check import measure_speech, speech_readout
 
 # A reference longer than this is almost certainly a mistake (a whole podcast);
 # refusing early keeps memory and encoder time sane.
@@ -61,5 +62,11 @@ def prepare_reference(source: Any, options: ReferenceOptions = ReferenceOptions(
         # Normalising lowers the level, which would hide that the recording itself clipped.
         clipping = [w for w in before.warnings if "clipped" in w]
         report = replace(report, clipped_ratio=before.clipped_ratio, warnings=[*report.warnings, *clipping])
+    # The readout shows the seconds of speech, and says so before generate
+    # refuses a clip (require_speech) that has too little.
+    speech = measure_speech(audio)
+    report = replace(report, speech_s=speech.speech_s)
+    if not speech.enough:
+        report = replace(report, warnings=[*report.warnings, speech_readout(speech).capitalize() + "."])
     name = Path(source).name if isinstance(source, (str, Path)) else None
     return PreparedReference(audio=audio, report=report, source_name=name)

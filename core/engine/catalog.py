@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import InvalidInput
+from core.types import Mode
 
+# A checkpoint's kind as its name reads ("1.7B Voice Design"), not the short mode label.
 MODE_LABELS = {
-    "voice_design": "Voice Design",
-    "custom_voice": "Custom Voice",
-    "base": "Voice Clone (Base)",
+    Mode.VOICE_DESIGN: "Voice Design",
+    Mode.CUSTOM_VOICE: "Custom Voice",
+    Mode.BASE: "Voice Clone (Base)",
 }
 
 
@@ -23,7 +25,7 @@ MODE_LABELS = {
 class Checkpoint:
     key: str  # short stable name used by the CLI, the API and the Models panel
     repo_id: str
-    mode: str  # voice_design | custom_voice | base (the package's tts_model_type)
+    mode: Mode  # the package's tts_model_type
     size: str  # 0.6B | 1.7B
     approx_gb: float
     demo: bool = False
@@ -32,7 +34,7 @@ class Checkpoint:
     def supports_instruct(self) -> bool:
         # qwen-tts silently drops `instruct` for 0.6B CustomVoice; the engine
         # reports that instead of pretending the style was applied.
-        return not (self.mode == "custom_voice" and self.size == "0.6B")
+        return not (self.mode == Mode.CUSTOM_VOICE and self.size == "0.6B")
 
     @property
     def repo_name(self) -> str:
@@ -45,32 +47,16 @@ class Checkpoint:
 
 
 REAL_CHECKPOINTS: tuple[Checkpoint, ...] = (
-    Checkpoint("1.7B-VoiceDesign", "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign", "voice_design", "1.7B", 3.5),
-    Checkpoint("1.7B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", "custom_voice", "1.7B", 3.5),
-    Checkpoint("0.6B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice", "custom_voice", "0.6B", 1.2),
-    Checkpoint("1.7B-Base", "Qwen/Qwen3-TTS-12Hz-1.7B-Base", "base", "1.7B", 3.5),
-    Checkpoint("0.6B-Base", "Qwen/Qwen3-TTS-12Hz-0.6B-Base", "base", "0.6B", 1.2),
+    Checkpoint("1.7B-VoiceDesign", "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign", Mode.VOICE_DESIGN, "1.7B", 3.5),
+    Checkpoint("1.7B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", Mode.CUSTOM_VOICE, "1.7B", 3.5),
+    Checkpoint("0.6B-CustomVoice", "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice", Mode.CUSTOM_VOICE, "0.6B", 1.2),
+    Checkpoint("1.7B-Base", "Qwen/Qwen3-TTS-12Hz-1.7B-Base", Mode.BASE, "1.7B", 3.5),
+    Checkpoint("0.6B-Base", "Qwen/Qwen3-TTS-12Hz-0.6B-Base", Mode.BASE, "0.6B", 1.2),
 )
 
 DEMO_CHECKPOINTS: tuple[Checkpoint, ...] = tuple(
     Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True) for c in REAL_CHECKPOINTS
 )
-
-MODE_ALIASES = {
-    "design": "voice_design",
-    "voice_design": "voice_design",
-    "custom": "custom_voice",
-    "custom_voice": "custom_voice",
-    "clone": "base",
-    "base": "base",
-}
-
-
-def normalize_mode(mode: str) -> str:
-    try:
-        return MODE_ALIASES[mode.strip().lower()]
-    except KeyError:
-        raise InvalidInput(f"Unknown mode '{mode}'. Choose design, custom or clone.") from None
 
 
 class Catalog:
@@ -82,8 +68,8 @@ class Catalog:
         return iter(self.checkpoints)
 
     def sizes(self, mode: str) -> list[str]:
-        mode = normalize_mode(mode)
-        return [c.size for c in self.checkpoints if c.mode == mode]
+        wanted = Mode.from_user(mode)
+        return [c.size for c in self.checkpoints if c.mode == wanted]
 
     def get(self, key: str) -> Checkpoint:
         if not isinstance(key, str):
@@ -105,15 +91,15 @@ class Catalog:
         Voice design exists only at 1.7B, so a preferred 0.6B quietly becomes
         1.7B there; an *explicit* 0.6B request for design is an error.
         """
-        mode = normalize_mode(mode)
-        candidates = [c for c in self.checkpoints if c.mode == mode]
+        kind = Mode.from_user(mode)
+        candidates = [c for c in self.checkpoints if c.mode == kind]
         if size:
             wanted = size.strip().upper().replace("B", "") + "B"
             for c in candidates:
                 if c.size.upper() == wanted:
                     return c
             available = ", ".join(c.size for c in candidates)
-            raise InvalidInput(f"{MODE_LABELS[mode]} has no {size} model; available: {available}.")
+            raise InvalidInput(f"{MODE_LABELS[kind]} has no {size} model; available: {available}.")
         for c in candidates:
             if c.size == preferred_size:
                 return c

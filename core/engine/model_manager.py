@@ -32,6 +32,7 @@ from core.engine.device import (
 )
 from core.engine.model_store import ModelStore, ProgressCallback, folder_size
 from core.errors import DependencyError, ModelLoadError
+from core.types import Mode
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,9 @@ def qwen_loader(path: Path, device: str, dtype: torch.dtype) -> Any:
 def smoke_generation(model: Any, checkpoint: Checkpoint) -> None:
     """A few frames of audio: half precision on MPS can load fine and then fail here."""
     kwargs = {"max_new_tokens": 2}
-    if checkpoint.mode == "voice_design":
+    if checkpoint.mode == Mode.VOICE_DESIGN:
         model.generate_voice_design(text="Hi.", language="auto", instruct="A calm voice.", **kwargs)
-    elif checkpoint.mode == "custom_voice":
+    elif checkpoint.mode == Mode.CUSTOM_VOICE:
         speaker = sorted(model.get_supported_speakers() or ["vivian"])[0]
         model.generate_custom_voice(text="Hi.", language="auto", speaker=speaker, **kwargs)
     else:
@@ -98,7 +99,7 @@ class LoadedModel:
 class ModelStatus:
     key: str
     repo_id: str
-    mode: str
+    mode: Mode
     size: str
     demo: bool
     state: str  # not downloaded | downloaded | loading | loaded

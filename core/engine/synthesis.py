@@ -5,6 +5,13 @@ costs milliseconds, not a multi-gigabyte load. Long text is split into
 sentence-aware chunks; each chunk gets its own seed (seed + index) and its
 own frame cap derived from its text, so one runaway chunk cannot append
 minutes of noise and any single chunk can be regenerated on its own.
+
+Everything that touches a model goes through an engine (core/engine/interface.py;
+the in-process qwen-tts one is core/engine/torch_engine.py). A long take's
+first chunk goes alone (with live pieces, so first audio stays early); the
+rest go through the model together in batches the engine sizes from the
+device and its free memory. Each batched chunk keeps its own seed, cap and
+decode, so it sounds as it would alone (see torch_engine's notes).
 """
 
 from __future__ import annotations
@@ -17,14 +24,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
-
 from core import text as textlib
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.audio.edit import PostProcessing, concat, fade, post_process
+from core.audio.speech_check import require_speech
 from core.engine.catalog import Catalog, Checkpoint
-from core.engine.device import seed_everything
+from core.engine.interface import BatchItem
 from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
     FastPath,
     LiveAudio,
@@ -32,7 +37,9 @@ from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
-from core.errors import GenerationError, InvalidInput, StudioError
+from core.engine.torch_engine import TorchEngine
+from core.errors import GenerationError, InvalidInput
+from core.text_lexicon import LexiconStore
 from core.types import (
     MAX_SEED,
     ClonePrompt,
@@ -50,7 +57,7 @@ from core.types import (
 log = logging.getLogger(__name__)
 
 DEMO_WARNING = "Made with a random-weight demo model: this is noise-like test audio, not speech."
-ChunkGenerator = Callable[["LoadedModel", str, dict], np.ndarray]
+MAX_VARIANTS = 8
 
 
 class ChunkFailed(GenerationError):
@@ -87,10 +94,27 @@ class _Job:
     checkpoint: Checkpoint
     text: str
     sampling: Sampling
-    generate: ChunkGenerator
     warnings: list[str]
+    language: str = "auto"
+    speaker: str | None = None
+    instruct: str | None = None
+    prompt: ClonePrompt | None = None
+    # Runs once the model is loaded, before the first chunk: checks the loaded
+    # model supports the request and encodes a clone's reference (sets ``prompt``).
+    ready: Callable[[LoadedModel, _Job], None] | None = None
     post: PostProcessing = field(default_factory=PostProcessing)
     extra_timings: dict[str, float] = field(default_factory=dict)
+
+    def item(self, text: str, seed: int, cap: int) -> BatchItem:
+        return BatchItem(
+            text=text,
+            seed=seed % (MAX_SEED + 1),
+            max_new_tokens=cap,
+            language=self.language,
+            speaker=self.speaker,
+            instruct=self.instruct,
+            prompt=self.prompt,
+        )
 
 
 class SynthesisService:
@@ -102,6 +126,7 @@ class SynthesisService:
         chunk_chars: int = 300,
         preferred_size: str = "1.7B",
         pause_s: float = 0.3,
+        quantize: str = "none",
     ):
         self.manager = manager
         self.catalog: Catalog = manager.catalog
@@ -112,10 +137,23 @@ class SynthesisService:
         # One generation at a time per device: two models generating at once
         # would double peak memory and each run slower anyway.
         self._device_lock = threading.Lock()
-        # Faster path (core/engine/live_decoding.py): runs the same stock call, so the codes and the
-        # take are the stock ones; with stream(live=True) it also yields LiveAudio pieces
-        # while a chunk is still generating. FastPath(FastOptions(enabled=False)) turns it off.
-        self.fast = FastPath()
+        # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
+        self.engine = TorchEngine(manager, quantize=quantize)
+        # Batching of long takes: False sends every chunk alone (the stock way).
+        self.batching = True
+        # The pronunciation lexicon (core/text_lexicon.py), applied in _prepare; None: none.
+        self.lexicon: LexiconStore | None = None
+
+    @property
+    def fast(self) -> FastPath:
+        """The engine's faster path (core/engine/live_decoding.py): the same stock call, so the
+        codes and the take are the stock ones; with stream(live=True) it also yields LiveAudio
+        pieces while a chunk is still generating. FastPath(FastOptions(enabled=False)) turns it off."""
+        return self.engine.fast
+
+    @fast.setter
+    def fast(self, value: FastPath) -> None:
+        self.engine.fast = value
 
     # --- public API ----------------------------------------------------------
 
@@ -166,6 +204,9 @@ class SynthesisService:
         else:
             raise TypeError(f"not a synthesis request: {type(request).__name__}")
         job.post = request.post.validated()
+        if self.lexicon is not None:
+            # The one place the lexicon applies: every mode, tab, API and the CLI, before chunking.
+            job.text, _version = self.lexicon.apply(job.text, job.language, request.lexicon_version)
         return job
 
     def _design_job(self, request: DesignRequest) -> _Job:
@@ -180,12 +221,7 @@ class SynthesisService:
         language = normalize_language(request.language)
         sampling = request.sampling.validated()
         checkpoint = self.catalog.resolve(Mode.VOICE_DESIGN, request.size, self.preferred_size)
-
-        def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
-            wavs, sr = loaded.model.generate_voice_design(text=chunk, language=language, instruct=description, **kwargs)
-            return _single(wavs, sr)
-
-        return _Job(Mode.VOICE_DESIGN, checkpoint, text, sampling, generate, [])
+        return _Job(Mode.VOICE_DESIGN, checkpoint, text, sampling, [], language=language, instruct=description)
 
     def _custom_voice_job(self, request: CustomVoiceRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
@@ -204,18 +240,24 @@ class SynthesisService:
         if instruct and len(instruct) > 1000:
             raise InvalidInput("The style instruction is over 1,000 characters; keep it short.")
 
-        def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
-            supported = {s.lower() for s in loaded.speakers}
+        def ready(loaded: LoadedModel, _job: _Job) -> None:
+            supported = {s.lower() for s in self.engine.speakers(loaded)}
             if supported and speaker.id not in supported:
                 raise InvalidInput(
                     f"The loaded model has no speaker '{speaker.name}'. It offers: {', '.join(sorted(supported))}."
                 )
-            wavs, sr = loaded.model.generate_custom_voice(
-                text=chunk, language=language, speaker=speaker.id, instruct=instruct, **kwargs
-            )
-            return _single(wavs, sr)
 
-        return _Job(Mode.CUSTOM_VOICE, checkpoint, text, sampling, generate, warnings)
+        return _Job(
+            Mode.CUSTOM_VOICE,
+            checkpoint,
+            text,
+            sampling,
+            warnings,
+            language=language,
+            speaker=speaker.id,
+            instruct=instruct,
+            ready=ready,
+        )
 
     def _clone_job(self, request: CloneRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
@@ -232,28 +274,23 @@ class SynthesisService:
         if prompt is None and request.reference is None:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         if prompt is None:
-            check_reference(request.reference)
+            # A raw clip (upload, recording, API) must hold a voice; library voices
+            # come as prompts and were checked when saved (design voices skip it).
+            require_speech(check_reference(request.reference))
         x_vector_only = request.x_vector_only or not (request.reference_text or "").strip()
         if prompt is None and x_vector_only and not request.x_vector_only:
             warnings.append(
                 "No reference transcript: used x-vector-only mode, which keeps the timbre but "
                 "less of the speaking style. Add the transcript for a closer clone."
             )
-        job = _Job(Mode.BASE, checkpoint, text, sampling, None, warnings)  # type: ignore[arg-type]
 
-        def generate(loaded: LoadedModel, chunk: str, kwargs: dict) -> np.ndarray:
-            nonlocal prompt
-            if prompt is None:
+        def ready(loaded: LoadedModel, job: _Job) -> None:
+            if job.prompt is None:
                 start = time.perf_counter()
-                prompt = self._encode_prompt(loaded, request.reference, request.reference_text, x_vector_only)
+                job.prompt = self._encode_prompt(loaded, request.reference, request.reference_text, x_vector_only)
                 job.extra_timings["prompt_s"] = time.perf_counter() - start
-            wavs, sr = loaded.model.generate_voice_clone(
-                text=chunk, language=language, voice_clone_prompt=prompt.to_qwen(), **kwargs
-            )
-            return _single(wavs, sr)
 
-        job.generate = generate
-        return job
+        return _Job(Mode.BASE, checkpoint, text, sampling, warnings, language=language, prompt=prompt, ready=ready)
 
     def create_clone_prompt(
         self,
@@ -268,8 +305,19 @@ class SynthesisService:
         checkpoint = self.catalog.resolve(Mode.BASE, size, self.preferred_size)
         x_vector_only = x_vector_only or not (reference_text or "").strip()
         with self._device_lock:
-            loaded = self.manager.get(checkpoint, progress)
+            loaded = self.engine.load(checkpoint, progress)
             return self._encode_prompt(loaded, reference, reference_text, x_vector_only)
+
+    def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
+        """True when the engine for ``checkpoint`` clones from the reference clip itself (a remote
+        server), so a library voice's cached local prompt is of no use there."""
+        routes_remote = getattr(self.engine, "routes_remote", None)
+        return bool(routes_remote and routes_remote(checkpoint))
+
+    def _take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
+        """The engine a take's details name (e.g. "remote http://gpu:8000/v1") and the engine's notes."""
+        details = getattr(self.engine, "take_details", None)  # the router (core/engine/remote/router.py)
+        return details(loaded) if details else (self.engine.name, [])
 
     def checkpoint_for(self, mode: str, size: str | None) -> Checkpoint:
         return self.catalog.resolve(mode, size, self.preferred_size)
@@ -284,25 +332,7 @@ class SynthesisService:
         if reference.sample_rate != TARGET_SAMPLE_RATE:
             raise InvalidInput("The reference must be resampled to 24 kHz before cloning.")
         check_reference(reference)
-        ref_text = None if x_vector_only else textlib.normalize_text(reference_text or "")
-        try:
-            items = loaded.model.create_voice_clone_prompt(
-                ref_audio=(reference.samples, reference.sample_rate),
-                ref_text=ref_text,
-                x_vector_only_mode=x_vector_only,
-            )
-        except StudioError:
-            raise
-        except Exception as exc:
-            raise GenerationError(f"Could not encode the reference clip: {_first_line(exc)}") from exc
-        item = items[0]
-        return ClonePrompt(
-            checkpoint_key=loaded.checkpoint.key,
-            speaker_embedding=item.ref_spk_embedding.detach().cpu(),
-            ref_code=None if item.ref_code is None else item.ref_code.detach().cpu(),
-            ref_text=item.ref_text,
-            x_vector_only=bool(item.x_vector_only_mode),
-        )
+        return self.engine.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
 
     def resume(
         self, failed: ChunkFailed, progress: ProgressCallback | None = None, *, client: str | None = None
@@ -326,49 +356,66 @@ class SynthesisService:
             seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
         started = time.perf_counter()
         pieces: list[Audio] = list(done or [])
+        batches: list[int] = []
         with self._device_lock:
-            loaded = self.manager.get(job.checkpoint, progress)
+            loaded = self.engine.load(job.checkpoint, progress)
             load_s = time.perf_counter() - started
+            if job.ready:
+                job.ready(loaded, job)
             gen_start = time.perf_counter()
             first_audio_s = None
-            for index in range(len(pieces), len(chunks)):
-                chunk = chunks[index]
+            index = len(pieces)
+            while index < len(chunks):
+                items = [
+                    job.item(chunks[i], seed + i, self._cap(chunks[i], job.sampling)) for i in range(index, len(chunks))
+                ]
+                # The first chunk of a take goes alone, with live pieces, so first audio stays early.
+                size = 1 if index == 0 or not self.batching else self.engine.batch_size(loaded, items)
                 if progress:
-                    progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}")
+                    last = index + size
+                    together = "" if size == 1 else f" (chunks {index + 1}-{last} together)"
+                    progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}{together}")
                 try:
-                    # The fast path runs generate_chunk itself (same call, same codes) and
-                    # yields live pieces first when asked to; its last item is the chunk.
-                    with contextlib.closing(
-                        self.fast.run(
-                            self.generate_chunk,
-                            loaded,
-                            chunk,
-                            index,
-                            seed,
-                            job.sampling,
-                            job.generate,
-                            len(chunks),
-                            live=live,
-                        )
-                    ) as run:
-                        for item in run:  # closing(): a consumer that stops early stops the worker too
-                            if isinstance(item, LiveAudio):
-                                if first_audio_s is None:
-                                    first_audio_s = time.perf_counter() - started
-                                yield item
-                            else:
-                                piece = item
+                    if size == 1:
+                        made: list[Audio] = []
+                        # The fast path runs the stock call (same codes) and yields live pieces
+                        # first when asked to; its last item is the chunk.
+                        with contextlib.closing(
+                            self.engine.stream_chunk(
+                                loaded, job.mode, items[0], job.sampling, index=index, total=len(chunks), live=live
+                            )
+                        ) as run:
+                            for item in run:  # closing(): a consumer that stops early stops the worker too
+                                if isinstance(item, LiveAudio):
+                                    if first_audio_s is None:
+                                        first_audio_s = time.perf_counter() - started
+                                    yield item
+                                else:
+                                    made.append(item)
+                    else:
+                        made = self._batch(loaded, job, items[:size], first_index=index, total=len(chunks))
+                        batches.append(size)
                 except GenerationError as exc:
                     raise ChunkFailed(
-                        str(exc), job=job, seed=seed, index=index, text=chunk, completed=list(pieces), total=len(chunks)
+                        str(exc),
+                        job=job,
+                        seed=seed,
+                        index=index,
+                        text=chunks[index],
+                        completed=list(pieces),
+                        total=len(chunks),
                     ) from exc
-                pieces.append(piece)
-                if first_audio_s is None:
-                    first_audio_s = time.perf_counter() - started
-                yield ChunkAudio(index=index, total=len(chunks), text=chunk, audio=piece)
+                for piece in made:
+                    pieces.append(piece)
+                    if first_audio_s is None:
+                        first_audio_s = time.perf_counter() - started
+                    yield ChunkAudio(index=index, total=len(chunks), text=chunks[index], audio=piece)
+                    index += 1
             generate_s = time.perf_counter() - gen_start
         audio = post_process(join_chunks(pieces, self.pause_s), job.post)
         warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
+        engine_name, engine_notes = self._take_details(loaded)
+        warnings += engine_notes
         total_s = time.perf_counter() - started
         timings = {
             "load_s": load_s,
@@ -380,11 +427,12 @@ class SynthesisService:
         }
         log.info(
             # Counts only: text and audio never reach the log (see --log-level debug for more).
-            "event=generation mode=%s model=%s chars=%d chunks=%d audio_s=%.2f wall_s=%.2f rtf=%.2f client=%s",
+            "event=generation mode=%s model=%s chars=%d chunks=%d batches=%s audio_s=%.2f wall_s=%.2f rtf=%.2f client=%s",
             job.mode,
             job.checkpoint.key,
             len(job.text),
             len(chunks),
+            ",".join(map(str, batches)) or "-",
             audio.duration,
             total_s,
             timings["rtf"],
@@ -402,44 +450,104 @@ class SynthesisService:
             chunks=chunks,
             timings=timings,
             warnings=warnings,
+            engine=engine_name,
         )
 
-    def generate_chunk(
-        self,
-        loaded: LoadedModel,
-        chunk: str,
-        index: int,
-        seed: int,
-        sampling: Sampling,
-        generate: Callable[[LoadedModel, str, dict], np.ndarray],
-        total: int = 1,
-    ) -> Audio:
+    def _batch(
+        self, loaded: LoadedModel, job: _Job, items: list[BatchItem], *, first_index: int, total: int
+    ) -> list[Audio]:
+        """Items generated together, in one engine call."""
+        return self.engine.generate_batch(loaded, job.mode, items, job.sampling, first_index=first_index, total=total)
+
+    @staticmethod
+    def _cap(chunk: str, sampling: Sampling) -> int:
         cap = textlib.estimate_max_new_tokens(chunk)
         if sampling.max_new_tokens is not None:
             cap = min(cap, int(sampling.max_new_tokens))
-        kwargs = {**sampling.generate_kwargs(), "max_new_tokens": cap}
-        # Per-chunk seeds make every chunk reproducible on its own.
-        seed_everything((seed + index) % (MAX_SEED + 1))
-        try:
-            samples = generate(loaded, chunk, kwargs)
-        except StudioError:
-            raise
-        except torch.OutOfMemoryError:
-            raise GenerationError(
-                f"Out of memory on {loaded.device} while generating chunk {index + 1} of {total}. "
-                "Unload other models, use the 0.6B size, or shorten the chunk size."
-            ) from None
-        except Exception as exc:
-            log.exception("generation failed")
-            raise GenerationError(
-                f'Generation failed on chunk {index + 1} of {total} ("{_preview(chunk)}"): {_first_line(exc)}'
-            ) from exc
-        if samples.size == 0 or not np.all(np.isfinite(samples)):
-            raise GenerationError(
-                f'The model returned unusable audio for chunk {index + 1} of {total} ("{_preview(chunk)}"). '
-                "Try again with another seed."
+        return cap
+
+    # --- variants ------------------------------------------------------------
+
+    def variants(
+        self, request: Request, count: int, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> list[SynthesisResult]:
+        """``count`` takes of the same request with different seeds, their chunks generated together.
+
+        Take k uses seed ``s + k`` (``s``: the request's seed, or a random one), so each
+        variant is an ordinary take: regenerating it alone with its seed makes it again.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIANTS:
+            raise InvalidInput(f"Takes must be a whole number from 1 to {MAX_VARIANTS}.")
+        job = self._prepare(request)
+        base = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
+        seeds = [(base + k) % (MAX_SEED + 1) for k in range(count)]
+        chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
+        started = time.perf_counter()
+        pieces: list[list[Audio]] = [[] for _ in seeds]
+        with self._device_lock:
+            loaded = self.engine.load(job.checkpoint, progress)
+            load_s = time.perf_counter() - started
+            if job.ready:
+                job.ready(loaded, job)
+            gen_start = time.perf_counter()
+            for index, chunk in enumerate(chunks):
+                items = [job.item(chunk, s + index, self._cap(chunk, job.sampling)) for s in seeds]
+                step = max(1, self.engine.batch_size(loaded, items) if self.batching else 1)
+                for start in range(0, len(items), step):
+                    if progress:
+                        progress(index / len(chunks), f"Generating {count} takes: chunk {index + 1} of {len(chunks)}")
+                    group = items[start : start + step]
+                    if len(group) == 1:
+                        made = [
+                            self.engine.generate_one(
+                                loaded, job.mode, group[0], job.sampling, index=index, total=len(chunks)
+                            )
+                        ]
+                    else:
+                        made = self._batch(loaded, job, group, first_index=index, total=len(chunks))
+                    for k, piece in enumerate(made):
+                        pieces[start + k].append(piece)
+            generate_s = time.perf_counter() - gen_start
+        warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
+        engine_name, engine_notes = self._take_details(loaded)
+        warnings += engine_notes
+        takes = [post_process(join_chunks(parts, self.pause_s), job.post) for parts in pieces]
+        audio_s = sum(t.duration for t in takes)
+        results = []
+        for seed, audio in zip(seeds, takes, strict=True):
+            results.append(
+                SynthesisResult(
+                    audio=audio,
+                    mode=job.mode,
+                    model=job.checkpoint.key,
+                    seed=seed,
+                    demo=job.checkpoint.demo,
+                    text=job.text,
+                    chunks=chunks,
+                    timings={
+                        "load_s": load_s,
+                        "generate_s": generate_s,
+                        "total_s": time.perf_counter() - started,
+                        "rtf": generate_s / max(audio_s, 1e-6),  # all the takes' audio together
+                        **job.extra_timings,
+                    },
+                    warnings=list(warnings),
+                    engine=engine_name,
+                )
             )
-        return Audio(samples.astype(np.float32, copy=False), TARGET_SAMPLE_RATE)
+        log.info(
+            "event=variants mode=%s model=%s chars=%d chunks=%d takes=%d wall_s=%.2f client=%s",
+            job.mode,
+            job.checkpoint.key,
+            len(job.text),
+            len(chunks),
+            count,
+            time.perf_counter() - started,
+            client or "local",
+        )
+        if progress:
+            progress(1.0, f"Done: {count} takes")
+        return results
 
 
 def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = 0.01) -> Audio:
@@ -453,20 +561,3 @@ def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = 0.01) -
         fade(p, in_s=edge_s if i else 0.0, out_s=edge_s if i < len(pieces) - 1 else 0.0) for i, p in enumerate(pieces)
     ]
     return concat(faded, pause_s=pause_s)
-
-
-def _single(wavs: Sequence[np.ndarray], sr: int) -> np.ndarray:
-    if sr != TARGET_SAMPLE_RATE:
-        import librosa
-
-        return librosa.resample(np.asarray(wavs[0], dtype=np.float32), orig_sr=sr, target_sr=TARGET_SAMPLE_RATE)
-    return np.asarray(wavs[0], dtype=np.float32)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def _preview(chunk: str, limit: int = 60) -> str:
-    return chunk if len(chunk) <= limit else chunk[: limit - 1] + "…"

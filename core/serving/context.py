@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.context import AppContext
+from core.serving.audit import AUDIT_FILE, AuditLog
+from core.serving.lifecycle import Lifecycle
+from core.serving.metrics import Metrics
 from core.serving.rate_limit import RateLimiter
 from core.takes.service import TakeService
 
@@ -25,9 +28,18 @@ class ServingContext:
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
     # One limiter for every entry point, so a client cannot double its share by using both.
     limiter: RateLimiter = field(init=False)
+    # Operations (core/serving/lifecycle.py, metrics.py, audit.py); the server wires them
+    # into the engine with core/serving/instrument.py.
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    metrics: Metrics = field(init=False)
+    audit: AuditLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
+        # The device lock is held while a generation runs: what is in flight beyond it is queued.
+        device_lock = getattr(self.app.synthesis, "_device_lock", None)
+        self.metrics = Metrics(self.app.models, self.lifecycle, lambda: bool(device_lock and device_lock.locked()))
+        self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line
 
     @property
     def demo(self) -> bool:

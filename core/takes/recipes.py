@@ -15,10 +15,13 @@ from core.audio.edit import PostProcessing
 from core.engine.synthesis import SynthesisService
 from core.errors import InvalidInput
 from core.storage.library import VoiceLibrary
+from core.storage.library.records import decode_reference, read_reference
+from core.text_lexicon import EMPTY_VERSION
 from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,
+    Mode,
     Request,
     Sampling,
 )
@@ -36,6 +39,8 @@ def recipe_of(request: Request, seed: int, *, voice_id: str | None = None) -> di
         "size": request.size,
         "sampling": sampling,
         "post": asdict(request.post),
+        # Regenerate speaks with this same pronunciation lexicon (core/text_lexicon.py).
+        "lexicon_version": request.lexicon_version,
     }
     if isinstance(request, DesignRequest):
         return base | {"kind": "design", "description": request.description}
@@ -67,16 +72,22 @@ def clone_request_for_voice(
     language: str = "auto",
     size: str | None = None,
     sampling: Sampling = Sampling(),
+    lexicon_version: str | None = None,
 ) -> tuple[CloneRequest, bool]:
     """A clone request from a library voice, using its cached prompt for this
     checkpoint when there is one; returns (request, came_from_cache)."""
     entry = library.get(voice)
-    checkpoint = synthesis.checkpoint_for("base", size)
-    prompt, cached = library.prompt_for(
-        entry,
-        checkpoint.key,
-        lambda audio, transcript: synthesis.create_clone_prompt(audio, transcript, size=checkpoint.size),
-    )
+    checkpoint = synthesis.checkpoint_for(Mode.BASE, size)
+    if synthesis.clones_from_clip(checkpoint):
+        # A remote engine clones from the clip itself (ref_audio): no local encoding to cache or reuse.
+        clip = decode_reference(entry, read_reference(entry))
+        prompt, cached = synthesis.create_clone_prompt(clip, entry.transcript, size=checkpoint.size), False
+    else:
+        prompt, cached = library.prompt_for(
+            entry,
+            checkpoint.key,
+            lambda audio, transcript: synthesis.create_clone_prompt(audio, transcript, size=checkpoint.size),
+        )
     request = CloneRequest(
         text=text,
         language=language,
@@ -84,6 +95,7 @@ def clone_request_for_voice(
         size=checkpoint.size,
         reference_text=entry.transcript,
         sampling=sampling,
+        lexicon_version=lexicon_version,
     )
     return request, cached
 
@@ -92,7 +104,13 @@ def request_from_recipe(recipe: dict[str, Any], library: VoiceLibrary, synthesis
     kind = recipe.get("kind")
     sampling = Sampling(**recipe.get("sampling", {}))
     post = PostProcessing(**recipe.get("post", {}))
-    common = dict(text=recipe["text"], language=recipe.get("language", "auto"), size=recipe.get("size"))
+    common = dict(
+        text=recipe["text"],
+        language=recipe.get("language", "auto"),
+        size=recipe.get("size"),
+        # A recipe from before the lexicon existed was spoken with none.
+        lexicon_version=recipe.get("lexicon_version") or EMPTY_VERSION,
+    )
     if kind == "design":
         return DesignRequest(description=recipe["description"], sampling=sampling, post=post, **common)
     if kind == "custom_voice":

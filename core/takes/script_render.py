@@ -44,6 +44,7 @@ from core.types import (
     MAX_SEED,
     CloneRequest,
     CustomVoiceRequest,
+    Mode,
     Sampling,
     SynthesisResult,
     normalize_language,
@@ -181,6 +182,7 @@ class ScriptResult:
     cast: list[dict[str, Any]]
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    engine: str = "torch"  # the engine that made the lines (core/engine/interface.py)
 
     @property
     def duration(self) -> float:
@@ -200,6 +202,7 @@ class ScriptResult:
             "mode": "script",
             "models": list(self.models),
             "demo": self.demo,
+            "engine": self.engine,
             "seed": self.seed,
             "duration_s": round(self.duration, 3),
             "sample_rate": self.sample_rate,
@@ -235,6 +238,7 @@ class ScriptResult:
             chunks=[r.text for r in self.lines],
             timings=dict(self.timings),
             warnings=list(self.warnings),
+            engine=self.engine,
         )
 
 
@@ -346,7 +350,7 @@ def _cast_voice(
     voice_size = spec.size or size or None
     if spec.speaker:
         speaker = find_speaker(spec.speaker)
-        checkpoint = synthesis.checkpoint_for("custom_voice", voice_size)
+        checkpoint = synthesis.checkpoint_for(Mode.CUSTOM_VOICE, voice_size)
         return CastVoice(name, spec, checkpoint, voice_language, speaker=speaker)
     try:
         entry = library.get(spec.voice or "")
@@ -373,7 +377,7 @@ def _cast_voice(
                 f"Speakers: {', '.join(names.values())}."
             ) from None
         raise
-    checkpoint = synthesis.checkpoint_for("base", voice_size)
+    checkpoint = synthesis.checkpoint_for(Mode.BASE, voice_size)
     return CastVoice(name, spec, checkpoint, voice_language, voice=entry)
 
 
@@ -541,6 +545,7 @@ def _render(
         cast=cast,
         timings=timings,
         warnings=warnings,
+        engine=synthesis.engine.name,
     )
 
 

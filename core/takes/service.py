@@ -9,7 +9,7 @@ dict the UI and the API return is built in one place.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from core.context import AppContext
@@ -33,6 +33,7 @@ class TakeJob:
     warnings: list[str] = field(default_factory=list)  # e.g. reference problems, shown first
     voice_id: str | None = None  # the library voice a clone used, for replaying it later
     voice_name: str | None = None
+    variants: int = 1  # "Generate N takes": N takes of the request with seeds s, s+1, ... (1-8)
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,38 @@ class TakeService:
 
     def make(self, job: TakeJob, progress: ProgressCallback | None = None, *, client: str | None = None) -> KeptTake:
         """Synthesizes ``job`` in one go and keeps the take."""
+        job = self.pin_lexicon(job)
         return self.keep(job, self.synthesis.synthesize(job.request, progress, client=client))
+
+    def pin_lexicon(self, job: TakeJob) -> TakeJob:
+        """``job`` speaking with the lexicon version current now, recorded in its recipe."""
+        lexicon = self.synthesis.lexicon
+        if lexicon is None or job.request.lexicon_version is not None:
+            return job
+        return replace(job, request=replace(job.request, lexicon_version=lexicon.current().version))
+
+    def make_variants(
+        self, job: TakeJob, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> list[KeptTake]:
+        """``job.variants`` takes of ``job`` generated together, each kept as its own take.
+
+        Each is an ordinary take with its own seed (the details say which variant it
+        is), so History's "Regenerate" makes any of them again on its own.
+        """
+        job = self.pin_lexicon(job)
+        results = self.synthesis.variants(job.request, job.variants, progress, client=client)
+        kept = []
+        for number, result in enumerate(results, start=1):
+            one = self.keep(job, result)
+            one.details.update({"variant": number, "variants": len(results)})
+            kept.append(one)
+        return kept
 
     def keep(self, job: TakeJob, result: SynthesisResult) -> KeptTake:
         """Keeps an already synthesized ``result`` of ``job`` (e.g. the end of a stream)."""
         # The job's own warnings come first, after the demo-model notice when there is one.
         result.warnings[1 if result.demo else 0 : 0] = job.warnings
+        job = self.pin_lexicon(job)  # a streamed take: the version that was current as it was made
         take = self._store(
             result,
             job.fmt,

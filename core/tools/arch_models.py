@@ -448,20 +448,7 @@ def _write_speech_tokenizer(folder: Path, spec: ArchSpec, seed: int) -> None:
     demo_speech.init_speech_tokenizer(model, seed)  # random codebooks, unit-gain convs, calibrated output level
     _save(model, folder / "model.safetensors", "float32")
     demo_layout.write_json(folder / "config.json", config_dict)
-    # The feature-extractor config is the same file the demo codec has.
-    demo_layout.write_json(
-        folder / "preprocessor_config.json",
-        {
-            "feature_extractor_type": "EncodecFeatureExtractor",
-            "feature_size": 1,
-            "padding_side": "right",
-            "padding_value": 0.0,
-            "return_attention_mask": True,
-            "sampling_rate": demo_layout.SAMPLE_RATE,
-            "chunk_length_s": None,
-            "overlap": None,
-        },
-    )
+    demo_layout.write_json(folder / "preprocessor_config.json", demo_speech.preprocessor_config())
 
 
 def _write_tts_model(folder: Path, spec: ArchSpec, mode: str, text_info: dict[str, int], seed: int) -> None:

@@ -245,15 +245,23 @@ def check_python(version: tuple[int, ...]) -> Check:
     )
 
 
+def _probe_failed(report: dict[str, Any], name: str, what: str, statement: str) -> Check | None:
+    """The check when the import probe itself did not report (a timeout only warns), else None."""
+    if "probe_error" not in report:
+        return None
+    status: Status = "warn" if report.get("timeout") else "fail"
+    return Check(
+        name,
+        status,
+        f"could not check {what}: {report['probe_error']}",
+        f"run python -c '{statement}' to see what happens",
+    )
+
+
 def check_torch(report: dict[str, Any]) -> Check:
-    if "probe_error" in report:
-        status: Status = "warn" if report.get("timeout") else "fail"
-        return Check(
-            "torch",
-            status,
-            f"could not check torch/torchaudio: {report['probe_error']}",
-            "run python -c 'import torch, torchaudio._extension' to see what happens",
-        )
+    failed = _probe_failed(report, "torch", "torch/torchaudio", "import torch, torchaudio._extension")
+    if failed is not None:
+        return failed
     torch, audio = report.get("torch") or {}, report.get("torchaudio") or {}
     tv, av = torch.get("version"), audio.get("version")
     if torch.get("error"):
@@ -272,14 +280,9 @@ def check_torch(report: dict[str, Any]) -> Check:
 
 
 def check_qwen_tts(report: dict[str, Any]) -> Check:
-    if "probe_error" in report:
-        status: Status = "warn" if report.get("timeout") else "fail"
-        return Check(
-            "qwen-tts",
-            status,
-            f"could not check qwen-tts: {report['probe_error']}",
-            "run python -c 'import qwen_tts' to see what happens",
-        )
+    failed = _probe_failed(report, "qwen-tts", "qwen-tts", "import qwen_tts")
+    if failed is not None:
+        return failed
     version, error = report.get("version"), report.get("error")
     if error:
         installed = f"qwen-tts {version} is installed but " if version else ""

@@ -67,6 +67,14 @@ NAMED_API: tuple[Endpoint, ...] = (
     Endpoint("voice_delete", "voice_delete", f"{_TABS}.library", "Delete a library voice."),
     Endpoint("voice_export", "voice_export", f"{_TABS}.library", "A zip of library voices."),
     Endpoint("voice_import", "voice_import", f"{_TABS}.library", "Import the voices in an exported zip."),
+    # The pronunciation lexicon (core/text_lexicon.py).
+    Endpoint("lexicon", "lexicon_list", "studio.api.named", "The pronunciation lexicon's entries and version."),
+    Endpoint(
+        "lexicon_set",
+        "lexicon_set",
+        "studio.api.named",
+        "Replace the pronunciation lexicon (word or regex → spoken form, per language).",
+    ),
 )
 BY_NAME: dict[str, Endpoint] = {endpoint.name: endpoint for endpoint in NAMED_API}
 

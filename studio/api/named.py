@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.engine.speakers import speakers
-from core.types import LANGUAGES
+from core.errors import InvalidInput
+from core.types import LANGUAGES, Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_function
@@ -21,7 +22,7 @@ def register_api(ctx: StudioContext) -> None:
 
     def loaded_speaker_ids() -> set[str] | None:
         for loaded in manager.resident_models():
-            if loaded.checkpoint.mode == "custom_voice":
+            if loaded.checkpoint.mode == Mode.CUSTOM_VOICE:
                 return {s.lower() for s in loaded.speakers}
         return None
 
@@ -55,6 +56,8 @@ def register_api(ctx: StudioContext) -> None:
             "max_resident": manager.max_resident,
             "demo": ctx.demo,
             "models": [row.as_dict() for row in manager.status()],
+            # Remote engine servers per checkpoint: server URL, health, in-flight count (never a key).
+            "remote": ctx.app.remote.rows() if ctx.app.remote else [],
         }
 
     @friendly_errors
@@ -75,6 +78,27 @@ def register_api(ctx: StudioContext) -> None:
         key = ctx.app.catalog.get(model).key if model else None
         return {"unloaded": manager.unload(key), "resident": manager.resident_keys()}
 
+    lexicon = ctx.app.synthesis.lexicon
+
+    @friendly_errors
+    def lexicon_list() -> dict[str, Any]:
+        """The pronunciation lexicon: entries (pattern, spoken, regex, language) and its version."""
+        current = lexicon.current() if lexicon else None
+        return {
+            "version": current.version if current else None,
+            "entries": current.as_dicts() if current else [],
+        }
+
+    @friendly_errors
+    def lexicon_set(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replaces the lexicon; each entry: {"pattern": "Qwen", "spoken": "Chwen", "regex": false, "language": "auto"}."""
+        if lexicon is None:
+            raise InvalidInput("This studio has no pronunciation lexicon.")
+        saved = lexicon.save(entries)
+        return {"version": saved.version, "entries": saved.as_dicts()}
+
+    api_function(lexicon_list, "lexicon", queue=False)
+    api_function(lexicon_set, "lexicon_set", queue=False)
     api_function(list_speakers, "speakers", queue=False)
     api_function(list_languages, "languages", queue=False)
     api_function(list_models, "models", queue=False)

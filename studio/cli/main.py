@@ -35,6 +35,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--checkpoint-base", dict(help="local Base (clone) checkpoint folder")),
     ("--device", dict(help=f"one of {', '.join(DEVICES)}")),
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
+    ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
     ("--preferred-size", dict(help=f"default model size, one of {', '.join(SIZES)}")),
     ("--max-resident", dict(help="models kept in memory at once (default 1)")),
     ("--max-text-chars", dict(help="longest text accepted (default 50000)")),
@@ -48,6 +49,28 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--rate-limit-per-minute", dict(help="generation requests per client per minute (default 30; 0 = off)")),
     ("--history-max-takes", dict(help="takes kept in the history before the oldest are pruned (default 500)")),
     ("--history-max-mb", dict(help="history size in MB before the oldest takes are pruned (default 2000)")),
+    ("--cors-origins", dict(help="browser origins allowed to call the HTTP API, comma-separated (default none)")),
+    ("--shutdown-timeout", dict(help="seconds in-flight takes may finish on SIGTERM/Ctrl-C (default 30)")),
+    ("--mcp-server", dict(help="serve the MCP server at /gradio_api/mcp/ (default true)")),
+    (
+        "--remote-engine",
+        dict(
+            action="append",
+            metavar="URL",
+            help="a Qwen3-TTS speech server to generate on (vLLM-Omni, another studio); repeatable; "
+            "URL#key_env=NAME reads its bearer key from an environment variable",
+        ),
+    ),
+    ("--engine-fallback", dict(help="none (default) or local: use the local model when every remote server is down")),
+    ("--remote-timeout", dict(help="seconds one remote request may take (default 300)")),
+    ("--remote-failures", dict(help="failures in a row that stop sending to a remote server (default 3)")),
+    ("--remote-cooldown", dict(help="seconds before a failing remote server is probed again (default 30)")),
+]
+# On/off settings: the flag alone turns one on; without it, env vars and config.toml decide.
+_SWITCH_FLAGS: list[tuple[str, str]] = [
+    ("--offline", "never reach the network; fail clearly if a model is missing"),
+    ("--demo-models", "use tiny random-weight models built locally (test output, not speech)"),
+    ("--insecure-no-auth", "allow a non-loopback --host without a password (trusted networks only)"),
 ]
 
 
@@ -56,27 +79,8 @@ def _settings_parent() -> argparse.ArgumentParser:
     group = parent.add_argument_group("settings (also QWEN_TTS_STUDIO_* env vars and config.toml)")
     for flag, kwargs in _SETTING_FLAGS:
         group.add_argument(flag, default=argparse.SUPPRESS, **kwargs)
-    group.add_argument(
-        "--offline",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="never reach the network; fail clearly if a model is missing",
-    )
-    group.add_argument(
-        "--demo-models",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="use tiny random-weight models built locally (test output, not speech)",
-    )
-    group.add_argument(
-        "--insecure-no-auth",
-        action="store_const",
-        const=True,
-        default=argparse.SUPPRESS,
-        help="allow a non-loopback --host without a password (trusted networks only)",
-    )
+    for flag, help_text in _SWITCH_FLAGS:
+        group.add_argument(flag, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text)
     group.add_argument("--config", default=argparse.SUPPRESS, help="path of a TOML config file")
     return parent
 
@@ -97,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", parents=[parent], help="generate one file from the command line")
     synth.add_argument("--mode", required=True, choices=["design", "custom", "clone"])
     text = synth.add_mutually_exclusive_group(required=True)
-    text.add_argument("--text", help="text to speak")
+    text.add_argument("--text", help="text to speak ('-' reads it from stdin)")
     text.add_argument("--text-file", type=Path, help="read the text from a UTF-8 file")
     synth.add_argument("--language", default="auto", help="Auto, English, Chinese, ... (default auto)")
     synth.add_argument("--speaker", help="custom mode: a built-in speaker, e.g. Ryan")
@@ -112,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--top-p", type=float)
     synth.add_argument("--repetition-penalty", type=float)
     synth.add_argument("--max-new-tokens", type=int, help="cap on codec frames per chunk (12.5 per second)")
-    synth.add_argument("--format", choices=["wav", "flac", "mp3", "ogg"], help="default: from --out's suffix")
-    synth.add_argument("--out", type=Path, required=True, help="output file")
+    synth.add_argument(
+        "--format", choices=["wav", "flac", "mp3", "ogg"], help="default: from --out's suffix (wav for --out -)"
+    )
+    synth.add_argument("--out", type=Path, required=True, help="output file ('-' writes the audio to stdout)")
 
     models = sub.add_parser("models", parents=[parent], help="list, download, remove or build models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -155,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         action="store_true",
         help="with --arch/--compare: time talker, code predictor and decoder separately",
+    )
+    bench.add_argument(
+        "--long",
+        action="store_true",
+        help="also batched generation: a 16-chunk take vs the chunks one by one, 4 variants vs 1 take",
     )
     return parser
 

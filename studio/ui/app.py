@@ -24,6 +24,22 @@ def studio_css() -> str:
     return resources.files("assets").joinpath("studio.css").read_text(encoding="utf-8")
 
 
+def studio_head() -> str:
+    """A script for the page's <head> (launch(head=...)): small fixes Gradio has no option for.
+
+    Gradio 6.17's launch(js=...) did not run it (checked in the browser), so it goes in the head.
+    """
+    js = resources.files("assets").joinpath("studio.js").read_text(encoding="utf-8")
+    # Gradio may add the head after the document has loaded: then run it at once.
+    return (
+        # Phone: Gradio hides "Use via API" there, which left a stray "· Settings" in the footer.
+        # In the head: studio.css is scoped to .gradio-container, and the footer is outside it.
+        "<style>@media (max-width: 640px) { footer .divider { display: none !important; } }</style>"
+        f"<script>(f => document.readyState === 'loading' ? "
+        f"addEventListener('DOMContentLoaded', f) : f())({js.strip()});</script>"
+    )
+
+
 def studio_theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate")
 

@@ -15,16 +15,17 @@ from typing import Any
 
 import gradio as gr
 
+from core.audio.io import load_audio
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed
 from core.errors import InvalidInput
-from core.takes.service import TakeJob
+from core.takes.service import KeptTake, TakeJob
 from core.types import SynthesisResult
 from studio.api.endpoints import declared
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.progress import gradio_progress
-from studio.ui.widgets import TakePlayers, summary_from_info
+from studio.ui.widgets import MAX_TAKES, TakePlayers, summary_from_info
 
 # Every event that touches a model shares this queue slot: two clicks can
 # never run two generations (or a load and an unload) into the same memory.
@@ -41,7 +42,18 @@ def failed_key(request: gr.Request | None, parse: Parse) -> str:
     return f"{getattr(request, 'session_hash', '')}:{parse.__name__}"
 
 
-def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, Handler]:
+def takes_count(value: Any) -> int:
+    """The Takes control's value (1-8; empty means 1)."""
+    if value is None or value == "":
+        return 1
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise InvalidInput("Takes must be a whole number from 1 to 8.")
+    return int(value)
+
+
+def take_handlers(
+    ctx: StudioContext, parse: Parse, *, takes: bool = False, extra_outputs: int = 0
+) -> tuple[Handler, Handler, Handler]:
     """From one `parse(plain values) -> TakeJob`, the event handlers:
 
     - the API handler returns (file, details) — the scripting contract;
@@ -50,23 +62,35 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
     - the retry handler continues this session's last failed take from its
       failed chunk.
     The first two carry parse's signature, so the API shows its parameter names.
+    With ``takes``, a ``variants`` count (1-8) follows parse's values: several
+    takes of the request generated together (``TakeService.make_variants``);
+    the UI handler then also fills ``extra_outputs`` (the take gallery).
     """
     count = len(inspect.signature(parse).parameters)
+    width = count + (1 if takes else 0)
+    skips = (gr.skip(),) * extra_outputs
 
-    def split(args: tuple[Any, ...], progress: Any, request: Any) -> tuple[tuple[Any, ...], Any, Any]:
+    def split(args: tuple[Any, ...], progress: Any, request: Any) -> tuple[tuple[Any, ...], int, Any, Any]:
         """Gradio hands progress and request over positionally, right after parse's values: it only
         fills in positional parameters, so that is where the signature declared below puts them."""
-        if len(args) > count:
-            progress, request = [*args[count:], None][:2]
-        return args[:count], progress, request
+        if len(args) > width:
+            progress, request = [*args[width:], None][:2]
+        variants = takes_count(args[count]) if takes and len(args) > count else 1
+        return args[:count], variants, progress, request
+
+    def make(job: TakeJob, variants: int, progress: Any, request: Any) -> list[KeptTake]:
+        ctx.check_request_rate(request)
+        job.variants = variants
+        if variants > 1:
+            return ctx.takes.make_variants(job, gradio_progress(progress), client=client_id(request))
+        return [ctx.takes.make(job, gradio_progress(progress), client=client_id(request))]
 
     def run(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
     ) -> tuple[str, dict[str, Any]]:
-        args, progress, request = split(args, progress, request)
-        ctx.check_request_rate(request)
-        kept = ctx.takes.make(parse(*args, **kwargs), gradio_progress(progress), client=client_id(request))
-        return kept.path, kept.details
+        args, variants, progress, request = split(args, progress, request)
+        kept = make(parse(*args, **kwargs), variants, progress, request)
+        return kept[0].path, with_takes(kept)
 
     def deliver(
         job: TakeJob, items: Iterable[LiveAudio | ChunkAudio | SynthesisResult], key: str
@@ -78,13 +102,13 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
             for item in items:
                 if isinstance(item, LiveAudio):
                     played_live.add(item.index)
-                    yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                    yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip(), *skips
                 elif isinstance(item, ChunkAudio):
                     if item.index not in played_live:
-                        yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip()
+                        yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip(), *skips
                 else:
                     kept = ctx.takes.keep(job, item)
-                    yield gr.skip(), kept.path, kept.details
+                    yield gr.skip(), kept.path, kept.details, *gallery_updates([])
         except ChunkFailed as failed:
             ctx.failed[key] = (job, failed)
             while len(ctx.failed) > MAX_FAILED_TAKES:
@@ -97,12 +121,33 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
                 title="A chunk failed",
             ) from None
 
+    def gallery_updates(kept: list[KeptTake]) -> tuple[Any, ...]:
+        """Row, details state, then per take its column (shown or not) and its player."""
+        if not extra_outputs:
+            return ()
+        shown = list(kept) if len(kept) > 1 else []
+        columns = [gr.update(visible=i < len(shown)) for i in range(MAX_TAKES)]
+        players = [
+            gr.update(value=shown[i].path, label=f"Take {i + 1} · seed {shown[i].details.get('seed')}")
+            if i < len(shown)
+            else gr.update(value=None)
+            for i in range(MAX_TAKES)
+        ]
+        return (gr.update(visible=bool(shown)), [k.details | {"path": k.path} for k in shown], *columns, *players)
+
     def stream(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
-    ) -> Iterator[tuple[Any, Any, Any]]:
-        args, progress, request = split(args, progress, request)
-        ctx.check_request_rate(request)
+    ) -> Iterator[tuple[Any, ...]]:
+        args, variants, progress, request = split(args, progress, request)
         job = parse(*args, **kwargs)
+        if variants > 1:  # generated together, shown side by side; the first is the take until one is picked
+            kept = make(job, variants, progress, request)
+            # The live player plays the first take (a streaming output must get a value once).
+            first = load_audio(kept[0].path)
+            yield (first.sample_rate, first.samples), gr.skip(), gr.skip(), *skips
+            yield gr.skip(), kept[0].path, with_takes(kept), *gallery_updates(kept)
+            return
+        ctx.check_request_rate(request)
         key = failed_key(request, parse)
         ctx.failed.pop(key, None)
         yield from deliver(
@@ -125,6 +170,11 @@ def take_handlers(ctx: StudioContext, parse: Parse) -> tuple[Handler, Handler, H
 
     # Positional (not keyword-only): Gradio injects Progress and Request only into positional parameters.
     extra = [
+        *(
+            [inspect.Parameter("variants", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=1, annotation=float)]
+            if takes
+            else []
+        ),
         inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
     ]
@@ -151,36 +201,75 @@ def wire_generate(
 ) -> None:
     """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
     live, take = players.live, players.take
-    run, stream, retry = take_handlers(ctx, parse)
+    gallery = players.gallery
+    outputs: list[Any] = []
+    if players.takes is not None and gallery is not None:
+        inputs = [*inputs, players.takes]
+        outputs = [gallery.row, gallery.details, *gallery.columns, *gallery.players]
+    run, stream, retry = take_handlers(ctx, parse, takes=bool(outputs), extra_outputs=len(outputs))
     api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
 
     def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
         return gr.update(visible=failed_key(request, parse) in ctx.failed)
 
-    retried = players.retry.click(
+    # A second click while this tab's take ran was refused by Gradio without a word (a 422 in the
+    # log): the button first says a take is being made (chained, so it can never arrive after the
+    # take is done), and comes back when it is.
+    label = button.value
+    retried = players.retry.click(busy_button, None, button, api_visibility="private", queue=False).then(
         retry,
         None,
-        [live, take, info],
+        [live, take, info, *outputs],
         api_visibility="private",
         show_progress_on=[take],
         concurrency_id=DEVICE_QUEUE,
         concurrency_limit=1,
     )
     # Progress shows on the take only, so the live player stays playable meanwhile.
-    generated = button.click(
+    generated = button.click(busy_button, None, button, api_visibility="private", queue=False).then(
         stream,
         inputs,
-        [live, take, info],
+        [live, take, info, *outputs],
         api_visibility="private",
         show_progress_on=[take],
         concurrency_id=DEVICE_QUEUE,
         concurrency_limit=1,
     )
+    for done in (generated, retried):
+        for after in (done.success, done.failure):
+            after(lambda: gr.update(value=label, interactive=True), None, button, api_visibility="private", queue=False)
     for event in (retried, generated):
         event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
         # Gradio 6.17 runs .then only after a success; .failure covers the rest.
         for after in (event.then, event.failure):
             after(offer_retry, None, players.retry, api_visibility="private", queue=False)
+    if gallery is not None:
+        for number, pick in enumerate(gallery.picks):
+            pick.click(
+                lambda kept, n=number: (kept[n]["path"], kept[n]) if n < len(kept) else (gr.skip(), gr.skip()),
+                gallery.details,
+                [take, info],
+                api_visibility="private",
+                queue=False,
+            ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+
+BUSY_LABEL = "Generating… (this tab's take is being made)"
+
+
+def busy_button() -> dict[str, Any]:
+    return gr.update(value=BUSY_LABEL, interactive=False)
+
+
+def with_takes(kept: list[KeptTake]) -> dict[str, Any]:
+    """The first take's details; with variants, also every take's id, seed and length."""
+    details = dict(kept[0].details)
+    if len(kept) > 1:
+        details["takes"] = [
+            {"take_id": k.take.id, "seed": k.details.get("seed"), "duration_s": k.details.get("duration_s")}
+            for k in kept
+        ]
+    return details
 
 
 def api_endpoint(fn: Handler, inputs: list[Any], outputs: Any, api_name: str, **kwargs: Any) -> None:

@@ -13,6 +13,7 @@ from core.types import LANGUAGES
 from studio.ui.context import StudioContext
 
 LANGUAGE_CHOICES = [lang.capitalize() for lang in LANGUAGES]
+MAX_TAKES = 8  # as core.engine.synthesis.MAX_VARIANTS
 
 
 @dataclass
@@ -30,6 +31,7 @@ class SamplingWidgets:
     output_fade_out_s: gr.Number
     output_trim_silence: gr.Checkbox
     output_remove_dc: gr.Checkbox
+    takes: gr.Slider | None = None  # "Generate N takes" (only where a tab offers variants)
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -50,8 +52,19 @@ class SamplingWidgets:
         ]
 
 
-def sampling_widgets() -> SamplingWidgets:
+def sampling_widgets(*, takes: bool = False) -> SamplingWidgets:
     with gr.Accordion("Advanced", open=False):
+        takes_slider = None
+        if takes:
+            takes_slider = gr.Slider(
+                1,
+                MAX_TAKES,
+                value=1,
+                step=1,
+                label="Takes",
+                info="Generate several takes at once (seeds s, s+1, ...) to compare side by side",
+                elem_id="takes-count",
+            )
         with gr.Row():
             random_seed = gr.Checkbox(
                 value=True, label="Random seed", scale=1, info="Untick to reproduce a take exactly"
@@ -113,6 +126,7 @@ def sampling_widgets() -> SamplingWidgets:
         fade_out,
         trim,
         dc,
+        takes_slider,
     )
 
 
@@ -144,13 +158,45 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
 
 
 @dataclass
+class TakeGallery:
+    """Variants side by side: a player per take and a button that makes it the take."""
+
+    row: gr.Row
+    columns: list[gr.Column]  # one per take; shown for as many takes as were made
+    players: list[gr.Audio]
+    picks: list[gr.Button]
+    details: gr.State  # the details dict of every variant, in order
+
+
+@dataclass
 class TakePlayers:
     live: gr.Audio  # plays chunks as they arrive
     take: gr.Audio  # the finished take, with download
     retry: gr.Button  # continues a take whose chunk failed
+    takes: gr.Slider | None = None  # the Takes count from the Advanced accordion
+    gallery: TakeGallery | None = None
 
 
-def take_players(prefix: str) -> TakePlayers:
+def take_gallery(prefix: str) -> TakeGallery:
+    columns, players, picks = [], [], []
+    with gr.Row(visible=False, elem_id=f"{prefix}-takes", elem_classes=["take-gallery"]) as row:
+        for number in range(1, MAX_TAKES + 1):
+            with gr.Column(min_width=160, visible=False) as column:
+                columns.append(column)
+                players.append(
+                    gr.Audio(
+                        label=f"Take {number}",
+                        type="filepath",
+                        interactive=False,
+                        buttons=["download"],
+                        elem_id=f"{prefix}-take-{number}",
+                    )
+                )
+                picks.append(gr.Button(f"Use take {number}", size="sm", elem_id=f"{prefix}-pick-{number}"))
+    return TakeGallery(row, columns, players, picks, gr.State([]))
+
+
+def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
     # A short label: on a phone a long one runs under the player's download/share buttons.
     live = gr.Audio(
         label="Live (as it generates)", streaming=True, autoplay=True, interactive=False, elem_id=f"{prefix}-live"
@@ -158,4 +204,5 @@ def take_players(prefix: str) -> TakePlayers:
     take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"], elem_id=f"{prefix}-audio")
     # Shown only while this session has a failed take in this tab to continue.
     retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
-    return TakePlayers(live, take, retry)
+    gallery = take_gallery(prefix) if takes is not None else None
+    return TakePlayers(live, take, retry, takes, gallery)

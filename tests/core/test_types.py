@@ -29,6 +29,27 @@ def test_modes_are_the_stored_strings_in_order():
     assert [m.label for m in MODES] == ["Design", "Custom", "Clone"]
 
 
+@pytest.mark.parametrize(
+    "word, mode",
+    [
+        ("design", Mode.VOICE_DESIGN),
+        ("Custom", Mode.CUSTOM_VOICE),
+        (" clone ", Mode.BASE),
+        ("voice_design", Mode.VOICE_DESIGN),
+        ("custom_voice", Mode.CUSTOM_VOICE),
+        ("BASE", Mode.BASE),
+    ],
+)
+def test_from_user_takes_the_cli_words_and_the_stored_names(word, mode):
+    assert Mode.from_user(word) is mode
+
+
+@pytest.mark.parametrize("word", ["sing", "", "  ", "voice design", None, 3])
+def test_from_user_refuses_anything_else_in_one_sentence(word):
+    with pytest.raises(InvalidInput, match=r"Unknown mode .*Choose design, custom or clone\."):
+        Mode.from_user(word)
+
+
 @pytest.mark.parametrize("mode", list(Mode))
 def test_a_mode_reads_exactly_as_its_string(mode):
     value = mode.value

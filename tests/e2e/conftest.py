@@ -7,46 +7,22 @@ own browser download is not used.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import HEADLESS_CHROMIUM_ARGS, free_port, make_demo_settings
+
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CHROMIUM_ARGS = [*HEADLESS_CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory, demo_checkpoints):
     """Starts the studio (a real uvicorn server) and yields its URL and context."""
-    from core.settings import Settings
     from studio.server import serve
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("e2e-data"),
-        port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
-    )
+    settings = make_demo_settings(tmp_path_factory.mktemp("e2e-data"), demo_checkpoints, port=free_port())
     app, ctx = serve(settings, block=False)
     try:
         yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings}
@@ -93,7 +69,7 @@ def size(request) -> str:
 
 @pytest.fixture
 def studio(browser, e2e_server, size, shots_dir):
-    """A fresh page on the studio at desktop (1280x800) or phone (390x844) size."""
+    """A fresh page on the studio at desktop (1440x900) or phone (390x844) size."""
     from tests.e2e.browser import Studio
 
     studio = Studio.open(browser, e2e_server["url"], size, shots_dir)

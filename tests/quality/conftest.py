@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import zipfile
 from pathlib import Path
 
@@ -61,24 +60,22 @@ def assert_human_message(message: str) -> None:
     assert "\n  File " not in text and "<class " not in text, text
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- audio -----------------------------------------------------------------
 
 
 def tone(seconds: float, sr: int = 24_000, channels: int = 1, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
-    """Speech-like test signal: a few harmonics with a syllable-rate envelope and a little noise."""
+    """Real espeak-ng speech (it passes the studio's speech check), ``seconds`` long at ``sr``,
+    peak-scaled to ``amplitude``; several channels get the same speech at different levels."""
+    import librosa
+
+    from tests.conftest import spoken
+
     n = int(round(seconds * sr))
-    t = np.arange(n) / sr
-    rng = np.random.default_rng(seed)
-    voice = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((140, 280, 420, 700)))
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 3.0 * t)
-    mono = amplitude * voice / 2.1 * envelope + 0.01 * rng.standard_normal(n)
-    mono = mono.astype(np.float32)
+    mono = spoken(seconds + 0.1, seed).samples.astype(np.float64)
+    if sr != 24_000:
+        mono = librosa.resample(mono, orig_sr=24_000, target_sr=sr)
+    mono = np.resize(mono, n)  # exact length; short clips repeat the speech
+    mono = (amplitude * mono / max(float(np.max(np.abs(mono))), 1e-9)).astype(np.float32)
     if channels == 1:
         return mono
     return np.stack([mono * (0.5 + 0.5 * c / channels) for c in range(channels)], axis=1)

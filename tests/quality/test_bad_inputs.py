@@ -36,10 +36,10 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from tests.conftest import free_port, make_demo_settings
 from tests.quality.conftest import (
     assert_human_message,
     copy_demo_models,
-    free_port,
     tone,
     tree_snapshot,
     truncated_wav,
@@ -60,22 +60,15 @@ OTHER_VOICE = "Other Voice"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, demo_checkpoints, speech_wav):
     """A real studio on a fresh data dir, without the per-client rate limit, with one saved voice."""
-    from core.settings import Settings
     from studio.server import serve
 
     data_dir = tmp_path_factory.mktemp("quality-data") / "data"
     data_dir.mkdir()
     copy_demo_models(demo_checkpoints, data_dir)
-    settings = Settings(
-        data_dir=data_dir,
+    settings = make_demo_settings(
+        data_dir,
+        demo_checkpoints,
         port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
         rate_limit_per_minute=0,
         max_resident=3,  # no reloads between the modes the battery alternates
     )
@@ -315,7 +308,8 @@ def voice_inside_library(name: str) -> Callable:
         assert folder.resolve().parent == voices_dir.resolve()
         assert (folder / "voice.json").is_file() and sf.info(str(folder / "reference.wav")).frames > 0
         data_dir = server["settings"].data_dir
-        assert sorted(p.name for p in data_dir.iterdir()) == ["demo-models", "history", "voices"]
+        # audit.log is the one file the studio keeps beside the folders (the save is audited)
+        assert sorted(p.name for p in data_dir.iterdir()) == ["audit.log", "demo-models", "history", "voices"]
         assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"], "something was written outside"
 
     return check

@@ -44,7 +44,8 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 
-from tests.quality.conftest import copy_demo_models, free_port, tone, voice_zip, write_wav
+from tests.conftest import free_port
+from tests.quality.conftest import copy_demo_models, tone, voice_zip, write_wav
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("QUALITY_CRASH_SEED", time.time_ns() % 1_000_000))

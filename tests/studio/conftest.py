@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, make_demo_settings
 
 
 @pytest.fixture(scope="module")
 def studio_server(tmp_path_factory, demo_checkpoints):
     """Starts the studio in this process (a real uvicorn server) and yields its URL, context and app."""
-    from core.settings import Settings
     from studio.server import serve
 
-    demo = demo_checkpoints
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("studio-data"),
-        port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo["voice_design"],
-        checkpoint_custom_voice=demo["custom_voice"],
-        checkpoint_base=demo["base"],
-        offline=True,
-    )
+    settings = make_demo_settings(tmp_path_factory.mktemp("studio-data"), demo_checkpoints, port=free_port())
     app, ctx = serve(settings, block=False)
     try:
         yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings, "app": app}

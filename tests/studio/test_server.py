@@ -12,24 +12,18 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError, AuthenticationError
 
-from core.settings import Settings
 from studio.server import serve
-from tests.studio.conftest import free_port
+from tests.conftest import free_port, make_demo_settings
 
 VENV_BIN = __import__("pathlib").Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def protected_server(tmp_path_factory, demo_checkpoints):
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("auth-data"),
+    settings = make_demo_settings(
+        tmp_path_factory.mktemp("auth-data"),
+        demo_checkpoints,
         port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
         auth="anna:correct-horse",
         rate_limit_per_minute=2,
     )
@@ -90,14 +84,8 @@ def test_public_bind_without_auth_is_refused_by_the_real_command(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_upload_server(tmp_path_factory, demo_checkpoints):
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("upload-data"),
-        port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_base=demo_checkpoints["base"],
-        max_upload_mb=1,
+    settings = make_demo_settings(
+        tmp_path_factory.mktemp("upload-data"), demo_checkpoints, port=free_port(), max_upload_mb=1
     )
     app, _ = serve(settings, block=False)
     try:

@@ -27,10 +27,11 @@ from core.engine.demo_models.text_tokenizer import write_text_tokenizer
 from core.engine.demo_models.tts_model import write_tts_model
 from core.engine.dependencies import dependency_error, import_model_code
 from core.errors import ModelUnavailable
+from core.types import Mode
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODES: tuple[str, ...] = ("base", "custom_voice", "voice_design")
+DEMO_MODES: tuple[Mode, ...] = (Mode.BASE, Mode.CUSTOM_VOICE, Mode.VOICE_DESIGN)
 BUILDER_VERSION = 2  # bump when the layout changes; cached builds with another version are rebuilt
 
 MARKER_NAME = ".demo-build.json"
@@ -95,7 +96,8 @@ def build_demo_checkpoints(out_dir: Path, *, force: bool = False, seed: int = 0)
         DependencyError: qwen_tts, torch or torchaudio is missing or does not load.
     """
     out_dir = Path(out_dir)
-    targets = {mode: out_dir / mode for mode in DEMO_MODES}
+    # Keyed by the plain mode string: callers index it with "base" as often as with Mode.BASE.
+    targets: dict[str, Path] = {mode: out_dir / mode for mode in DEMO_MODES}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with build_lock(out_dir):

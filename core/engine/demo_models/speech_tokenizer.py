@@ -114,19 +114,21 @@ def write_speech_tokenizer(folder: Path, seed: int) -> None:
     init_speech_tokenizer(model, seed)
     save_weights(model, folder / "model.safetensors")
     write_json(folder / "config.json", config_dict)
-    write_json(
-        folder / "preprocessor_config.json",
-        {
-            "feature_extractor_type": "EncodecFeatureExtractor",
-            "feature_size": 1,
-            "padding_side": "right",
-            "padding_value": 0.0,
-            "return_attention_mask": True,
-            "sampling_rate": SAMPLE_RATE,
-            "chunk_length_s": None,
-            "overlap": None,
-        },
-    )
+    write_json(folder / "preprocessor_config.json", preprocessor_config())
+
+
+def preprocessor_config() -> dict[str, Any]:
+    """The codec's feature-extractor file: the same for the demo codec and the real-size one."""
+    return {
+        "feature_extractor_type": "EncodecFeatureExtractor",
+        "feature_size": 1,
+        "padding_side": "right",
+        "padding_value": 0.0,
+        "return_attention_mask": True,
+        "sampling_rate": SAMPLE_RATE,
+        "chunk_length_s": None,
+        "overlap": None,
+    }
 
 
 def init_speech_tokenizer(model: torch.nn.Module, seed: int) -> None:

@@ -14,6 +14,7 @@ from core.engine.demo_models.layout import (
     write_json,
 )
 from core.engine.demo_models.weights import randomize, save_weights, unit_gain_convs
+from core.types import Mode
 
 # Codec vocabulary of the talker: 2048 speech codes, then control ids. The talker's
 # sampler suppresses the top 1024 ids except EOS, so the vocab must exceed 1024 and
@@ -80,7 +81,7 @@ GENERATION_CONFIG = {
 
 def tts_config(mode: str, text_info: dict[str, int]) -> dict[str, Any]:
     text_vocab_size = -(-text_info["vocab_size"] // 16) * 16  # must cover every text token id
-    custom = mode == "custom_voice"
+    custom = mode == Mode.CUSTOM_VOICE
     talker = {
         "vocab_size": _CODEC_VOCAB_SIZE,
         "hidden_size": _TALKER_HIDDEN,

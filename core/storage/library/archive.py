@@ -34,6 +34,7 @@ from typing import Any
 import soundfile as sf
 
 from core.audio.io import encode, load_audio
+from core.audio.speech_check import require_speech
 from core.errors import AudioError, LibraryError
 from core.storage.durable import fsync_file
 from core.storage.folder_store import record_bytes
@@ -215,6 +216,8 @@ def read_archived_voice(
         raise LibraryError(f"{where} has a {REFERENCE_FILE} that is not WAV audio; nothing was imported.")
     try:
         audio = check_reference(load_audio(wav_in, max_seconds=MAX_REFERENCE_SECONDS + 1.0), saving=True)
+        # Imports are always checked for speech: a record's kind is only a claim.
+        require_speech(audio, saving=True)
     except AudioError as exc:
         raise LibraryError(f"{where} has an unusable {REFERENCE_FILE}: {exc} Nothing was imported.") from None
     # Re-encoded so the stored clip is always 24 kHz mono PCM_16; an export of

@@ -50,6 +50,7 @@ import filelock
 from core.audio.clip import Audio
 from core.audio.io import encode
 from core.audio.reference import ReferenceOptions
+from core.audio.speech_check import require_speech
 from core.errors import LibraryError, VoiceNotFound
 from core.storage.durable import fsync_dir, write_atomic, write_file
 from core.storage.folder_store import (
@@ -208,7 +209,12 @@ class VoiceLibrary:
             consent=consent,
             trim=trim,
         )
-        wav = encode(check_reference(reference, saving=True), "wav")
+        checked = check_reference(reference, saving=True)
+        if record["kind"] != "design":
+            # A design voice is the studio's own model output (known to be a voice,
+            # and noise with the demo models); every other reference must hold speech.
+            require_speech(checked, saving=True)
+        wav = encode(checked, "wav")
         stamp = now()
         record.update(
             name=name,
@@ -276,7 +282,9 @@ class VoiceLibrary:
             )
         wav: bytes | None = None
         if reference is not None:
+            # A replaced clip comes from outside the studio, whatever the voice's kind.
             wav = encode(check_reference(reference, saving=True), "wav")
+            require_speech(reference, saving=True)
             changes.update(
                 reference_sha256=hashlib.sha256(wav).hexdigest(),
                 reference_seconds=wav_seconds(wav),

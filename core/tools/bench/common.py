@@ -37,6 +37,7 @@ from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,
+    Mode,
     Sampling,
     SynthesisResult,
 )
@@ -257,7 +258,7 @@ class BenchRequests:
 
     def speaker(self) -> str:
         if self._speaker is None:
-            loaded = self.context.models.get(checkpoint_for(self.context, "custom_voice"))
+            loaded = self.context.models.get(checkpoint_for(self.context, Mode.CUSTOM_VOICE))
             supported = {s.lower() for s in loaded.speakers}
             ids = [s.id for s in speakers()]
             if not supported or PREFERRED_SPEAKER in supported:
@@ -276,19 +277,19 @@ class BenchRequests:
 
     def prepare(self, mode: str) -> None:
         """Everything a generation needs besides the timed call itself."""
-        if mode == "custom_voice":
+        if mode == Mode.CUSTOM_VOICE:
             self.speaker()
-        elif mode == "base":
+        elif mode == Mode.BASE:
             self.prompt()
 
     def generate(self, mode: str) -> SynthesisResult:
         service = self.context.synthesis
-        if mode == "voice_design":
+        if mode == Mode.VOICE_DESIGN:
             return service.design(DesignRequest(text=self.text, description=self.description, sampling=self.sampling))
-        if mode == "custom_voice":
+        if mode == Mode.CUSTOM_VOICE:
             return service.custom_voice(
                 CustomVoiceRequest(text=self.text, speaker=self.speaker(), sampling=self.sampling)
             )
-        if mode == "base":
+        if mode == Mode.BASE:
             return service.clone(CloneRequest(text=self.text, prompt=self.prompt(), sampling=self.sampling))
         raise InvalidInput(f"Unknown mode {mode!r}.")

@@ -31,11 +31,12 @@ drifting background load hits both. One short untimed warm-up of each first.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -63,6 +64,7 @@ from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     DesignRequest,
+    Mode,
     Sampling,
     SynthesisResult,
 )
@@ -72,6 +74,7 @@ ARCH_DEFAULT_FRAMES = 25  # ~1 s of wall per frame at 0.6B on a shared 2-core CP
 ARCH_DEFAULT_RUNS = 2
 TWENTY_SECOND_FRAMES = 250  # "a 20-second line"
 GOAL_RATIO = 0.5  # studio/stock wall time
+GOAL_THREAD_RATIO = 1.05  # the exact path vs the stock call in a worker thread (issue 13)
 GOAL_TTFA_SHARE = 0.25  # first audio within a quarter of the full take
 
 
@@ -141,6 +144,7 @@ class CompareReport:
     compare: list[CompareFigure] = field(default_factory=list)
     profile: list[ProfileFigure] = field(default_factory=list)
     total_seconds: float = 0.0
+    long: dict[str, Any] = field(default_factory=dict)  # bench --long: long_take and variants (long_suite)
 
     def goals(self) -> dict[str, Any]:
         exact = [f for f in self.compare if f.path == "studio"]
@@ -162,6 +166,7 @@ class CompareReport:
             "compare": [asdict(f) for f in self.compare],
             "profile": [dict(asdict(f), per_frame_ms=f.per_frame_ms()) for f in self.profile],
             "goals": self.goals(),
+            **self.long,
             "total_seconds": self.total_seconds,
         }
 
@@ -184,6 +189,9 @@ def goal_summary(figures: Sequence[CompareFigure], frames: int) -> dict[str, Any
         "ratio_met": ratio <= GOAL_RATIO,
         "ratio_vs_thread_stock_worst_mode": max(f.ratio_vs_thread_stock for f in figures),
         "ratio_vs_thread_stock_met": max(f.ratio_vs_thread_stock for f in figures) <= GOAL_RATIO,
+        # Issue 13: the exact single-take path must stay within 5% of the stock call in a thread.
+        "ratio_vs_thread_stock_goal_exact": GOAL_THREAD_RATIO,
+        "ratio_vs_thread_stock_exact_met": max(f.ratio_vs_thread_stock for f in figures) <= GOAL_THREAD_RATIO,
         "ttfa_share_goal": GOAL_TTFA_SHARE,
         "ttfa_share_worst_mode": share,
         "ttfa_share_met": share <= GOAL_TTFA_SHARE,
@@ -196,24 +204,24 @@ def goal_summary(figures: Sequence[CompareFigure], frames: int) -> dict[str, Any
 
 
 def _request(requests: BenchRequests, mode: str) -> Any:
-    if mode == "voice_design":
+    if mode == Mode.VOICE_DESIGN:
         return DesignRequest(text=requests.text, description=requests.description, sampling=requests.sampling)
-    if mode == "custom_voice":
+    if mode == Mode.CUSTOM_VOICE:
         return CustomVoiceRequest(text=requests.text, speaker=requests.speaker(), sampling=requests.sampling)
     return CloneRequest(text=requests.text, prompt=requests.prompt(), sampling=requests.sampling)
 
 
 def stock_call(model: Any, mode: str, requests: BenchRequests, text: str, frames: int) -> tuple[list, int]:
     """The plain qwen_tts call the studio's path is compared with (same arguments as the studio's)."""
-    if mode == "voice_design":
+    if mode == Mode.VOICE_DESIGN:
         return model.generate_voice_design(
             text=text, language="auto", instruct=requests.description, max_new_tokens=frames
         )
-    if mode == "custom_voice":
+    if mode == Mode.CUSTOM_VOICE:
         return model.generate_custom_voice(
             text=text, language="auto", speaker=requests.speaker(), instruct=None, max_new_tokens=frames
         )
-    if mode == "base":
+    if mode == Mode.BASE:
         return model.generate_voice_clone(
             text=text, language="auto", voice_clone_prompt=requests.prompt().to_qwen(), max_new_tokens=frames
         )
@@ -237,26 +245,32 @@ def _talker_codes(model: Any) -> Iterator[list]:
         handle.remove()
 
 
+_T = TypeVar("_T")
+
+
+def _in_worker_thread(name: str, call: Callable[[], _T]) -> _T:
+    """``call()`` in a fresh thread, as a server handler runs it; its error is raised here."""
+    out: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            out["result"] = call()
+        except BaseException as exc:  # re-raised in the calling thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=body, name=name)
+    worker.start()
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
 def _run_stock(
     model: Any, mode: str, requests: BenchRequests, text: str, frames: int, seed: int, *, in_thread: bool = False
 ) -> dict[str, Any]:
     if in_thread:  # a fresh worker thread with the process's default thread count, like a server handler
-        import threading
-
-        out: dict[str, Any] = {}
-
-        def body() -> None:
-            try:
-                out["result"] = _run_stock(model, mode, requests, text, frames, seed)
-            except BaseException as exc:  # re-raised in the calling thread
-                out["error"] = exc
-
-        worker = threading.Thread(target=body, name="bench-stock")
-        worker.start()
-        worker.join()
-        if "error" in out:
-            raise out["error"]
-        return out["result"]
+        return _in_worker_thread("bench-stock", lambda: _run_stock(model, mode, requests, text, frames, seed))
     from core.engine.device import seed_everything
 
     seed_everything(seed)
@@ -454,22 +468,10 @@ def measure_profile(
     (see the note on OpenMP spin-waits above) with ``threads`` torch threads.
     """
     if in_thread:
-        import threading
-
-        out: dict[str, Any] = {}
-
-        def body() -> None:
-            try:
-                out["figure"] = measure_profile(context, mode, frames, seed, text, threads, progress, in_thread=False)
-            except BaseException as exc:  # re-raised in the calling thread
-                out["error"] = exc
-
-        worker = threading.Thread(target=body, name="bench-profile")
-        worker.start()
-        worker.join()
-        if "error" in out:
-            raise out["error"]
-        return out["figure"]
+        return _in_worker_thread(
+            "bench-profile",
+            lambda: measure_profile(context, mode, frames, seed, text, threads, progress, in_thread=False),
+        )
     import torch
 
     text = text or bench_text(frames, context.synthesis.chunk_chars)
@@ -544,9 +546,9 @@ def measure_profile(
     )
 
 
-def arch_modes(spec_name: str) -> tuple[str, ...]:
+def arch_modes(spec_name: str) -> tuple[Mode, ...]:
     """Real 0.6B checkpoints exist for custom voice and clone only (voice design is 1.7B-only)."""
-    return ("custom_voice", "base") if spec_name == "0.6b" else MODES
+    return (Mode.CUSTOM_VOICE, Mode.BASE) if spec_name == "0.6b" else MODES
 
 
 def arch_settings(settings: Settings, paths: dict[str, Path], spec_name: str) -> Settings:

@@ -85,10 +85,10 @@ from core.tools.bench.common import (
     rss_bytes,
     say,
 )
-from core.types import MODES, Sampling
+from core.types import MODES, Mode, Sampling
 
 JSON_VERSION = 1
-SWITCH_SEQUENCE: tuple[str, ...] = ("voice_design", "custom_voice", "base", "voice_design")
+SWITCH_SEQUENCE: tuple[Mode, ...] = (Mode.VOICE_DESIGN, Mode.CUSTOM_VOICE, Mode.BASE, Mode.VOICE_DESIGN)
 MODEL_RUNTIME = "qwen_tts"  # the package the loader imports on first use
 
 

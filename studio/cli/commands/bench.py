@@ -37,13 +37,11 @@ from core.tools.bench import common, compare_suite, studio_suite
 from core.tools.bench.common import BenchError
 from core.tools.bench.compare_suite import CompareReport
 from core.tools.bench.studio_suite import BenchReport, OverheadFigure
-from core.types import FRAMES_PER_SECOND, MODES, DesignRequest, Sampling
+from core.types import FRAMES_PER_SECOND, MODES, DesignRequest, Mode, Sampling
 
 # The studio's default Advanced values (studio/ui/widgets.py sampling_widgets):
 # sent explicitly to the API and used for the direct call, so both do the same work.
 API_SAMPLING: dict[str, Any] = dict(temperature=0.9, top_k=50, top_p=1.0, repetition_penalty=1.05)
-
-MODE_NAMES = {"voice_design": "design", "custom_voice": "custom", "base": "clone"}
 
 
 def _progress(message: str) -> None:
@@ -114,8 +112,8 @@ def _measure_api_overhead(settings: Settings, *, frames: int, runs: int, seed: i
     try:
         engine: AppContext = studio_ctx.app
         text = text or common.bench_text(frames, engine.synthesis.chunk_chars)
-        checkpoint = common.checkpoint_for(engine, "voice_design")
-        common.ensure_available(engine, ["voice_design"])
+        checkpoint = common.checkpoint_for(engine, Mode.VOICE_DESIGN)
+        common.ensure_available(engine, [Mode.VOICE_DESIGN])
         sampling = Sampling(seed=seed, max_new_tokens=frames, **API_SAMPLING)
         request = DesignRequest(text=text, description=common.DESCRIPTION, language="auto", sampling=sampling)
         max_seconds = common.max_seconds_for(frames)
@@ -244,7 +242,7 @@ def format_report(report: BenchReport) -> str:
     lines.append("")
     lines.append("Model load (fresh, everything unloaded first)")
     for f in report.loads:
-        lines.append(f"  {MODE_NAMES[f.mode]:<7} {f.model:<{w}} {f.seconds:8.3f} s   (loader {f.loader_seconds:.3f} s)")
+        lines.append(f"  {Mode(f.mode).label:<7} {f.model:<{w}} {f.seconds:8.3f} s   (loader {f.loader_seconds:.3f} s)")
 
     lines.append("")
     lines.append(
@@ -252,13 +250,13 @@ def format_report(report: BenchReport) -> str:
     )
     for r in report.rtf:
         lines.append(
-            f"  {MODE_NAMES[r.mode]:<7} {r.model:<{w}} {r.rtf:8.3f} x   "
+            f"  {Mode(r.mode).label:<7} {r.model:<{w}} {r.rtf:8.3f} x   "
             f"({r.generate_seconds:.2f} s for {r.audio_seconds:.2f} s of audio; best {min(r.samples):.3f} x)"
         )
 
     if report.switch:
         s = report.switch
-        seq = " -> ".join(MODE_NAMES.get(m, m) for m in s.sequence)
+        seq = " -> ".join(Mode(m).label for m in s.sequence)
         lines.append("")
         lines.append(f"Mode switch (max_resident=1, {seq}; evict + load)")
         lines.append(
@@ -289,13 +287,13 @@ def format_report(report: BenchReport) -> str:
             f"  {'model code imported':<{w + 8}} {_mb(m.runtime_bytes)}   ({_delta(m.runtime_bytes, m.before_bytes)})"
         )
         for mode, loaded in m.loaded_bytes.items():
-            label = f"{MODE_NAMES[mode]} loaded"
+            label = f"{Mode(mode).label} loaded"
             lines.append(
                 f"  {label:<{w + 8}} {_mb(loaded)}   ({_delta(loaded, m.runtime_bytes)} over code; "
                 f"weights {m.model_bytes[mode] / 2**20:.1f} MB)"
             )
             lines.append(
-                f"  {MODE_NAMES[mode] + ' unloaded':<{w + 8}} {_mb(m.unloaded_bytes[mode])}   "
+                f"  {Mode(mode).label + ' unloaded':<{w + 8}} {_mb(m.unloaded_bytes[mode])}   "
                 f"({_delta(m.unloaded_bytes[mode], m.runtime_bytes)} over code)"
             )
 
@@ -310,7 +308,8 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return default if value is None else value
 
     arch = getattr(args, "arch", None)
-    if arch or getattr(args, "compare", False):
+    long = bool(getattr(args, "long", False))
+    if arch or getattr(args, "compare", False) or long:
         compare = collect_compare(
             settings,
             arch=arch,
@@ -319,6 +318,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             seed=option("seed", common.DEFAULT_SEED),
             int8=bool(getattr(args, "int8", False)),
             profile=bool(getattr(args, "profile", False)),
+            long=long,
         )
         print(json.dumps(compare.as_json(), indent=2) if getattr(args, "json", False) else format_compare(compare))
         return 0
@@ -357,6 +357,7 @@ def collect_compare(
     profile: bool = False,
     progress=_progress,
     modes=None,
+    long: bool = False,
 ) -> CompareReport:
     """The studio path against the stock call, per mode; on ``arch`` models or the configured ones.
 
@@ -430,13 +431,23 @@ def collect_compare(
             )
             int8_context.models.unload()
         if profile:
-            mode = "custom_voice" if "custom_voice" in modes else modes[0]
+            mode = Mode.CUSTOM_VOICE if Mode.CUSTOM_VOICE in modes else modes[0]
             for threads in dict.fromkeys([torch.get_num_threads(), 1]):
                 report.profile.append(
                     compare_suite.measure_profile(
                         context, mode, frames, seed=seed, text=text, threads=threads, progress=progress
                     )
                 )
+        if long:
+            from core.tools.bench import long_suite
+
+            context.models.unload()
+            long_context = build_context(run_settings)
+            figures = long_suite.measure_long(
+                long_context, frames=long_suite.DEFAULT_FRAMES, runs=1, seed=seed, progress=progress
+            )
+            report.long = figures.as_json()
+            long_context.models.unload()
         context.models.unload()
     report.total_seconds = time.perf_counter() - started
     return report
@@ -468,7 +479,7 @@ def format_compare(report: CompareReport) -> str:
         if not f.same_audio and f.max_abs_diff != float("inf"):
             same += f" (max diff {f.max_abs_diff:.2g})"
         lines.append(
-            f"  {MODE_NAMES[f.mode]:<7} {f.path:<12} {f.studio_rtf:10.2f} {f.stock_rtf:7.2f} "
+            f"  {Mode(f.mode).label:<7} {f.path:<12} {f.studio_rtf:10.2f} {f.stock_rtf:7.2f} "
             f"{f.thread_stock_rtf:7.2f} {f.ratio:6.2f} {f.ratio_vs_thread_stock:7.2f}   "
             f"{first:<30} {peak:<24} {same}"
         )
@@ -505,7 +516,7 @@ def format_compare(report: CompareReport) -> str:
         ms = p.per_frame_ms()
         lines.append("")
         lines.append(
-            f"Where the time goes (stock call in a worker thread, {MODE_NAMES[p.mode]}, {p.threads} thread(s), {p.frames} frames, "
+            f"Where the time goes (stock call in a worker thread, {Mode(p.mode).label}, {p.threads} thread(s), {p.frames} frames, "
             f"{p.total_s:.1f} s; per frame)"
         )
         for key, label in (
@@ -517,6 +528,20 @@ def format_compare(report: CompareReport) -> str:
         ):
             share = 100 * getattr(p, key) / max(p.total_s, 1e-9)
             lines.append(f"  {label:<32} {ms[key]:9.1f} ms  {share:5.1f}%")
+    if report.long:
+        lt, va = report.long["long_take"], report.long["variants"]
+        lines.append("")
+        lines.append(
+            f"Long take ({lt['chunks']} chunks x {lt['frames_per_chunk']} frames, batches {lt['batches']}): "
+            f"studio {lt['studio_s']:.1f} s / stock one by one {lt['stock_s']:.1f} s = ratio {lt['ratio']:.2f} "
+            f"(goal <= {lt['goal']}: {'met' if lt['goal_met'] else 'not met'}); "
+            f"same audio per chunk: {'yes' if lt['same_audio'] else 'NO'}"
+        )
+        lines.append(
+            f"Variants ({va['count']} takes vs 1): {va['variants_s']:.1f} s / {va['one_take_s']:.1f} s = ratio "
+            f"{va['ratio']:.2f} (goal <= {va['goal']}: {'met' if va['goal_met'] else 'not met'}); "
+            f"first variant same as the take alone: {'yes' if va['same_as_alone'] else 'NO'}"
+        )
     if report.build_seconds:
         lines.append("")
         lines.append(f"Model build/check {report.build_seconds:.1f} s")

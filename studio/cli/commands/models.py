@@ -41,7 +41,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'model':<24} {'mode':<13} {'size':<5} {'state':<15} {'disk':>9}  path")
         for row in manager.status():
             print(
-                f"{row.key:<24} {row.mode:<13} {row.size:<5} {row.state:<15} "
+                f"{row.key:<24} {row.mode.label:<13} {row.size:<5} {row.state:<15} "
                 f"{_gb(row.disk_bytes) if row.disk_bytes else '-':>9}  {row.local_path or '-'}"
             )
         return 0

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from core.audio.io import load_audio, write_audio
+from core.audio.io import encode, load_audio, write_audio
 from core.context import build_context
 from core.errors import InvalidInput
 from core.settings import Settings
-from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, Sampling
+
+STDIO = "-"  # --text - reads the text from stdin; --out - writes the audio to stdout (Unix pipes)
 
 
 def _read_text(args: argparse.Namespace) -> str:
+    if args.text == STDIO:
+        try:
+            return sys.stdin.buffer.read().decode("utf-8")  # UTF-8 whatever the locale says
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"The text on stdin is not valid UTF-8: {exc}") from None
     if args.text is not None:
         return args.text
     try:
@@ -26,7 +34,28 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def run_synth(args: argparse.Namespace, settings: Settings) -> int:
+    to_stdout = str(args.out) == STDIO
+    if to_stdout and sys.stdout.isatty():
+        raise InvalidInput("--out - writes audio to stdout; redirect it (> take.wav) or pipe it (| aplay).")
     text = _read_text(args)
+    audio_fd = None
+    if to_stdout:
+        # The model stack prints notices to stdout (qwen_tts' flash-attn warning, at
+        # load time); while it works, file descriptor 1 points at stderr so that the
+        # pipe receives the audio bytes and nothing else.
+        sys.stdout.flush()
+        audio_fd = os.dup(1)
+        os.dup2(2, 1)
+    try:
+        return _synthesize(args, settings, text, audio_fd)
+    finally:
+        if audio_fd is not None:
+            sys.stdout.flush()
+            os.dup2(audio_fd, 1)
+            os.close(audio_fd)
+
+
+def _synthesize(args: argparse.Namespace, settings: Settings, text: str, audio_fd: int | None) -> int:
     sampling = Sampling(
         seed=args.seed,
         temperature=args.temperature,
@@ -35,9 +64,10 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
         repetition_penalty=args.repetition_penalty,
         max_new_tokens=args.max_new_tokens,
     )
+    mode = Mode.from_user(args.mode)
     context = build_context(settings)
     service = context.synthesis
-    if args.mode == "design":
+    if mode == Mode.VOICE_DESIGN:
         if not args.instruct:
             raise InvalidInput("Design mode needs --instruct with a description of the voice.")
         result = service.design(
@@ -46,7 +76,7 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
             ),
             _progress,
         )
-    elif args.mode == "custom":
+    elif mode == Mode.CUSTOM_VOICE:
         if not args.speaker:
             raise InvalidInput("Custom mode needs --speaker, e.g. --speaker Ryan.")
         result = service.custom_voice(
@@ -76,13 +106,19 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
             ),
             _progress,
         )
-    path = write_audio(result.audio, args.out, args.format)
+    if audio_fd is not None:
+        with os.fdopen(os.dup(audio_fd), "wb") as pipe:
+            pipe.write(encode(result.audio, args.format or "wav"))
+        where = "stdout"
+    else:
+        where = str(write_audio(result.audio, args.out, args.format))
     t = result.timings
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(
-        f"wrote {path}: {result.duration:.2f} s of audio at {result.sample_rate} Hz, "
+        f"wrote {where}: {result.duration:.2f} s of audio at {result.sample_rate} Hz, "
         f"seed {result.seed}, model {result.model}; load {t['load_s']:.2f} s, "
-        f"generate {t['generate_s']:.2f} s, real-time factor {t['rtf']:.2f}"
+        f"generate {t['generate_s']:.2f} s, real-time factor {t['rtf']:.2f}",
+        file=sys.stderr if audio_fd is not None else sys.stdout,
     )
     return 0

@@ -18,7 +18,7 @@ from core.takes.values import (
     sampling_from_values,
 )
 from core.text import validate_text
-from core.types import CloneRequest
+from core.types import CloneRequest, Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, wire_generate
@@ -57,7 +57,7 @@ def readout(prepared: PreparedReference) -> str:
     r = prepared.report
     line = (
         f"**{r.duration_s:.1f} s** · peak {r.peak_dbfs:.1f} dBFS · RMS {r.rms_dbfs:.1f} dBFS · "
-        f"{r.silence_ratio:.0%} silence"
+        f"{r.silence_ratio:.0%} silence" + ("" if r.speech_s is None else f" · **speech {r.speech_s:.1f} s**")
     )
     if not r.warnings:
         return line + "\n\n✓ Looks good for cloning."
@@ -191,7 +191,7 @@ def make_voice_save(ctx: StudioContext):
 
 
 def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
-    sizes = ctx.app.catalog.sizes("base")
+    sizes = ctx.app.catalog.sizes(Mode.BASE)
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
     with gr.Tab("Voice Clone", id="clone"):
         demo_banner(ctx)
@@ -239,10 +239,10 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 with gr.Row():
                     language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True)
                     size = gr.Radio(sizes, value=default_size, label="Model size")
-                widgets = sampling_widgets()
+                widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             with gr.Column(scale=2):
-                players = take_players("clone")
+                players = take_players("clone", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="clone-summary")
                 with gr.Accordion("Details", open=False):

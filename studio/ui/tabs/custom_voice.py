@@ -14,7 +14,7 @@ from core.takes.values import (
     post_from_values,
     sampling_from_values,
 )
-from core.types import CustomVoiceRequest
+from core.types import CustomVoiceRequest, Mode
 from studio.ui.context import StudioContext
 from studio.ui.handlers import wire_generate
 from studio.ui.widgets import (
@@ -74,7 +74,7 @@ def speaker_card(speaker_id: str) -> str:
 
 
 def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
-    sizes = ctx.app.catalog.sizes("custom_voice")
+    sizes = ctx.app.catalog.sizes(Mode.CUSTOM_VOICE)
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
     with gr.Tab("Custom Voice", id="custom"):
         demo_banner(ctx)
@@ -112,10 +112,10 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                     info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED,
                     elem_id="custom-instruct",
                 )
-                widgets = sampling_widgets()
+                widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
             with gr.Column(scale=2):
-                players = take_players("custom")
+                players = take_players("custom", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="custom-summary")
                 with gr.Accordion("Details", open=False):

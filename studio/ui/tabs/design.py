@@ -95,10 +95,10 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                     elem_id="design-description",
                     placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",
                 )
-                widgets = sampling_widgets()
+                widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
             with gr.Column(scale=2):
-                players = take_players("design")
+                players = take_players("design", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="design-summary")
                 with gr.Accordion("Details", open=False):

@@ -2,28 +2,57 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from core.audio.io import load_audio
+from core.engine.speakers import design_presets
 from core.errors import InvalidInput
 from core.storage.history import Take
 from core.types import MODES as TAKE_MODES
+from core.types import Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE
 from studio.ui.progress import gradio_progress
 
-COLUMNS = ["When (UTC)", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format"]
-# The history filter: every mode, plus whole scripts (plain strings for the dropdown).
-MODES = ["all", *(mode.value for mode in TAKE_MODES), "script"]
+COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
+# Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
+COLUMN_WIDTHS: list[str | int] = [150, 80, 160, 300, 80, 110, 170, 80, 200]
+# Gradio 6.17's table only re-counts its rows on a scroll or resize, so a list that grows (a new
+# take, a search cleared) would show only as many rows as it had before. A no-op scroll makes it
+# look again; tests/e2e/test_creator_workflow.py fails without it.
+REFRESH_ROWS_JS = """() => requestAnimationFrame(() => {
+  for (const v of document.querySelectorAll('#history-table .virtual-table-viewport')) {
+    v.dispatchEvent(new Event('scroll'));
+  }
+})"""
+SCRIPT = "script"
+# The history filter: every mode, plus whole scripts, under the words a person reads.
+MODE_CHOICES = [("All", "all"), *((mode.label, mode.value) for mode in TAKE_MODES), ("Script", SCRIPT)]
+MODES = [value for _, value in MODE_CHOICES]
 
 
-def voice_label(take: Take) -> str:
-    v = take.voice
-    return v.get("speaker") or v.get("voice") or (v.get("description") or "")[:40] or "–"
+def mode_label(mode: str) -> str:
+    """Design / Custom / Clone / Script: "base" and "voice_design" are internal words."""
+    if mode == SCRIPT:
+        return "Script"
+    try:
+        return Mode(mode).label
+    except ValueError:
+        return mode
+
+
+def local_time(stamp: str, with_seconds: bool = False) -> str:
+    """A stored UTC stamp in this machine's local time (the studio runs where its user sits)."""
+    try:
+        when = datetime.fromisoformat(stamp).astimezone()
+    except (TypeError, ValueError):
+        return stamp or ""
+    return when.strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
 
 
 def preview(text: str, limit: int = 60) -> str:
@@ -31,27 +60,45 @@ def preview(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def take_rows(takes: list[Take]) -> list[list[Any]]:
+def voice_label(take: Take) -> str:
+    """Who speaks: the speaker, the library voice, the design preset, or the description's start."""
+    v = take.voice
+    if v.get("speaker") or v.get("voice"):
+        return str(v.get("speaker") or v.get("voice"))
+    description = (v.get("description") or "").strip()
+    for preset in design_presets():
+        if description and preset.description.strip() == description:
+            return f"{preset.name} (preset)"
+    return preview(description, 32) if description else "–"
+
+
+def take_rows(takes: list[Take], searched: bool = False) -> list[list[Any]]:
+    if not takes:
+        # One row that says so: Gradio 6.17's table keeps showing its old rows when given none.
+        empty = "No take matches this search." if searched else "No takes yet: generate one in any tab."
+        return [["", "", "", empty, "", "", "", "", ""]]
     return [
         [
-            t.created_at[:19].replace("T", " "),
-            t.mode,
+            local_time(t.created_at),
+            mode_label(t.mode),
             voice_label(t),
             preview(t.text),
             f"{t.duration_s:.1f} s",
             t.seed,
             t.model,
             t.format,
+            t.id,
         ]
         for t in takes
     ]
 
 
 def take_choices(takes: list[Take]) -> list[tuple[str, str]]:
-    return [(f"{t.created_at[11:19]} · {t.mode} · {preview(t.text, 40)}", t.id) for t in takes]
+    return [(f"{local_time(t.created_at)[11:]} · {mode_label(t.mode)} · {preview(t.text, 40)}", t.id) for t in takes]
 
 
 def details(take: Take) -> dict[str, Any]:
+    """Everything stored with a take, as plain values (what the API returns for it)."""
     return {
         "id": take.id,
         "created_at": take.created_at,
@@ -71,18 +118,56 @@ def details(take: Take) -> dict[str, Any]:
     }
 
 
+def summary(take: Take) -> str:
+    """A take's settings as a person reads them (the JSON stays in the API)."""
+    s = take.sampling or {}
+    t = take.timings or {}
+    lines = [
+        f"**{mode_label(take.mode)}** take · {local_time(take.created_at, with_seconds=True)}",
+        f"**Voice:** {voice_label(take)}",
+        f"**Text:** {preview(take.text, 300)}",
+        f"**Language:** {(take.language or 'auto').capitalize()} · **Seed:** {take.seed} · **Model:** {take.model}",
+        f"**Length:** {take.duration_s:.1f} s · {take.format.upper()} · {take.size_bytes / 1024:,.0f} KB",
+    ]
+    if take.voice.get("description") and voice_label(take) != take.voice.get("description"):
+        lines.append(f"**Description:** {preview(take.voice['description'], 300)}")
+    knobs = [
+        f"{label} {s[key]}"
+        for key, label in (
+            ("temperature", "temperature"),
+            ("top_k", "top-k"),
+            ("top_p", "top-p"),
+            ("repetition_penalty", "repetition penalty"),
+        )
+        if s.get(key) is not None
+    ]
+    if knobs:
+        lines.append("**Sampling:** " + ", ".join(knobs))
+    if t.get("generate_s") is not None:
+        lines.append(f"**Made in** {t['generate_s']:.1f} s")
+    lines.extend(f"⚠️ {w}" for w in take.warnings)
+    return "\n\n".join(lines)
+
+
 def build_history_tab(ctx: StudioContext) -> None:
     history = ctx.app.history
     settings = ctx.app.settings
     with gr.Tab("History", id="history") as tab:
         gr.Markdown(
             f"Every take is kept with its settings (up to {settings.history_max_takes} takes and "
-            f"{settings.history_max_mb:,} MB; the oldest are pruned first)."
+            f"{settings.history_max_mb:,} MB; the oldest are pruned first). Click a row to pick a take."
         )
         with gr.Row():
-            query = gr.Textbox(label="Search", placeholder="text, voice, model…", scale=3)
-            mode = gr.Dropdown(MODES, value="all", label="Mode", scale=1)
-        table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="history-table")
+            query = gr.Textbox(label="Search", placeholder="text, voice, model…", scale=3, elem_id="history-search")
+            mode = gr.Dropdown(MODE_CHOICES, value="all", label="Mode", scale=1, elem_id="history-mode")
+        table = gr.Dataframe(
+            headers=COLUMNS,
+            interactive=False,
+            wrap=True,
+            column_widths=COLUMN_WIDTHS,
+            pinned_columns=1,
+            elem_id="history-table",
+        )
         warnings = gr.Markdown()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
@@ -96,27 +181,38 @@ def build_history_tab(ctx: StudioContext) -> None:
                 )
                 with gr.Row():
                     regenerate = gr.Button(
-                        "Regenerate with the same settings", variant="primary", elem_id="history-regenerate"
+                        "Regenerate with the same settings",
+                        variant="primary",
+                        interactive=False,
+                        elem_id="history-regenerate",
                     )
                     confirm = gr.Checkbox(label="Yes, delete this take", value=False)
-                    delete = gr.Button("Delete", variant="stop", elem_id="history-delete")
+                    delete = gr.Button("Delete", variant="stop", interactive=False, elem_id="history-delete")
                 message = gr.Markdown(elem_id="history-message")
             with gr.Column(scale=1):
-                info = gr.JSON(label="Settings of this take")
+                info = gr.Markdown(label="Settings of this take", elem_id="history-details")
 
     def listing(q, m, selected=None):
         takes = history.list(query=q or None, mode=None if m in (None, "all") else m)
         note = "\n\n".join(f"⚠️ {w}" for w in history.warnings)
         ids = [t.id for t in takes]
         value = selected if selected in ids else (ids[0] if ids else None)
-        return take_rows(takes), gr.update(choices=take_choices(takes), value=value), note
+        rows = take_rows(takes, searched=bool(q) or m not in (None, "all"))
+        return rows, gr.update(choices=take_choices(takes), value=value), note
 
     @friendly_errors
     def show(take_id):
         if not take_id:
-            return None, None
+            nothing = gr.update(interactive=False)
+            return None, "", nothing, nothing
         take = history.get(take_id)
-        return str(take.audio_path), details(take)
+        can = gr.update(interactive=True)
+        return str(take.audio_path), summary(take), can, can
+
+    def pick_row(evt: gr.SelectData):
+        # The row's own id (its last column), not its index: a sorted table reorders rows.
+        row = evt.row_value or []
+        return gr.update(value=str(row[-1])) if row and row[-1] else gr.skip()
 
     @friendly_errors
     def remove(take_id, sure, q, m):
@@ -144,18 +240,22 @@ def build_history_tab(ctx: StudioContext) -> None:
             )
         rows, choices, note = listing(q, m, new_id)
         message = f"Regenerated as take {new_id} with seed {again.seed}.{verdict}"
-        return rows, choices, note, path, details(history.get(new_id)), message
+        return rows, choices, note, path, summary(history.get(new_id)), message
 
+    private: dict[str, Any] = {"api_visibility": "private"}
     list_outputs = [table, picker, warnings]
-    for trigger in (tab.select, query.submit, mode.change):
-        trigger(listing, [query, mode], list_outputs, api_visibility="private")
-    picker.change(show, picker, [player, info], api_visibility="private")
-    delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], api_visibility="private")
+    # Search filters as you type, as the Library's does.
+    for trigger in (tab.select, query.change, mode.change):
+        trigger(listing, [query, mode], list_outputs, queue=False, **private)
+    table.change(None, None, None, js=REFRESH_ROWS_JS, queue=False, **private)
+    table.select(pick_row, None, picker, queue=False, **private)
+    picker.change(show, picker, [player, info, regenerate, delete], **private)
+    delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], **private)
     regenerate.click(
         regenerate_take,
         [picker, query, mode],
         [*list_outputs, player, info, message],
-        api_visibility="private",
         concurrency_id=DEVICE_QUEUE,
         concurrency_limit=1,
+        **private,
     )

@@ -26,7 +26,7 @@ def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
     return [
         [
             r.key,
-            r.mode,
+            r.mode.label,
             r.size,
             r.state,
             _mb(r.disk_bytes),
@@ -41,9 +41,31 @@ def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
 
 def device_summary(ctx: StudioContext) -> str:
     m = ctx.app.models
-    return (
+    summary = (
         f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
     )
+    return summary + remote_summary(ctx)
+
+
+def remote_summary(ctx: StudioContext) -> str:
+    """The remote engine servers (core/engine/remote/): which checkpoints each serves, health, in flight."""
+    if not ctx.app.remote:
+        return ""
+    lines = [
+        "",
+        "",
+        "**Remote engines** (these checkpoints generate on the servers; the rest stay local)",
+        "",
+        "| Model | Server | Health | In flight | Requests | Errors | Last error |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in ctx.app.remote.rows():
+        error = (row["last_error"] or "–").replace("|", "/")
+        lines.append(
+            f"| {row['key'] or '(not reached yet)'} | `{row['server']}` | {row['health']} | {row['in_flight']} "
+            f"| {row['requests']} | {row['errors']} | {error} |"
+        )
+    return "\n".join(lines)
 
 
 def build_models_tab(ctx: StudioContext) -> None:

@@ -33,6 +33,7 @@ from core.takes.values import (
     post_from_values,
     sampling_from_values,
 )
+from core.types import Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_endpoint
@@ -312,7 +313,7 @@ def make_script_handlers(ctx: StudioContext):
 
 
 def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
-    sizes = ctx.app.catalog.sizes("custom_voice")
+    sizes = ctx.app.catalog.sizes(Mode.CUSTOM_VOICE)
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
     with gr.Tab("Script", id="script"):
         demo_banner(ctx)

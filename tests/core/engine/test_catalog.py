@@ -1,7 +1,8 @@
 import pytest
 
-from core.engine.catalog import REAL_CHECKPOINTS, Catalog, normalize_mode
+from core.engine.catalog import REAL_CHECKPOINTS, Catalog
 from core.errors import InvalidInput
+from core.types import Mode
 
 
 def test_real_catalog_has_the_five_checkpoints():
@@ -42,4 +43,6 @@ def test_unknown_keys_and_modes_are_clear():
     with pytest.raises(InvalidInput, match="Known models"):
         Catalog(demo=False).get("2B-Magic")
     with pytest.raises(InvalidInput, match="design, custom or clone"):
-        normalize_mode("sing")
+        Mode.from_user("sing")
+    with pytest.raises(InvalidInput, match="Unknown mode 'sing'"):
+        Catalog(demo=False).sizes("sing")

@@ -22,6 +22,7 @@ from core.types import (
     Sampling,
     SynthesisResult,
 )
+from tests.conftest import make_demo_settings
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 FRAMES = 10  # the talker runs FRAMES steps and keeps FRAMES - 1 frames
@@ -31,19 +32,8 @@ SEED = 11
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, demo_checkpoints):
     from core.context import build_context
-    from core.settings import Settings
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fast-data"),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
-        max_resident=3,
-    )
+    settings = make_demo_settings(tmp_path_factory.mktemp("fast-data"), demo_checkpoints, max_resident=3)
     return build_context(settings)
 
 

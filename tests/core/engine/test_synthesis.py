@@ -8,6 +8,7 @@ import pytest
 from core.audio.clip import Audio
 from core.errors import InvalidInput
 from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from tests.conftest import spoken
 
 FAST = Sampling(seed=7, max_new_tokens=12)
 
@@ -23,10 +24,8 @@ def assert_real_audio(result):
 
 @pytest.fixture
 def reference() -> Audio:
-    rng = np.random.default_rng(3)
-    t = np.arange(24_000 * 3) / 24_000
-    wave = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-    return Audio((wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 24_000)
+    """3 s of real espeak-ng speech: clone references must pass the speech check."""
+    return spoken(3.0)
 
 
 def test_design_produces_audio_and_reports_everything(demo_context):
@@ -167,11 +166,13 @@ def test_stream_validates_before_anything_runs(demo_context):
         demo_context.synthesis.stream(DesignRequest(text="", description="x"))
 
 
-def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_context):
-    """Fault injection around the real model: chunk 2 fails once."""
+@pytest.mark.parametrize("batching", [False, True])
+def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_context, batching):
+    """Fault injection around the real model: chunk 2 fails once (alone, or in the batch of chunks 2-3)."""
     from core.engine.synthesis import ChunkFailed
     from core.types import SynthesisResult
 
+    demo_context.synthesis.batching = batching
     demo_context.synthesis.chunk_chars = 30
     text = "First sentence is here. Second sentence is here. Third sentence is here."
     request = DesignRequest(text=text, description="Narrator.", sampling=Sampling(seed=12, max_new_tokens=5))
@@ -195,13 +196,14 @@ def test_a_failed_chunk_is_reported_and_a_retry_regenerates_only_from_it(demo_co
             demo_context.synthesis.design(request)
         failed = info.value
         assert failed.index == 1 and failed.text == "Second sentence is here."
-        assert "chunk 2 of 3" in str(failed) and "Second sentence" in str(failed)
+        assert ("chunks 2-3 of 3" if batching else "chunk 2 of 3") in str(failed) and "Second sentence" in str(failed)
         assert len(failed.completed) == 1
         calls.clear()
         items = list(demo_context.synthesis.resume(failed))
     finally:
         loaded.model.generate_voice_design = real
-    assert calls == ["Second sentence is here.", "Third sentence is here."]  # chunk 1 not regenerated
+    again = ["Second sentence is here.", "Third sentence is here."]
+    assert calls == ([again] if batching else again)  # chunk 1 not regenerated
     result = items[-1]
     assert isinstance(result, SynthesisResult)
     assert np.array_equal(result.audio.samples, reference.audio.samples)

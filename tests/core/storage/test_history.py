@@ -20,7 +20,7 @@ from core.errors import InvalidInput
 from core.storage.history import History, Take
 from core.takes.recipes import recipe_of, request_from_recipe
 from core.types import CustomVoiceRequest, DesignRequest, Sampling
-from tests.conftest import need
+from tests.conftest import make_demo_settings, need
 
 DESIGN_TEXT = "Hello there, this is a test."
 DESIGN_DESCRIPTION = "A calm, low voice."
@@ -34,18 +34,8 @@ def engine(demo_checkpoints, tmp_path_factory):
     # demo_context is per test; loading the checkpoints once per module is
     # what keeps this file well under 30 s. Same settings as demo_settings.
     from core.context import build_context
-    from core.settings import Settings
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("history-engine") / "data",
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
-    )
+    settings = make_demo_settings(tmp_path_factory.mktemp("history-engine") / "data", demo_checkpoints)
     return build_context(settings).synthesis
 
 

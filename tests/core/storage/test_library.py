@@ -25,17 +25,16 @@ from core.errors import AudioError, LibraryError, VoiceNotFound
 from core.storage.library import Voice, VoiceLibrary
 from core.storage.library.archive import MAX_IMPORT_MEMBERS
 from core.types import ClonePrompt, CloneRequest, Sampling
+from tests.conftest import spoken
 
 ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 PCM_STEP = 1.0 / 32768
 
 
 def tone(seconds: float = 2.0, freq: float = 180.0, seed: int = 0) -> Audio:
-    """A voiced-sounding test clip; different freq/seed give different references."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * 24_000))) / 24_000
-    wave = 0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-    return Audio((wave + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 24_000)
+    """A real speech clip (espeak-ng) that passes the speech check; different freq/seed
+    give different references."""
+    return spoken(seconds, seed=seed + int(freq))
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -33,17 +33,15 @@ def test_importing_storage_loads_no_heavy_package(module):
     assert loaded_after(f"import {module}") == dict.fromkeys(HEAVY, False)
 
 
-def test_listing_and_editing_voices_and_takes_loads_no_heavy_package(tmp_path):
-    """Not just the import: saving, listing, renaming and deleting stay torch-free too."""
+def test_listing_and_editing_voices_and_takes_loads_no_heavy_package(tmp_path, speech_wav):
+    """Not just the import: saving (with its speech check), listing, renaming and deleting stay torch-free too."""
     code = f"""
-import numpy as np
-from core.audio.clip import Audio
+from core.audio.io import load_audio
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
 from core.types import SynthesisResult
 
-t = np.arange(48_000) / 24_000
-clip = Audio((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 24_000)
+clip = load_audio({str(speech_wav)!r})
 library = VoiceLibrary({str(tmp_path / "voices")!r})
 voice = library.save(name="Anna", kind="clone", reference=clip, transcript="Hello.")
 library.rename(voice, "Anna B")

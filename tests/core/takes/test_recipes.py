@@ -15,6 +15,7 @@ from core.takes.recipes import (
     voice_summary,
 )
 from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling
+from tests.conftest import spoken
 
 
 def store_and_replay(ctx, request, *, voice_id=None):
@@ -53,8 +54,7 @@ def test_regenerating_from_a_stored_recipe_is_identical(demo_context, request_):
 
 
 def test_library_clone_recipe_replays_and_upload_recipe_explains(demo_context):
-    t = np.arange(24_000 * 4) / 24_000
-    reference = load_audio(((0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 24_000))
+    reference = spoken(4.0)
     voice = demo_context.library.save(
         name="Replay Voice", kind="clone", reference=reference, transcript="A steady tone."
     )

@@ -39,7 +39,9 @@ def test_keep_stores_the_take_with_its_recipe_and_returns_the_details(demo_conte
 
     take = demo_context.history.get(kept.take.id)
     assert kept.path == str(take.audio_path) and kept.path.endswith(".flac") and take.format == "flac"
-    assert take.request == recipe_of(request, result.seed)
+    # The recipe pins the pronunciation lexicon that was current when the take was kept.
+    assert take.request == recipe_of(service.pin_lexicon(job).request, result.seed)
+    assert take.request["lexicon_version"]
     assert take.voice == voice_summary(request)
     # The job's warnings come right after the demo-model notice, in the take and in the details.
     assert result.warnings[:2] == [DEMO_WARNING, "The reference is short."]

@@ -17,10 +17,8 @@ import soundfile as sf
 from core.audio.io import load_audio
 from core.errors import ModelUnavailable
 from core.serving.rate_limit import RateLimiter
-from core.settings import Settings
 from studio.server import serve
-from tests.conftest import SPEECH_TEXT
-from tests.studio.conftest import free_port
+from tests.conftest import SPEECH_TEXT, free_port, make_demo_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,18 +28,7 @@ BUILTINS = {"vivian", "serena", "uncle_fu", "dylan", "eric", "ryan", "aiden", "o
 
 
 def start(tmp_path_factory, demo_checkpoints, **extra):
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("openai-data"),
-        port=free_port(),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
-        **extra,
-    )
+    settings = make_demo_settings(tmp_path_factory.mktemp("openai-data"), demo_checkpoints, port=free_port(), **extra)
     app, ctx = serve(settings, block=False)
     return app, ctx, f"http://127.0.0.1:{settings.port}/"
 
@@ -166,7 +153,8 @@ def test_voices_and_models_listing(server, oai, library_voice):
     ids = [m.id for m in oai.models.list()]
     assert ids[:3] == ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
     assert "demo-1.7B-CustomVoice" in ids and "demo-0.6B-Base" in ids
-    assert not any("VoiceDesign" in i for i in ids)
+    # VoiceDesign is served too (task_type VoiceDesign), and the Hugging Face ids are listed.
+    assert "demo-1.7B-VoiceDesign" in ids and "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice" in ids
     assert oai.models.retrieve("tts-1").id == "tts-1"
 
 
@@ -182,7 +170,7 @@ def test_voices_and_models_listing(server, oai, library_voice):
         ({"model": "0.6B-Base"}, "model", "cannot speak a built-in speaker"),
         ({"input": "   "}, "input", "Enter some text"),
         ({"input": "x" * 50_001}, "input", "the limit is 50,000"),
-        ({"response_format": "aac"}, "response_format", "mp3, opus, wav, flac, pcm"),
+        ({"response_format": "wma"}, "response_format", "mp3, opus, wav, flac, pcm, aac"),
         ({"speed": 1.5}, "speed", "speed is not supported"),
         ({"extra_body": {"seed": "lucky"}}, "seed", "seed must be a number"),
         ({"extra_body": {"language": "Klingon"}}, "language", "not supported"),

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from studio.cli.main import main
-from tests.studio.conftest import free_port
+from tests.conftest import free_port
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -129,7 +129,7 @@ def test_models_build_demo_and_list(tmp_path, capsys):
         main(["models", "list", "--offline", "--hf-cache-dir", str(tmp_path / "hf"), "--data-dir", str(tmp_path)]) == 0
     )
     listing = capsys.readouterr().out
-    assert re.search(r"0\.6B-Base\s+base\s+0\.6B\s+not downloaded", listing)
+    assert re.search(r"0\.6B-Base\s+Clone\s+0\.6B\s+not downloaded", listing)  # the mode as people read it
 
 
 def test_models_download_offline_is_a_clear_error(tmp_path, capsys):
@@ -188,8 +188,8 @@ def test_models_list_and_remove_with_a_models_dir(tmp_path, demo_checkpoints, ca
     common = ["--models-dir", str(models_dir), "--data-dir", str(tmp_path / "data"), "--offline"]
     assert main(["models", "list", *common]) == 0
     listing = capsys.readouterr().out
-    assert re.search(r"0\.6B-Base\s+base\s+0\.6B\s+downloaded\s+[\d.]+ MB\s+.*Qwen3-TTS-12Hz-0\.6B-Base", listing)
-    assert re.search(r"1\.7B-Base\s+base\s+1\.7B\s+not downloaded", listing)
+    assert re.search(r"0\.6B-Base\s+Clone\s+0\.6B\s+downloaded\s+[\d.]+ MB\s+.*Qwen3-TTS-12Hz-0\.6B-Base", listing)
+    assert re.search(r"1\.7B-Base\s+Clone\s+1\.7B\s+not downloaded", listing)
     assert main(["models", "remove", "0.6B-Base", *common]) == 0
     assert "0.6B-Base: removed" in capsys.readouterr().out
     assert not (models_dir / "Qwen3-TTS-12Hz-0.6B-Base").exists()

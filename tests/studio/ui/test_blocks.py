@@ -14,7 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from studio.ui.blocks import StudioBlocks, expected_type, input_name, is_file_data, shown
-from tests.studio.conftest import free_port
+from tests.conftest import free_port
 
 
 def echo(text: str, seed: float, loud: bool, size: str) -> str:

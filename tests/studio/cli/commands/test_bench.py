@@ -16,6 +16,7 @@ import pytest
 from core.errors import ModelUnavailable, StudioError
 from core.tools.bench import studio_suite
 from core.types import FRAMES_PER_SECOND, MODES
+from tests.conftest import make_demo_settings
 
 RUNS = 1
 FRAMES = 8
@@ -28,17 +29,10 @@ def positive(value: float) -> bool:
 @pytest.fixture(scope="module")
 def context(tmp_path_factory, demo_checkpoints):
     from core.context import build_context
-    from core.settings import Settings
 
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("bench-data"),
-        demo_models=True,
-        device="cpu",
-        dtype="float32",
-        checkpoint_voice_design=demo_checkpoints["voice_design"],
-        checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-        checkpoint_base=demo_checkpoints["base"],
-        offline=True,
+    settings = make_demo_settings(
+        tmp_path_factory.mktemp("bench-data"),
+        demo_checkpoints,
         max_resident=2,  # measure_switches must force 1 and put this back
     )
     return build_context(settings)

@@ -17,7 +17,7 @@ from pathlib import Path
 from core.settings import Settings
 from core.tools import doctor
 from studio.cli.commands.doctor import format_check, run_doctor
-from tests.studio.conftest import free_port
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[4]
 LINE = re.compile(r"^(PASS|WARN|FAIL)  \S+\s+\S")

@@ -19,25 +19,29 @@ def regenerate(studio_server):
 
 def test_regenerate_a_take_gives_the_same_audio_as_a_new_take(client, studio_server, regenerate):
     path, info = client.predict(text="Regenerate me.", description="Calm.", **FAST, api_name="/design")
-    rows, picker, note, new_path, details, message = regenerate(info["take_id"], "", "all")
+    rows, picker, note, new_path, summary, message = regenerate(info["take_id"], "", "all")
 
     history = studio_server["ctx"].app.history
-    new_id = details["id"]
+    new_id = picker["value"]
     assert new_id != info["take_id"]
     assert message == f"Regenerated as take {new_id} with seed 21. ✓ Identical to the original."
     assert np.array_equal(load_audio(new_path).samples, load_audio(path).samples)
     original, again = history.get(info["take_id"]), history.get(new_id)
     assert again.request == original.request and again.voice == original.voice and again.format == "wav"
-    assert details["mode"] == "voice_design" and details["seed"] == 21
-    assert picker["value"] == new_id and rows[0][5] == 21  # the new take is listed first and selected
+    assert again.mode == "voice_design" and again.seed == 21
+    # The readable summary, not a JSON tree: plain mode name, seed, model.
+    assert summary.startswith("**Design** take") and "**Seed:** 21" in summary, summary
+    assert rows[0][-1] == new_id and rows[0][5] == 21 and rows[0][1] == "Design"  # listed first, selected
 
 
 def test_regenerate_a_script_take(client, studio_server, regenerate):
     merged, _, info = client.predict(
         script="A: One.\nB: Two.", casting="A = Ryan\nB = Sohee", size="0.6B", format="flac", **FAST, api_name="/script"
     )
-    *_, new_path, details, message = regenerate(info["take_id"], "", "script")
-    assert details["mode"] == "script" and details["format"] == "flac"
+    _, picker, _, new_path, summary, message = regenerate(info["take_id"], "", "script")
+    again = studio_server["ctx"].app.history.get(picker["value"])
+    assert again.mode == "script" and again.format == "flac"
+    assert summary.startswith("**Script** take") and "FLAC" in summary, summary
     assert message.endswith("with seed 21. ✓ Identical to the original.")
     assert np.array_equal(load_audio(new_path).samples, load_audio(merged).samples)
 

@@ -7,7 +7,6 @@ because the module-scoped server may be shared with other modules.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 import uuid
 import zipfile
@@ -16,15 +15,9 @@ from pathlib import Path
 import pytest
 from gradio_client import handle_file
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.conftest import HEADLESS_CHROMIUM_ARGS, chromium_path
+
+CHROMIUM = chromium_path()
 
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium is not installed (apt install chromium)", allow_module_level=True)
@@ -49,7 +42,7 @@ def test_tab_bar_holds_only_tabs(studio_server):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -6,7 +6,6 @@ test uses its own voice names.
 
 from __future__ import annotations
 
-import socket
 import uuid
 import zipfile
 from pathlib import Path
@@ -15,6 +14,8 @@ import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+
+from tests.conftest import free_port, make_demo_settings
 
 LIBRARY_ENDPOINTS = {
     "/voices",
@@ -244,28 +245,11 @@ def test_unsafe_or_broken_imports_are_refused(client, speech_wav, tmp_path):
     assert {v["id"] for v in client.predict(api_name="/voices")} == before
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_voices_survive_a_restart(tmp_path, demo_checkpoints, speech_wav):
-    from core.settings import Settings
     from studio.server import serve
 
     def start():
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            port=free_port(),
-            demo_models=True,
-            device="cpu",
-            dtype="float32",
-            checkpoint_voice_design=demo_checkpoints["voice_design"],
-            checkpoint_custom_voice=demo_checkpoints["custom_voice"],
-            checkpoint_base=demo_checkpoints["base"],
-            offline=True,
-        )
+        settings = make_demo_settings(tmp_path / "data", demo_checkpoints, port=free_port())
         app, _ = serve(settings, block=False)
         return app, Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
 

@@ -10,6 +10,7 @@ import soundfile as sf
 from gradio_client.exceptions import AppError
 
 from core.audio.io import load_audio
+from tests.conftest import HEADLESS_CHROMIUM_ARGS, chromium_path
 
 FAST = {"seed": 5, "max_seconds": 1}
 SCRIPT = """\
@@ -127,23 +128,14 @@ def test_bad_input_is_a_clear_error(client, studio_server, kwargs, message):
 
 def test_render_in_the_browser_streams_lines_then_the_take(studio_server, fox):
     """The Script tab's own (streaming) Render button, in a real browser."""
-    import shutil
     from pathlib import Path
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromium = chromium_path()
     if not Path(chromium).exists():
         pytest.skip("chromium is not installed (apt install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=args)
+        browser = p.chromium.launch(executable_path=chromium, args=HEADLESS_CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.set_default_timeout(60_000)

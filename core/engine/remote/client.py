@@ -1,0 +1,131 @@
+"""One remote server's HTTP client: ``GET {URL}/models`` and ``POST {URL}/audio/speech``.
+
+Failures come back as :class:`RemoteFailure` with a kind that tells the pool
+what to do: ``unreachable`` / ``timeout`` / ``server`` (5xx, 429, a broken
+answer) count against the server and the chunk is retried elsewhere;
+``rejected`` (4xx) is the request's own fault and would fail on any server,
+so it goes straight back to the user. Messages name the server by URL and
+never hold the bearer key.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from core.audio.clip import TARGET_SAMPLE_RATE, Audio
+from core.engine.remote.config import RemoteServer
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.0  # a down server must fail in seconds, whatever the generation timeout
+DISCOVERY_TIMEOUT_S = 5.0
+RETRYABLE = ("unreachable", "timeout", "server")
+
+
+class RemoteFailure(Exception):
+    """A remote call that failed; ``kind`` is unreachable, timeout, server or rejected."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+class RemoteClient:
+    def __init__(self, server: RemoteServer, *, timeout_s: float = 300.0):
+        self.server = server
+        headers = {"Authorization": f"Bearer {server.key}"} if server.key else {}
+        self._http = httpx.Client(
+            base_url=server.url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
+            follow_redirects=False,  # a redirect could carry the key to another host
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def list_models(self) -> dict[str, Any]:
+        """The server's ``GET /models`` answer (OpenAI's list shape)."""
+        response = self._request("GET", "models", timeout=DISCOVERY_TIMEOUT_S)
+        try:
+            data = response.json()
+        except ValueError:
+            raise RemoteFailure("server", "GET /models did not answer JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise RemoteFailure("server", "GET /models did not answer an OpenAI model list")
+        return data
+
+    def speech(self, payload: dict[str, Any]) -> tuple[Audio, httpx.Headers]:
+        """One ``/audio/speech`` call for WAV; returns 24 kHz mono audio and the answer's headers."""
+        response = self._request("POST", "audio/speech", json=payload)
+        return _decode_wav(response.content), response.headers
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise RemoteFailure("timeout", f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:  # refused, reset, DNS, TLS, the server died mid-answer
+            raise RemoteFailure("unreachable", _transport_message(exc)) from None
+        if response.status_code >= 400:
+            message = _error_message(response)
+            if response.status_code in (401, 403):
+                # The key is ours, not the request's: every take would fail on this server.
+                raise RemoteFailure("server", f"refused the key ({response.status_code}: {message})", 401)
+            kind = "server" if response.status_code >= 500 or response.status_code in (404, 408, 429) else "rejected"
+            raise RemoteFailure(kind, f"{response.status_code}: {message}", response.status_code)
+        return response
+
+
+def _transport_message(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"unreachable ({text[:200]})"
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The server's own words: OpenAI's ``{"error": {"message"}}``, vLLM's ``{"message"}``, or text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:500]
+        for name in ("message", "detail", "error"):
+            if isinstance(data.get(name), str):
+                return str(data[name])[:500]
+    return str(data)[:300]
+
+
+def _decode_wav(data: bytes) -> Audio:
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise RemoteFailure("server", f"answered audio that could not be read ({exc})") from None
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if mono.size == 0 or not np.all(np.isfinite(mono)):
+        raise RemoteFailure("server", "answered empty or unusable audio")
+    if rate != TARGET_SAMPLE_RATE:
+        import librosa
+
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=TARGET_SAMPLE_RATE)
+    return Audio(np.asarray(mono, dtype=np.float32), TARGET_SAMPLE_RATE)
+
+
+def wav_bytes(audio: Audio) -> bytes:
+    """16-bit WAV of a clip, for a ``ref_audio`` data URL."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()

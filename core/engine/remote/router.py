@@ -1,0 +1,217 @@
+"""The engine router: each checkpoint to the remote servers that serve it, the rest to the local engine.
+
+It implements the Engine protocol (core/engine/interface.py) and is what the
+synthesis service holds when remote engines are configured. ``load`` decides
+per take: a checkpoint some server serves goes remote; one no server serves
+stays local. With every server for a checkpoint down, the take fails at once
+with :class:`~core.errors.RemoteEngineError` naming each server and its failure
+-- or, with ``fallback="local"``, the local model makes it (also when the
+servers fail mid-take: the chunks already made are kept, the rest are local,
+and the take's details say so). A server not reached since start might serve
+the checkpoint, so until it answers the router does not guess "local" unless
+the fallback allows it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from core.audio.clip import Audio
+from core.engine.catalog import Checkpoint
+from core.engine.interface import BatchItem, Capabilities
+from core.engine.live_decoding import LiveAudio
+from core.engine.model_manager import LoadedModel
+from core.engine.model_store import ProgressCallback
+from core.engine.remote.engine import RemoteEngine, RemoteModel, is_remote
+from core.engine.remote.pool import Pool
+from core.engine.torch_engine import TorchEngine
+from core.errors import RemoteEngineError
+from core.types import ClonePrompt, Mode, Sampling
+
+log = logging.getLogger(__name__)
+
+
+class EngineRouter:
+    name = "router"
+
+    def __init__(self, local: TorchEngine, pool: Pool, *, fallback: str = "none"):
+        self.local = local
+        self.pool = pool
+        self.remote = RemoteEngine(pool)
+        self.fallback = fallback
+
+    # The synthesis service's faster-path switch belongs to the local engine.
+    @property
+    def fast(self) -> Any:
+        return self.local.fast
+
+    @fast.setter
+    def fast(self, value: Any) -> None:
+        self.local.fast = value
+
+    @property
+    def manager(self) -> Any:
+        return self.local.manager
+
+    # --- routing --------------------------------------------------------------------
+
+    def routes_remote(self, checkpoint: Checkpoint) -> bool:
+        """True when takes of ``checkpoint`` go to remote servers (they clone from clips, not prompts)."""
+        return self.pool.serves(checkpoint.key)
+
+    def load(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> LoadedModel:
+        if not self.pool.serves(checkpoint.key) and self.pool.undiscovered():
+            self.pool.check()  # a server down at start may serve it by now
+        if self.pool.serves(checkpoint.key):
+            try:
+                return self.remote.load(checkpoint, progress)
+            except RemoteEngineError as exc:
+                if self.fallback != "local":
+                    raise
+                loaded = self.local.load(checkpoint, progress)
+                log.warning("event=remote_fallback model=%s reason=%s", checkpoint.key, exc)
+                return _with_note(loaded, f"Made by the local model: {exc}")
+        unreached = self.pool.undiscovered()
+        if unreached and self.fallback != "local":
+            raise self.pool.down_error(checkpoint.key, "a take")
+        return self.local.load(checkpoint, progress)
+
+    def unload(self, key: str | None = None) -> list[str]:
+        return self.local.unload(key)
+
+    def capabilities(self, loaded: LoadedModel | None = None) -> Capabilities:
+        if loaded is not None and is_remote(loaded):
+            return self.remote.capabilities(loaded)
+        return self.local.capabilities(loaded)
+
+    def batch_size(self, loaded: LoadedModel, items: Sequence[BatchItem]) -> int:
+        if is_remote(loaded):
+            return self.remote.batch_size(loaded, items)
+        return self.local.batch_size(loaded, items)
+
+    def speakers(self, loaded: LoadedModel) -> list[str]:
+        return self.remote.speakers(loaded) if is_remote(loaded) else self.local.speakers(loaded)
+
+    def languages(self, loaded: LoadedModel) -> list[str]:
+        return self.remote.languages(loaded) if is_remote(loaded) else self.local.languages(loaded)
+
+    def create_clone_prompt(
+        self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
+    ) -> ClonePrompt:
+        if is_remote(loaded):
+            return self.remote.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
+        return self.local.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
+
+    # --- generation -------------------------------------------------------------------
+
+    def generate_batch(
+        self,
+        loaded: LoadedModel,
+        mode: Mode,
+        items: Sequence[BatchItem],
+        sampling: Sampling,
+        *,
+        first_index: int = 0,
+        total: int | None = None,
+    ) -> list[Audio]:
+        if not is_remote(loaded):
+            return self.local.generate_batch(
+                loaded, mode, self._local_items(loaded, items), sampling, first_index=first_index, total=total
+            )
+        try:
+            return self.remote.generate_batch(loaded, mode, items, sampling, first_index=first_index, total=total)
+        except RemoteEngineError as exc:
+            local = self._fall_back(loaded, exc)
+            return self.local.generate_batch(
+                local, mode, self._local_items(local, items), sampling, first_index=first_index, total=total
+            )
+
+    def generate_one(
+        self, loaded: LoadedModel, mode: Mode, item: BatchItem, sampling: Sampling, *, index: int = 0, total: int = 1
+    ) -> Audio:
+        if not is_remote(loaded):
+            return self.local.generate_one(
+                loaded, mode, self._local_items(loaded, [item])[0], sampling, index=index, total=total
+            )
+        try:
+            return self.remote.generate_one(loaded, mode, item, sampling, index=index, total=total)
+        except RemoteEngineError as exc:
+            local = self._fall_back(loaded, exc)
+            return self.local.generate_one(
+                local, mode, self._local_items(local, [item])[0], sampling, index=index, total=total
+            )
+
+    def stream_chunk(
+        self,
+        loaded: LoadedModel,
+        mode: Mode,
+        item: BatchItem,
+        sampling: Sampling,
+        *,
+        index: int,
+        total: int,
+        live: bool = False,
+    ) -> Iterator[LiveAudio | Audio]:
+        if not is_remote(loaded):
+            local_item = self._local_items(loaded, [item])[0]
+            return self.local.stream_chunk(loaded, mode, local_item, sampling, index=index, total=total, live=live)
+        return self._whole_chunk(loaded, mode, item, sampling, index=index, total=total)
+
+    def _whole_chunk(
+        self, loaded: LoadedModel, mode: Mode, item: BatchItem, sampling: Sampling, *, index: int, total: int
+    ) -> Iterator[LiveAudio | Audio]:
+        """A generator (the service closes what stream_chunk returns): the chunk, whole."""
+        yield self.generate_one(loaded, mode, item, sampling, index=index, total=total)
+
+    # --- take details -------------------------------------------------------------------
+
+    def take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
+        """(the engine as the take's details name it, notes for its warnings)."""
+        model = loaded.model
+        if isinstance(model, RemoteModel):
+            parts = []
+            if model.servers:
+                parts.append(f"remote {', '.join(model.servers)}")
+            if model.fallback:
+                parts.append(f"{self.local.name} (local fallback)")
+            notes = list(model.notes) + ([model.fallback] if model.fallback else [])
+            return " + ".join(parts) or "remote", notes
+        notes = list(getattr(loaded, "remote_notes", []))
+        return (f"{self.local.name} (local fallback)" if notes else self.local.name), notes
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _fall_back(self, loaded: LoadedModel, exc: RemoteEngineError) -> LoadedModel:
+        if self.fallback != "local":
+            raise exc
+        model = loaded.model
+        assert isinstance(model, RemoteModel)
+        if model.fallback is None:
+            log.warning("event=remote_fallback model=%s reason=%s", loaded.checkpoint.key, exc)
+            model.fallback = f"Chunks were made by the local model after the remote engines failed: {exc}"
+        return self.local.load(loaded.checkpoint)
+
+    def _local_items(self, local: LoadedModel, items: Sequence[BatchItem]) -> list[BatchItem]:
+        """Items whose clone prompt only carries a clip (made for a remote engine), encoded locally."""
+        out: list[BatchItem] = []
+        encoded: dict[int, ClonePrompt] = {}
+        for item in items:
+            prompt = item.prompt
+            if prompt is not None and prompt.reference is not None and prompt.speaker_embedding.numel() == 0:
+                if id(prompt) not in encoded:
+                    encoded[id(prompt)] = self.local.create_clone_prompt(
+                        local, prompt.reference, prompt.ref_text, prompt.x_vector_only
+                    )
+                item = replace(item, prompt=encoded[id(prompt)])
+            out.append(item)
+        return out
+
+
+def _with_note(loaded: LoadedModel, note: str) -> LoadedModel:
+    """A copy of the local model's record that carries why the take fell back (for its details)."""
+    copy = replace(loaded)
+    copy.remote_notes = [note]  # type: ignore[attr-defined]
+    return copy

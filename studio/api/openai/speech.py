@@ -1,0 +1,533 @@
+"""POST /v1/audio/speech: OpenAI's request, plus the vLLM-Omni dialect for Qwen3-TTS.
+
+``model`` is an OpenAI alias (``tts-1`` = 0.6B, ``tts-1-hd`` / ``gpt-4o-mini-tts*`` =
+1.7B), ``qwen3-tts`` (the preferred size), ``qwen3-tts-0.6b`` / ``-1.7b``, a catalog
+key (``1.7B-CustomVoice``) or a Hugging Face id (``Qwen/Qwen3-TTS-12Hz-1.7B-Base``);
+in demo mode the real ids and keys resolve to their demo mirror, so client code
+written for a real server runs unchanged against a demo studio.
+
+``task_type`` (vLLM-Omni) picks the mode: ``CustomVoice`` (``voice`` = a built-in
+speaker, ``instructions`` = style), ``VoiceDesign`` (``instructions`` = the voice
+description) or ``Base`` (clone ``ref_audio`` — a base64 data URL, with ``ref_text``
+or ``x_vector_only_mode`` — or a library voice named in ``voice``). Without it the
+mode follows from the model, then from ``ref_audio``, then from the voice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core import text as textlib
+from core.audio.clip import TARGET_SAMPLE_RATE, Audio
+from core.audio.io import encode
+from core.audio.reference import prepare_reference
+from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint
+from core.engine.speakers import Speaker, find_speaker, speakers
+from core.errors import AudioError, GenerationError, InvalidInput, StudioError, VoiceNotFound
+from core.serving.context import ServingContext
+from core.storage.library import Voice
+from core.takes.recipes import clone_request_for_voice
+from core.takes.service import TakeJob
+from core.takes.values import sampling_from_values
+from core.types import (
+    CloneRequest,
+    CustomVoiceRequest,
+    DesignRequest,
+    Mode,
+    Sampling,
+    SynthesisResult,
+    normalize_language,
+)
+from core.types import Request as SynthesisRequest
+from studio.api.openai.errors import ApiError, bad_request
+
+log = logging.getLogger("studio.api.openai")
+
+# response_format -> (core encoder format, Content-Type).
+RESPONSE_FORMATS: dict[str, tuple[str, str]] = {
+    "mp3": ("mp3", "audio/mpeg"),
+    "opus": ("ogg", "audio/ogg"),  # Ogg Opus (Ogg Vorbis where libsndfile has no Opus)
+    "wav": ("wav", "audio/wav"),
+    "flac": ("flac", "audio/flac"),
+    "pcm": ("pcm", "audio/pcm"),  # raw 16-bit little-endian mono at 24 kHz
+    "aac": ("aac", "audio/aac"),  # AAC in ADTS frames, through ffmpeg
+}
+DEFAULT_FORMAT = "mp3"
+STREAM_FORMATS = ("audio", "sse")
+STREAMABLE = ("pcm", "wav")
+# Model aliases -> size (None: the preferred size); the mode follows from task_type or the voice.
+MODEL_ALIASES: dict[str, str | None] = {
+    "tts-1": "0.6B",
+    "tts-1-hd": "1.7B",
+    "gpt-4o-mini-tts": "1.7B",
+    "qwen3-tts": None,
+    "qwen3-tts-0.6b": "0.6B",
+    "qwen3-tts-1.7b": "1.7B",
+}
+_ALIAS_FAMILIES = (("gpt-4o-mini-tts-", "1.7B"),)  # dated snapshots map like their family
+TASK_TYPES = {"customvoice": Mode.CUSTOM_VOICE, "voicedesign": Mode.VOICE_DESIGN, "base": Mode.BASE}
+TASK_NAMES = {Mode.CUSTOM_VOICE: "CustomVoice", Mode.VOICE_DESIGN: "VoiceDesign", Mode.BASE: "Base"}
+SAMPLING_FIELDS = ("seed", "temperature", "top_k", "top_p", "repetition_penalty", "max_seconds")
+MAX_INSTRUCTIONS_CHARS = 1000
+MAX_NEW_TOKENS = 4096
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    """A validated /v1/audio/speech request, ready to generate."""
+
+    mode: Mode
+    text: str
+    response_format: str
+    checkpoint: Checkpoint
+    language: str | None  # None: the voice's own (library) or auto
+    sampling: Sampling
+    speaker: Speaker | None = None
+    voice: Voice | None = None
+    instructions: str | None = None
+    reference: Audio | None = None
+    ref_text: str | None = None
+    x_vector_only: bool = False
+    stream: bool = False
+    stream_format: str = "audio"
+
+    @property
+    def media_type(self) -> str:
+        return RESPONSE_FORMATS[self.response_format][1]
+
+
+def model_ids(ctx: ServingContext) -> list[str]:
+    keys = [c.key for c in ctx.app.catalog]
+    repos = [c.repo_id for c in REAL_CHECKPOINTS]
+    return [*MODEL_ALIASES, *keys, *repos]
+
+
+def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoint | None]:
+    """(size, None) for an alias — its mode follows from the request — or (None, checkpoint)."""
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request(
+            "You must provide a model parameter: " + ", ".join(MODEL_ALIASES) + " or a model id.", "model"
+        )
+    name = model.strip().lower()
+    if name in MODEL_ALIASES:
+        return MODEL_ALIASES[name], None
+    family = next((s for p, s in _ALIAS_FAMILIES if name.startswith(p)), None)
+    if family:
+        return family, None
+    # A Hugging Face id names a real checkpoint; in demo mode it means its demo mirror.
+    real = next((c for c in REAL_CHECKPOINTS if name in (c.repo_id.lower(), c.repo_name.lower())), None)
+    try:
+        return None, ctx.app.catalog.get(real.key if real else name)
+    except InvalidInput:
+        raise bad_request(
+            f"The model '{model}' does not exist. Choose one of: " + ", ".join(model_ids(ctx)) + ".",
+            "model",
+            "model_not_found",
+        ) from None
+
+
+def _parse_task(value: Any) -> Mode | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower().replace("_", "") not in TASK_TYPES:
+        raise bad_request(
+            f"task_type '{value}' is not supported; choose CustomVoice, VoiceDesign or Base.", "task_type"
+        )
+    return TASK_TYPES[value.strip().lower().replace("_", "")]
+
+
+def _resolve_voice(ctx: ServingContext, voice: Any, *, required: bool = True) -> Speaker | Voice | None:
+    if isinstance(voice, dict):  # OpenAI's custom-voice form: {"id": "..."}
+        voice = voice.get("id")
+    if voice is None and not required:
+        return None
+    if not isinstance(voice, str) or not voice.strip():
+        raise bad_request(
+            "You must provide a voice: a built-in speaker such as 'Ryan' or a library "
+            "voice's name or id (GET /v1/audio/voices lists them).",
+            "voice",
+        )
+    try:
+        return find_speaker(voice)
+    except InvalidInput:
+        pass
+    try:
+        return ctx.app.library.get(voice)
+    except VoiceNotFound:
+        names = ", ".join(s.name for s in speakers())
+        raise bad_request(
+            f"Unknown voice '{voice}'. Use a built-in speaker ({names}) or a voice saved in "
+            "the studio's library (GET /v1/audio/voices lists them).",
+            "voice",
+            "voice_not_found",
+        ) from None
+
+
+def _optional_str(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"{name} must be a string.", name)
+    return value
+
+
+def _optional_bool(body: dict, name: str) -> bool:
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise bad_request(f"{name} must be true or false.", name)
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad_request(f"{name} must be a number.", name)
+    return value
+
+
+def _sampling(body: dict) -> Sampling:
+    values = {}
+    for name in SAMPLING_FIELDS:
+        if body.get(name) is None:
+            continue
+        value = _number(body[name], name)
+        try:
+            sampling_from_values(**{name: value})
+        except InvalidInput as exc:
+            raise bad_request(str(exc), name) from None
+        values[name] = value
+    sampling = sampling_from_values(**values)
+    tokens = body.get("max_new_tokens")
+    if tokens is not None:
+        tokens = _number(tokens, "max_new_tokens")
+        if int(tokens) != tokens or not 1 <= tokens <= MAX_NEW_TOKENS:
+            raise bad_request(
+                f"max_new_tokens is {tokens}; it must be a whole number from 1 to {MAX_NEW_TOKENS} "
+                "(12.5 codec frames per second of audio).",
+                "max_new_tokens",
+            )
+        cap = int(tokens) if sampling.max_new_tokens is None else min(int(tokens), sampling.max_new_tokens)
+        sampling = Sampling(**{**sampling.__dict__, "max_new_tokens": cap})
+    return sampling
+
+
+def _response_format(body: dict) -> str:
+    fmt = body.get("response_format")
+    fmt = DEFAULT_FORMAT if fmt is None else fmt
+    if not isinstance(fmt, str) or fmt.strip().lower() not in RESPONSE_FORMATS:
+        raise bad_request(
+            f"response_format '{fmt}' is not supported; choose one of: " + ", ".join(RESPONSE_FORMATS) + ".",
+            "response_format",
+        )
+    return fmt.strip().lower()
+
+
+def _stream(body: dict, fmt: str, explicit_format: bool) -> tuple[bool, str]:
+    stream = _optional_bool(body, "stream")
+    stream_format = _optional_str(body, "stream_format")
+    if stream_format is not None and stream_format.strip().lower() not in STREAM_FORMATS:
+        raise bad_request(f"stream_format '{stream_format}' is not supported; use audio or sse.", "stream_format")
+    chosen = (stream_format or "audio").strip().lower()
+    # OpenAI's own clients stream by asking for stream_format "sse" without a stream flag.
+    if chosen == "sse":
+        stream = True
+    if stream and fmt not in STREAMABLE:
+        if explicit_format:
+            raise bad_request(
+                f"Streaming sends raw audio as it is made: use response_format pcm or wav, not {fmt}.",
+                "response_format",
+            )
+    return stream, chosen
+
+
+def decode_ref_audio(value: Any) -> bytes:
+    """The bytes of a ``ref_audio`` data URL; URLs and paths are refused, never fetched or read."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("ref_audio must be a base64 data URL such as 'data:audio/wav;base64,UklGR...'.", "ref_audio")
+    text = value.strip()
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://", "file:", "ftp://")) or text.startswith(("/", "~", "./")):
+        raise bad_request(
+            "ref_audio must be the audio itself, as a base64 data URL ('data:audio/wav;base64,...'): "
+            "this studio never fetches URLs or reads files on the server for a request.",
+            "ref_audio",
+            "ref_audio_url_not_allowed",
+        )
+    match = _DATA_URL.match(text)
+    payload = match.group("data") if match else text  # a bare base64 string is accepted too
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(
+            "ref_audio is not valid base64; send 'data:audio/wav;base64,' followed by the file's base64.", "ref_audio"
+        ) from None
+    if not data:
+        raise bad_request("ref_audio is empty.", "ref_audio")
+    return data
+
+
+def _reference(body: dict) -> Audio:
+    data = decode_ref_audio(body.get("ref_audio"))
+    try:
+        return prepare_reference(data).audio  # the clone tab's own pipeline: trim silence, normalise
+    except (AudioError, InvalidInput) as exc:
+        raise bad_request(f"ref_audio could not be used: {exc}", "ref_audio") from None
+
+
+def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -> SpeechPlan:
+    """Checks a request body without generating; raises ApiError (400).
+
+    Blocking (it may decode ``ref_audio`` and read the library): call it in a worker thread.
+    """
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    size, checkpoint = _parse_model(ctx, body.get("model"))
+    task = _parse_task(body.get("task_type"))
+    raw_input = body.get("input")
+    if not isinstance(raw_input, str):
+        raise bad_request("You must provide input: the text to speak, as a string.", "input")
+    try:
+        text = textlib.validate_text(raw_input, max_chars=ctx.app.settings.max_text_chars)
+    except InvalidInput as exc:
+        raise bad_request(str(exc), "input") from None
+    fmt = _response_format(body)
+    speed = body.get("speed")
+    if speed is not None and _number(speed, "speed") != 1:
+        raise bad_request(
+            "speed is not supported: Qwen3-TTS speaks at its own pace. Send 1.0 or leave it "
+            "out; for built-in speakers, ask for a slower or faster delivery in instructions.",
+            "speed",
+        )
+    stream, stream_format = _stream(body, fmt, body.get("response_format") is not None)
+    if stream and not allow_stream:
+        raise bad_request("Batch items cannot stream; leave stream out.", "stream")
+    if stream and fmt not in STREAMABLE:
+        fmt = "pcm"  # OpenAI's default mp3 cannot stream; raw PCM is what streaming clients play
+    instructions = (_optional_str(body, "instructions") or "").strip() or None
+    if instructions and len(instructions) > MAX_INSTRUCTIONS_CHARS:
+        raise bad_request(
+            f"instructions are over {MAX_INSTRUCTIONS_CHARS:,} characters; keep them short.", "instructions"
+        )
+    language = _optional_str(body, "language")
+    if language is not None:
+        try:
+            language = normalize_language(language)
+        except InvalidInput as exc:
+            raise bad_request(str(exc), "language") from None
+    sampling = _sampling(body)
+    ref_text = (_optional_str(body, "ref_text") or "").strip() or None
+    x_vector_only = _optional_bool(body, "x_vector_only_mode")
+    has_ref = body.get("ref_audio") is not None
+    common: dict[str, Any] = dict(text=text, response_format=fmt, language=language, sampling=sampling, stream=stream)
+    common["stream_format"] = stream_format
+
+    explicit_task = task is not None
+    if task is None:
+        task = Mode(checkpoint.mode) if checkpoint else Mode.BASE if has_ref else None
+    if task is Mode.VOICE_DESIGN:
+        if not instructions:
+            if not explicit_task and checkpoint is not None:
+                raise bad_request(
+                    f"{checkpoint.key} designs voices from a description and cannot speak a named voice; "
+                    "send task_type 'VoiceDesign' with the description in instructions, or use tts-1, "
+                    "tts-1-hd or a CustomVoice / Base model.",
+                    "model",
+                )
+            raise bad_request("VoiceDesign needs instructions: a description of the voice to design.", "instructions")
+        if has_ref:
+            raise bad_request("ref_audio is for task_type Base (cloning), not VoiceDesign.", "ref_audio")
+        design = _checkpoint_for(ctx, size, checkpoint, Mode.VOICE_DESIGN, "a voice description")
+        return SpeechPlan(Mode.VOICE_DESIGN, checkpoint=design, instructions=instructions, **common)
+    if task is Mode.BASE and has_ref:
+        if not ref_text and not x_vector_only:
+            raise bad_request(
+                "ref_text is needed with ref_audio: the words spoken in the clip. Without one, set "
+                "x_vector_only_mode to true (the voice's timbre only, lower fidelity).",
+                "ref_text",
+            )
+        reference = _reference(body)
+        base = _checkpoint_for(ctx, size, checkpoint, Mode.BASE, "a reference clip")
+        return SpeechPlan(
+            Mode.BASE,
+            checkpoint=base,
+            reference=reference,
+            ref_text=None if x_vector_only else ref_text,
+            x_vector_only=x_vector_only,
+            **common,
+        )
+    if has_ref:
+        raise bad_request("ref_audio is for task_type Base (cloning); leave it out for CustomVoice.", "ref_audio")
+    voice = _resolve_voice(ctx, body.get("voice"))
+    wants = Mode.CUSTOM_VOICE if isinstance(voice, Speaker) else Mode.BASE
+    if task is not None and task is not wants:
+        if task is Mode.CUSTOM_VOICE:
+            raise bad_request(
+                f"'{voice.name}' is a library voice, cloned with the Base model; send task_type Base "  # type: ignore[union-attr]
+                "(or leave task_type out). CustomVoice speaks the built-in speakers.",
+                "voice",
+            )
+        if checkpoint is None:
+            raise bad_request(
+                f"task_type Base clones a library voice or ref_audio; '{voice.name}' is a built-in "  # type: ignore[union-attr]
+                "speaker. Send ref_audio (a base64 data URL) or a library voice, or use task_type CustomVoice.",
+                "voice",
+            )
+    kind = "a built-in speaker" if wants is Mode.CUSTOM_VOICE else "a library voice"
+    chosen = _checkpoint_for(ctx, size, checkpoint, wants, kind)
+    if isinstance(voice, Speaker):
+        return SpeechPlan(Mode.CUSTOM_VOICE, checkpoint=chosen, speaker=voice, instructions=instructions, **common)
+    assert isinstance(voice, Voice)
+    return SpeechPlan(Mode.BASE, checkpoint=chosen, voice=voice, **common)
+
+
+def _checkpoint_for(
+    ctx: ServingContext, size: str | None, checkpoint: Checkpoint | None, wants: Mode, kind: str
+) -> Checkpoint:
+    catalog = ctx.app.catalog
+    if checkpoint is None:
+        try:
+            return catalog.resolve(wants, size, ctx.app.settings.preferred_size)
+        except InvalidInput as exc:
+            raise bad_request(str(exc), "model") from None
+    if checkpoint.mode == wants:
+        return checkpoint
+    right = catalog.resolve(wants, None if wants is Mode.VOICE_DESIGN else checkpoint.size)
+    raise bad_request(
+        f"{checkpoint.key} cannot speak {kind}; use {right.key} (or tts-1 / tts-1-hd / qwen3-tts, which "
+        "pick the right model for the request).",
+        "model",
+    )
+
+
+# --------------------------------------------------------------------------- generating
+
+
+def build_job(ctx: ServingContext, plan: SpeechPlan) -> TakeJob:
+    """The engine request for a plan (blocking: a library voice may encode its prompt)."""
+    app = ctx.app
+    request: SynthesisRequest
+    keep_format = RESPONSE_FORMATS[plan.response_format][0]
+    keep_format = "wav" if keep_format in ("pcm", "aac") else keep_format  # the history keeps a playable file
+    if plan.mode is Mode.VOICE_DESIGN:
+        request = DesignRequest(
+            text=plan.text,
+            description=plan.instructions or "",
+            language=plan.language or "auto",
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
+    elif plan.speaker is not None:
+        request = CustomVoiceRequest(
+            text=plan.text,
+            speaker=plan.speaker.name,
+            language=plan.language or "auto",
+            instruct=plan.instructions,
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
+    elif plan.reference is not None:
+        request = CloneRequest(
+            text=plan.text,
+            language=plan.language or "auto",
+            reference=plan.reference,
+            reference_text=plan.ref_text,
+            x_vector_only=plan.x_vector_only,
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
+    else:
+        assert plan.voice is not None
+        request, _ = clone_request_for_voice(
+            app.library,
+            app.synthesis,
+            plan.voice.id,
+            text=plan.text,
+            language=plan.language or plan.voice.language or "auto",
+            size=plan.checkpoint.size,
+            sampling=plan.sampling,
+        )
+        return TakeJob(request, keep_format, voice_id=plan.voice.id, voice_name=plan.voice.name)
+    return TakeJob(request, keep_format)
+
+
+def encode_aac(audio: Audio) -> bytes:
+    """AAC in ADTS frames (what OpenAI's ``aac`` returns), through ffmpeg."""
+    from pydub import AudioSegment  # only when asked for: pydub warns at import without ffmpeg
+
+    pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    segment = AudioSegment(pcm, frame_rate=audio.sample_rate, sample_width=2, channels=1)
+    buffer = io.BytesIO()
+    try:
+        segment.export(buffer, format="adts", codec="aac", bitrate="128k")
+    except (OSError, Exception) as exc:  # noqa: BLE001 - pydub raises plain Exceptions for ffmpeg failures
+        raise AudioError(
+            f"Could not encode AAC ({type(exc).__name__}); AAC needs ffmpeg with its aac encoder."
+        ) from exc
+    return buffer.getvalue()
+
+
+def encode_for(audio: Audio, response_format: str) -> bytes:
+    encoder_format = RESPONSE_FORMATS[response_format][0]
+    try:
+        return encode_aac(audio) if encoder_format == "aac" else encode(audio, encoder_format)
+    except AudioError as exc:  # e.g. no ffmpeg for MP3: the server's problem, not the request's
+        raise ApiError(500, str(exc), "server_error", code="encoding_failed") from exc
+
+
+def result_headers(result: SynthesisResult, take_id: str | None) -> dict[str, str]:
+    headers = {
+        "X-Model": result.model,
+        "X-Seed": str(result.seed),
+        "X-Duration": f"{result.audio.duration:.3f}",
+        "X-Sample-Rate": str(result.audio.sample_rate),
+    }
+    if take_id:
+        headers["X-Take-Id"] = take_id
+    if result.warnings:
+        headers["X-Warnings"] = " | ".join(result.warnings).encode("ascii", "replace").decode("ascii")
+    return headers
+
+
+def keep_take(ctx: ServingContext, job: TakeJob, result: SynthesisResult) -> str | None:
+    """Keeps the take in the history; the caller still gets the audio if that fails."""
+    try:
+        return ctx.takes.keep(job, result).take.id
+    except (StudioError, OSError) as exc:
+        log.warning("event=api_take_not_kept reason=%s", exc)
+        return None
+
+
+def generate(ctx: ServingContext, plan: SpeechPlan, client: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """Blocking: generates the take, keeps it in the history, returns (bytes, headers)."""
+    job = build_job(ctx, plan)
+    result = ctx.app.synthesis.synthesize(job.request)
+    if result.audio.sample_rate != TARGET_SAMPLE_RATE:  # the engine always returns 24 kHz; pcm promises it
+        raise GenerationError(f"The model returned {result.audio.sample_rate} Hz audio, not {TARGET_SAMPLE_RATE} Hz.")
+    take_id = keep_take(ctx, job, result)
+    data = None
+    if take_id and RESPONSE_FORMATS[plan.response_format][0] == job.fmt:
+        try:
+            data = ctx.app.history.get(take_id).audio_path.read_bytes()  # the history encoded it already
+        except (StudioError, OSError):
+            data = None
+    if data is None:
+        data = encode_for(result.audio, plan.response_format)
+    log.info(
+        "event=api_speech mode=%s model=%s format=%s chars=%d audio_s=%.2f",
+        plan.mode,
+        result.model,
+        plan.response_format,
+        len(plan.text),
+        result.audio.duration,
+    )
+    return data, result_headers(result, take_id)

@@ -1,0 +1,362 @@
+"""The vLLM-Omni dialect, streaming, voices and batch on a real server, with real clients."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+import soundfile as sf
+
+from studio.server import serve
+from tests.conftest import SPEECH_TEXT, free_port, make_demo_settings
+
+FAST = {"seed": 1, "max_seconds": 1}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, demo_checkpoints):
+    settings = make_demo_settings(
+        tmp_path_factory.mktemp("dialect-data"),
+        demo_checkpoints,
+        port=free_port(),
+        rate_limit_per_minute=0,
+        mcp_server=False,
+    )
+    app, ctx = serve(settings, block=False)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", ctx
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def speech_bytes(speech_wav):
+    return speech_wav.read_bytes()
+
+
+def data_url(data: bytes) -> str:
+    return "data:audio/wav;base64," + base64.b64encode(data).decode()
+
+
+def post(url: str, body: dict, **kwargs) -> httpx.Response:
+    return httpx.post(f"{url}v1/audio/speech", json={**FAST, **body}, timeout=120, **kwargs)
+
+
+def error_of(response: httpx.Response, status: int, param: str | None, match: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param and match in error["message"], error
+    return error
+
+
+# --------------------------------------------------------------------------- the dialect
+
+
+@pytest.mark.parametrize(
+    "body, model",
+    [
+        # A vLLM-Omni CustomVoice request, with the real Hugging Face id: served by the demo mirror.
+        (
+            {
+                "model": "Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice",
+                "task_type": "CustomVoice",
+                "voice": "vivian",
+                "language": "English",
+                "instructions": "Speak happily.",
+            },
+            "demo-1.7B-CustomVoice",
+        ),
+        ({"model": "qwen3-tts", "voice": "Ryan"}, "demo-1.7B-CustomVoice"),  # the generic id: preferred size
+        (
+            {
+                "model": "Qwen/Qwen3-TTS-12Hz-1.7B-VoiceDesign",
+                "task_type": "VoiceDesign",
+                "instructions": "A calm old man.",
+            },
+            "demo-1.7B-VoiceDesign",
+        ),
+        (
+            {"model": "qwen3-tts", "task_type": "VoiceDesign", "instructions": "A bright young woman."},
+            "demo-1.7B-VoiceDesign",
+        ),
+    ],
+)
+def test_vllm_omni_requests_work_in_demo_mode(server, body, model):
+    response = post(server[0], {"input": "Hello there.", "response_format": "wav", **body})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model"] == model
+    samples, sr = sf.read(io.BytesIO(response.content))
+    assert sr == 24_000 and len(samples) > 0
+    take = server[1].app.history.get(response.headers["x-take-id"])
+    if body.get("task_type") == "VoiceDesign":
+        assert take.request["kind"] == "design" and take.request["description"] == body["instructions"]
+
+
+def test_base_with_ref_audio_data_url_clones(server, speech_bytes):
+    body = {
+        "model": "Qwen/Qwen3-TTS-12Hz-0.6B-Base",
+        "task_type": "Base",
+        "input": "Hello.",
+        "ref_audio": data_url(speech_bytes),
+        "ref_text": SPEECH_TEXT,
+        "response_format": "flac",
+        "max_new_tokens": 8,
+    }
+    response = post(server[0], body)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model"] == "demo-0.6B-Base"
+    audio, sr = sf.read(io.BytesIO(response.content))
+    assert sr == 24_000 and len(audio) <= 8 * 1920 + 1  # max_new_tokens caps the frames
+    # x-vector-only needs no transcript; the official openai client sends the extra fields as extra_body.
+    client = openai.OpenAI(base_url=f"{server[0]}v1", api_key="x", max_retries=0, timeout=120)
+    raw = client.audio.speech.with_raw_response.create(
+        model="qwen3-tts",
+        voice="ignored",
+        input="Hi.",
+        response_format="wav",
+        extra_body={**FAST, "task_type": "Base", "ref_audio": data_url(speech_bytes), "x_vector_only_mode": True},
+    )
+    assert raw.headers["x-model"] == "demo-1.7B-Base"
+    take = server[1].app.history.get(raw.headers["x-take-id"])
+    assert take.request["kind"] == "clone"
+
+
+def test_aac_is_served(server):
+    response = post(server[0], {"model": "tts-1", "voice": "Ryan", "input": "Hi.", "response_format": "aac"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/aac"
+    assert response.content[:2] in (b"\xff\xf1", b"\xff\xf9")  # an ADTS frame sync word
+
+
+@pytest.mark.parametrize(
+    "body, param, match",
+    [
+        ({"ref_audio": "https://example.com/voice.wav", "ref_text": "x"}, "ref_audio", "never fetches URLs"),
+        ({"ref_audio": "file:///etc/passwd", "ref_text": "x"}, "ref_audio", "never fetches URLs or reads files"),
+        ({"ref_audio": "/etc/passwd", "ref_text": "x"}, "ref_audio", "never fetches URLs"),
+        ({"ref_audio": "data:audio/wav;base64,@@@", "ref_text": "x"}, "ref_audio", "not valid base64"),
+        ({"ref_audio": data_url(b"not audio at all"), "ref_text": "x"}, "ref_audio", "could not be used"),
+        ({"ref_audio": "SPEECH"}, "ref_text", "ref_text is needed"),
+        ({"task_type": "Singing"}, "task_type", "CustomVoice, VoiceDesign or Base"),
+        ({"task_type": "VoiceDesign"}, "instructions", "VoiceDesign needs instructions"),
+        ({"task_type": "CustomVoice", "voice": "Narrator2"}, "voice", "Unknown voice"),
+        ({"task_type": "Base", "voice": "Ryan"}, "voice", "is a built-in speaker"),
+        ({"max_new_tokens": 0}, "max_new_tokens", "from 1 to 4096"),
+        ({"max_new_tokens": 2.5}, "max_new_tokens", "whole number"),
+        ({"x_vector_only_mode": "yes"}, "x_vector_only_mode", "true or false"),
+        ({"model": "Qwen/Qwen3-TTS-99Hz"}, "model", "does not exist"),
+        ({"stream": True, "response_format": "mp3"}, "response_format", "use response_format pcm or wav"),
+        ({"stream_format": "chunks"}, "stream_format", "audio or sse"),
+    ],
+)
+def test_dialect_bad_input_is_a_clear_400(server, speech_bytes, body, param, match):
+    if body.get("ref_audio") == "SPEECH":
+        body = {**body, "ref_audio": data_url(speech_bytes)}
+    before = len(server[1].app.history.list())
+    response = post(server[0], {"model": "qwen3-tts", "voice": "Ryan", "input": "Hi.", **body})
+    error_of(response, 400, param, match)
+    assert len(server[1].app.history.list()) == before  # nothing was made or kept
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_stream_audio_pcm_arrives_in_pieces_before_the_end(server):
+    body = {"model": "tts-1", "voice": "Ryan", "input": "Hello there.", "stream": True, "response_format": "pcm"}
+    body["max_seconds"] = 4
+    pieces, times = [], []
+    start = time.monotonic()
+    with httpx.stream("POST", f"{server[0]}v1/audio/speech", json={**FAST, **body}, timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "audio/pcm"
+        for piece in response.iter_raw():
+            pieces.append(piece)
+            times.append(time.monotonic() - start)
+    data = b"".join(pieces)
+    assert len(pieces) > 2, "the audio came in one piece: not streamed"
+    assert times[0] < times[-1]  # the first bytes came before the last ones
+    assert len(data) % 2 == 0 and 3.0 < len(data) / 2 / 24_000 <= 4.1
+    print(f"stream: first bytes {times[0]:.2f} s, last {times[-1]:.2f} s, {len(pieces)} pieces")
+
+
+def test_stream_wav_has_a_streaming_header(server):
+    body = {"model": "tts-1", "voice": "Ryan", "input": "Hi.", "stream": True, "response_format": "wav"}
+    response = post(server[0], body)
+    assert response.status_code == 200 and response.content[:4] == b"RIFF" and response.content[8:12] == b"WAVE"
+    assert response.content[40:44] == b"\xff\xff\xff\xff"  # data length unknown while streaming
+    assert (len(response.content) - 44) / 2 / 24_000 > 0.5
+
+
+def test_stream_sse_events(server):
+    body = {"model": "tts-1", "voice": "Ryan", "input": "Hi.", "stream_format": "sse", "response_format": "pcm"}
+    response = post(server[0], body)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1)
+    done = events[-1]
+    assert done["type"] == "speech.audio.done" and done["usage"]["output_tokens"] > 0
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert len(audio) / 2 / 24_000 == pytest.approx(done["duration"], abs=0.35)  # pauses vs the final take
+    assert server[1].app.history.get(done["take_id"]).text == "Hi."
+
+
+def test_openai_client_streams(server):
+    client = openai.OpenAI(base_url=f"{server[0]}v1", api_key="x", max_retries=0, timeout=120)
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="Ryan", input="Hi.", response_format="pcm", extra_body={**FAST, "stream": True}
+    ) as response:
+        chunks = list(response.iter_bytes())
+    assert sum(len(c) for c in chunks) / 2 / 24_000 > 0.5
+
+
+def test_client_disconnect_stops_the_generation(server):
+    ctx = server[1]
+    body = {"model": "tts-1", "voice": "Ryan", "input": "Hello there.", "stream": True, "response_format": "pcm"}
+    body["max_seconds"] = 60  # demo models never stop on their own: a minute of frames
+    before = len(ctx.app.history.list())
+    with httpx.stream("POST", f"{server[0]}v1/audio/speech", json={**FAST, **body}, timeout=120) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())
+    # The response is closed after the first piece: the generation must stop well before a minute of audio.
+    deadline = time.monotonic() + 30
+    while ctx.lifecycle.in_flight and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ctx.lifecycle.in_flight == 0, "the generation kept running after the client left"
+    assert len(ctx.app.history.list()) == before  # an abandoned stream keeps no take
+
+
+# --------------------------------------------------------------------------- voices
+
+
+def test_voice_upload_list_use_delete(server, speech_bytes):
+    url = f"{server[0]}v1/audio/voices"
+    files = {"audio_sample": ("narrator.wav", speech_bytes, "audio/wav")}
+    data = {"name": "Narrator2", "consent": "Recorded by me, for this studio.", "ref_text": SPEECH_TEXT}
+    created = httpx.post(url, files=files, data=data, timeout=60)
+    assert created.status_code == 201, created.text
+    voice = created.json()
+    assert voice["name"] == "Narrator2" and voice["type"] == "library" and voice["has_transcript"]
+    assert server[1].app.library.get("Narrator2").consent == data["consent"]
+    listed = httpx.get(url).json()["voices"]
+    assert any(v["id"] == voice["id"] for v in listed)
+    spoken = post(
+        server[0],
+        {"model": "qwen3-tts", "task_type": "Base", "voice": "Narrator2", "input": "Hi.", "response_format": "wav"},
+    )
+    assert spoken.status_code == 200 and spoken.headers["x-model"] == "demo-1.7B-Base"
+    deleted = httpx.delete(f"{url}/Narrator2")
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert all(v["id"] != voice["id"] for v in httpx.get(url).json()["voices"])
+    error_of(httpx.delete(f"{url}/Narrator2"), 404, "name", "no library voice")
+
+
+@pytest.mark.parametrize(
+    "files, data, param, match",
+    [
+        (None, {"name": "A", "consent": "yes"}, "audio_sample", "must provide audio_sample"),
+        ("speech", {"consent": "yes"}, "name", "must provide name"),
+        ("speech", {"name": "A"}, "consent", "must provide consent"),
+        ("speech", {"name": "Ryan", "consent": "yes"}, "name", "built-in speaker"),
+        ("speech", {"name": "A", "consent": "yes", "language": "Klingon"}, "language", "not supported"),
+        ("speech", {"name": "A", "consent": "yes", "colour": "red"}, "colour", "Unknown field"),
+        ("noise", {"name": "A", "consent": "yes"}, "audio_sample", "could not be used"),
+        ("silence", {"name": "A", "consent": "yes"}, "audio_sample", "silent"),
+    ],
+)
+def test_voice_upload_is_validated_and_saves_nothing(server, speech_bytes, files, data, param, match):
+    silence = io.BytesIO()
+    sf.write(silence, [0.0] * 48_000, 24_000, format="WAV")
+    payload = {"speech": speech_bytes, "noise": b"RIFF-not-really", "silence": silence.getvalue()}
+    before = [v.id for v in server[1].app.library.list()]
+    kwargs = {"files": {"audio_sample": ("clip.wav", payload[files], "audio/wav")}} if files else {}
+    if not files:
+        kwargs["files"] = {"other": ("x.txt", b"x", "text/plain")}
+    response = httpx.post(f"{server[0]}v1/audio/voices", data=data, timeout=60, **kwargs)
+    if files is None:
+        error_of(response, 400, "other", "Unknown field")
+        response = httpx.post(f"{server[0]}v1/audio/voices", data=data, files={}, timeout=60)
+        assert response.status_code == 400
+    else:
+        error_of(response, 400, param, match)
+    assert [v.id for v in server[1].app.library.list()] == before
+
+
+def test_voice_routes_refuse_bad_requests(server):
+    url = f"{server[0]}v1/audio/voices"
+    error_of(httpx.post(url, json={"name": "A"}), 400, None, "multipart/form-data")
+    error_of(httpx.delete(f"{url}/Ryan"), 400, "name", "built-in speaker")
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def test_batch_returns_one_audio_per_item(server):
+    body = {
+        **FAST,
+        "model": "tts-1",
+        "response_format": "wav",
+        "items": [
+            {"input": "One.", "voice": "Ryan"},
+            {"input": "Two.", "voice": "Vivian", "response_format": "flac"},
+            {"input": "Three.", "task_type": "VoiceDesign", "instructions": "A deep voice.", "model": "qwen3-tts"},
+        ],
+    }
+    response = httpx.post(f"{server[0]}v1/audio/speech/batch", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert [d["index"] for d in data] == [0, 1, 2]
+    assert [d["response_format"] for d in data] == ["wav", "flac", "wav"]
+    assert data[2]["model"] == "demo-1.7B-VoiceDesign"
+    for item in data:
+        audio, sr = sf.read(io.BytesIO(base64.b64decode(item["audio"])))
+        assert sr == 24_000 and len(audio) / sr == pytest.approx(item["duration"], abs=0.01)
+        assert server[1].app.history.get(item["take_id"])
+
+
+@pytest.mark.parametrize(
+    "body, param, match",
+    [
+        ({"items": []}, "items", "1 to 32"),
+        ({"items": [{"input": "x", "voice": "Ryan"}] * 33}, "items", "got 33"),
+        ({"items": "hello"}, "items", "1 to 32"),
+        (
+            {"items": [{"input": "x", "voice": "Ryan"}, {"input": "x", "voice": "Nobody"}]},
+            "items[1].voice",
+            "Unknown voice",
+        ),
+        ({"items": [{"input": "x", "voice": "Ryan", "stream": True}]}, "items[0].stream", "cannot stream"),
+        ({"items": [3]}, "items[0]", "JSON object"),
+    ],
+)
+def test_batch_bad_input_generates_nothing(server, body, param, match):
+    before = len(server[1].app.history.list())
+    response = httpx.post(f"{server[0]}v1/audio/speech/batch", json={"model": "tts-1", **FAST, **body}, timeout=60)
+    error_of(response, 400, param, match)
+    assert len(server[1].app.history.list()) == before
+
+
+def test_speech_requests_run_concurrently_with_listing(server):
+    """A long stream does not block the voice list (generation is off the event loop)."""
+    body = {
+        "model": "tts-1",
+        "voice": "Ryan",
+        "input": "Hi.",
+        "stream": True,
+        "response_format": "pcm",
+        "max_seconds": 3,
+    }
+    results = []
+    worker = threading.Thread(target=lambda: results.append(post(server[0], body)))
+    worker.start()
+    try:
+        assert httpx.get(f"{server[0]}v1/audio/voices", timeout=10).status_code == 200
+    finally:
+        worker.join(120)
+    assert results and results[0].status_code == 200
