@@ -7,6 +7,7 @@ report that comes with the result.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from core.audio.reference import (
     ReferenceOptions,
     prepare_reference,
 )
+from core.audio.speech_check import measure_speech
 from core.errors import AudioError, InvalidInput
 
 AS_RECORDED = ReferenceOptions(trim_silence=False, normalize=False)
@@ -62,7 +64,8 @@ def test_the_preview_is_exactly_what_cloning_gets(speech_wav):
     by_hand = normalize_loudness(trim_silence(load_audio(speech_wav)))
     np.testing.assert_array_equal(first.audio.samples, again.audio.samples)
     np.testing.assert_array_equal(first.audio.samples, by_hand.samples)
-    assert first.report == analyze(by_hand)
+    # The readout is the plain analysis plus the speech check's seconds of speech.
+    assert first.report == replace(analyze(by_hand), speech_s=measure_speech(by_hand).speech_s)
     assert again.source_name == "speech.wav"  # a str path names its file too
 
 
@@ -105,7 +108,9 @@ def test_silence_around_the_speech_is_trimmed(speech_wav, tmp_path):
 def test_without_normalising_the_level_is_left_alone(speech_wav):
     as_recorded = prepare_reference(speech_wav, AS_RECORDED)
     np.testing.assert_array_equal(as_recorded.audio.samples, load_audio(speech_wav).samples)
-    assert as_recorded.report == analyze(as_recorded.audio)
+    assert as_recorded.report == replace(
+        analyze(as_recorded.audio), speech_s=measure_speech(as_recorded.audio).speech_s
+    )
 
 
 def test_quiet_recording_is_brought_up_to_speech_level(speech_wav, tmp_path):
