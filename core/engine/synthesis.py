@@ -38,7 +38,7 @@ from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
 from core.engine.torch_engine import TorchEngine
-from core.errors import GenerationError, InvalidInput
+from core.errors import GenerationError, InvalidInput, StudioError
 from core.text_lexicon import LexiconStore
 from core.types import (
     MAX_SEED,
@@ -465,6 +465,15 @@ class SynthesisService:
         if sampling.max_new_tokens is not None:
             cap = min(cap, int(sampling.max_new_tokens))
         return cap
+
+    def synthesize_many(
+        self, requests: Sequence[Request], progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> list[SynthesisResult | StudioError]:
+        """Independent requests with their chunks batched together where they share a model
+        (``core/engine/request_batch.py``); one result or error per request, in order."""
+        from core.engine.request_batch import synthesize_many
+
+        return synthesize_many(self, requests, progress, client=client)[0]
 
     # --- variants ------------------------------------------------------------
 

@@ -72,6 +72,7 @@ DEFAULT_PAUSE_S = 0.4
 MAX_PAUSE_S = 10.0
 EDGE_S = 0.01  # fades at every cut, so joins never click
 LINE_SEED_STRIDE = 1000  # line k uses seed + 1000·k; its chunks use + 0, 1, 2, …
+SCRIPT_WINDOW = 8  # lines handed to the engine together after the first (it sizes each call itself)
 
 
 # --------------------------------------------------------------------------- types
@@ -455,45 +456,64 @@ def _render(
     rendered: dict[int, RenderedLine] = {}
     first_audio_s: float | None = None
 
-    for position, index in enumerate(plan.order):
-        line = plan.lines[index]
-        voice = plan.voice_of(line)
-        label = f"Line {index + 1} of {total} ({line.speaker})"
-        if progress:
-            progress(position / total, label)
-        line_progress = _line_progress(progress, label, position, total)
-        sampling = replace(plan.sampling, seed=line_seed(plan.seed, index))
-        try:
-            request = _line_request(
-                synthesis,
-                library,
-                voice,
-                line,
-                sampling,
-                plan.line_post,
-                templates,
-                cached_prompts,
-                templates_time,
-                line_progress,
+    position = 0
+    while position < total:
+        # The first line goes alone, so first audio stays early; then lines go SCRIPT_WINDOW at a
+        # time through synthesize_many, which batches the lines that share a checkpoint (each
+        # line keeps its own seed, so it sounds as it does rendered alone).
+        window = 1 if position == 0 or not synthesis.batching else SCRIPT_WINDOW
+        indices = plan.order[position : position + window]
+        requests: list[ScriptRequest] = []
+        outcomes: list[SynthesisResult | StudioError] = []
+        for offset, index in enumerate(indices):
+            line = plan.lines[index]
+            label = f"Line {index + 1} of {total} ({line.speaker})"
+            if len(indices) > 1:
+                label = f"Lines {position + 1}-{position + len(indices)} of {total} together"
+            if progress and offset == 0:
+                progress(position / total, label)
+            line_progress = _line_progress(progress, label, position, total)
+            sampling = replace(plan.sampling, seed=line_seed(plan.seed, index))
+            try:
+                requests.append(
+                    _line_request(
+                        synthesis,
+                        library,
+                        plan.voice_of(line),
+                        line,
+                        sampling,
+                        plan.line_post,
+                        templates,
+                        cached_prompts,
+                        templates_time,
+                        line_progress,
+                    )
+                )
+                if len(indices) == 1:
+                    outcomes.append(synthesis.synthesize(requests[0], line_progress))
+            except StudioError as exc:
+                raise _about_line(exc, line) from exc
+        if len(indices) > 1:
+            outcomes = synthesis.synthesize_many(requests, line_progress)
+        for index, outcome in zip(indices, outcomes, strict=True):
+            line = plan.lines[index]
+            if isinstance(outcome, StudioError):  # the lines before it were yielded: nothing made is lost
+                raise _about_line(outcome, line) from outcome
+            if first_audio_s is None:
+                first_audio_s = time.perf_counter() - started
+            rendered[index] = RenderedLine(
+                index=index,
+                total=total,
+                line=line,
+                audio=outcome.audio,
+                voice=plan.voice_of(line).label,
+                seed=outcome.seed,
+                model=outcome.model,
+                timings=dict(outcome.timings),
+                warnings=[w for w in outcome.warnings if w != DEMO_WARNING],
             )
-            result = synthesis.synthesize(request, line_progress)
-        except StudioError as exc:
-            raise _about_line(exc, line) from exc
-        if first_audio_s is None:
-            first_audio_s = time.perf_counter() - started
-        item = RenderedLine(
-            index=index,
-            total=total,
-            line=line,
-            audio=result.audio,
-            voice=voice.label,
-            seed=result.seed,
-            model=result.model,
-            timings=dict(result.timings),
-            warnings=[w for w in result.warnings if w != DEMO_WARNING],
-        )
-        rendered[index] = item
-        yield item
+            yield rendered[index]
+        position += len(indices)
 
     lines = [rendered[i] for i in range(total)]
     audio = post_process(join_chunks([r.audio for r in lines], plan.pause_s, edge_s=EDGE_S), plan.scene_post)

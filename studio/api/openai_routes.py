@@ -5,8 +5,10 @@ vLLM-Omni serving Qwen3-TTS, work against the studio by pointing their base
 URL at ``http://host:port/v1``:
 
 - ``POST /v1/audio/speech`` — text in, audio out (mp3, opus, aac, wav, flac, pcm),
-  whole or streamed (``stream: true``); the fields are in studio/api/openai/speech.py;
-- ``POST /v1/audio/speech/batch`` — 1-32 requests, one base64 audio per item;
+  whole or streamed (``stream: true``), or ``variants: N`` takes as JSON; the fields are
+  in studio/api/openai/speech.py;
+- ``POST /v1/audio/speech/batch`` — 1-32 requests, one base64 audio per item, generated
+  together (batched) where they share a model;
 - ``GET /v1/audio/voices`` — built-in speakers and library voices; ``POST`` uploads a
   voice into the library, ``DELETE /v1/audio/voices/{name}`` removes one;
 - ``GET /v1/models`` (and ``/v1/models/{id}``) — the model ids ``model`` accepts.
@@ -34,7 +36,7 @@ from starlette.routing import BaseRoute
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
 from core.serving.instrument import current_endpoint
-from studio.api.openai.batch import parse_batch, run_batch
+from studio.api.openai.batch import parse_batch, parse_variants, run_batch, variant_plans
 from studio.api.openai.errors import ApiError, BearerAuth, guarded, read_json
 from studio.api.openai.speech import (
     MODEL_ALIASES,
@@ -92,9 +94,13 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         client = enter(request, endpoint)
         body = await read_json(request, body_limit)
         ctx.lifecycle.admit()
+        variants = parse_variants(body)  # "variants": N answers N takes as JSON, in the batch shape
         plan = await run_in_threadpool(parse_speech, ctx, body)
         counted(request, endpoint, plan)
         ctx.check_rate(client)
+        if variants > 1:
+            plans = variant_plans(plan, variants)
+            return JSONResponse(await run_in_threadpool(lambda: run_batch(ctx, plans, client, variants=True)))
         if not plan.stream:
             data, headers = await run_in_threadpool(generate, ctx, plan, client)
             return Response(data, media_type=plan.media_type, headers=headers)

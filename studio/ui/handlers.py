@@ -198,8 +198,13 @@ def wire_generate(
     players: TakePlayers,
     info: gr.JSON,
     summary: gr.Markdown,
+    status: gr.Markdown | None = None,
 ) -> None:
-    """The visible button streams (UI only); a hidden twin is the stable named API endpoint."""
+    """The visible button streams (UI only); a hidden twin is the stable named API endpoint.
+
+    With a ``status`` line (under the button), a refused or failed take is told there in plain
+    words and the players keep what they had; without it, the error goes to a toast.
+    """
     live, take = players.live, players.take
     gallery = players.gallery
     outputs: list[Any] = []
@@ -207,6 +212,10 @@ def wire_generate(
         inputs = [*inputs, players.takes]
         outputs = [gallery.row, gallery.details, *gallery.columns, *gallery.players]
     run, stream, retry = take_handlers(ctx, parse, takes=bool(outputs), extra_outputs=len(outputs))
+    ui_outputs: list[Any] = [live, take, info, *outputs]
+    if status is not None:
+        stream, retry = inline_errors(stream, len(ui_outputs)), inline_errors(retry, len(ui_outputs))
+        ui_outputs.append(status)
     api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
 
     def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
@@ -219,7 +228,7 @@ def wire_generate(
     retried = players.retry.click(busy_button, None, button, api_visibility="private", queue=False).then(
         retry,
         None,
-        [live, take, info, *outputs],
+        ui_outputs,
         api_visibility="private",
         show_progress_on=[take],
         concurrency_id=DEVICE_QUEUE,
@@ -229,7 +238,7 @@ def wire_generate(
     generated = button.click(busy_button, None, button, api_visibility="private", queue=False).then(
         stream,
         inputs,
-        [live, take, info, *outputs],
+        ui_outputs,
         api_visibility="private",
         show_progress_on=[take],
         concurrency_id=DEVICE_QUEUE,
@@ -252,6 +261,27 @@ def wire_generate(
                 api_visibility="private",
                 queue=False,
             ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+
+def inline_errors(handler: Handler, width: int) -> Handler:
+    """A UI generator handler whose errors become a sentence on the status line (its last output).
+
+    A failed event makes Gradio put a red "Error" pill over every output, the Take player
+    included; the handler ends normally instead, leaving the players as they were. The status
+    line is cleared by the handler's first update. The API endpoints keep raising.
+    """
+
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+        try:
+            for update in handler(*args, **kwargs):
+                yield (*update, "")
+        except gr.Error as exc:
+            yield (*(gr.skip(),) * width, f"⚠️ {exc.message}")
+
+    wrapper.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
 
 
 BUSY_LABEL = "Generating… (this tab's take is being made)"

@@ -156,3 +156,102 @@ def test_phone_tab_strip_names_the_open_tab(studio, size):
     studio.tab("Voice Library")
     table = page.locator("#library-table")
     studio.shoot("phone-tab-label", {"tab strip": strip, "library": table})
+
+
+def test_reference_is_trimmed_by_start_end_only_and_keeps_its_name(studio, size, speech_wav, tmp_path, e2e_server):
+    """Defect 4: the waveform's scissors replaced the reference in place (4.3 s became 1.1 s,
+    renamed audio.wav) while Start/End read 0/0, and the library then kept the cut clip with the
+    full transcript. Start/End are now the one trim, and the library names the uploaded file."""
+    page = studio.page
+    upload = tmp_path / f"Interview clip {size}.wav"
+    upload.write_bytes(speech_wav.read_bytes())
+    name = f"Named {size} {uuid.uuid4().hex[:6]}"
+    studio.tab("Voice Clone")
+    studio.upload("clone-reference", upload)
+    reference = page.locator("#clone-reference")
+    readout = page.locator("#clone-readout")
+    expect(readout).to_contain_text("Looks good for cloning")
+    expect(reference.locator("[data-testid=waveform-controls]")).to_be_visible()
+    # No scissors: nothing on the player can replace the clip.
+    expect(reference.get_by_role("button", name="Trim audio to selection")).to_have_count(0)
+    expect(page.locator("#clone-tab-intro, .prose").filter(has_text="scissors")).to_have_count(0)
+
+    studio.number("clone-start", 0.5)
+    studio.number("clone-end", 3.0)
+    expect(readout).to_contain_text(re.compile(r"\b2\.[3-6] s · peak"))
+    studio.assert_has_audio("clone-preview")
+    # The uploaded clip itself is untouched: the whole ~5 s is still on the reference player.
+    expect(reference.locator("#duration")).to_have_text(re.compile(r"^\s*0:0[4-6]\s*$"))
+
+    studio.accordion("Save the reference to the library")
+    studio.fill("clone-save-name", name)
+    studio.recheck()
+    page.locator("#clone-save-button").click()
+    expect(page.locator("#clone-save-status")).to_contain_text(re.compile(rf"Saved {re.escape(name)} \(2\.[3-6] s\)"))
+    saved = e2e_server["ctx"].app.library.get(name)
+    assert saved.source_name == upload.name, saved.source_name
+    assert 2.3 <= saved.reference_seconds <= 2.6, saved.reference_seconds
+    studio.shoot(
+        "reference-trim-fields",
+        {
+            "reference": reference,
+            "start": studio.field("clone-start"),
+            "end": studio.field("clone-end"),
+            "preview": page.locator("#clone-preview"),
+            "readout": readout,
+            "status": page.locator("#clone-save-status"),
+        },
+    )
+
+
+def test_errors_are_said_inline_and_players_stay(studio, size, tmp_path):
+    """Defect 7: an empty-text Generate replaced the Take player with a red Error pill, a .txt
+    upload showed Gradio's raw MIME list, and a fake .wav left an empty 0:00 player."""
+    page = studio.page
+    studio.fill("design-text", f"A take that stays, {size}.")
+    studio.fill("design-description", "A calm voice.")
+    studio.set_max_length(1)
+    studio.generate("design")
+    studio.assert_has_audio("design-audio")
+
+    studio.fill("design-text", "")
+    studio.dismiss_toasts()
+    page.locator("#design-generate").click()
+    status = page.locator("#design-status")
+    expect(status).to_contain_text(re.compile(r"text", re.I), timeout=TAKE_TIMEOUT_S * 1000)
+    expect(page.locator("#design-generate")).to_be_enabled()
+    studio.idle("design-audio")
+    assert not studio.error_pills(), studio.error_pills()
+    assert not studio.error_toasts(), studio.error_toasts()
+    studio.assert_has_audio("design-audio")  # the earlier take is still there, playable
+    studio.shoot(
+        "inline-error-generate",
+        {"text": studio.field("design-text"), "status": status, "take": page.locator("#design-audio")},
+    )
+    # The next good take clears the sentence.
+    studio.fill("design-text", f"A second take, {size}.")
+    studio.generate("design")
+    expect(status).to_have_text("")
+
+    studio.tab("Voice Clone")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Not a recording.\n")
+    studio.upload("clone-reference", notes)
+    refusal = page.locator("#clone-reference ~ .upload-refusal, .upload-refusal").filter(visible=True).first
+    expect(refusal).to_contain_text("“notes.txt” is not an audio file")
+    page.wait_for_timeout(500)  # a toast from Gradio's own check would show by now
+    toasts = " ".join(t.inner_text() for t in page.locator("[data-testid=toast-body]").all())
+    assert "audio/" not in toasts, toasts
+    expect(page.locator("#clone-reference #duration")).to_have_count(0)
+
+    fake = tmp_path / "fake.wav"
+    fake.write_bytes(bytes(range(256)) * 64)
+    studio.upload("clone-reference", fake)
+    reference_status = page.locator("#clone-reference-status")
+    expect(reference_status).to_contain_text(re.compile(r"fake\.wav: .*(damaged|could not|not)", re.I))
+    expect(page.locator(".upload-refusal").filter(visible=True)).to_have_count(0)  # the .txt note is gone
+    # The unreadable file is taken off the player: no empty 0:00 clip is left to press play on.
+    expect(page.locator("#clone-reference #duration")).to_have_count(0)
+    assert not studio.error_pills(), studio.error_pills()
+    assert not studio.error_toasts(), studio.error_toasts()
+    studio.shoot("inline-error-upload", {"reference": page.locator("#clone-reference"), "why": reference_status})

@@ -7,17 +7,32 @@ bad item refuses the whole batch with a 400 naming it (``items[3].voice``).
 The answer is ``{"object": "list", "data": [...]}`` with one entry per item, in
 order: the audio as base64 with its format, duration, seed and take id, or an
 ``error`` in OpenAI's shape when that item's generation failed (the others are
-still returned). Items run one after another on the device, like any takes.
+still returned).
+
+Items are served by batched generation: items that share a checkpoint, mode and
+sampling options have their chunks generated together in one engine call, each
+with its own text, voice, instructions, reference and seed
+(``core/engine/request_batch.py``); each item sounds exactly as it does when
+requested alone with the same seed.
+
+Variants: ``/v1/audio/speech`` with ``"variants": N`` (2-8) answers in this same
+JSON shape, one entry per take, seeds ``s, s+1, ...`` (each entry says its
+``variant`` and ``seed``, so any one can be made again alone).
 """
 
 from __future__ import annotations
 
 import base64
+import secrets
+from dataclasses import replace
 from typing import Any
 
+from core.engine.synthesis import MAX_VARIANTS
 from core.serving.context import ServingContext
+from core.takes.service import TakeJob
+from core.types import MAX_SEED
 from studio.api.openai.errors import ApiError, bad_request, error_for
-from studio.api.openai.speech import SpeechPlan, generate, parse_speech
+from studio.api.openai.speech import SpeechPlan, build_job, deliver, parse_speech
 
 MAX_ITEMS = 32
 
@@ -42,19 +57,57 @@ def parse_batch(ctx: ServingContext, body: Any) -> list[SpeechPlan]:
     return plans
 
 
-def run_batch(ctx: ServingContext, plans: list[SpeechPlan], client: str | None) -> dict[str, Any]:
-    """Blocking: generates each item in turn; a failed item carries its error."""
-    data = []
-    for index, plan in enumerate(plans):
+def parse_variants(body: Any) -> int:
+    """The ``variants`` field of a speech request: 1 (absent) to MAX_VARIANTS takes."""
+    value = body.get("variants") if isinstance(body, dict) else None
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VARIANTS:
+        raise bad_request(
+            f"variants must be a whole number from 1 to {MAX_VARIANTS} (takes of the same input).", "variants"
+        )
+    if value > 1 and (body.get("stream") or body.get("stream_format") == "sse"):
+        raise bad_request("variants cannot stream; leave stream out to get every take as JSON.", "variants")
+    return value
+
+
+def variant_plans(plan: SpeechPlan, count: int) -> list[SpeechPlan]:
+    """``count`` copies of ``plan`` with seeds s, s+1, ... (s: the request's seed, or a random one)."""
+    base = plan.sampling.seed if plan.sampling.seed is not None else secrets.randbelow(2**31)
+    return [replace(plan, sampling=replace(plan.sampling, seed=(base + k) % (MAX_SEED + 1))) for k in range(count)]
+
+
+def run_batch(
+    ctx: ServingContext, plans: list[SpeechPlan], client: str | None, *, variants: bool = False
+) -> dict[str, Any]:
+    """Blocking: generates the items together (batched where they share a model);
+    a failed item carries its error."""
+    jobs: list[TakeJob | Exception] = []
+    for plan in plans:
         try:
-            audio, headers = generate(ctx, plan, client)
+            jobs.append(build_job(ctx, plan))  # a library voice may encode its prompt here
+        except Exception as exc:  # noqa: BLE001 - reported per item, in OpenAI's shape
+            jobs.append(exc)
+    ready = [job for job in jobs if isinstance(job, TakeJob)]
+    outcomes = iter(ctx.app.synthesis.synthesize_many([job.request for job in ready], client=client))
+    data = []
+    for index, (plan, job) in enumerate(zip(plans, jobs, strict=True)):
+        try:
+            if not isinstance(job, TakeJob):
+                raise job
+            outcome = next(outcomes)
+            if isinstance(outcome, Exception):
+                raise outcome
+            audio, headers = deliver(ctx, plan, job, outcome)
         except Exception as exc:  # noqa: BLE001 - reported per item, in OpenAI's shape
             data.append({"index": index, "object": "speech", **error_for(exc).body()})
             continue
+        entry: dict[str, Any] = {"variant": index + 1} if variants else {}
         data.append(
             {
                 "index": index,
                 "object": "speech",
+                **entry,
                 "audio": base64.b64encode(audio).decode("ascii"),
                 "response_format": plan.response_format,
                 "content_type": plan.media_type,

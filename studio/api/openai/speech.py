@@ -510,7 +510,13 @@ def keep_take(ctx: ServingContext, job: TakeJob, result: SynthesisResult) -> str
 def generate(ctx: ServingContext, plan: SpeechPlan, client: str | None = None) -> tuple[bytes, dict[str, str]]:
     """Blocking: generates the take, keeps it in the history, returns (bytes, headers)."""
     job = build_job(ctx, plan)
-    result = ctx.app.synthesis.synthesize(job.request)
+    return deliver(ctx, plan, job, ctx.app.synthesis.synthesize(job.request))
+
+
+def deliver(
+    ctx: ServingContext, plan: SpeechPlan, job: TakeJob, result: SynthesisResult
+) -> tuple[bytes, dict[str, str]]:
+    """A synthesized plan kept in the history and encoded: (bytes, headers)."""
     if result.audio.sample_rate != TARGET_SAMPLE_RATE:  # the engine always returns 24 kHz; pcm promises it
         raise GenerationError(f"The model returned {result.audio.sample_rate} Hz audio, not {TARGET_SAMPLE_RATE} Hz.")
     take_id = keep_take(ctx, job, result)

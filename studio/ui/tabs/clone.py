@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from core.audio.reference import PreparedReference, ReferenceOptions, prepare_reference
-from core.errors import InvalidInput
+from core.audio.io import load_audio
+from core.audio.reference import MAX_REFERENCE_UPLOAD_S, PreparedReference, ReferenceOptions, prepare_reference
+from core.errors import InvalidInput, StudioError
 from core.takes.recipes import clone_request_for_voice
 from core.takes.service import TakeJob
 from core.takes.values import (
@@ -196,8 +198,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     with gr.Tab("Voice Clone", id="clone"):
         demo_banner(ctx)
         gr.Markdown(
-            "Clone a voice from 3–30 seconds of clear speech. Trim the clip with the waveform's "
-            "scissors or the start/end fields; the preview is exactly what the model hears."
+            "Clone a voice from 3–30 seconds of clear speech. Trim the clip with the Start and End "
+            "fields; the preview below is exactly what the model hears."
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -206,8 +208,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                         label="Reference (upload or record)",
                         sources=["upload", "microphone"],
                         type="filepath",
-                        editable=True,
+                        # Not editable: the waveform's scissors replaced the clip in place (4.3 s
+                        # became 1.1 s, renamed audio.wav) while Start/End still read 0. Start/End
+                        # are the one trim, and the preview shows its result.
+                        editable=False,
                         elem_id="clone-reference",
+                        elem_classes=["audio-upload"],  # assets/studio.js refuses a non-audio file
                         scale=3,
                     )
                     voice = gr.Dropdown(
@@ -219,6 +225,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                         scale=2,
                         info="A saved voice skips the reference and reuses its cached prompt",
                     )
+                # Why an upload was refused (not audio, damaged), in plain words, under the clip.
+                upload_status = gr.Markdown(elem_id="clone-reference-status", elem_classes=["inline-status"])
                 with gr.Row():
                     start_s = gr.Number(label="Start (s)", value=None, minimum=0, elem_id="clone-start")
                     end_s = gr.Number(label="End (s)", value=None, minimum=0, elem_id="clone-end")
@@ -241,6 +249,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     size = gr.Radio(sizes, value=default_size, label="Model size")
                 widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
+                # Why a take was refused or failed, in plain words, next to the button.
+                status = gr.Markdown(elem_id="clone-status", elem_classes=["inline-status"])
             with gr.Column(scale=2):
                 players = take_players("clone", takes=widgets.takes)
                 audio = players.take
@@ -261,11 +271,30 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     save_status = gr.Markdown(elem_id="clone-save-status")
                     save_result = gr.JSON(visible=False)
 
-    @friendly_errors
+    def check_upload(ref: str | None) -> tuple[Any, str]:
+        """A file that is not readable audio is taken off the player (it showed an empty 0:00
+        clip) and the reason is said under it."""
+        if not ref:
+            return gr.skip(), ""
+        try:
+            load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
+        except StudioError as exc:
+            return None, f"⚠️ {Path(ref).name}: {exc}"
+        return gr.skip(), ""
+
+    reference.upload(check_upload, reference, [reference, upload_status], api_visibility="private")
+
     def refresh_preview(ref, start, end, silence, norm):
         if not ref:
             return None, ""
-        prepared = prepare_reference(ref, reference_options(start, end, silence, norm))
+        try:
+            load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
+        except StudioError:
+            return None, ""  # check_upload says why, under the clip
+        try:
+            prepared = prepare_reference(ref, reference_options(start, end, silence, norm))
+        except StudioError as exc:  # e.g. a trim past the clip's end: said inline, the clip stays
+            return None, f"⚠️ {exc}"
         return (prepared.audio.sample_rate, prepared.audio.samples), readout(prepared)
 
     preview_inputs = [reference, start_s, end_s, trim_silence, normalize]
@@ -289,6 +318,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         players,
         info,
         summary,
+        status,
     )
 
     voice_save = make_voice_save(ctx)

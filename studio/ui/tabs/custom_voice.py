@@ -114,6 +114,8 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 )
                 widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
+                # Why a take was refused or failed, in plain words, next to the button.
+                status = gr.Markdown(elem_id="custom-status", elem_classes=["inline-status"])
             with gr.Column(scale=2):
                 players = take_players("custom", takes=widgets.takes)
                 audio = players.take
@@ -138,5 +140,6 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         players,
         info,
         summary,
+        status,
     )
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

@@ -97,6 +97,8 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 )
                 widgets = sampling_widgets(takes=True)
                 generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
+                # Why a take was refused or failed, in plain words, next to the button.
+                status = gr.Markdown(elem_id="design-status", elem_classes=["inline-status"])
             with gr.Column(scale=2):
                 players = take_players("design", takes=widgets.takes)
                 audio = players.take
@@ -123,7 +125,15 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         queue=False,
     )
     wire_generate(
-        ctx, parse_design, "design", generate, [text, language, description, *widgets.inputs], players, info, summary
+        ctx,
+        parse_design,
+        "design",
+        generate,
+        [text, language, description, *widgets.inputs],
+        players,
+        info,
+        summary,
+        status,
     )
 
     def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audio.clip import Audio
 from core.engine.catalog import Catalog
 from core.engine.model_store import ModelStore, is_complete_checkpoint
 from core.errors import ModelUnavailable
 from core.settings import Settings
+from tests.conftest import spoken
 from tests.fake_hub import closed_port_url, fake_hub, point_huggingface_hub_at  # noqa: F401 (fixture)
 
 CHECKPOINT = Catalog(demo=False).get("0.6B-Base")
@@ -104,8 +104,7 @@ def test_model_manager_downloads_a_missing_model_then_loads_and_clones(hub, sett
     assert loaded.device == "cpu" and loaded.dtype == "float32"
     assert hub.file_gets("model.safetensors")
 
-    t = np.arange(24_000 * 3) / 24_000
-    reference = Audio((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 24_000)
+    reference = spoken(3.0)  # real speech: a clone reference must pass the speech check
     result = ctx.synthesis.clone(
         CloneRequest(
             text="Hello.",

@@ -155,7 +155,9 @@ def test_render_three_voices(demo_context, library_voice):
     assert {"load_s", "generate_s", "prompt_s", "first_audio_s", "total_s", "rtf"} <= set(info["timings"])
 
     messages = [m for _, m in progress]
-    assert "Line 1 of 4 (Narrator)" in messages and "Line 2 of 4 (Anna)" in messages
+    # Line 1 alone (first audio early), then the rest together (batched where models are shared).
+    assert "Line 1 of 4 (Narrator)" in messages and "Lines 2-4 of 4 together" in messages
+    assert "Lines 2-4 of 4 together: preparing the voice 'Quick Fox'" in messages
     assert messages[-1].startswith("Done: 4 lines")
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -227,33 +229,39 @@ def test_finishing_trims_lines_and_levels_the_scene(demo_context, library_voice)
 
 
 def test_a_failing_line_is_named(demo_context, monkeypatch):
-    from core.engine.synthesis import ChunkFailed
+    """Fault injection at the real engine: line 2 fails whether batched or retried alone."""
     from core.errors import GenerationError
 
-    calls = []
-    real = demo_context.synthesis.synthesize
+    engine = demo_context.synthesis.engine
+    calls: list[list[str]] = []
+    real_batch, real_one = engine.generate_batch, engine.generate_one
 
-    def flaky(request, progress=None):
-        calls.append(request.text)
-        if len(calls) == 2:
-            raise ChunkFailed(
-                "Generation failed on chunk 1 of 1.",
-                job=None,
-                seed=0,
-                index=0,
-                text=request.text,
-                completed=[],
-                total=1,
-            )
-        return real(request, progress)
+    def failing(texts):
+        calls.append(texts)
+        if "Two." in texts:
+            raise GenerationError("Generation failed on chunk 1 of 1.")
 
-    monkeypatch.setattr(demo_context.synthesis, "synthesize", flaky)
+    def batch(loaded, mode, items, *args, **kwargs):
+        failing([i.text for i in items])
+        return real_batch(loaded, mode, items, *args, **kwargs)
+
+    def one(loaded, mode, item, *args, **kwargs):
+        failing([item.text])
+        return real_one(loaded, mode, item, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "generate_batch", batch)
+    monkeypatch.setattr(engine, "generate_one", one)
+    made = []
     with pytest.raises(GenerationError, match=r"^Line 2 \(B\): Generation failed on chunk 1 of 1\.$"):
-        render_script(
+        for item in stream_script(
             demo_context.synthesis,
             demo_context.library,
             "A: One.\nB: Two.\nA: Three.",
             "A = Ryan\nB = Aiden",
             sampling=FAST,
-        )
-    assert calls == ["One.", "Two."]
+        ):
+            made.append(item)
+    # Line 1 alone (first audio early), then lines 2-3 together; the failed batch is retried
+    # item by item, so the error names line 2 and line 1 was already delivered.
+    assert [r.index for r in made] == [0]
+    assert ["Two.", "Three."] in calls and ["Two."] in calls
