@@ -20,6 +20,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.audio.clip import Audio  # noqa: E402
-from core.audio.io import write_audio  # noqa: E402
+from core.audio.io import load_audio, write_audio  # noqa: E402
 from core.audio.reference import ReferenceOptions, prepare_reference  # noqa: E402
 from core.context import build_context  # noqa: E402
 from core.engine.demo_models.build import build_demo_checkpoints  # noqa: E402
@@ -43,15 +44,22 @@ from core.types import CloneRequest, Sampling  # noqa: E402
 GOAL_LIST_MS = 200.0
 
 
-def tone(seconds: float, freq: float) -> Audio:
-    t = np.arange(int(24_000 * seconds)) / 24_000
-    wave = 0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.4 * np.sin(2 * np.pi * 3 * t))
-    return Audio(wave.astype(np.float32), 24_000)
+def speech(seconds: float) -> Audio:
+    """Real espeak-ng speech, ``seconds`` long: clone references must pass the speech check."""
+    if shutil.which("espeak-ng") is None:
+        raise SystemExit("library_bench needs espeak-ng for its reference clips (apt install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        text = "The quick brown fox jumps over the lazy dog, then rests in the warm afternoon sun."
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+        samples = load_audio(path).samples
+    n = int(24_000 * seconds)
+    return Audio(np.resize(samples, n).astype(np.float32), 24_000)
 
 
 def measure_listing(root: Path, voices: int, runs: int) -> dict:
     library = VoiceLibrary(root)
-    clip = tone(1.0, 180.0)
+    clip = speech(1.5)
     start = time.perf_counter()
     for i in range(voices):
         library.save(
@@ -92,13 +100,13 @@ def measure_cloning(data_dir: Path, runs: int) -> dict:
     )
     ctx = build_context(settings)
     clip_path = data_dir / "reference.wav"
-    write_audio(tone(6.0, 150.0), clip_path)
+    write_audio(speech(6.0), clip_path)
     options = ReferenceOptions(trim_silence=True, normalize=True)
     voice = ctx.library.save(
         name="Bench voice",
         kind="clone",
         reference=prepare_reference(clip_path, options).audio,
-        transcript="A steady test tone.",
+        transcript="The quick brown fox jumps over the lazy dog.",
     )
     sampling = Sampling(seed=7, max_new_tokens=24)
     loaded = ctx.models.get(ctx.catalog.resolve("clone", "0.6B"))

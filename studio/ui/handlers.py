@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from core.audio.io import load_audio
 from core.engine.live_decoding import LiveAudio
@@ -276,7 +277,10 @@ def inline_errors(handler: Handler, width: int) -> Handler:
             for update in handler(*args, **kwargs):
                 yield (*update, "")
         except gr.Error as exc:
-            yield (*(gr.skip(),) * width, f"⚠️ {exc.message}")
+            # Gradio ends every streaming output when a generator finishes, and fails the event
+            # (the pill again) if the live player never started: it gets a moment of silence.
+            silence = (24_000, np.zeros(2_400, dtype=np.float32))
+            yield (silence, *(gr.skip(),) * (width - 1), f"⚠️ {exc.message}")
 
     wrapper.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
     wrapper.__name__ = handler.__name__
