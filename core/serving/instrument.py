@@ -6,7 +6,9 @@ calls it too), so the server wraps that one method on its service instance
 at start-up instead of adding bookkeeping to every entry point. The wrapper
 asks the lifecycle for admission (refused while shutting down), counts the
 generation in flight, stops it at the next chunk or live piece when a
-shutdown cancels, and feeds the metrics.
+shutdown cancels, and feeds the metrics. ``SynthesisService.synthesize_many``
+(requests batched together) is wrapped the same way, without the per-piece
+cancellation: a shutdown lets a running batch finish.
 """
 
 from __future__ import annotations
@@ -73,5 +75,20 @@ def instrument(app: AppContext, lifecycle: Lifecycle, metrics: Metrics, audit: A
         return _watched(items, mode, lifecycle, metrics, counted)
 
     service.stream = stream  # type: ignore[method-assign]
+    many = service.synthesize_many
+
+    @functools.wraps(many)
+    def synthesize_many(requests: Any, progress: Any = None, *, client: str | None = None) -> list[Any]:
+        # The batch endpoint, API variants and scripts' later lines: admitted, counted in flight
+        # (a shutdown waits for them) and measured like any generation.
+        lifecycle.admit()
+        with lifecycle.work():
+            outcomes = many(requests, progress, client=client)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, SynthesisResult):
+                metrics.generation(mode_of(request), outcome.timings.get("generate_s", 0.0), outcome.duration)
+        return outcomes
+
+    service.synthesize_many = synthesize_many  # type: ignore[method-assign]
     watch_library(app.library, audit)
     watch_models(app.models, app.store, audit)
