@@ -9,6 +9,7 @@ through ``core.takes.service.TakeService``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -272,6 +273,8 @@ def inline_errors(handler: Handler, width: int) -> Handler:
     line is cleared by the handler's first update. The API endpoints keep raising.
     """
 
+    # wraps: Gradio reads the annotations (not only the signature) to inject gr.Request.
+    @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
         try:
             for update in handler(*args, **kwargs):
@@ -283,8 +286,6 @@ def inline_errors(handler: Handler, width: int) -> Handler:
             yield (silence, *(gr.skip(),) * (width - 1), f"⚠️ {exc.message}")
 
     wrapper.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
-    wrapper.__name__ = handler.__name__
-    wrapper.__doc__ = handler.__doc__
     return wrapper
 
 

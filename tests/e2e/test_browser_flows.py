@@ -220,15 +220,16 @@ def test_generate_without_text_shows_why(studio):
     page = studio.page
     studio.fill("design-description", "A calm, low voice.")
     page.locator("#design-generate").click()
-    toast = studio.toast("Enter some text to speak.")
-    expect(toast).to_be_visible()
-    expect(toast).to_have_css("opacity", "1")  # faded in, so the screenshot shows it
+    # Said inline, under the button (issue 14, defect 7), not in a toast with Error pills.
+    message = page.locator("#design-status")
+    expect(message).to_have_text("⚠️ Enter some text to speak.")
+    assert not studio.error_pills(), studio.error_pills()
     expect(page.locator("#design-summary")).not_to_contain_text("seed")
     expect(page.locator("#design-retry")).to_be_hidden()  # a refusal is not a failed chunk
     studio.shoot(
         "error-empty-text",
         {
-            "message": toast,
+            "message": message,
             "text": studio.field("design-text"),
             "generate": page.locator("#design-generate"),
         },
@@ -260,8 +261,8 @@ def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_s
         retry = page.locator("#design-retry")
         expect(retry).to_be_hidden()
         page.locator("#design-generate").click()
-        toast = studio.toast("Retry failed chunk")
-        expect(toast).to_be_visible(timeout=TAKE_TIMEOUT_S * 1000)
+        toast = page.locator("#design-status")  # said inline under the button (issue 14, defect 7)
+        expect(toast).to_contain_text("Retry failed chunk", timeout=TAKE_TIMEOUT_S * 1000)
         expect(toast).to_contain_text(
             re.compile(
                 # Chunks 2-3 go through the model together (batched), so the batch is named.
@@ -269,7 +270,7 @@ def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_s
                 r"The 1 chunk\(s\) before it are kept"
             )
         )
-        expect(toast).to_have_css("opacity", "1")
+        assert not studio.error_pills(), studio.error_pills()
         expect(retry).to_be_visible()
         studio.shoot("chunk-failed", {"message": toast, "retry": retry, "text": studio.field("design-text")})
 

@@ -511,6 +511,17 @@ def ui_error(call: Callable[[], Any]) -> str:
     return message
 
 
+def ui_status(call: Callable[[], Any]) -> str:
+    """The sentence a streaming Generate handler puts on its status line (its last output) when it
+    refuses: the UI says why inline instead of failing the event (issue 14, defect 7)."""
+    updates = list(call())
+    status = updates[-1][-1]
+    assert isinstance(status, str) and status.startswith("⚠️ "), updates[-1]
+    message = status.removeprefix("⚠️ ")
+    assert_human_message(message)
+    return message
+
+
 PREVIEW_ERRORS = [
     ("text_as_wav", r"not audio that can be read"),
     ("zero_samples", r"contains no audio"),
@@ -521,12 +532,16 @@ PREVIEW_ERRORS = [
 
 @pytest.mark.parametrize("key, error", PREVIEW_ERRORS, ids=[k for k, _ in PREVIEW_ERRORS])
 def test_clone_preview_refuses_broken_clips(key, error, server, files):
-    """The Clone tab's live preview (refresh_preview) runs on every upload: it must refuse clearly too."""
+    """Every upload is checked (check_upload): an unreadable clip is taken off the player and the
+    reason said under it; the live preview (refresh_preview) then stays empty without a second error."""
     settings = server["settings"]
     before = data_snapshot(settings)
-    preview = handler(server, "refresh_preview")
-    message = ui_error(lambda: preview(str(files[key]), None, None, True, True))
+    value, status = handler(server, "check_upload")(str(files[key]))
+    assert value is None and status.startswith("⚠️ "), (value, status)
+    message = status.removeprefix("⚠️ ")
+    assert_human_message(message)
     assert re.search(error, message), message
+    assert handler(server, "refresh_preview")(str(files[key]), None, None, True, True) == (None, "")
     assert data_snapshot(settings) == before
 
 
@@ -562,14 +577,16 @@ def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
         assert re.search(error, ui_error(lambda: save_from_ui(*values)))
     sampling = [-1, 0.9, 50, 1.0, 1.05, 1, "wav", "none", 0.0, 0.0, False, False]
     stream_design = handler(server, "parse_design", generator=True)
-    assert re.search(r"Enter some text", ui_error(lambda: stream_design("  ", "Auto", "calm", *sampling)))
+    assert re.search(r"Enter some text", ui_status(lambda: stream_design("  ", "Auto", "calm", *sampling)))
     stream_custom = handler(server, "parse_custom_voice", generator=True)
-    assert re.search(r"Unknown speaker", ui_error(lambda: stream_custom("Hi", "Nobody", "Auto", "", "0.6B", *sampling)))
+    assert re.search(
+        r"Unknown speaker", ui_status(lambda: stream_custom("Hi", "Nobody", "Auto", "", "0.6B", *sampling))
+    )
     stream_clone = handler(server, "parse_clone", generator=True)
     clone_values = [str(files["short_0_2s"]), "", "", "Hi", "Auto", "0.6B", None, None, True, True, *sampling]
-    assert re.search(r"at least 0\.5 s", ui_error(lambda: stream_clone(*clone_values)))
+    assert re.search(r"at least 0\.5 s", ui_status(lambda: stream_clone(*clone_values)))
     clone_values[0] = str(files["ten_minutes"])
-    assert re.search(r"at most 60 s", ui_error(lambda: stream_clone(*clone_values)))
+    assert re.search(r"at most 60 s", ui_status(lambda: stream_clone(*clone_values)))
     assert data_snapshot(settings) == before
 
 

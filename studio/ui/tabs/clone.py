@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -279,7 +278,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         try:
             load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
         except StudioError as exc:
-            return None, f"⚠️ {Path(ref).name}: {exc}"
+            return None, f"⚠️ {exc}"  # the message names the file
         return gr.skip(), ""
 
     reference.upload(check_upload, reference, [reference, upload_status], api_visibility="private")
