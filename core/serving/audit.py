@@ -146,9 +146,13 @@ def watch_models(manager: ModelManager, store: ModelStore, audit: AuditLog) -> N
 
     @functools.wraps(original_get)
     def get(checkpoint: Any, *args: Any, **kwargs: Any) -> Any:
-        was_resident = checkpoint.key in manager.resident_keys()
+        before = set(manager.resident_keys())
         loaded = original_get(checkpoint, *args, **kwargs)
-        if not was_resident:
+        if checkpoint.key not in before:
+            # A load beyond --max-resident evicts the least recently used model first:
+            # that is an unload too, and the log should say which and why.
+            for key in sorted(before - set(manager.resident_keys())):
+                audit.record("model.unload", key, reason="evicted", for_model=checkpoint.key)
             audit.record("model.load", checkpoint.key, seconds=round(loaded.load_seconds, 3), device=loaded.device)
         return loaded
 
@@ -159,10 +163,16 @@ def watch_models(manager: ModelManager, store: ModelStore, audit: AuditLog) -> N
             audit.record("model.unload", ",".join(keys))
 
     _after(manager, "unload", unloaded)
-    _after(
-        manager,
-        "set_max_resident",
-        lambda _r, *a, **k: audit.record("settings.change", "max_resident", value=_arg(a, k, 0, "value")),
-    )
+    original_set = manager.set_max_resident
+
+    @functools.wraps(original_set)
+    def set_max_resident(value: int) -> None:
+        before = set(manager.resident_keys())
+        original_set(value)
+        audit.record("settings.change", "max_resident", value=value)
+        for key in sorted(before - set(manager.resident_keys())):  # lowering the limit evicts
+            audit.record("model.unload", key, reason="evicted")
+
+    manager.set_max_resident = set_max_resident  # type: ignore[method-assign]
     _after(store, "download", lambda _p, *a, **k: audit.record("model.download", _arg(a, k, 0, "checkpoint").key))
     _after(store, "remove", lambda _n, *a, **k: audit.record("model.remove", _arg(a, k, 0, "checkpoint").key))

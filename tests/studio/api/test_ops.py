@@ -129,7 +129,11 @@ def test_audit_log_records_sensitive_actions_without_content(open_server, speech
     client.predict(voice="Audited", new_name="Audited2", api_name="/voice_rename")
     client.predict(voice="Audited2", notes="quiet", api_name="/voice_update")
     client.predict(api_name="/load_model", model="0.6B-Base")
-    client.predict(api_name="/unload_model", model="0.6B-Base")
+    # One model resident at most: loading another evicts 0.6B-Base, and that is audited too.
+    client.predict(api_name="/load_model", model="0.6B-CustomVoice")
+    evicted = [line for line in audit_lines(ctx) if line["action"] == "model.unload"]
+    assert ("demo-0.6B-Base", "evicted") in [(e["object"], e.get("reason")) for e in evicted], evicted
+    client.predict(api_name="/unload_model", model="0.6B-CustomVoice")
     client.predict(voice="Audited2", api_name="/voice_delete")
     lines = audit_lines(ctx)
     actions = [line["action"] for line in lines]
