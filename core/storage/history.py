@@ -111,6 +111,7 @@ class Take:
     format: str
     audio_path: Path
     size_bytes: int  # of the audio file
+    engine: str = "torch"  # what made it (core/engine/interface.py); records older than the field were torch
 
     def as_dict(self) -> dict[str, Any]:
         """The ``take.json`` record (JSON-friendly; the audio is named relative to the take folder)."""
@@ -134,6 +135,7 @@ class Take:
             "format": self.format,
             "audio": self.audio_path.name,
             "size_bytes": self.size_bytes,
+            "engine": self.engine,
         }
 
 
@@ -263,6 +265,7 @@ class History:
                     "format": fmt,
                     "audio": audio_name,
                     "size_bytes": size_bytes,
+                    "engine": str(result.engine),
                 }
                 data = record_bytes(record)
                 # Built from the bytes on their way to disk, so add() returns
@@ -449,6 +452,9 @@ def _take_from_record(record: Any, folder: Path) -> Take:
     size_bytes = value_of("size_bytes", int)
     if not (math.isfinite(duration_s) and duration_s >= 0 and sample_rate > 0 and size_bytes >= 0):
         raise _Unusable(f"its {TAKE_FILE} has an impossible duration, sample rate or size")
+    engine = record.get("engine", "torch")  # absent from takes kept before engines were named
+    if not isinstance(engine, str) or not engine:
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'engine'")
     return Take(
         id=take_id,
         created_at=created_at,
@@ -468,6 +474,7 @@ def _take_from_record(record: Any, folder: Path) -> Take:
         format=fmt,
         audio_path=folder / f"{AUDIO_STEM}.{fmt}",
         size_bytes=size_bytes,
+        engine=engine,
     )
 
 

@@ -126,7 +126,8 @@ def summary(take: Take) -> str:
         f"**{mode_label(take.mode)}** take · {local_time(take.created_at, with_seconds=True)}",
         f"**Voice:** {voice_label(take)}",
         f"**Text:** {preview(take.text, 300)}",
-        f"**Language:** {(take.language or 'auto').capitalize()} · **Seed:** {take.seed} · **Model:** {take.model}",
+        f"**Language:** {(take.language or 'auto').capitalize()} · **Seed:** {take.seed} · **Model:** {take.model}"
+        f" · **Engine:** {take.engine}",
         f"**Length:** {take.duration_s:.1f} s · {take.format.upper()} · {take.size_bytes / 1024:,.0f} KB",
     ]
     if take.voice.get("description") and voice_label(take) != take.voice.get("description"):

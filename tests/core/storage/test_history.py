@@ -112,6 +112,7 @@ def test_add_get_list_delete_round_trip(tmp_path, design, fmt):
     record = json.loads((history.root / take.id / "take.json").read_text(encoding="utf-8"))
     assert record["schema"] == 1 and record["audio"] == f"take.{fmt}"
     assert record == take.as_dict()
+    assert take.engine == record["engine"] == result.engine == "torch"  # the take names its engine
 
     stored = load_audio(take.audio_path)
     assert stored.sample_rate == 24_000
@@ -391,3 +392,23 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, design):
     take = history.add(result, request={"pair": (1, 2), 3: "three"}, sampling={"seed": 1})
     assert take.request == {"pair": [1, 2], "3": "three"} and take.sampling == {"seed": 1}
     assert history.get(take.id) == take
+
+
+def test_the_engine_is_kept_and_older_records_read_as_torch(tmp_path, design):
+    history = History(tmp_path / "history")
+    result, request = design
+    remote = dataclasses.replace(result, engine="remote http://gpu-box:8091/v1")
+    take = history.add(remote, request=request_dict(request))
+    assert history.get(take.id).engine == "remote http://gpu-box:8091/v1"
+
+    # A take kept before takes named their engine has no field: it was made in-process.
+    path = history.root / take.id / "take.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    del record["engine"]
+    path.write_text(json.dumps(record), encoding="utf-8")
+    assert History(tmp_path / "history").get(take.id).engine == "torch"
+
+    record["engine"] = 7
+    path.write_text(json.dumps(record), encoding="utf-8")
+    fresh = History(tmp_path / "history")
+    assert fresh.list() == [] and "invalid 'engine'" in " ".join(fresh.warnings)
