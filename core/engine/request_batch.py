@@ -176,13 +176,9 @@ def _result(service: SynthesisService, one: _Pending) -> SynthesisResult:
     assert one.loaded is not None
     engine_name, notes = service._take_details(one.loaded)
     generate_s = job.extra_timings.get("generate_s", 0.0)
-    return SynthesisResult(
-        audio=audio,
-        mode=job.mode,
-        model=job.checkpoint.key,
+    return job.result(
+        audio,
         seed=one.seed,
-        demo=job.checkpoint.demo,
-        text=job.text,
         chunks=one.chunks,
         timings={**job.extra_timings, "rtf": generate_s / max(audio.duration, 1e-6)},
         warnings=warnings + notes,

@@ -105,6 +105,30 @@ class _Job:
     post: PostProcessing = field(default_factory=PostProcessing)
     extra_timings: dict[str, float] = field(default_factory=dict)
 
+    def result(
+        self,
+        audio: Audio,
+        *,
+        seed: int,
+        chunks: list[str],
+        timings: dict[str, float],
+        warnings: list[str],
+        engine: str,
+    ) -> SynthesisResult:
+        """The take this job made: one place for what every path (stream, variants, batch) records."""
+        return SynthesisResult(
+            audio=audio,
+            mode=self.mode,
+            model=self.checkpoint.key,
+            seed=seed,
+            demo=self.checkpoint.demo,
+            text=self.text,
+            chunks=chunks,
+            timings=timings,
+            warnings=warnings,
+            engine=engine,
+        )
+
     def item(self, text: str, seed: int, cap: int) -> BatchItem:
         return BatchItem(
             text=text,
@@ -440,18 +464,7 @@ class SynthesisService:
         )
         if progress:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")
-        yield SynthesisResult(
-            audio=audio,
-            mode=job.mode,
-            model=job.checkpoint.key,
-            seed=seed,
-            demo=job.checkpoint.demo,
-            text=job.text,
-            chunks=chunks,
-            timings=timings,
-            warnings=warnings,
-            engine=engine_name,
-        )
+        yield job.result(audio, seed=seed, chunks=chunks, timings=timings, warnings=warnings, engine=engine_name)
 
     def _batch(
         self, loaded: LoadedModel, job: _Job, items: list[BatchItem], *, first_index: int, total: int
@@ -525,13 +538,9 @@ class SynthesisService:
         results = []
         for seed, audio in zip(seeds, takes, strict=True):
             results.append(
-                SynthesisResult(
-                    audio=audio,
-                    mode=job.mode,
-                    model=job.checkpoint.key,
+                job.result(
+                    audio,
                     seed=seed,
-                    demo=job.checkpoint.demo,
-                    text=job.text,
                     chunks=chunks,
                     timings={
                         "load_s": load_s,
