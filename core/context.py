@@ -6,6 +6,7 @@ command line all receive this object and reach every service through it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from core.engine.device import DeviceProbe, system_probe
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
 from core.engine.synthesis import SynthesisService
+from core.engine.transcription import Transcriber
 from core.settings import Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
@@ -32,6 +34,8 @@ class AppContext:
     synthesis: SynthesisService
     library: VoiceLibrary
     history: History
+    # Transcription (Mode.ASR) through the same model manager (core/engine/transcription.py).
+    transcriber: Transcriber
     remote: Pool | None = None  # the remote engine servers, when configured (core/engine/remote/)
 
 
@@ -41,7 +45,7 @@ def build_context(
     probe: DeviceProbe | None = None,
     loader: Loader = qwen_loader,
 ) -> AppContext:
-    catalog = Catalog(demo=settings.demo_models)
+    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
     store = ModelStore(settings)
     models = ModelManager(
         catalog=catalog,
@@ -75,6 +79,8 @@ def build_context(
         synthesis=synthesis,
         library=library,
         history=history,
+        # The synthesis service's device lock: a transcription waits for a take and vice versa.
+        transcriber=Transcriber(models, device_lock=getattr(synthesis, "_device_lock", contextlib.nullcontext())),
         remote=remote,
     )
 
@@ -97,5 +103,7 @@ def _remote_engines(settings: Settings, catalog: Catalog, synthesis: SynthesisSe
     )
     pool.check()
     pool.start_monitor()
-    synthesis.engine = EngineRouter(synthesis.engine, pool, fallback=settings.engine_fallback)  # type: ignore[assignment]
+    synthesis.engine = EngineRouter(  # type: ignore[assignment]
+        synthesis.engine, pool, fallback=settings.engine_fallback, device_lock=synthesis._device_lock
+    )
     return pool

@@ -36,6 +36,11 @@ class GenerationError(StudioError):
     """The model failed while generating audio."""
 
 
+class Stopped(StudioError):
+    """The user stopped a take (the Stop button, or an API client that cancelled): not a failure.
+    Not a GenerationError, so a stopped chunk is never retried or reported as failed."""
+
+
 class RemoteEngineError(GenerationError):
     """No remote engine server could generate: every server for the checkpoint is down,
     unreachable or failing (the message names each server and its failure)."""

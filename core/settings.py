@@ -59,6 +59,12 @@ class Settings:
     checkpoint_voice_design: Path | None = None
     checkpoint_custom_voice: Path | None = None
     checkpoint_base: Path | None = None
+    # Transcription (core/engine/transcription.py, docs/ASR.md): a local Whisper folder that
+    # wins over everything, the Hugging Face Whisper repo otherwise, and whether an empty
+    # reference transcript is filled in by itself at generate and save time.
+    checkpoint_asr: Path | None = None
+    asr_model: str = "openai/whisper-small"
+    auto_transcribe: bool = False
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
@@ -194,6 +200,14 @@ def _auth(value: Any) -> str | None:
     return text
 
 
+def _repo_id(value: Any) -> str:
+    text = str(value).strip()
+    owner, sep, name = text.partition("/")
+    if not sep or not owner or not name or "/" in name or any(c.isspace() for c in text):
+        raise ValueError("a Hugging Face model id such as openai/whisper-small")
+    return text
+
+
 def _origins(value: Any) -> str | None:
     items = [item.strip().rstrip("/") for item in str(value or "").split(",") if item.strip()]
     for item in items:
@@ -212,6 +226,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "checkpoint_voice_design": _optional_path,
     "checkpoint_custom_voice": _optional_path,
     "checkpoint_base": _optional_path,
+    "checkpoint_asr": _optional_path,
+    "asr_model": _repo_id,
+    "auto_transcribe": _bool,
     "device": _choice(DEVICES),
     "dtype": _choice(DTYPES),
     "quantize": _choice(QUANTIZE),

@@ -35,6 +35,9 @@ class Mode(str, Enum):
     VOICE_DESIGN = "voice_design"
     CUSTOM_VOICE = "custom_voice"
     BASE = "base"
+    # Not a way to speak: the transcription model (core/engine/transcription.py) is one
+    # more checkpoint of the model manager, loaded and evicted under the same rules.
+    ASR = "asr"
 
     def __str__(self) -> str:
         return self.value
@@ -64,10 +67,11 @@ class Mode(str, Enum):
         return mode
 
 
-_MODE_LABELS = {Mode.VOICE_DESIGN: "Design", Mode.CUSTOM_VOICE: "Custom", Mode.BASE: "Clone"}
+_MODE_LABELS = {Mode.VOICE_DESIGN: "Design", Mode.CUSTOM_VOICE: "Custom", Mode.BASE: "Clone", Mode.ASR: "Transcribe"}
+# The modes that speak: what takes, requests, engines and the CLI's --mode deal in.
+MODES: tuple[Mode, ...] = (Mode.VOICE_DESIGN, Mode.CUSTOM_VOICE, Mode.BASE)
 # What people type (the label in lower case) and what is stored (the value) both name a mode.
-_MODE_WORDS = {**{mode.label.lower(): mode for mode in Mode}, **{mode.value: mode for mode in Mode}}
-MODES: tuple[Mode, ...] = tuple(Mode)
+_MODE_WORDS = {**{mode.label.lower(): mode for mode in MODES}, **{mode.value: mode for mode in MODES}}
 
 # Qwen3-TTS's 12 Hz speech tokenizer emits 12.5 codec frames per second of
 # audio; every seconds <-> frames conversion (length caps, benchmarks) uses it.
@@ -265,9 +269,33 @@ class CloneRequest:
     post: PostProcessing = field(default_factory=PostProcessing)
     # The pronunciation lexicon version to speak with (core/text_lexicon.py); None: the current one.
     lexicon_version: str | None = None
+    # How the reference clip was cut and cleaned (core/audio/reference.py ReferenceOptions.as_dict()),
+    # recorded in the take's recipe; the clip above is already the result.
+    reference_options: dict[str, Any] | None = None
 
 
 Request = DesignRequest | CustomVoiceRequest | CloneRequest
+
+
+@dataclass(frozen=True)
+class PartAudio:
+    """One part of a take as it went into the join: a chunk of a long text, or a script line.
+
+    ``audio`` is the part before the take's finishing (the join adds pauses and
+    edge fades, post-processing levels and trims the whole); ``start_s``/``end_s``
+    say where it sits in the finished take (core/audio/assembly.py works them out).
+    ``seed`` makes the part again on its own; ``speaker``/``voice`` name a script
+    line's part and its voice (None for chunks).
+    """
+
+    index: int
+    text: str
+    seed: int
+    audio: Audio
+    start_s: float
+    end_s: float
+    speaker: str | None = None
+    voice: str | None = None
 
 
 @dataclass
@@ -282,6 +310,10 @@ class SynthesisResult:
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"  # the engine that made it (core/engine/interface.py)
+    # The take's parts (chunks) and the pause the join put between them; the history keeps
+    # each part's audio so one can be redone (core/takes/part_edit.py). Empty: not known.
+    parts: list[PartAudio] = field(default_factory=list)
+    pause_s: float | None = None
 
     @property
     def sample_rate(self) -> int:

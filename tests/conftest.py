@@ -35,6 +35,14 @@ def demo_checkpoints(request, tmp_path_factory) -> dict[str, Path]:
     return build_demo_checkpoints(demo_models_folder(request.config, tmp_path_factory))
 
 
+@pytest.fixture(scope="session")
+def demo_asr(request, tmp_path_factory) -> Path:
+    """The tiny random-weight Whisper (core/engine/demo_models/whisper.py), built once."""
+    from core.engine.demo_models.whisper import build_demo_asr
+
+    return build_demo_asr(demo_models_folder(request.config, tmp_path_factory))
+
+
 def make_demo_settings(data_dir: Path, demo_checkpoints: dict[str, Path], **overrides: Any) -> Settings:
     """Settings for ``data_dir`` on the session's demo checkpoints: CPU, float32, offline.
 

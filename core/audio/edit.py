@@ -27,6 +27,7 @@ __all__ = [
     "normalize_peak",
     "post_process",
     "remove_dc",
+    "silence_bounds",
     "trim",
     "trim_silence",
 ]
@@ -64,14 +65,26 @@ def trim_silence(audio: Audio, top_db: float = 40.0, *, pad_s: float = 0.05) -> 
         raise InvalidInput("top_db must be positive.")
     if pad_s < 0:
         raise InvalidInput("pad_s cannot be negative.")
-    if len(audio) == 0 or not np.any(audio.samples):
+    start, end = silence_bounds(audio, top_db, pad_s=pad_s)
+    if (start, end) == (0, len(audio)):
         return audio
+    return Audio(audio.samples[start:end].copy(), audio.sample_rate)
+
+
+def silence_bounds(audio: Audio, top_db: float = 40.0, *, pad_s: float = 0.05) -> tuple[int, int]:
+    """The ``[start, end)`` samples :func:`trim_silence` keeps (all of it for silence), so a
+    caller can tell where the parts of a joined take moved (core/audio/assembly.py)."""
+    if top_db <= 0:
+        raise InvalidInput("top_db must be positive.")
+    if pad_s < 0:
+        raise InvalidInput("pad_s cannot be negative.")
+    if len(audio) == 0 or not np.any(audio.samples):
+        return 0, len(audio)
     _, (start, end) = librosa.effects.trim(audio.samples, top_db=top_db)
     if end <= start:
-        return audio
+        return 0, len(audio)
     pad = int(round(pad_s * audio.sample_rate))
-    start, end = max(0, start - pad), min(len(audio), end + pad)
-    return Audio(audio.samples[start:end].copy(), audio.sample_rate)
+    return max(0, int(start) - pad), min(len(audio), int(end) + pad)
 
 
 def normalize_peak(audio: Audio, peak_dbfs: float = -1.0) -> Audio:

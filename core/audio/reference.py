@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.audio.analysis import AudioReport, analyze
+from core.audio.cleanup import highpass, reduce_noise
 from core.audio.clip import Audio
 from core.audio.edit import normalize_loudness, trim, trim_silence
 from core.audio.io import load_audio
@@ -28,6 +29,9 @@ class ReferenceOptions:
     end_s: float | None = None
     trim_silence: bool = True
     normalize: bool = True
+    # Clean-up (core/audio/cleanup.py): a high-pass cut-off in Hz (None: off) and noise reduction.
+    highpass_hz: float | None = None
+    denoise: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +39,8 @@ class ReferenceOptions:
             "end_s": self.end_s,
             "trim_silence": self.trim_silence,
             "normalize": self.normalize,
+            "highpass_hz": self.highpass_hz,
+            "denoise": self.denoise,
         }
 
 
@@ -46,12 +52,17 @@ class PreparedReference:
 
 
 def prepare_reference(source: Any, options: ReferenceOptions = ReferenceOptions()) -> PreparedReference:
-    """Load → mono 24 kHz → trim to start/end → trim silence → normalise → analyse."""
+    """Load → mono 24 kHz → trim to start/end → high-pass → reduce noise → trim silence →
+    normalise → analyse. Clean-up comes before the silence trim so hiss no longer counts as sound."""
     audio = load_audio(source, max_seconds=MAX_REFERENCE_UPLOAD_S)
     start = options.start_s if options.start_s else None
     end = options.end_s if options.end_s else None
     if start is not None or end is not None:
         audio = trim(audio, start, end)
+    if options.highpass_hz:
+        audio = highpass(audio, options.highpass_hz)
+    if options.denoise:
+        audio = reduce_noise(audio)
     if options.trim_silence:
         audio = trim_silence(audio)
     before = analyze(audio) if options.normalize else None

@@ -18,6 +18,7 @@ MODE_LABELS = {
     Mode.VOICE_DESIGN: "Voice Design",
     Mode.CUSTOM_VOICE: "Custom Voice",
     Mode.BASE: "Voice Clone (Base)",
+    Mode.ASR: "Transcription (Whisper)",
 }
 
 
@@ -58,14 +59,43 @@ DEMO_CHECKPOINTS: tuple[Checkpoint, ...] = tuple(
     Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True) for c in REAL_CHECKPOINTS
 )
 
+# The transcription model (docs/ASR.md): any Whisper repo on the Hub (--asr-model); the
+# safetensors weights alone, so sizes are those of model.safetensors plus tokenizer files.
+DEFAULT_ASR_REPO = "openai/whisper-small"
+_ASR_GB = {
+    "whisper-tiny": 0.15,
+    "whisper-base": 0.29,
+    "whisper-small": 0.97,
+    "whisper-medium": 3.06,
+    "whisper-large-v3": 3.09,
+    "whisper-large-v3-turbo": 1.62,
+}
+
+
+def asr_checkpoint(repo_id: str = DEFAULT_ASR_REPO, *, demo: bool = False) -> Checkpoint:
+    """The Whisper checkpoint for ``repo_id``, or its tiny demo mirror (core/engine/demo_models/whisper.py)."""
+    name = repo_id.split("/")[-1]
+    key = name.lower()
+    size = key.removeprefix("whisper-") or key
+    if demo:
+        return Checkpoint(f"demo-{key}", "local/demo-asr", Mode.ASR, size, 0.001, demo=True)
+    return Checkpoint(key, repo_id, Mode.ASR, size, _ASR_GB.get(key, 1.0))
+
 
 class Catalog:
-    def __init__(self, *, demo: bool):
+    """The speaking checkpoints (iterating gives only these) and the one ASR checkpoint."""
+
+    def __init__(self, *, demo: bool, asr_repo: str = DEFAULT_ASR_REPO):
         self.demo = demo
         self.checkpoints = DEMO_CHECKPOINTS if demo else REAL_CHECKPOINTS
+        self.asr = asr_checkpoint(asr_repo, demo=demo)
 
     def __iter__(self):
         return iter(self.checkpoints)
+
+    def every(self) -> tuple[Checkpoint, ...]:
+        """Every checkpoint the model manager handles: the speaking ones, then the ASR."""
+        return (*self.checkpoints, self.asr)
 
     def sizes(self, mode: str) -> list[str]:
         wanted = Mode.from_user(mode)
@@ -75,14 +105,14 @@ class Catalog:
         if not isinstance(key, str):
             raise InvalidInput("Name the model by its key as text, e.g. '0.6B-Base' (see /models).")
         wanted = key.strip().lower()
-        for c in self.checkpoints:
+        for c in self.every():
             if wanted in (c.key.lower(), c.repo_id.lower(), c.repo_name.lower()):
                 return c
         # Let scripts written against real keys work in demo mode and vice versa.
-        for c in self.checkpoints:
+        for c in self.every():
             if wanted.removeprefix("demo-") == c.key.lower().removeprefix("demo-"):
                 return c
-        known = ", ".join(c.key for c in self.checkpoints)
+        known = ", ".join(c.key for c in self.every())
         raise InvalidInput(f"Unknown model '{key}'. Known models: {known}.")
 
     def resolve(self, mode: str, size: str | None, preferred_size: str = "1.7B") -> Checkpoint:

@@ -47,6 +47,20 @@ def qwen_loader(path: Path, device: str, dtype: torch.dtype) -> Any:
     return qwen_tts.Qwen3TTSModel.from_pretrained(str(path), device_map=device, dtype=dtype)
 
 
+def asr_loader(path: Path, device: str, dtype: torch.dtype) -> Any:
+    """The transcription model (Mode.ASR): Whisper and its processor (core/engine/transcription.py)."""
+    from core.engine.transcription import load_whisper
+
+    return load_whisper(path, device, dtype)
+
+
+def asr_smoke(model: Any, checkpoint: Checkpoint) -> None:
+    """Two tokens from a second of quiet: proves the dtype works for the ASR model too."""
+    from core.engine.transcription import smoke_transcription
+
+    smoke_transcription(model)
+
+
 def smoke_generation(model: Any, checkpoint: Checkpoint) -> None:
     """A few frames of audio: half precision on MPS can load fine and then fail here."""
     kwargs = {"max_new_tokens": 2}
@@ -124,6 +138,10 @@ class ModelManager:
     probe: DeviceProbe = field(default_factory=system_probe)
     loader: Loader = qwen_loader
     verifier: Verifier | None = smoke_generation
+    # The ASR checkpoint (Mode.ASR) loads through its own pair; residency, LRU and
+    # --max-resident are shared, so Whisper never sits next to a TTS model beyond the limit.
+    asr_loader: Loader = asr_loader
+    asr_verifier: Verifier | None = asr_smoke
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device_preference, self.probe)
@@ -157,7 +175,7 @@ class ModelManager:
             resident = dict(self._resident)
             loading = set(self._loading)
         rows = []
-        for c in self.catalog:
+        for c in self.catalog.every():
             loaded = resident.get(c.key)
             path = loaded.path if loaded else self.store.local_path(c)
             if loaded:
@@ -241,14 +259,17 @@ class ModelManager:
 
     def _load_with_fallback(self, checkpoint: Checkpoint, path: Path) -> LoadedModel:
         errors: list[str] = []
+        asr = checkpoint.mode == Mode.ASR
+        loader = self.asr_loader if asr else self.loader
+        verifier = self.asr_verifier if asr else self.verifier
         for dtype in self._dtypes:
             start = time.perf_counter()
             model = None
             try:
-                model = self.loader(path, self.device, dtype)
+                model = loader(path, self.device, dtype)
                 # Only a chain of candidates needs proof that a dtype really works.
-                if len(self._dtypes) > 1 and self.verifier is not None:
-                    self.verifier(model, checkpoint)
+                if len(self._dtypes) > 1 and verifier is not None:
+                    verifier(model, checkpoint)
             except DependencyError:
                 raise  # a broken install, not this dtype: no other dtype will do better
             except Exception as exc:  # any failure means: try the next dtype

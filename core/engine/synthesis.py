@@ -19,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core import text as textlib
+from core.audio.assembly import EDGE_S, assemble, join_parts
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
-from core.audio.edit import PostProcessing, concat, fade, post_process
+from core.audio.edit import PostProcessing
 from core.audio.speech_check import require_speech
+from core.engine import request_batch
+from core.engine.cancel import check_current
+from core.engine.cancel import current as current_cancel
 from core.engine.catalog import Catalog, Checkpoint
+from core.engine.coalescer import Coalescer, DeviceLock
 from core.engine.interface import BatchItem
 from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
     FastPath,
@@ -38,7 +42,7 @@ from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
 from core.engine.torch_engine import TorchEngine
-from core.errors import GenerationError, InvalidInput, StudioError
+from core.errors import GenerationError, InvalidInput, Stopped, StudioError
 from core.text_lexicon import LexiconStore
 from core.types import (
     MAX_SEED,
@@ -72,6 +76,19 @@ class ChunkFailed(GenerationError):
         self.seed = seed
         self.index = index
         self.text = text
+        self.completed = completed
+        self.total = total
+
+
+class TakeStopped(Stopped):
+    """The user stopped a take (``core/engine/cancel.py``): the chunks made before it are kept,
+    so the take can be stored as a partial one and resumed from chunk ``index`` with the same seeds."""
+
+    def __init__(self, *, job: _Job, seed: int, index: int, completed: list[Audio], total: int):
+        super().__init__(f"Stopped at chunk {index + 1} of {total}; {index} chunk(s) were finished and are kept.")
+        self.job = job
+        self.seed = seed
+        self.index = index  # the first chunk not made (= the number kept)
         self.completed = completed
         self.total = total
 
@@ -159,8 +176,11 @@ class SynthesisService:
         self.preferred_size = preferred_size
         self.pause_s = pause_s
         # One generation at a time per device: two models generating at once
-        # would double peak memory and each run slower anyway.
-        self._device_lock = threading.Lock()
+        # would double peak memory and each run slower anyway. Takes made on a
+        # remote server never take it (_device_for).
+        self._device_lock = DeviceLock()
+        # Whole takes that queue for a busy device are served together (core/engine/coalescer.py).
+        self.coalescer = Coalescer(self._device_lock)
         # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
         self.engine = TorchEngine(manager, quantize=quantize)
         # Batching of long takes: False sends every chunk alone (the stock way).
@@ -328,9 +348,15 @@ class SynthesisService:
         """Encodes a reference once so later generations can skip the encoder."""
         checkpoint = self.catalog.resolve(Mode.BASE, size, self.preferred_size)
         x_vector_only = x_vector_only or not (reference_text or "").strip()
-        with self._device_lock:
+        with self._device_for(checkpoint):
             loaded = self.engine.load(checkpoint, progress)
             return self._encode_prompt(loaded, reference, reference_text, x_vector_only)
+
+    def _device_for(self, checkpoint: Checkpoint) -> contextlib.AbstractContextManager[object]:
+        """What a take of ``checkpoint`` holds while it runs: this machine's device lock, or
+        nothing when a remote server makes it (so it never queues behind a local take, and
+        takes on different servers run at once; a local fallback takes the lock in the router)."""
+        return contextlib.nullcontext() if self.clones_from_clip(checkpoint) else self._device_lock
 
     def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
         """True when the engine for ``checkpoint`` clones from the reference clip itself (a remote
@@ -359,11 +385,33 @@ class SynthesisService:
         return self.engine.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
 
     def resume(
-        self, failed: ChunkFailed, progress: ProgressCallback | None = None, *, client: str | None = None
+        self,
+        failed: ChunkFailed | TakeStopped,
+        progress: ProgressCallback | None = None,
+        *,
+        client: str | None = None,
+        live: bool = False,
     ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
-        """Continues a take whose chunk failed: chunks already made are kept,
-        and generation restarts at the failed chunk with the same seed."""
-        return self._execute(failed.job, progress, seed=failed.seed, done=list(failed.completed), client=client)
+        """Continues a take whose chunk failed or that was stopped: chunks already made are
+        kept, and generation restarts at the next chunk with the same seeds (seed + i)."""
+        return self._execute(
+            failed.job, progress, seed=failed.seed, done=list(failed.completed), client=client, live=live
+        )
+
+    def continue_take(
+        self,
+        request: Request,
+        seed: int,
+        done: Sequence[Audio],
+        progress: ProgressCallback | None = None,
+        *,
+        client: str | None = None,
+        live: bool = False,
+    ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
+        """A stored partial take finished: ``done`` are its first chunks (as made with ``seed``);
+        the rest are made with seed + i, as if the take had never stopped."""
+        job = self._prepare(request)
+        return self._execute(job, progress, seed=seed, done=list(done), client=client, live=live)
 
     def _execute(
         self,
@@ -381,7 +429,16 @@ class SynthesisService:
         started = time.perf_counter()
         pieces: list[Audio] = list(done or [])
         batches: list[int] = []
-        with self._device_lock:
+        device = self._device_for(job.checkpoint)
+        if device is self._device_lock and not live and not done and current_cancel() is None:
+            # A whole take queued behind another may be served with the others queued
+            # for the same model (live and stoppable takes keep their own path).
+            served = request_batch.wait_turn(self, job, seed, chunks, progress, client=client)
+            if served is not None:
+                yield from served
+                return
+            device = self._device_lock.held()  # wait_turn left the lock held for this take
+        with device:
             loaded = self.engine.load(job.checkpoint, progress)
             load_s = time.perf_counter() - started
             if job.ready:
@@ -400,6 +457,7 @@ class SynthesisService:
                     together = "" if size == 1 else f" (chunks {index + 1}-{last} together)"
                     progress(index / len(chunks), f"Generating chunk {index + 1} of {len(chunks)}{together}")
                 try:
+                    check_current()  # Stop, between chunks (every engine; torch also checks every frame)
                     if size == 1:
                         made: list[Audio] = []
                         # The fast path runs the stock call (same codes) and yields live pieces
@@ -419,6 +477,10 @@ class SynthesisService:
                     else:
                         made = self._batch(loaded, job, items[:size], first_index=index, total=len(chunks))
                         batches.append(size)
+                except Stopped as exc:
+                    raise TakeStopped(
+                        job=job, seed=seed, index=len(pieces), completed=list(pieces), total=len(chunks)
+                    ) from exc
                 except GenerationError as exc:
                     raise ChunkFailed(
                         str(exc),
@@ -436,7 +498,9 @@ class SynthesisService:
                     yield ChunkAudio(index=index, total=len(chunks), text=chunks[index], audio=piece)
                     index += 1
             generate_s = time.perf_counter() - gen_start
-        audio = post_process(join_chunks(pieces, self.pause_s), job.post)
+        assembled = assemble(pieces, self.pause_s, job.post)
+        audio = assembled.audio
+        parts = assembled.parts(pieces, chunks, chunk_seeds(seed, len(chunks)))
         warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
         engine_name, engine_notes = self._take_details(loaded)
         warnings += engine_notes
@@ -464,7 +528,9 @@ class SynthesisService:
         )
         if progress:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")
-        yield job.result(audio, seed=seed, chunks=chunks, timings=timings, warnings=warnings, engine=engine_name)
+        result = job.result(audio, seed=seed, chunks=chunks, timings=timings, warnings=warnings, engine=engine_name)
+        result.parts, result.pause_s = parts, self.pause_s
+        yield result
 
     def _batch(
         self, loaded: LoadedModel, job: _Job, items: list[BatchItem], *, first_index: int, total: int
@@ -506,13 +572,14 @@ class SynthesisService:
         chunks = textlib.chunk_text(job.text, max_chars=self.chunk_chars)
         started = time.perf_counter()
         pieces: list[list[Audio]] = [[] for _ in seeds]
-        with self._device_lock:
+        with self._device_for(job.checkpoint):
             loaded = self.engine.load(job.checkpoint, progress)
             load_s = time.perf_counter() - started
             if job.ready:
                 job.ready(loaded, job)
             gen_start = time.perf_counter()
             for index, chunk in enumerate(chunks):
+                check_current()  # Stop (variants keep nothing: each take would be partial)
                 items = [job.item(chunk, s + index, self._cap(chunk, job.sampling)) for s in seeds]
                 step = max(1, self.engine.batch_size(loaded, items) if self.batching else 1)
                 for start in range(0, len(items), step):
@@ -533,10 +600,11 @@ class SynthesisService:
         warnings = [DEMO_WARNING, *job.warnings] if job.checkpoint.demo else list(job.warnings)
         engine_name, engine_notes = self._take_details(loaded)
         warnings += engine_notes
-        takes = [post_process(join_chunks(parts, self.pause_s), job.post) for parts in pieces]
-        audio_s = sum(t.duration for t in takes)
+        takes = [assemble(parts, self.pause_s, job.post) for parts in pieces]
+        audio_s = sum(t.audio.duration for t in takes)
         results = []
-        for seed, audio in zip(seeds, takes, strict=True):
+        for seed, finished, parts in zip(seeds, takes, pieces, strict=True):
+            audio = finished.audio
             results.append(
                 job.result(
                     audio,
@@ -553,6 +621,8 @@ class SynthesisService:
                     engine=engine_name,
                 )
             )
+            results[-1].parts = finished.parts(parts, chunks, chunk_seeds(seed, len(chunks)))
+            results[-1].pause_s = self.pause_s
         log.info(
             "event=variants mode=%s model=%s chars=%d chunks=%d takes=%d wall_s=%.2f client=%s",
             job.mode,
@@ -568,14 +638,12 @@ class SynthesisService:
         return results
 
 
-def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = 0.01) -> Audio:
+def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = EDGE_S) -> Audio:
     """Chunks joined by a pause with short fades at the cut edges (no clicks),
-    or, with no pause, by a short crossfade."""
-    if len(pieces) == 1:
-        return pieces[0]
-    if pause_s <= 0:
-        return concat(pieces, crossfade_s=edge_s)
-    faded = [
-        fade(p, in_s=edge_s if i else 0.0, out_s=edge_s if i < len(pieces) - 1 else 0.0) for i, p in enumerate(pieces)
-    ]
-    return concat(faded, pause_s=pause_s)
+    or, with no pause, by a short crossfade (core/audio/assembly.py)."""
+    return join_parts(pieces, pause_s, edge_s)
+
+
+def chunk_seeds(seed: int, count: int) -> list[int]:
+    """The seed each chunk of a take was made with: chunk i uses ``seed + i``."""
+    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]

@@ -47,6 +47,7 @@ import torch
 
 from core import text as textlib
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
+from core.engine.cancel import cancellable, current, stop_on_cancel
 from core.engine.catalog import Checkpoint
 from core.engine.device import seed_everything
 from core.engine.interface import BatchItem, Capabilities
@@ -54,7 +55,7 @@ from core.engine.live_decoding import FastPath, LiveAudio, quantize_int8
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.errors import GenerationError, InvalidInput, StudioError
-from core.types import MAX_SEED, ClonePrompt, Mode, Sampling
+from core.types import MAX_SEED, MODES, ClonePrompt, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class TorchEngine:
         device = str(loaded.device if loaded else self.manager.device).split(":")[0]
         return Capabilities(
             engine=self.name,
-            modes=tuple(Mode),
+            modes=MODES,
             batching=True,
             max_batch=self._ceiling(device),
             per_item_seeds=True,
@@ -162,8 +163,13 @@ class TorchEngine:
     ) -> Generator[LiveAudio | Audio, None, None]:
         """The stock single call (same codes as qwen-tts alone), with live pieces when asked."""
 
+        # The live path generates in its own thread, which does not inherit the caller's
+        # cancel token (core/engine/cancel.py): it is handed over here.
+        token = current()
+
         def one(loaded: LoadedModel, _chunk: str, index: int, _seed: int, _sampling: Any, _gen: Any, total: int):
-            return self.generate_one(loaded, mode, item, sampling, index=index, total=total)
+            with cancellable(token):
+                return self.generate_one(loaded, mode, item, sampling, index=index, total=total)
 
         # FastPath hands ``one`` its usual arguments (the generate slot included) and runs it as is.
         return self.fast.run(one, loaded, item.text, index, item.seed, sampling, one, total, live=live)
@@ -174,7 +180,7 @@ class TorchEngine:
         """One item through the stock call, seeded the way a script seeds it (``torch.manual_seed``)."""
         kwargs = {**sampling.generate_kwargs(), "max_new_tokens": item.max_new_tokens}
         seed_everything(item.seed % (MAX_SEED + 1))
-        with _errors(loaded, f"chunk {index + 1} of {total}", item.text):
+        with _errors(loaded, f"chunk {index + 1} of {total}", item.text), stop_on_cancel(loaded.model, current()):
             samples = self._stock_call(loaded, mode, [item], kwargs)[0]
         return _checked(samples, f"chunk {index + 1} of {total}", item.text)
 
@@ -202,6 +208,7 @@ class TorchEngine:
         generators = [_generator(loaded.device, i.seed % (MAX_SEED + 1)) for i in items]
         with (
             _errors(loaded, label, items[0].text),
+            stop_on_cancel(loaded.model, current()),  # Stop: every row stops at the next frame
             torch.inference_mode(),
             self._packed(loaded),
             per_row_sampling(generators),

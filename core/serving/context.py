@@ -38,7 +38,13 @@ class ServingContext:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
         # The device lock is held while a generation runs: what is in flight beyond it is queued.
         device_lock = getattr(self.app.synthesis, "_device_lock", None)
-        self.metrics = Metrics(self.app.models, self.lifecycle, lambda: bool(device_lock and device_lock.locked()))
+        coalescer = getattr(self.app.synthesis, "coalescer", None)
+        self.metrics = Metrics(
+            self.app.models,
+            self.lifecycle,
+            lambda: bool(device_lock and device_lock.locked()),
+            coalescer.counts if coalescer is not None else None,
+        )
         self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line
 
     @property

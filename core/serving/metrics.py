@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -43,10 +43,17 @@ def process_memory_bytes() -> int:
 class _StateCollector(Collector):
     """Gauges read at scrape time from the engine and the lifecycle."""
 
-    def __init__(self, manager: ModelManager, lifecycle: Lifecycle, generating: Callable[[], bool]):
+    def __init__(
+        self,
+        manager: ModelManager,
+        lifecycle: Lifecycle,
+        generating: Callable[[], bool],
+        together: Callable[[], tuple[int, int]] | None = None,
+    ):
         self.manager = manager
         self.lifecycle = lifecycle
         self.generating = generating
+        self.together = together
 
     def queue(self) -> tuple[int, int]:
         """(in flight, waiting for the device): what holds the device lock is not waiting."""
@@ -71,10 +78,27 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_draining", "1 while the studio is shutting down.", int(self.lifecycle.draining)
         )
+        if self.together is not None:
+            # Takes that queued for the device and were served together (core/engine/coalescer.py).
+            served, batches = self.together()
+            yield CounterMetricFamily(
+                f"{PREFIX}_requests_served_together",
+                "Takes that waited for the device and were generated in one batch with others.",
+                served,
+            )
+            yield CounterMetricFamily(
+                f"{PREFIX}_coalesced_batches", "Runs that served several queued takes together.", batches
+            )
 
 
 class Metrics:
-    def __init__(self, manager: ModelManager, lifecycle: Lifecycle, generating: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        manager: ModelManager,
+        lifecycle: Lifecycle,
+        generating: Callable[[], bool] = lambda: False,
+        together: Callable[[], tuple[int, int]] | None = None,
+    ):
         self.registry = CollectorRegistry()
         registry = self.registry
         self.requests = Counter(
@@ -99,7 +123,7 @@ class Metrics:
             buckets=_RTF,
             registry=registry,
         )
-        self.state = _StateCollector(manager, lifecycle, generating)
+        self.state = _StateCollector(manager, lifecycle, generating, together)
         registry.register(self.state)
         if sys.platform.startswith("linux"):
             ProcessCollector(registry=registry)  # process_* (memory, CPU, open files); Linux only

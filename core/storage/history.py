@@ -5,6 +5,7 @@ Layout under the history root (``<data_dir>/history/``), one folder per take::
     .lock                  cross-process lock file (filelock)
     <id>/take.json         the take's record (schema 1, UTF-8 JSON)
     <id>/take.<fmt>        the audio, encoded once when the take was made
+    <id>/parts/NNN.wav     each chunk or script line as it was joined (core/storage/take_parts.py)
     .tmp-<uuid>/           a take being written (ignored when listing)
     .trash-<uuid>/         a take being deleted (ignored when listing)
 
@@ -45,7 +46,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,12 @@ from core.storage.folder_store import (
     fold,
     record_bytes,
 )
+from core.storage.take_parts import BadParts, TakePart, parts_from_record, write_parts
 from core.types import SynthesisResult, normalize_language
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "History", "HistoryError", "Take"]
+__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "History", "HistoryError", "Take", "TakePart"]
 
 SCHEMA_VERSION = 1
 # Raw PCM has no header: a stored .pcm take could not be played or decoded
@@ -75,6 +77,7 @@ DEFAULT_MAX_TAKES = 500
 DEFAULT_MAX_BYTES = 2_000_000_000
 
 TAKE_FILE = "take.json"
+TAKE_COMPLETE, TAKE_STOPPED = "complete", "stopped"
 AUDIO_STEM = "take"
 # A record holds the text twice (take and request) and texts are capped at
 # 50,000 characters, so anything this big is not a record we wrote.
@@ -112,6 +115,29 @@ class Take:
     audio_path: Path
     size_bytes: int  # of the audio file
     engine: str = "torch"  # what made it (core/engine/interface.py); records older than the field were torch
+    # "stopped": the user pressed Stop; the audio holds the chunks finished before it (a partial
+    # take, which Resume finishes). Records older than the field were complete.
+    status: str = TAKE_COMPLETE
+    stopped_at: int | None = None  # stopped takes: the chunks kept (= the 0-based chunk that was stopped)
+    total_chunks: int | None = None  # stopped takes: the chunks the whole take has
+    # Its chunks or script lines, each with its own audio (core/storage/take_parts.py); none in older records.
+    parts: list[TakePart] = field(default_factory=list)
+    parts_pause_s: float | None = None  # the pause the join put between parts
+
+    @property
+    def parts_bytes(self) -> int:
+        return sum(part.size_bytes for part in self.parts)
+
+    @property
+    def stopped(self) -> bool:
+        return self.status == TAKE_STOPPED
+
+    @property
+    def status_label(self) -> str:
+        """"stopped at chunk k of n" for a partial take; "" for a complete one."""
+        if not self.stopped:
+            return ""
+        return f"stopped at chunk {(self.stopped_at or 0) + 1} of {self.total_chunks or '?'}"
 
     def as_dict(self) -> dict[str, Any]:
         """The ``take.json`` record (JSON-friendly; the audio is named relative to the take folder)."""
@@ -136,6 +162,11 @@ class Take:
             "audio": self.audio_path.name,
             "size_bytes": self.size_bytes,
             "engine": self.engine,
+            "status": self.status,
+            "stopped_at": self.stopped_at,
+            "total_chunks": self.total_chunks,
+            "parts": [part.as_dict() for part in self.parts],
+            "parts_pause_s": self.parts_pause_s,
         }
 
 
@@ -217,12 +248,15 @@ class History:
         voice: Mapping[str, Any] | None = None,
         language: str = "auto",
         sampling: Mapping[str, Any] | None = None,
+        stopped_at: int | None = None,
+        total_chunks: int | None = None,
     ) -> Take:
         """Stores ``result`` encoded as ``fmt`` with its parameters, then prunes.
 
         ``request`` is whatever the caller needs to regenerate the take (plain
         JSON data). ``sampling`` defaults to ``request["sampling"]`` when that
-        is a dict. Returns the take exactly as :meth:`get` will read it back.
+        is a dict. With ``stopped_at`` (chunks kept) and ``total_chunks``, the take is a partial
+        one the user stopped (status "stopped"). Returns the take exactly as :meth:`get` will read it back.
         """
         if not isinstance(result, SynthesisResult):
             raise TypeError(f"result must be a SynthesisResult, not {type(result).__name__}")
@@ -242,6 +276,8 @@ class History:
             audio_path = write_audio(result.audio, staged / audio_name, fmt)
             fsync_file(audio_path)
             size_bytes = audio_path.stat().st_size
+            # Each part's own audio, lossless, in the same staged folder: it appears with the take.
+            parts = write_parts(staged, result.parts)
             with self._store.locked():
                 now = datetime.now(timezone.utc)
                 take_id = self._new_id(now)
@@ -266,6 +302,11 @@ class History:
                     "audio": audio_name,
                     "size_bytes": size_bytes,
                     "engine": str(result.engine),
+                    "status": TAKE_COMPLETE if stopped_at is None else TAKE_STOPPED,
+                    "stopped_at": None if stopped_at is None else int(stopped_at),
+                    "total_chunks": None if total_chunks is None else int(total_chunks),
+                    "parts": parts,
+                    "parts_pause_s": float(result.pause_s) if parts and result.pause_s is not None else None,
                 }
                 data = record_bytes(record)
                 # Built from the bytes on their way to disk, so add() returns
@@ -367,7 +408,7 @@ class History:
                 f"its audio file is {audio_size:,} bytes but the record says {take.size_bytes:,} "
                 "(it was cut short or replaced)"
             )
-        return take, info.st_size + audio_size
+        return take, info.st_size + audio_size + take.parts_bytes
 
     def _scan(self) -> builtins.list[tuple[Take, int]]:
         """Every usable take with its size on disk, newest first; sets :attr:`warnings`."""
@@ -455,6 +496,19 @@ def _take_from_record(record: Any, folder: Path) -> Take:
     engine = record.get("engine", "torch")  # absent from takes kept before engines were named
     if not isinstance(engine, str) or not engine:
         raise _Unusable(f"its {TAKE_FILE} has an invalid 'engine'")
+    status = record.get("status", TAKE_COMPLETE)  # absent from takes kept before Stop existed
+    if status not in (TAKE_COMPLETE, TAKE_STOPPED):
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'status'")
+    counts = [record.get("stopped_at"), record.get("total_chunks")]
+    if any(c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 0) for c in counts):
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'stopped_at' or 'total_chunks'")
+    try:
+        parts = parts_from_record(record.get("parts"), folder)  # absent from takes kept before parts
+    except BadParts as exc:
+        raise _Unusable(f"its {TAKE_FILE} has invalid parts ({exc})") from None
+    pause = record.get("parts_pause_s")
+    if pause is not None and (isinstance(pause, bool) or not isinstance(pause, (int, float)) or not pause >= 0):
+        raise _Unusable(f"its {TAKE_FILE} has an invalid 'parts_pause_s'")
     return Take(
         id=take_id,
         created_at=created_at,
@@ -475,6 +529,11 @@ def _take_from_record(record: Any, folder: Path) -> Take:
         audio_path=folder / f"{AUDIO_STEM}.{fmt}",
         size_bytes=size_bytes,
         engine=engine,
+        status=status,
+        stopped_at=counts[0],
+        total_chunks=counts[1],
+        parts=parts,
+        parts_pause_s=None if pause is None else float(pause),
     )
 
 

@@ -51,6 +51,8 @@ def recipe_of(request: Request, seed: int, *, voice_id: str | None = None) -> di
         "voice_id": voice_id,
         "reference_text": request.reference_text,
         "x_vector_only": request.x_vector_only,
+        # Trim and clean-up (high-pass, noise reduction) the reference was prepared with.
+        "reference_options": request.reference_options,
     }
 
 
@@ -96,6 +98,7 @@ def clone_request_for_voice(
         reference_text=entry.transcript,
         sampling=sampling,
         lexicon_version=lexicon_version,
+        reference_options=None if entry.trim is None else entry.trim.as_dict(),
     )
     return request, cached
 

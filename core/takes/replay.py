@@ -6,7 +6,7 @@ Either way the same seed and model give the same audio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.audio.edit import PostProcessing
@@ -23,7 +23,7 @@ class Replay:
     result: SynthesisResult
     recipe: dict[str, Any]  # what to store with the new take
     voice: dict[str, Any]
-    request: Request | None  # None for scripts
+    request: Request | None  # None for scripts and edited takes: stored with their recipe as it is
 
 
 def replay(
@@ -46,6 +46,25 @@ def replay(
             post=PostProcessing(**recipe.get("post", {})),
             progress=progress,
         )
-        return Replay(result.to_synthesis_result(), recipe, script_voice_summary(result), None)
-    request = request_from_recipe(recipe, library, synthesis)
-    return Replay(synthesis.synthesize(request, progress), recipe, voice, request)
+        made = Replay(result.to_synthesis_result(), recipe, script_voice_summary(result), None)
+    else:
+        request = request_from_recipe(recipe, library, synthesis)
+        made = Replay(synthesis.synthesize(request, progress), recipe, voice, request)
+    if recipe.get("edits"):
+        made = _with_edits(made, synthesis, library, progress)
+    return made
+
+
+def _with_edits(
+    made: Replay, synthesis: SynthesisService, library: VoiceLibrary, progress: ProgressCallback | None
+) -> Replay:
+    """A take whose parts were redone one by one (core/takes/part_edit.py): the original made
+    again, then its edits applied again in order, so the same audio comes back."""
+    from core.takes.part_edit import apply_edits, draft_text, reassemble
+
+    result = made.result
+    draft = apply_edits(made.recipe, result.mode, result.parts, synthesis, library, progress)
+    audio, parts = reassemble(made.recipe, result.mode, draft, result.pause_s or 0.0)
+    edited = replace(result, audio=audio, parts=parts, text=draft_text(result.mode, draft), chunks=list(draft.texts))
+    # Stored with its recipe as it is (with the edits), not rebuilt from a request.
+    return Replay(edited, made.recipe, made.voice, None)

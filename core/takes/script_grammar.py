@@ -64,6 +64,7 @@ __all__ = [
     "parse_script",
     "parse_voice",
     "preview",
+    "script_language",
     "script_text",
     "strip_group",
 ]
@@ -433,22 +434,75 @@ def casting_from(value: Casting | Mapping[str, Any] | str | None) -> Casting:
     return Casting(roles)
 
 
-def draft_casting(script: str | None, casting: str | None = "") -> str:
+def draft_casting(script: str | None, casting: str | None = "", language: str | None = "auto") -> str:
     """``casting`` plus a ``NAME = SPEAKER`` line for every name of the script it
-    leaves uncast, giving each a built-in speaker not used yet (to edit)."""
+    leaves uncast, each a different built-in speaker not used yet (to edit).
+
+    Speakers whose native language is the script's come first (``language``, or
+    for "auto" the one its writing system shows; Latin script counts as English,
+    the only Latin-script language with native speakers). Of the nine speakers only
+    Ryan and Aiden are native English (both male), so a third English name gets a
+    non-native speaker, chosen to balance the voices' genders, marked ``[English]``
+    so it speaks the script's language even when the Language setting is Auto.
+    """
     try:
-        names = list(dict.fromkeys(line.speaker for line in parse_script(script, max_lines=10**6, max_chars=10**9)))
+        lines = parse_script(script, max_lines=10**6, max_chars=10**9)
     except InvalidInput:
         return casting or ""
+    names = list(dict.fromkeys(line.speaker for line in lines))
+    chosen = normalize_language(language) if language and str(language).strip() else "auto"
+    wanted = chosen if chosen != "auto" else script_language(" ".join(line.text for line in lines))
     current = parse_casting(casting)
     used = {name_key(s.speaker) for s in current.roles.values() if s.speaker}
-    free = [s.name for s in speakers() if name_key(s.name) not in used and name_key(s.id) not in used]
+    free = [s for s in speakers() if name_key(s.name) not in used and name_key(s.id) not in used]
+    genders: dict[str, int] = {}
+    for spec in current.roles.values():
+        if spec.speaker:
+            try:
+                gender = find_speaker(spec.speaker).gender
+            except InvalidInput:
+                continue
+            genders[gender] = genders.get(gender, 0) + 1
     seen: set[str] = set()
     new: list[str] = []
     for name in names:
         if name in current or name_key(name) in seen:
             continue
         seen.add(name_key(name))
-        choice = free.pop(0) if free else speakers()[len(new) % len(speakers())].name
-        new.append(f"{name} = {choice}")
+        if not free:  # more names than speakers: they repeat, in order
+            new.append(f"{name} = {speakers()[len(new) % len(speakers())].name}")
+            continue
+        native = [s for s in free if _speaks(s.native_language, wanted)]
+        # Natives first; among them (or else among all), the gender heard least so far (stable: file order).
+        pool = sorted(native or free, key=lambda s: genders.get(s.gender, 0))
+        pick = pool[0]
+        free.remove(pick)
+        genders[pick.gender] = genders.get(pick.gender, 0) + 1
+        tag = f" [{wanted.capitalize()}]" if not native and chosen == "auto" else ""
+        new.append(f"{name} = {pick.name}{tag}")
     return "\n".join(part for part in ((casting or "").rstrip(), *new) if part)
+
+
+def _speaks(native_language: str, language: str) -> bool:
+    """"Chinese (Beijing dialect)" speaks chinese."""
+    return native_language.strip().lower().split(" ")[0] == language
+
+
+def script_language(text: str) -> str:
+    """The language a script's writing system shows: Hangul → Korean, kana → Japanese,
+    Han → Chinese, Cyrillic → Russian, anything else (Latin) → English."""
+    counts = {"korean": 0, "japanese": 0, "chinese": 0, "russian": 0}
+    for ch in text:
+        code = ord(ch)
+        if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
+            counts["korean"] += 1
+        elif 0x3040 <= code <= 0x30FF:
+            counts["japanese"] += 1
+        elif 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF:
+            counts["chinese"] += 1
+        elif 0x0400 <= code <= 0x04FF:
+            counts["russian"] += 1
+    if counts["japanese"]:  # Japanese mixes kana with Han
+        return "japanese"
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] else "english"

@@ -19,12 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from core.audio.assembly import EDGE_S, assemble
 from core.audio.clip import Audio
-from core.audio.edit import PostProcessing, post_process
+from core.audio.edit import PostProcessing
 from core.engine.catalog import Checkpoint
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import Speaker, find_speaker, speakers
-from core.engine.synthesis import DEMO_WARNING, SynthesisService, join_chunks
+from core.engine.synthesis import DEMO_WARNING, SynthesisService
 from core.errors import GenerationError, InvalidInput, StudioError
 from core.storage.library import Voice, VoiceLibrary
 from core.takes.recipes import RECIPE_VERSION, clone_request_for_voice
@@ -45,6 +46,7 @@ from core.types import (
     CloneRequest,
     CustomVoiceRequest,
     Mode,
+    PartAudio,
     Sampling,
     SynthesisResult,
     normalize_language,
@@ -70,7 +72,6 @@ __all__ = [
 
 DEFAULT_PAUSE_S = 0.4
 MAX_PAUSE_S = 10.0
-EDGE_S = 0.01  # fades at every cut, so joins never click
 LINE_SEED_STRIDE = 1000  # line k uses seed + 1000·k; its chunks use + 0, 1, 2, …
 SCRIPT_WINDOW = 8  # lines handed to the engine together after the first (it sizes each call itself)
 
@@ -240,6 +241,21 @@ class ScriptResult:
             timings=dict(self.timings),
             warnings=list(self.warnings),
             engine=self.engine,
+            # Each line is a part (its audio as joined): History redoes lines one by one from these.
+            parts=[
+                PartAudio(
+                    index=i,
+                    text=r.text,
+                    seed=r.seed,
+                    audio=r.audio,
+                    start_s=start,
+                    end_s=min(start + r.duration, self.duration),
+                    speaker=r.speaker,
+                    voice=r.voice,
+                )
+                for i, (r, start) in enumerate(zip(self.lines, self.starts))
+            ],
+            pause_s=self.pause_s,
         )
 
 
@@ -516,8 +532,10 @@ def _render(
         position += len(indices)
 
     lines = [rendered[i] for i in range(total)]
-    audio = post_process(join_chunks([r.audio for r in lines], plan.pause_s, edge_s=EDGE_S), plan.scene_post)
-    starts = _starts(lines, plan.pause_s, audio.sample_rate)
+    # The scene's finishing is levels and fades only (lines were trimmed one by one), so no time moves.
+    assembled = assemble([r.audio for r in lines], plan.pause_s, plan.scene_post, edge_s=EDGE_S)
+    audio = assembled.audio
+    starts = [start for start, _ in assembled.spans]
     demo = any(v.checkpoint.demo for v in plan.cast.values())
     warnings: list[str] = [DEMO_WARNING] if demo else []
     for r in lines:
@@ -636,20 +654,6 @@ def _line_progress(progress: ProgressCallback | None, label: str, position: int,
         progress((position + done) / total, label if quiet else f"{label}: {message}")
 
     return report
-
-
-def _starts(lines: Sequence[RenderedLine], pause_s: float, sample_rate: int) -> list[float]:
-    """Where each line begins in the joined audio (mirrors :func:`join_chunks`)."""
-    starts: list[float] = []
-    cursor = 0
-    gap = int(round(pause_s * sample_rate))
-    overlap = int(round(EDGE_S * sample_rate))
-    for i, r in enumerate(lines):
-        if i and pause_s <= 0:
-            cursor -= min(overlap, cursor, len(r.audio))
-        starts.append(cursor / sample_rate)
-        cursor += len(r.audio) + (gap if pause_s > 0 else 0)
-    return starts
 
 
 def script_recipe(plan: ScriptPlan, result: ScriptResult, *, fmt: str | None = None) -> dict[str, Any]:

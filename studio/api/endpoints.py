@@ -47,12 +47,37 @@ NAMED_API: tuple[Endpoint, ...] = (
         f"{_TABS}.script",
         "Render a dialogue with a cast of voices: the scene, a zip of the lines and details.",
     ),
+    # A kept take's parts and subtitles (History).
+    Endpoint(
+        "take_parts",
+        "take_parts",
+        f"{_TABS}.history_parts",
+        "A take's parts (chunks or script lines) with their text, seed, speaker and times in the take.",
+    ),
+    Endpoint(
+        "part_redo",
+        "part_redo",
+        f"{_TABS}.history_parts",
+        "Redo one part of a take (same seed, new seed or delete); kept as a new take, the original stays.",
+    ),
+    Endpoint(
+        "subtitles",
+        "subtitles",
+        f"{_TABS}.history_parts",
+        "A take's subtitles as an SRT or WebVTT file, timed from its chunks or lines.",
+    ),
     # The engine: no widgets of their own.
     Endpoint("speakers", "list_speakers", "studio.api.named", "The built-in speakers."),
     Endpoint("languages", "list_languages", "studio.api.named", "The languages every mode accepts."),
     Endpoint("models", "list_models", "studio.api.named", "Every checkpoint with its state, device and dtype."),
     Endpoint("load_model", "load_model", "studio.api.named", "Load a checkpoint into memory."),
     Endpoint("unload_model", "unload_model", "studio.api.named", "Unload one checkpoint, or all of them."),
+    Endpoint(
+        "transcribe",
+        "transcribe",
+        "studio.ui.transcribe",
+        "Transcribe a reference clip on this machine (optional start_s/end_s): text, language, seconds.",
+    ),
     # The voice library.
     Endpoint("voices", "voices", f"{_TABS}.library", "Search and filter the library's voices."),
     Endpoint("voice_save", "voice_save", f"{_TABS}.clone", "Save a reference clip as a library voice."),

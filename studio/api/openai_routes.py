@@ -107,6 +107,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         job = await run_in_threadpool(build_job, ctx, plan)
         items = await run_in_threadpool(lambda: ctx.app.synthesis.stream(job.request, client=client, live=True))
         headers = {"X-Model": plan.checkpoint.key, "X-Sample-Rate": "24000"}
+        if plan.sampling.seed is not None:  # known before the audio: a remote studio reads it (seed applied)
+            headers["X-Seed"] = str(plan.sampling.seed)
         return await stream_response(ctx, plan, job, items, headers)
 
     async def create_speech_batch(request: Request) -> Response:

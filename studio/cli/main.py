@@ -33,6 +33,8 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--checkpoint-voice-design", dict(help="local VoiceDesign checkpoint folder")),
     ("--checkpoint-custom-voice", dict(help="local CustomVoice checkpoint folder")),
     ("--checkpoint-base", dict(help="local Base (clone) checkpoint folder")),
+    ("--checkpoint-asr", dict(help="local Whisper folder for transcription")),
+    ("--asr-model", dict(help="Hugging Face Whisper model for transcription (default openai/whisper-small)")),
     ("--device", dict(help=f"one of {', '.join(DEVICES)}")),
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
     ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
@@ -70,6 +72,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
 _SWITCH_FLAGS: list[tuple[str, str]] = [
     ("--offline", "never reach the network; fail clearly if a model is missing"),
     ("--demo-models", "use tiny random-weight models built locally (test output, not speech)"),
+    ("--auto-transcribe", "fill an empty reference transcript by transcribing the clip at generate and save time"),
     ("--insecure-no-auth", "allow a non-loopback --host without a password (trusted networks only)"),
 ]
 

@@ -9,6 +9,7 @@ import gradio as gr
 from studio.api.named import register_api
 from studio.ui.blocks import StudioBlocks
 from studio.ui.context import StudioContext
+from studio.ui.jobs_panel import build_jobs_panel
 from studio.ui.tabs.clone import build_clone_tab
 from studio.ui.tabs.custom_voice import build_custom_voice_tab
 from studio.ui.tabs.design import build_design_tab
@@ -48,6 +49,8 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
     with StudioBlocks(title=TITLE) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
+        # Takes being made survive a reload: the page lists them and can follow one again.
+        build_jobs_panel(ctx, app)
         with gr.Tabs() as tabs:
             build_design_tab(ctx)
             build_custom_voice_tab(ctx)

@@ -39,11 +39,23 @@ def translate(exc: Exception, where: str) -> gr.Error:
 
 
 def friendly_errors(fn: Handler) -> Handler:
-    """Wraps an event handler (plain or generator) so its errors reach the user as sentences.
+    """Wraps an event handler (plain, async or generator) so its errors reach the user as sentences.
 
     The wrapper keeps ``fn``'s signature: Gradio reads it to name the API's
     parameters and to decide where to inject ``gr.Progress`` and ``gr.Request``.
     """
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc, fn.__name__) from None
+
+        async_wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        return async_wrapper  # type: ignore[return-value]
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)

@@ -1,33 +1,33 @@
 """Event handlers made from a tab's parse function, and how they are wired to buttons.
 
 A synthesis tab only writes ``parse(plain values) -> TakeJob``; from it come
-the named API endpoint (blocking, returns (file, details)), the Generate
-button's handler (streams chunks to a live player, then the same (file,
-details)) and the "Retry failed chunk" handler. Every take is made and kept
-through ``core.takes.service.TakeService``.
+the named API endpoint (returns (file, details)), the Generate button's handler
+(follows the take: live pieces and progress, then the same (file, details)),
+Stop, Resume and "Retry failed chunk". Every take is a job of ``ctx.jobs``
+(core/takes/jobs.py), made and kept through ``core.takes.service.TakeService``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from core.audio.io import load_audio
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed
 from core.errors import InvalidInput
+from core.takes.jobs import Job, JobState, plan_text
 from core.takes.service import KeptTake, TakeJob
-from core.types import SynthesisResult
 from studio.api.endpoints import declared
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.progress import gradio_progress
-from studio.ui.widgets import MAX_TAKES, TakePlayers, summary_from_info
+from studio.ui.widgets import MAX_TAKES, ActionBar, TakePlayers, summary_from_info
 
 # Every event that touches a model shares this queue slot: two clicks can
 # never run two generations (or a load and an unload) into the same memory.
@@ -53,24 +53,32 @@ def takes_count(value: Any) -> int:
     return int(value)
 
 
+def owner_of(request: gr.Request | None) -> str:
+    """The browser session a job belongs to (its tab's Stop and Resume act on its own jobs)."""
+    return str(getattr(request, "session_hash", "") or "")
+
+
 def take_handlers(
     ctx: StudioContext, parse: Parse, *, takes: bool = False, extra_outputs: int = 0
 ) -> tuple[Handler, Handler, Handler]:
     """From one `parse(plain values) -> TakeJob`, the event handlers:
 
-    - the API handler returns (file, details) — the scripting contract;
-    - the UI handler streams each chunk to a live player as it is generated,
-      then delivers the same (file, details);
-    - the retry handler continues this session's last failed take from its
-      failed chunk.
+    - the API handler returns (file, details) -- the scripting contract;
+    - the UI handler follows the take as it is made: each live piece to the player, the
+      progress line ("chunk k of n", elapsed, time left), then the same (file, details);
+    - the retry handler continues this session's last failed take from its failed chunk.
+    Every take is made by a job in ``ctx.jobs`` (core/takes/jobs.py), in the studio's worker
+    thread: it keeps going if the page closes, and Stop reaches it. An API client that
+    cancels its call (gradio_client's ``job.cancel()``) stops the job the same way.
     The first two carry parse's signature, so the API shows its parameter names.
     With ``takes``, a ``variants`` count (1-8) follows parse's values: several
     takes of the request generated together (``TakeService.make_variants``);
     the UI handler then also fills ``extra_outputs`` (the take gallery).
+    UI outputs: live player, take, details, progress line, then the gallery's.
     """
     count = len(inspect.signature(parse).parameters)
     width = count + (1 if takes else 0)
-    skips = (gr.skip(),) * extra_outputs
+    tab = parse.__name__
 
     def split(args: tuple[Any, ...], progress: Any, request: Any) -> tuple[tuple[Any, ...], int, Any, Any]:
         """Gradio hands progress and request over positionally, right after parse's values: it only
@@ -80,95 +88,50 @@ def take_handlers(
         variants = takes_count(args[count]) if takes and len(args) > count else 1
         return args[:count], variants, progress, request
 
-    def make(job: TakeJob, variants: int, progress: Any, request: Any) -> list[KeptTake]:
-        ctx.check_request_rate(request)
+    def start(args: tuple[Any, ...], kwargs: dict[str, Any], variants: int, request: Any) -> Job:
+        job = parse(*args, **kwargs)
         job.variants = variants
-        if variants > 1:
-            return ctx.takes.make_variants(job, gradio_progress(progress), client=client_id(request))
-        return [ctx.takes.make(job, gradio_progress(progress), client=client_id(request))]
+        ctx.check_request_rate(request)
+        return ctx.jobs.start_take(job, client=client_id(request), owner=owner_of(request), tab=tab)
 
-    def run(
+    async def run(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
     ) -> tuple[str, dict[str, Any]]:
         args, variants, progress, request = split(args, progress, request)
-        kept = make(parse(*args, **kwargs), variants, progress, request)
-        return kept[0].path, with_takes(kept)
-
-    def deliver(
-        job: TakeJob, items: Iterable[LiveAudio | ChunkAudio | SynthesisResult], key: str
-    ) -> Iterator[tuple[Any, Any, Any]]:
-        # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
-        # had them is not played again when its exact audio arrives.
-        played_live: set[int] = set()
+        job = start(args, kwargs, variants, request)
+        report = gradio_progress(progress)
         try:
-            for item in items:
-                if isinstance(item, LiveAudio):
-                    played_live.add(item.index)
-                    yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip(), *skips
-                elif isinstance(item, ChunkAudio):
-                    if item.index not in played_live:
-                        yield (item.audio.sample_rate, item.audio.samples), gr.skip(), gr.skip(), *skips
-                else:
-                    kept = ctx.takes.keep(job, item)
-                    yield gr.skip(), kept.path, kept.details, *gallery_updates([])
-        except ChunkFailed as failed:
-            ctx.failed[key] = (job, failed)
-            while len(ctx.failed) > MAX_FAILED_TAKES:
-                ctx.failed.pop(next(iter(ctx.failed)))
-            reason = str(failed).rstrip()
-            reason += "" if reason.endswith((".", "!", "?")) else "."
-            raise gr.Error(
-                f"{reason} The {failed.index} chunk(s) before it are kept: press "
-                "'Retry failed chunk' to regenerate from this chunk on.",
-                title="A chunk failed",
-            ) from None
-
-    def gallery_updates(kept: list[KeptTake]) -> tuple[Any, ...]:
-        """Row, details state, then per take its column (shown or not) and its player."""
-        if not extra_outputs:
-            return ()
-        shown = list(kept) if len(kept) > 1 else []
-        columns = [gr.update(visible=i < len(shown)) for i in range(MAX_TAKES)]
-        players = [
-            gr.update(value=shown[i].path, label=f"Take {i + 1} · seed {shown[i].details.get('seed')}")
-            if i < len(shown)
-            else gr.update(value=None)
-            for i in range(MAX_TAKES)
-        ]
-        return (gr.update(visible=bool(shown)), [k.details | {"path": k.path} for k in shown], *columns, *players)
+            while not job.finished:
+                await asyncio.sleep(0.1)
+                if report is not None:
+                    report(job.fraction(), job.progress_text())
+        except asyncio.CancelledError:
+            # Gradio cancels this task when the client cancels (job.cancel()) or goes away:
+            # stop the model too, and hand the device back before the next request starts.
+            ctx.jobs.stop(job.id)
+            await asyncio.get_running_loop().run_in_executor(None, job.wait, STOP_WAIT_S)
+            raise
+        if job.state is not JobState.DONE:
+            raise job.error or InvalidInput("The take was stopped.")
+        return job.kept[0].path, with_takes(job.kept)
 
     def stream(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
     ) -> Iterator[tuple[Any, ...]]:
         args, variants, progress, request = split(args, progress, request)
-        job = parse(*args, **kwargs)
-        if variants > 1:  # generated together, shown side by side; the first is the take until one is picked
-            kept = make(job, variants, progress, request)
-            # The live player plays the first take (a streaming output must get a value once).
-            first = load_audio(kept[0].path)
-            yield (first.sample_rate, first.samples), gr.skip(), gr.skip(), *skips
-            yield gr.skip(), kept[0].path, with_takes(kept), *gallery_updates(kept)
-            return
-        ctx.check_request_rate(request)
         key = failed_key(request, parse)
         ctx.failed.pop(key, None)
-        yield from deliver(
-            job,
-            ctx.app.synthesis.stream(job.request, gradio_progress(progress), live=True, client=client_id(request)),
-            key,
-        )
+        job = start(args, kwargs, variants, request)
+        yield from follow_job(ctx, job, key, extra_outputs)
 
-    def retry(
-        progress: gr.Progress = gr.Progress(), request: gr.Request | None = None
-    ) -> Iterator[tuple[Any, Any, Any]]:
+    def retry(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         key = failed_key(request, parse)
         if key not in ctx.failed:
             raise InvalidInput("Nothing to retry: the last take in this tab did not fail.")
         ctx.check_request_rate(request)
-        job, failed = ctx.failed.pop(key)
-        yield from deliver(
-            job, ctx.app.synthesis.resume(failed, gradio_progress(progress), client=client_id(request)), key
-        )
+        take, failed = ctx.failed.pop(key)
+        job = ctx.jobs.retry(take, failed, client=client_id(request), owner=owner_of(request), tab=tab)
+        yield from follow_job(ctx, job, key, extra_outputs)
 
     # Positional (not keyword-only): Gradio injects Progress and Request only into positional parameters.
     extra = [
@@ -191,6 +154,76 @@ def take_handlers(
     return friendly_errors(run), friendly_errors(stream), friendly_errors(retry)
 
 
+def follow_job(ctx: StudioContext, job: Job, key: str, extra_outputs: int = 0) -> Iterator[tuple[Any, ...]]:
+    """A job's progress and live pieces as UI updates, then its take (live, take, details, progress, gallery…).
+
+    Only follows: closing the page ends this generator, never the job.
+    """
+    skips = (gr.skip(),) * extra_outputs
+    # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
+    # had them is not played again when its exact audio arrives.
+    played_live: set[int] = set()
+    started = False
+    for pieces, finished in job.follow():
+        for item in pieces:
+            audio = None
+            if isinstance(item, LiveAudio):
+                played_live.add(item.index)
+                audio = item.audio
+            elif isinstance(item, ChunkAudio) and item.index not in played_live:
+                audio = item.audio
+            if audio is not None:
+                started = True
+                yield (audio.sample_rate, audio.samples), gr.skip(), gr.skip(), job.progress_text(), *skips
+        if not finished:
+            yield gr.skip(), gr.skip(), gr.skip(), job.progress_text(), *skips
+    # Gradio fails a streaming event whose live player never got a value: a moment of silence.
+    first = gr.skip() if started else SILENCE
+    if job.state is JobState.DONE:
+        kept = job.kept
+        yield first, kept[0].path, with_takes(kept), job.progress_text(), *gallery_updates(kept, extra_outputs)
+    elif job.state is JobState.STOPPED:
+        partial = job.partial
+        if partial is not None:
+            note = f"⏹ {partial.take.status_label.capitalize()}: the chunks before it are kept in History. Press **Resume** to finish it."
+            yield first, partial.path, partial.details, note, *gallery_updates([], extra_outputs)
+        else:
+            yield first, gr.skip(), gr.skip(), f"⏹ {job.progress_text()} Nothing was kept.", *skips
+    else:
+        error = job.error
+        if isinstance(error, ChunkFailed) and job.take is not None:
+            ctx.failed[key] = (job.take, error)
+            while len(ctx.failed) > MAX_FAILED_TAKES:
+                ctx.failed.pop(next(iter(ctx.failed)))
+            reason = str(error).rstrip()
+            reason += "" if reason.endswith((".", "!", "?")) else "."
+            raise gr.Error(
+                f"{reason} The {error.index} chunk(s) before it are kept: press "
+                "'Retry failed chunk' to regenerate from this chunk on.",
+                title="A chunk failed",
+            )
+        raise error or InvalidInput("The take failed.")
+
+
+SILENCE = (24_000, np.zeros(2_400, dtype=np.float32))
+STOP_WAIT_S = 30.0  # how long a cancelled API call waits for the model to let go (it takes about a frame)
+
+
+def gallery_updates(kept: list[KeptTake], extra_outputs: int) -> tuple[Any, ...]:
+    """Row, details state, then per take its column (shown or not) and its player."""
+    if not extra_outputs:
+        return ()
+    shown = list(kept) if len(kept) > 1 else []
+    columns = [gr.update(visible=i < len(shown)) for i in range(MAX_TAKES)]
+    players = [
+        gr.update(value=shown[i].path, label=f"Take {i + 1} · seed {shown[i].details.get('seed')}")
+        if i < len(shown)
+        else gr.update(value=None)
+        for i in range(MAX_TAKES)
+    ]
+    return (gr.update(visible=bool(shown)), [k.details | {"path": k.path} for k in shown], *columns, *players)
+
+
 def wire_generate(
     ctx: StudioContext,
     parse: Parse,
@@ -201,59 +234,121 @@ def wire_generate(
     info: gr.JSON,
     summary: gr.Markdown,
     status: gr.Markdown | None = None,
+    text: gr.Textbox | None = None,
+    *,
+    bar: ActionBar,
 ) -> None:
     """The visible button streams (UI only); a hidden twin is the stable named API endpoint.
 
     With a ``status`` line (under the button), a refused or failed take is told there in plain
-    words and the players keep what they had; without it, the error goes to a toast.
+    words and the players keep what they had; without it, the error goes to a toast. Stop and
+    Resume (``bar``, from widgets.action_bar) act on this browser session's take in this tab; with ``text``, the
+    progress line tells the text's characters, chunks and estimated length before generating.
     """
     live, take = players.live, players.take
     gallery = players.gallery
+    players.bar = bar
     outputs: list[Any] = []
     if players.takes is not None and gallery is not None:
         inputs = [*inputs, players.takes]
         outputs = [gallery.row, gallery.details, *gallery.columns, *gallery.players]
     run, stream, retry = take_handlers(ctx, parse, takes=bool(outputs), extra_outputs=len(outputs))
-    ui_outputs: list[Any] = [live, take, info, *outputs]
+    ui_outputs: list[Any] = [live, take, info, bar.progress, *outputs]
     if status is not None:
         stream, retry = inline_errors(stream, len(ui_outputs)), inline_errors(retry, len(ui_outputs))
         ui_outputs.append(status)
     api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    tab = parse.__name__
 
     def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
         return gr.update(visible=failed_key(request, parse) in ctx.failed)
 
+    def stopped_take(request: gr.Request | None) -> str | None:
+        """The id of this session's take in this tab, when its last job stopped it part-way."""
+        job = ctx.jobs.latest(owner_of(request), tab)
+        if job is None or job.state is not JobState.STOPPED or job.partial is None:
+            return None
+        return job.partial.take.id
+
+    def offer_resume(request: gr.Request | None = None) -> dict[str, Any]:
+        return gr.update(visible=stopped_take(request) is not None)
+
+    def stop(request: gr.Request | None = None) -> str:
+        jobs = ctx.jobs.active(owner_of(request), tab)
+        for job in jobs:
+            ctx.jobs.stop(job.id)
+        return "Stopping…" if jobs else "Nothing is being made in this tab."
+
+    def resume(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        take_id = stopped_take(request)
+        if take_id is None:
+            raise InvalidInput("Nothing to resume: the last take in this tab was not stopped part-way.")
+        ctx.check_request_rate(request)
+        job = ctx.jobs.resume(take_id, client=client_id(request), owner=owner_of(request), tab=tab)
+        yield from follow_job(ctx, job, failed_key(request, parse), len(outputs))
+
+    resume_handler = friendly_errors(resume)
+    if status is not None:
+        resume_handler = inline_errors(resume_handler, len(ui_outputs) - 1)
+
     # A second click while this tab's take ran was refused by Gradio without a word (a 422 in the
     # log): the button first says a take is being made (chained, so it can never arrive after the
-    # take is done), and comes back when it is.
+    # take is done), and comes back when it is. The one take player gives way to the live one.
     label = button.value
-    retried = players.retry.click(busy_button, None, button, api_visibility="private", queue=False).then(
-        retry,
-        None,
-        ui_outputs,
-        api_visibility="private",
-        show_progress_on=[take],
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
-    )
-    # Progress shows on the take only, so the live player stays playable meanwhile.
-    generated = button.click(busy_button, None, button, api_visibility="private", queue=False).then(
-        stream,
-        inputs,
-        ui_outputs,
-        api_visibility="private",
-        show_progress_on=[take],
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
-    )
-    for done in (generated, retried):
-        for after in (done.success, done.failure):
-            after(lambda: gr.update(value=label, interactive=True), None, button, api_visibility="private", queue=False)
-    for event in (retried, generated):
+
+    def busy() -> tuple[Any, ...]:
+        return (
+            gr.update(value=BUSY_LABEL, interactive=False),
+            gr.update(visible=True),
+            gr.update(visible=False),
+            gr.update(visible=True, interactive=True),
+        )
+
+    busy_outputs = [button, live, take, bar.stop]
+    events = []
+    for trigger, handler, handler_inputs in (
+        (button, stream, inputs),
+        (players.retry, retry, None),
+        (bar.resume, resume_handler, None),
+    ):
+        events.append(
+            trigger.click(busy, None, busy_outputs, api_visibility="private", queue=False).then(
+                handler,
+                handler_inputs,
+                ui_outputs,
+                api_visibility="private",
+                show_progress="hidden",  # the progress line says it, and the players stay usable
+                concurrency_id=DEVICE_QUEUE,
+                concurrency_limit=1,
+            )
+        )
+    bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+
+    def idle() -> tuple[Any, ...]:
+        return (
+            gr.update(value=label, interactive=True),
+            gr.update(visible=False),
+            gr.update(visible=True),
+            gr.update(visible=False),
+        )
+
+    for event in events:
+        for after in (event.success, event.failure):
+            after(idle, None, [button, live, take, bar.stop], api_visibility="private", queue=False)
         event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
         # Gradio 6.17 runs .then only after a success; .failure covers the rest.
         for after in (event.then, event.failure):
             after(offer_retry, None, players.retry, api_visibility="private", queue=False)
+            after(offer_resume, None, bar.resume, api_visibility="private", queue=False)
+    if text is not None:
+        text.change(
+            lambda value: plan_text(value or "", ctx.app.synthesis.chunk_chars).describe(),
+            text,
+            bar.progress,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
     if gallery is not None:
         for number, pick in enumerate(gallery.picks):
             pick.click(
@@ -282,18 +377,13 @@ def inline_errors(handler: Handler, width: int) -> Handler:
         except gr.Error as exc:
             # Gradio ends every streaming output when a generator finishes, and fails the event
             # (the pill again) if the live player never started: it gets a moment of silence.
-            silence = (24_000, np.zeros(2_400, dtype=np.float32))
-            yield (silence, *(gr.skip(),) * (width - 1), f"⚠️ {exc.message}")
+            yield (SILENCE, *(gr.skip(),) * (width - 1), f"⚠️ {exc.message}")
 
     wrapper.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
     return wrapper
 
 
 BUSY_LABEL = "Generating… (this tab's take is being made)"
-
-
-def busy_button() -> dict[str, Any]:
-    return gr.update(value=BUSY_LABEL, interactive=False)
 
 
 def with_takes(kept: list[KeptTake]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,7 @@ MAX_TAKES = 8  # as core.engine.synthesis.MAX_VARIANTS
 
 @dataclass
 class SamplingWidgets:
-    seed: gr.Number
-    random_seed: gr.Checkbox
+    seed: gr.Number  # empty (or -1) = a new random seed each take
     temperature: gr.Slider
     top_k: gr.Slider
     top_p: gr.Slider
@@ -65,19 +65,19 @@ def sampling_widgets(*, takes: bool = False) -> SamplingWidgets:
                 info="Generate several takes at once (seeds s, s+1, ...) to compare side by side",
                 elem_id="takes-count",
             )
-        with gr.Row():
-            random_seed = gr.Checkbox(
-                value=True, label="Random seed", scale=1, info="Untick to reproduce a take exactly"
-            )
-            seed = gr.Number(
-                value=-1,
-                label="Seed",
-                precision=0,
-                minimum=-1,
-                interactive=False,
-                scale=2,
-                info="-1 = random; the seed used is shown with each take",
-            )
+        # One seed control (issue 14): empty means random; a number repeats a take exactly.
+        # -1 still means random, for scripts written against the old checkbox + "-1" pair.
+        seed = gr.Number(
+            # A callable: Gradio 6.17 shows (and sends) a Number's initial None as 0, a fixed seed;
+            # None sent at page load shows as an empty box that sends None (random).
+            value=lambda: None,
+            label="Seed",
+            placeholder="random",
+            precision=0,
+            minimum=-1,
+            info="Leave empty for a new random seed each take; type a take's seed to make it again exactly",
+            elem_classes=["seed-control"],
+        )
         with gr.Row():
             temperature = gr.Slider(
                 0.1, 1.5, value=0.9, step=0.05, label="Temperature", info="Higher = livelier and less predictable"
@@ -105,16 +105,8 @@ def sampling_widgets(*, takes: bool = False) -> SamplingWidgets:
         with gr.Row():
             trim = gr.Checkbox(False, label="Trim leading/trailing silence")
             dc = gr.Checkbox(False, label="Remove DC offset")
-    random_seed.change(
-        lambda random: gr.update(interactive=not random, value=-1 if random else 0),
-        random_seed,
-        seed,
-        api_visibility="private",
-        queue=False,
-    )
     return SamplingWidgets(
         seed,
-        random_seed,
         temperature,
         top_k,
         top_p,
@@ -140,7 +132,8 @@ def demo_banner(ctx: StudioContext) -> None:
 
 
 def summary_from_info(info: dict[str, Any] | None) -> str:
-    """The one-line readout under a take, built from the JSON the API also returns."""
+    """The readout under a take, built from the details the API also returns: one line of
+    figures, then what the take is (text, voice, language, engine, id), then any warnings."""
     if not info:
         return ""
     t = info.get("timings", {})
@@ -148,13 +141,48 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
         f"**{info.get('duration_s', 0):.1f} s** of audio",
         f"seed `{info.get('seed')}`",
         f"model `{info.get('model')}`",
-        f"generated in {t.get('generate_s', 0):.1f} s (RTF {t.get('rtf', 0):.2f})",
     ]
+    if "generate_s" in t:
+        parts.append(f"generated in {t.get('generate_s', 0):.1f} s (RTF {t.get('rtf', 0):.2f})")
     if t.get("load_s", 0) > 0.5:
         parts.append(f"model load {t['load_s']:.1f} s")
     if info.get("chunks", 1) > 1:
         parts.append(f"{info['chunks']} chunks")
-    return "\n\n".join([" · ".join(parts), *[f"⚠️ {w}" for w in info.get("warnings", [])]])
+    lines = [" · ".join(parts)]
+    if info.get("status") == "stopped":
+        lines.append(
+            f"⏹ **Stopped at chunk {info.get('stopped_at', 0) + 1} of {info.get('total_chunks', '?')}**: "
+            "a partial take (press Resume to finish it)."
+        )
+    facts = []
+    for key, label in DETAIL_LABELS:
+        value = info.get(key)
+        if value not in (None, "", [], {}):
+            facts.append(f"- {label}: {markdown_text(str(value))}")
+    if facts:
+        lines.append("\n".join(facts))
+    return "\n\n".join([*lines, *[f"⚠️ {w}" for w in info.get("warnings", [])]])
+
+
+# What the readout lists from a take's details, in this order (the API's JSON has them all).
+DETAIL_LABELS = (
+    ("text", "Text"),
+    ("description", "Voice description"),
+    ("speaker", "Speaker"),
+    ("instruct", "Style"),
+    ("voice", "Library voice"),
+    ("language", "Language"),
+    ("engine", "Engine"),
+    ("take_id", "Take"),
+)
+
+
+def markdown_text(text: str, limit: int = 300) -> str:
+    """User text shown literally (no Markdown), cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", text)
 
 
 @dataclass
@@ -169,12 +197,37 @@ class TakeGallery:
 
 
 @dataclass
+class ActionBar:
+    """Generate, Stop, Resume and the progress line, in a bar that stays on screen (sticky)."""
+
+    generate: gr.Button
+    stop: gr.Button
+    resume: gr.Button  # shown while this tab's last take was stopped part-way
+    progress: gr.Markdown  # before: the text's characters, chunks and length; during: chunk k of n
+    status: gr.Markdown  # why a take was refused or failed, in plain words
+
+
+def action_bar(prefix: str, label: str = "Generate") -> ActionBar:
+    """The tab's action bar, laid out where it is called (at the end of the settings column:
+    CSS keeps it at the bottom of the window while the column runs past it, Advanced open or not)."""
+    with gr.Column(elem_id=f"{prefix}-actions", elem_classes=["action-bar"]):
+        with gr.Row(elem_classes=["action-buttons"]):
+            generate = gr.Button(label, variant="primary", elem_id=f"{prefix}-generate", scale=3)
+            stop = gr.Button("Stop", variant="stop", visible=False, elem_id=f"{prefix}-stop", scale=1, min_width=80)
+            resume = gr.Button("Resume", visible=False, elem_id=f"{prefix}-resume", scale=1, min_width=80)
+        progress = gr.Markdown(elem_id=f"{prefix}-progress", elem_classes=["take-progress"])
+        status = gr.Markdown(elem_id=f"{prefix}-status", elem_classes=["inline-status"])
+    return ActionBar(generate, stop, resume, progress, status)
+
+
+@dataclass
 class TakePlayers:
-    live: gr.Audio  # plays chunks as they arrive
+    live: gr.Audio  # plays the take's pieces as they are made; the take replaces it when done
     take: gr.Audio  # the finished take, with download
     retry: gr.Button  # continues a take whose chunk failed
     takes: gr.Slider | None = None  # the Takes count from the Advanced accordion
     gallery: TakeGallery | None = None
+    bar: ActionBar | None = None  # set by wire_generate from the tab's action_bar
 
 
 def take_gallery(prefix: str) -> TakeGallery:
@@ -197,11 +250,25 @@ def take_gallery(prefix: str) -> TakeGallery:
 
 
 def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
-    # A short label: on a phone a long one runs under the player's download/share buttons.
+    """One player per take: the live one while it is made, then the take in its place
+    (no autoplay of the finished take, no Share button: the files are local)."""
     live = gr.Audio(
-        label="Live (as it generates)", streaming=True, autoplay=True, interactive=False, elem_id=f"{prefix}-live"
+        label="Take (playing as it is made)",
+        streaming=True,
+        autoplay=True,  # only ever plays what Generate (or Resume) was just pressed for
+        interactive=False,
+        visible="hidden",
+        buttons=[],
+        elem_id=f"{prefix}-live",
     )
-    take = gr.Audio(label="Take", type="filepath", interactive=False, buttons=["download"], elem_id=f"{prefix}-audio")
+    take = gr.Audio(
+        label="Take",
+        type="filepath",
+        interactive=False,
+        autoplay=False,
+        buttons=["download"],
+        elem_id=f"{prefix}-audio",
+    )
     # Shown only while this session has a failed take in this tab to continue.
     retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
     gallery = take_gallery(prefix) if takes is not None else None

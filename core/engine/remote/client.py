@@ -1,5 +1,12 @@
 """One remote server's HTTP client: ``GET {URL}/models`` and ``POST {URL}/audio/speech``.
 
+``speech_stream`` asks for ``stream: true`` with ``response_format: pcm`` -- what
+vLLM-Omni (``stream=true requires response_format='pcm'``) and a studio's own
+``/v1/audio/speech`` both answer with raw 16-bit little-endian mono PCM sent as it is
+generated -- and yields the samples block by block as they arrive. A server that
+answers a whole file instead (one that ignores ``stream``) still works: its one
+block arrives at the end.
+
 Failures come back as :class:`RemoteFailure` with a kind that tells the pool
 what to do: ``unreachable`` / ``timeout`` / ``server`` (5xx, 429, a broken
 answer) count against the server and the chunk is retried elsewhere;
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -71,6 +79,31 @@ class RemoteClient:
         response = self._request("POST", "audio/speech", json=payload)
         return _decode_wav(response.content), response.headers
 
+    def speech_stream(self, payload: dict[str, Any]) -> Iterator[tuple[np.ndarray, int, httpx.Headers]]:
+        """One streamed ``/audio/speech`` call: (float32 samples, sample rate, headers) per block received."""
+        try:
+            with self._http.stream("POST", "audio/speech", json={**payload, "stream": True}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _check(response)
+                if "wav" in response.headers.get("content-type", ""):  # a whole file after all
+                    audio = _decode_wav(response.read())
+                    yield audio.samples, audio.sample_rate, response.headers
+                    return
+                rate = _sample_rate(response.headers)
+                carry = b""
+                for data in response.iter_bytes():
+                    data = carry + data
+                    cut = len(data) - len(data) % 2  # a block may end inside a 16-bit sample
+                    carry = data[cut:]
+                    if cut:
+                        samples = np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
+                        yield samples, rate, response.headers
+        except httpx.TimeoutException as exc:
+            raise RemoteFailure("timeout", f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:  # the server died mid-stream
+            raise RemoteFailure("unreachable", _transport_message(exc)) from None
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -78,14 +111,29 @@ class RemoteClient:
             raise RemoteFailure("timeout", f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:  # refused, reset, DNS, TLS, the server died mid-answer
             raise RemoteFailure("unreachable", _transport_message(exc)) from None
-        if response.status_code >= 400:
-            message = _error_message(response)
-            if response.status_code in (401, 403):
-                # The key is ours, not the request's: every take would fail on this server.
-                raise RemoteFailure("server", f"refused the key ({response.status_code}: {message})", 401)
-            kind = "server" if response.status_code >= 500 or response.status_code in (404, 408, 429) else "rejected"
-            raise RemoteFailure(kind, f"{response.status_code}: {message}", response.status_code)
+        _check(response)
         return response
+
+
+def _check(response: httpx.Response) -> None:
+    """An error answer as a RemoteFailure of the right kind (see the module notes)."""
+    if response.status_code < 400:
+        return
+    message = _error_message(response)
+    if response.status_code in (401, 403):
+        # The key is ours, not the request's: every take would fail on this server.
+        raise RemoteFailure("server", f"refused the key ({response.status_code}: {message})", 401)
+    kind = "server" if response.status_code >= 500 or response.status_code in (404, 408, 429) else "rejected"
+    raise RemoteFailure(kind, f"{response.status_code}: {message}", response.status_code)
+
+
+def _sample_rate(headers: httpx.Headers) -> int:
+    """Raw PCM carries no rate: a studio says it in X-Sample-Rate; OpenAI's pcm is 24 kHz."""
+    try:
+        rate = int(headers.get("X-Sample-Rate", TARGET_SAMPLE_RATE))
+    except ValueError:
+        return TARGET_SAMPLE_RATE
+    return rate if 8_000 <= rate <= 192_000 else TARGET_SAMPLE_RATE
 
 
 def _transport_message(exc: Exception) -> str:

@@ -10,7 +10,19 @@ proves the seed was applied; for other servers the take's warnings say the
 seed (and sampling) could not be applied.
 
 A batch of chunks goes out as concurrent requests, each to the least busy
-server, so one take spreads over every server for its checkpoint. Remote
+server, so one take spreads over every server for its checkpoint.
+
+**Live pieces:** a chunk asked for with ``stream_chunk(live=True)`` (the first chunk
+of a take the UI plays, a ``stream: true`` API call) goes out with ``stream: true``
+and ``response_format: pcm``; the PCM blocks are handed on as
+:class:`~core.engine.live_decoding.LiveAudio` pieces of at least ``MIN_PIECE_S`` as
+they arrive, and the chunk's audio is their concatenation, so the pieces tile it.
+A server that rejects ``stream`` (a 4xx before any audio) gets the same chunk as a
+whole WAV, and whole files from then on (``ServerState.streams``). A server that
+fails mid-stream is left for the next one, whose audio is played from where the
+pieces had got to. Streamed audio is the server's live audio in 16 bits: for a
+studio engine, its windowed live decode (within ~1e-5 of its take), so a chunk
+made live can differ from the same chunk made whole in the last bit. Remote
 servers clone from the clip itself, so :meth:`create_clone_prompt` encodes
 nothing: it returns a prompt that carries the clip (``ClonePrompt.reference``).
 
@@ -22,31 +34,37 @@ the take's details must say, so concurrent takes never mix their notes.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from core.audio.clip import Audio
+from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.catalog import Checkpoint
 from core.engine.interface import BatchItem, Capabilities
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
 from core.engine.model_store import ProgressCallback
-from core.engine.remote.client import wav_bytes
+from core.engine.remote.client import RemoteFailure, wav_bytes
 from core.engine.remote.discovery import ServerKind
 from core.engine.remote.pool import Pool, ServerState
-from core.errors import InvalidInput
-from core.types import ClonePrompt, Mode, Sampling
+from core.errors import GenerationError, InvalidInput
+from core.types import MODES, ClonePrompt, Mode, Sampling
+
+log = logging.getLogger(__name__)
 
 ENGINE_NAME = "remote"
 TASK_TYPES = {Mode.CUSTOM_VOICE: "CustomVoice", Mode.VOICE_DESIGN: "VoiceDesign", Mode.BASE: "Base"}
 # Requests one take keeps in flight per server: vLLM-Omni batches concurrent requests
 # itself; a studio queues them behind its one device lock, so a few keep it busy.
 PER_SERVER = 4
+# Live pieces of a streamed chunk are at least two codec frames long: fewer, fuller player updates.
+MIN_PIECE_S = 0.16
 
 
 class RemoteModel:
@@ -112,11 +130,11 @@ class RemoteEngine:
         servers = len(self.pool.servers_for(loaded.checkpoint.key)) if loaded else len(self.pool.states)
         return Capabilities(
             engine=self.name,
-            modes=tuple(Mode),
+            modes=MODES,
             batching=True,
             max_batch=max(1, servers * PER_SERVER),
             per_item_seeds=True,  # every item is its own request with its own seed
-            live_frames=False,
+            live_frames=True,  # streamed from the server (stream: true), see the module notes
             clone_prompts=False,  # servers clone from the clip (ref_audio)
         )
 
@@ -143,13 +161,7 @@ class RemoteEngine:
             kind = self.pool.kind(state)
             payload = speech_payload(state.models[checkpoint.key], mode, item, sampling, kind)
             audio, headers = state.client.speech(payload)
-            if kind is ServerKind.STUDIO and headers.get("X-Seed") == str(item.seed):
-                return audio
-            model.note(
-                f"The remote engine {state.label} does not take seeds: the seed was not applied, so this take "
-                "cannot be made again from its seed."
-                + (" Its sampling settings were not applied either." if _has_sampling(sampling) else "")
-            )
+            _note_seed(model, state, kind, headers, item, sampling)
             return audio
 
         audio, state = self.pool.call(checkpoint.key, f"chunk {index + 1} of {total}", send)
@@ -188,8 +200,71 @@ class RemoteEngine:
         total: int,
         live: bool = False,
     ) -> Iterator[LiveAudio | Audio]:
-        """The chunk whole (a remote chunk arrives in one answer; the Live player still plays chunk by chunk)."""
-        yield self.generate_one(loaded, mode, item, sampling, index=index, total=total)
+        """Live pieces as the server streams them (see the module notes), then the chunk's audio;
+        without ``live``, the chunk whole."""
+        if not live:
+            yield self.generate_one(loaded, mode, item, sampling, index=index, total=total)
+            return
+        checkpoint = loaded.checkpoint
+        model = loaded.model
+        assert isinstance(model, RemoteModel)
+
+        def send(state: ServerState) -> Iterator[tuple[np.ndarray, int, Any]]:
+            kind = self.pool.kind(state)
+            payload = speech_payload(state.models[checkpoint.key], mode, item, sampling, kind)
+            if state.streams:
+                received = False
+                try:
+                    for block in state.client.speech_stream({**payload, "response_format": "pcm"}):
+                        received = True
+                        yield block
+                except RemoteFailure as exc:
+                    if received or exc.kind != "rejected":
+                        raise
+                    state.streams = False  # it said no to stream: whole files from now on
+                    log.info("event=remote_stream_unsupported server=%s error=%s", state.label, exc)
+                else:
+                    if not received:
+                        raise RemoteFailure("server", "answered an empty stream")
+                    return
+            audio, headers = state.client.speech(payload)
+            yield audio.samples, audio.sample_rate, headers
+
+        server: ServerState | None = None
+        blocks: list[np.ndarray] = []  # this server's samples (a retry elsewhere starts over)
+        waiting: list[np.ndarray] = []  # received, not yet handed on
+        received = played = 0  # samples from this server / handed on as live pieces
+        rate, headers = TARGET_SAMPLE_RATE, None
+        what = f"chunk {index + 1} of {total}"
+        for (samples, rate, answer), state in self.pool.stream(checkpoint.key, what, send):
+            headers = answer
+            if state is not server:
+                server, blocks, waiting, received = state, [], [], 0
+            blocks.append(samples)
+            fresh = samples[max(0, played - received) :]  # what the player has not had yet
+            received += len(samples)
+            if rate != TARGET_SAMPLE_RATE or not len(fresh):
+                continue  # another rate: no live pieces, the chunk is resampled whole below
+            waiting.append(fresh)
+            if sum(len(w) for w in waiting) >= MIN_PIECE_S * rate:
+                piece = np.concatenate(waiting)
+                yield LiveAudio(index, total, item.text, Audio(piece, rate), played / rate, exact=False)
+                played += len(piece)
+                waiting = []
+        assert server is not None  # pool.stream raises when no server made the chunk
+        whole = np.concatenate(blocks).astype(np.float32, copy=False)
+        if not whole.size:
+            raise GenerationError(f"The remote engine {server.label} answered no audio for chunk {index + 1}.")
+        if waiting:
+            piece = np.concatenate(waiting)
+            yield LiveAudio(index, total, item.text, Audio(piece, rate), played / rate, exact=True)
+        if rate != TARGET_SAMPLE_RATE:
+            import librosa
+
+            whole = librosa.resample(whole, orig_sr=rate, target_sr=TARGET_SAMPLE_RATE).astype(np.float32)
+        _note_seed(model, server, self.pool.kind(server), headers, item, sampling)
+        model.used(server.label)
+        yield Audio(whole, TARGET_SAMPLE_RATE)
 
     def create_clone_prompt(
         self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
@@ -237,6 +312,19 @@ def speech_payload(model_id: str, mode: Mode, item: BatchItem, sampling: Samplin
             if value is not None:
                 payload[name] = value
     return payload
+
+
+def _note_seed(
+    model: RemoteModel, state: ServerState, kind: ServerKind, headers: Any, item: BatchItem, sampling: Sampling
+) -> None:
+    """A studio proves it applied the seed (X-Seed); for any other server the take's details say it was not."""
+    if kind is ServerKind.STUDIO and headers is not None and headers.get("X-Seed") == str(item.seed):
+        return
+    model.note(
+        f"The remote engine {state.label} does not take seeds: the seed was not applied, so this take "
+        "cannot be made again from its seed."
+        + (" Its sampling settings were not applied either." if _has_sampling(sampling) else "")
+    )
 
 
 def _has_sampling(sampling: Sampling) -> bool:

@@ -19,10 +19,11 @@ Every error names the servers and their failures; none holds a key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -59,6 +60,7 @@ class ServerState:
     probing: bool = False  # a half-open probe is under way
     last_error: str | None = None
     checked_at: float | None = None
+    streams: bool = True  # False once it refused ``stream: true``: later chunks ask for whole files
     models: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -188,26 +190,60 @@ class Pool:
             try:
                 result = fn(state)
             except RemoteFailure as exc:
-                with self._lock:
-                    state.in_flight -= 1
-                    state.probing = False
-                if not exc.retryable:
-                    with self._lock:
-                        self._closed(state)  # the server answered: it is healthy
-                    raise GenerationError(f"The remote engine {state.label} refused {what}: {exc}") from None
-                self._failed(state, str(exc))
-                failures.append(f"{state.label} ({exc})")
-                log.warning("event=remote_retry server=%s what=%r error=%s", state.label, what, exc)
+                self._attempt_failed(state, exc, what, failures)
                 continue
             except BaseException:
-                with self._lock:
-                    state.in_flight -= 1
-                    state.probing = False
+                self._released(state)
                 raise
             with self._lock:
                 state.in_flight -= 1
                 self._closed(state)
             return result, state
+
+    def stream(self, key: str, what: str, fn: Callable[[ServerState], Iterator[T]]) -> Iterator[tuple[T, ServerState]]:
+        """``fn``'s items from the best server for ``key`` as they arrive, each with its server.
+
+        A server that fails for a server reason is left for the next one, whose items
+        then start again from the first (the caller sees the server change). Closing
+        this generator closes ``fn``'s and counts the request as finished.
+        """
+        tried: set[int] = set()
+        failures: list[str] = []
+        while True:
+            state = self._acquire(key, tried)
+            if state is None:
+                raise self.down_error(key, what, failures)
+            tried.add(id(state))
+            try:
+                with contextlib.closing(fn(state)) as items:  # type: ignore[type-var]
+                    for item in items:
+                        yield item, state
+            except RemoteFailure as exc:
+                self._attempt_failed(state, exc, what, failures)
+                continue
+            except BaseException:
+                self._released(state)
+                raise
+            with self._lock:
+                state.in_flight -= 1
+                self._closed(state)
+            return
+
+    def _released(self, state: ServerState) -> None:
+        with self._lock:
+            state.in_flight -= 1
+            state.probing = False
+
+    def _attempt_failed(self, state: ServerState, exc: RemoteFailure, what: str, failures: list[str]) -> None:
+        """A failed call: a rejection goes back to the user; a server failure counts, and the caller retries."""
+        self._released(state)
+        if not exc.retryable:
+            with self._lock:
+                self._closed(state)  # the server answered: it is healthy
+            raise GenerationError(f"The remote engine {state.label} refused {what}: {exc}") from None
+        self._failed(state, str(exc))
+        failures.append(f"{state.label} ({exc})")
+        log.warning("event=remote_retry server=%s what=%r error=%s", state.label, what, exc)
 
     def _closed(self, state: ServerState) -> None:
         """Success: the breaker closes (caller holds the lock)."""

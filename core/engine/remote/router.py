@@ -10,10 +10,17 @@ servers fail mid-take: the chunks already made are kept, the rest are local,
 and the take's details say so). A server not reached since start might serve
 the checkpoint, so until it answers the router does not guess "local" unless
 the fallback allows it.
+
+Remote takes do not hold this machine's device lock (``SynthesisService._device_for``):
+a remote take never waits for a local generation, and takes on different servers
+run at once. So everything the router hands to the local engine takes ``device_lock``
+itself -- a remote take's local fallback holds nothing else -- and the lock is
+re-entrant, so a local take that already holds it goes straight through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -21,6 +28,7 @@ from typing import Any
 
 from core.audio.clip import Audio
 from core.engine.catalog import Checkpoint
+from core.engine.coalescer import DeviceLock
 from core.engine.interface import BatchItem, Capabilities
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
@@ -37,11 +45,15 @@ log = logging.getLogger(__name__)
 class EngineRouter:
     name = "router"
 
-    def __init__(self, local: TorchEngine, pool: Pool, *, fallback: str = "none"):
+    def __init__(
+        self, local: TorchEngine, pool: Pool, *, fallback: str = "none", device_lock: DeviceLock | None = None
+    ):
         self.local = local
         self.pool = pool
         self.remote = RemoteEngine(pool)
         self.fallback = fallback
+        # The synthesis service's lock (one local generation at a time), for the local fallback.
+        self.device_lock = device_lock or DeviceLock()
 
     # The synthesis service's faster-path switch belongs to the local engine.
     @property
@@ -71,13 +83,15 @@ class EngineRouter:
             except RemoteEngineError as exc:
                 if self.fallback != "local":
                     raise
-                loaded = self.local.load(checkpoint, progress)
+                with self.device_lock:  # the service took no lock for a remote take
+                    loaded = self.local.load(checkpoint, progress)
                 log.warning("event=remote_fallback model=%s reason=%s", checkpoint.key, exc)
                 return _with_note(loaded, f"Made by the local model: {exc}")
         unreached = self.pool.undiscovered()
         if unreached and self.fallback != "local":
             raise self.pool.down_error(checkpoint.key, "a take")
-        return self.local.load(checkpoint, progress)
+        with self.device_lock:
+            return self.local.load(checkpoint, progress)
 
     def unload(self, key: str | None = None) -> list[str]:
         return self.local.unload(key)
@@ -103,7 +117,8 @@ class EngineRouter:
     ) -> ClonePrompt:
         if is_remote(loaded):
             return self.remote.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
-        return self.local.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
+        with self.device_lock:
+            return self.local.create_clone_prompt(loaded, reference, reference_text, x_vector_only)
 
     # --- generation -------------------------------------------------------------------
 
@@ -118,31 +133,35 @@ class EngineRouter:
         total: int | None = None,
     ) -> list[Audio]:
         if not is_remote(loaded):
-            return self.local.generate_batch(
-                loaded, mode, self._local_items(loaded, items), sampling, first_index=first_index, total=total
-            )
+            with self.device_lock:
+                return self.local.generate_batch(
+                    loaded, mode, self._local_items(loaded, items), sampling, first_index=first_index, total=total
+                )
         try:
             return self.remote.generate_batch(loaded, mode, items, sampling, first_index=first_index, total=total)
         except RemoteEngineError as exc:
-            local = self._fall_back(loaded, exc)
-            return self.local.generate_batch(
-                local, mode, self._local_items(local, items), sampling, first_index=first_index, total=total
-            )
+            with self.device_lock:
+                local = self._fall_back(loaded, exc)
+                return self.local.generate_batch(
+                    local, mode, self._local_items(local, items), sampling, first_index=first_index, total=total
+                )
 
     def generate_one(
         self, loaded: LoadedModel, mode: Mode, item: BatchItem, sampling: Sampling, *, index: int = 0, total: int = 1
     ) -> Audio:
         if not is_remote(loaded):
-            return self.local.generate_one(
-                loaded, mode, self._local_items(loaded, [item])[0], sampling, index=index, total=total
-            )
+            with self.device_lock:
+                return self.local.generate_one(
+                    loaded, mode, self._local_items(loaded, [item])[0], sampling, index=index, total=total
+                )
         try:
             return self.remote.generate_one(loaded, mode, item, sampling, index=index, total=total)
         except RemoteEngineError as exc:
-            local = self._fall_back(loaded, exc)
-            return self.local.generate_one(
-                local, mode, self._local_items(local, [item])[0], sampling, index=index, total=total
-            )
+            with self.device_lock:
+                local = self._fall_back(loaded, exc)
+                return self.local.generate_one(
+                    local, mode, self._local_items(local, [item])[0], sampling, index=index, total=total
+                )
 
     def stream_chunk(
         self,
@@ -156,15 +175,34 @@ class EngineRouter:
         live: bool = False,
     ) -> Iterator[LiveAudio | Audio]:
         if not is_remote(loaded):
-            local_item = self._local_items(loaded, [item])[0]
-            return self.local.stream_chunk(loaded, mode, local_item, sampling, index=index, total=total, live=live)
-        return self._whole_chunk(loaded, mode, item, sampling, index=index, total=total)
+            with self.device_lock:
+                local_item = self._local_items(loaded, [item])[0]
+            run = self.local.stream_chunk(loaded, mode, local_item, sampling, index=index, total=total, live=live)
+            return self._held(run)
+        return self._remote_chunk(loaded, mode, item, sampling, index=index, total=total, live=live)
 
-    def _whole_chunk(
-        self, loaded: LoadedModel, mode: Mode, item: BatchItem, sampling: Sampling, *, index: int, total: int
+    def _remote_chunk(
+        self,
+        loaded: LoadedModel,
+        mode: Mode,
+        item: BatchItem,
+        sampling: Sampling,
+        *,
+        index: int,
+        total: int,
+        live: bool,
     ) -> Iterator[LiveAudio | Audio]:
-        """A generator (the service closes what stream_chunk returns): the chunk, whole."""
-        yield self.generate_one(loaded, mode, item, sampling, index=index, total=total)
+        """The server's live pieces (when it streams), then the chunk; the local model's chunk when
+        every server failed and the fallback allows it."""
+        run = self.remote.stream_chunk(loaded, mode, item, sampling, index=index, total=total, live=live)
+        try:
+            with contextlib.closing(run):  # type: ignore[type-var]
+                yield from run
+        except RemoteEngineError as exc:
+            with self.device_lock:
+                local = self._fall_back(loaded, exc)
+                local_item = self._local_items(local, [item])[0]
+                yield self.local.generate_one(local, mode, local_item, sampling, index=index, total=total)
 
     # --- take details -------------------------------------------------------------------
 
@@ -183,6 +221,11 @@ class EngineRouter:
         return (f"{self.local.name} (local fallback)" if notes else self.local.name), notes
 
     # --- internals ------------------------------------------------------------------------
+
+    def _held(self, run: Iterator[LiveAudio | Audio]) -> Iterator[LiveAudio | Audio]:
+        """A local chunk stream that holds the device lock while it runs (closing it releases it)."""
+        with self.device_lock, contextlib.closing(run):  # type: ignore[type-var]
+            yield from run
 
     def _fall_back(self, loaded: LoadedModel, exc: RemoteEngineError) -> LoadedModel:
         if self.fallback != "local":

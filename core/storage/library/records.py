@@ -57,7 +57,7 @@ ID_RE = re.compile(rf"[a-z0-9](?:[a-z0-9-]{{0,{MAX_ID_CHARS - 2}}}[a-z0-9])?")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 # Device names Windows refuses as file names, whatever the extension.
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-_TRIM_KEYS = ("start_s", "end_s", "trim_silence", "normalize")
+_TRIM_KEYS = ("start_s", "end_s", "trim_silence", "normalize", "highpass_hz", "denoise")
 _REQUIRED = object()
 
 
@@ -197,20 +197,27 @@ def clean_trim(value: Any) -> ReferenceOptions | None:
         return value
     if not isinstance(value, Mapping) or set(value) - set(_TRIM_KEYS):
         raise LibraryError(
-            "The trim settings must be ReferenceOptions or a mapping of start_s, end_s, trim_silence and normalize."
+            "The trim settings must be ReferenceOptions or a mapping of start_s, end_s, trim_silence, normalize, "
+            "highpass_hz and denoise."
         )
     start, end = value.get("start_s"), value.get("end_s")
     for seconds in (start, end):
         if seconds is not None and not (is_number(seconds) and 0 <= seconds < 1e6):
             raise LibraryError("The trim start and end must be numbers of seconds (or empty).")
-    flags = (value.get("trim_silence", True), value.get("normalize", True))
+    # A voice saved before the clean-up options existed has neither key: no high-pass, no denoise.
+    flags = (value.get("trim_silence", True), value.get("normalize", True), value.get("denoise", False))
     if not all(isinstance(flag, bool) for flag in flags):
-        raise LibraryError("The trim settings' trim_silence and normalize must be true or false.")
+        raise LibraryError("The trim settings' trim_silence, normalize and denoise must be true or false.")
+    highpass_hz = value.get("highpass_hz")
+    if highpass_hz is not None and not (is_number(highpass_hz) and 0 < highpass_hz < 1e5):
+        raise LibraryError("The trim settings' highpass_hz must be a frequency in Hz (or empty).")
     return ReferenceOptions(
         start_s=None if start is None else float(start),
         end_s=None if end is None else float(end),
         trim_silence=flags[0],
         normalize=flags[1],
+        highpass_hz=None if highpass_hz is None else float(highpass_hz),
+        denoise=flags[2],
     )
 
 

@@ -447,6 +447,11 @@ def collect_compare(
                 long_context, frames=long_suite.DEFAULT_FRAMES, runs=1, seed=seed, progress=progress
             )
             report.long = figures.as_json()
+            from core.tools.bench import concurrent_suite
+
+            report.long["concurrent"] = concurrent_suite.measure_concurrent(
+                long_context, frames=long_suite.DEFAULT_FRAMES, runs=1, seed=seed, progress=progress
+            ).as_json()
             long_context.models.unload()
         context.models.unload()
     report.total_seconds = time.perf_counter() - started
@@ -542,6 +547,14 @@ def format_compare(report: CompareReport) -> str:
             f"{va['ratio']:.2f} (goal <= {va['goal']}: {'met' if va['goal_met'] else 'not met'}); "
             f"first variant same as the take alone: {'yes' if va['same_as_alone'] else 'NO'}"
         )
+        co = report.long.get("concurrent")
+        if co:
+            lines.append(
+                f"Concurrent requests ({co['requests']} single-chunk takes at once, {co['frames']} frames): "
+                f"{co['together_s']:.1f} s served together ({co['served_together']} queued takes batched) vs "
+                f"{co['sequential_s']:.1f} s one after another = ratio {co['ratio']:.2f}; each alone in turn "
+                f"{co['queued_alone_s']:.1f} s; same audio as alone: {'yes' if co['same_audio'] else 'NO'}"
+            )
     if report.build_seconds:
         lines.append("")
         lines.append(f"Model build/check {report.build_seconds:.1f} s")

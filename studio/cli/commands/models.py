@@ -7,6 +7,7 @@ import sys
 
 from core.engine.catalog import Catalog
 from core.engine.demo_models.build import build_demo_checkpoints
+from core.engine.demo_models.whisper import DEMO_ASR_FOLDER, build_demo_asr
 from core.engine.model_manager import ModelManager
 from core.engine.model_store import ModelStore
 from core.settings import Settings
@@ -31,10 +32,11 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
     if action == "build-demo":
         out = args.out or settings.demo_dir
         paths = build_demo_checkpoints(out, force=args.force)
+        paths[DEMO_ASR_FOLDER] = build_demo_asr(out, force=args.force)
         for mode, path in paths.items():
             print(f"{mode}: {path}")
         return 0
-    catalog = Catalog(demo=settings.demo_models)
+    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
     store = ModelStore(settings)
     if action == "list":
         manager = ModelManager(catalog=catalog, store=store, device_preference="cpu", dtype_preference="float32")
@@ -45,7 +47,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 f"{_gb(row.disk_bytes) if row.disk_bytes else '-':>9}  {row.local_path or '-'}"
             )
         return 0
-    keys = [c.key for c in catalog] if args.keys == ["all"] else args.keys
+    keys = [c.key for c in catalog.every()] if args.keys == ["all"] else args.keys
     checkpoints = [catalog.get(key) for key in keys]  # validates every key first
     for checkpoint in checkpoints:
         if action == "download":

@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.audio.cleanup import HIGHPASS_DEFAULT_HZ
 from core.audio.io import load_audio
 from core.audio.reference import MAX_REFERENCE_UPLOAD_S, PreparedReference, ReferenceOptions, prepare_reference
 from core.errors import InvalidInput, StudioError
@@ -22,9 +23,13 @@ from core.text import validate_text
 from core.types import CloneRequest, Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import api_endpoint, wire_generate
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
+from studio.ui.tabs import clone_trim as trims
+from studio.ui.transcribe import fill_if_empty, make_fill_transcript, register_transcribe_api, transcript_offer
+from studio.ui.trim_wave import trim_wave, wave_value
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
+    action_bar,
     demo_banner,
     sampling_widgets,
     take_players,
@@ -36,21 +41,38 @@ TRANSCRIPT_HELP = (
 )
 
 
-def reference_options(start_s: Any, end_s: Any, trim_silence: Any, normalize: Any) -> ReferenceOptions:
-    def seconds(value: Any, name: str) -> float | None:
-        if value is None or value == "":
-            return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"{name} must be a number of seconds.") from None
-        return number or None
+def _seconds(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number of seconds.") from None
+    return number or None
 
+
+def _highpass_hz(value: Any) -> float | None:
+    """The high-pass option: true for the default cut-off, a number of Hz, or off."""
+    if value is None or value is False or value == "" or value == 0:
+        return None
+    if value is True:
+        return HIGHPASS_DEFAULT_HZ
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("highpass must be true, false or a cut-off in Hz (e.g. 80).") from None
+
+
+def reference_options(
+    start_s: Any, end_s: Any, trim_silence: Any, normalize: Any, highpass: Any = False, denoise: Any = False
+) -> ReferenceOptions:
     return ReferenceOptions(
-        start_s=seconds(start_s, "Start"),
-        end_s=seconds(end_s, "End"),
+        start_s=_seconds(start_s, "Start"),
+        end_s=_seconds(end_s, "End"),
         trim_silence=bool(trim_silence),
         normalize=bool(normalize),
+        highpass_hz=_highpass_hz(highpass),
+        denoise=bool(denoise),
     )
 
 
@@ -98,9 +120,12 @@ def make_parse_clone(ctx: StudioContext):
         output_fade_out_s: float = 0.0,
         output_trim_silence: bool = False,
         output_remove_dc: bool = False,
+        highpass: bool | float = False,
+        denoise: bool = False,
     ) -> TakeJob:
         """Voice Clone: speak `text` in the voice of a library voice (by name or id) or of a
-        reference clip (trimmed as given)."""
+        reference clip (trimmed as given; `highpass` true or a cut-off in Hz and `denoise` clean it
+        before the model hears it)."""
         fmt = output_format(format)
         sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
         post = post_from_values(
@@ -134,7 +159,10 @@ def make_parse_clone(ctx: StudioContext):
             )
         if not reference:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
-        prepared = prepare_reference(reference, reference_options(start_s, end_s, trim_silence, normalize))
+        options = reference_options(start_s, end_s, trim_silence, normalize, highpass, denoise)
+        prepared = prepare_reference(reference, options)
+        # --auto-transcribe: an empty transcript becomes what the model hears, transcribed.
+        transcript, heard = fill_if_empty(ctx, prepared.audio, transcript)
         request = CloneRequest(
             text=text or "",
             language=language_value(language),
@@ -143,11 +171,16 @@ def make_parse_clone(ctx: StudioContext):
             size=size or None,
             sampling=sampling,
             post=post,
+            reference_options=options.as_dict(),
         )
         return TakeJob(
             request,
             fmt,
-            info={"language": request.language.lower(), "reference_s": round(prepared.audio.duration, 3)},
+            info={
+                "language": request.language.lower(),
+                "reference_s": round(prepared.audio.duration, 3),
+                **({"transcription": heard.as_dict()} if heard else {}),
+            },
             warnings=list(prepared.report.warnings),
         )
 
@@ -168,27 +201,71 @@ def make_voice_save(ctx: StudioContext):
         tags: str = "",
         notes: str = "",
         consent: str = "",
+        highpass: bool | float = False,
+        denoise: bool = False,
     ) -> dict[str, Any]:
-        """Saves a reference clip (trimmed as given) with its transcript as a library voice."""
+        """Saves a reference clip (trimmed and cleaned as given) with its transcript as a library voice."""
         if not reference:
             raise InvalidInput("Add a reference clip to save: upload a file or record one.")
-        options = reference_options(start_s, end_s, trim_silence, normalize)
+        options = reference_options(start_s, end_s, trim_silence, normalize, highpass, denoise)
         prepared = prepare_reference(reference, options)
-        voice = ctx.app.library.save(
-            name=name or "",
-            kind="clone",
-            reference=prepared.audio,
-            transcript=transcript or None,
-            language=language_value(language).lower(),
-            tags=tags or (),
-            notes=notes or "",
-            source_name=prepared.source_name,
-            consent=consent or "",
-            trim=options,
-        )
-        return voice.as_dict()
+        transcript, _ = fill_if_empty(ctx, prepared.audio, transcript)  # --auto-transcribe
+        return save_prepared(ctx, prepared, options, transcript, name, language, tags, notes, consent)
 
     return voice_save
+
+
+def save_prepared(
+    ctx: StudioContext,
+    prepared: PreparedReference,
+    options: ReferenceOptions,
+    transcript: str,
+    name: str,
+    language: str,
+    tags: str,
+    notes: str,
+    consent: str,
+) -> dict[str, Any]:
+    """Keeps an already prepared reference as a library voice (its options recorded as its trim)."""
+    voice = ctx.app.library.save(
+        name=name or "",
+        kind="clone",
+        reference=prepared.audio,
+        transcript=transcript or None,
+        language=language_value(language).lower(),
+        tags=tags or (),
+        notes=notes or "",
+        source_name=prepared.source_name,
+        consent=consent or "",
+        trim=options,
+    )
+    return voice.as_dict()
+
+
+def voice_view(ctx: StudioContext, name: str | None) -> tuple[Any, ...]:
+    """With a library voice chosen: its clip and transcript shown, the manual reference hidden."""
+    entry = None
+    if name and name.strip():
+        try:
+            entry = ctx.app.library.get(name.strip())
+        except StudioError:
+            entry = None
+    chosen = bool(name and name.strip())
+    if entry is None:
+        card = "⚠️ No voice of that name in the library; pick one from the list." if chosen else ""
+        return (gr.update(visible=not chosen), gr.update(visible=chosen), None, card, gr.update(visible=not chosen))
+    transcript = entry.transcript or "_No transcript: this voice clones in the x-vector-only mode (lower fidelity)._"
+    card = (
+        f"**{entry.name}** · {entry.kind.capitalize()} · {entry.reference_seconds:.1f} s · "
+        f"{(entry.language or 'auto').capitalize()}\n\n**Transcript:** {transcript}"
+    )
+    return (
+        gr.update(visible=False),
+        gr.update(visible=True),
+        str(entry.reference_path),
+        card,
+        gr.update(visible=False),
+    )
 
 
 def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -197,66 +274,110 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     with gr.Tab("Voice Clone", id="clone"):
         demo_banner(ctx)
         gr.Markdown(
-            "Clone a voice from 3–30 seconds of clear speech. Trim the clip with the Start and End "
-            "fields; the preview below is exactly what the model hears."
+            "Clone a voice from 3–30 seconds of clear speech. Trim the clip by dragging on its waveform "
+            "or with the Start and End fields; the preview below is exactly what the model hears."
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                with gr.Row(equal_height=False):
+                voice = gr.Dropdown(
+                    library_choices(ctx),
+                    value=NO_VOICE,
+                    label="Library voice",
+                    allow_custom_value=True,
+                    elem_id="clone-voice",
+                    info="A saved voice replaces the reference below and reuses its cached prompt",
+                )
+                # A library voice: its own clip and transcript, instead of the manual controls.
+                with gr.Column(visible=False, elem_id="clone-voice-panel") as voice_panel:
+                    voice_player = gr.Audio(
+                        label="The voice's reference clip",
+                        type="filepath",
+                        interactive=False,
+                        buttons=["download"],
+                        elem_id="clone-voice-player",
+                    )
+                    voice_card = gr.Markdown(elem_id="clone-voice-card")
+                with gr.Column(elem_id="clone-manual") as manual:
                     reference = gr.Audio(
                         label="Reference (upload or record)",
                         sources=["upload", "microphone"],
                         type="filepath",
                         # Not editable: the waveform's scissors replaced the clip in place (4.3 s
-                        # became 1.1 s, renamed audio.wav) while Start/End still read 0. Start/End
-                        # are the one trim, and the preview shows its result.
+                        # became 1.1 s, renamed audio.wav) while Start/End still read 0. The trim
+                        # waveform below drives Start/End instead, and the clip is never cut.
                         editable=False,
                         elem_id="clone-reference",
                         elem_classes=["audio-upload"],  # assets/studio.js refuses a non-audio file
-                        scale=3,
                     )
-                    voice = gr.Dropdown(
-                        library_choices(ctx),
-                        value=NO_VOICE,
-                        label="…or a library voice",
-                        allow_custom_value=True,
-                        elem_id="clone-voice",
-                        scale=2,
-                        info="A saved voice skips the reference and reuses its cached prompt",
+                    # Why an upload was refused (not audio, damaged), in plain words, under the clip.
+                    upload_status = gr.Markdown(elem_id="clone-reference-status", elem_classes=["inline-status"])
+                    wave = trim_wave("clone-trim-wave")
+                    clip_length = gr.Markdown(elem_id="clone-clip-length")
+                    with gr.Row(equal_height=True):
+                        start_s = gr.Number(
+                            label="Start (s)", value=None, minimum=0, elem_id="clone-start", min_width=100
+                        )
+                        end_s = gr.Number(label="End (s)", value=None, minimum=0, elem_id="clone-end", min_width=100)
+                        undo = gr.Button(
+                            "↶ Undo trim", size="sm", interactive=False, scale=0, min_width=110, elem_id="clone-undo"
+                        )
+                    with gr.Row():
+                        trim_silence = gr.Checkbox(value=True, label="Trim silence", min_width=120)
+                        normalize = gr.Checkbox(value=True, label="Normalise level", min_width=120)
+                        highpass = gr.Checkbox(
+                            value=False,
+                            label=f"High-pass ({HIGHPASS_DEFAULT_HZ:.0f} Hz)",
+                            info="Removes rumble and hum below the voice",
+                            min_width=150,
+                            elem_id="clone-highpass",
+                        )
+                        denoise = gr.Checkbox(
+                            value=False,
+                            label="Reduce noise",
+                            info="For hiss; it can smear speech, so listen to the preview",
+                            min_width=150,
+                            elem_id="clone-denoise",
+                        )
+                    preview = gr.Audio(label="Clip that will be used", interactive=False, elem_id="clone-preview")
+                    check = gr.Markdown(elem_id="clone-readout")
+                    transcript = gr.Textbox(
+                        "",
+                        label="Reference transcript (optional)",
+                        lines=2,
+                        info=TRANSCRIPT_HELP,
+                        elem_id="clone-transcript",
                     )
-                # Why an upload was refused (not audio, damaged), in plain words, under the clip.
-                upload_status = gr.Markdown(elem_id="clone-reference-status", elem_classes=["inline-status"])
-                with gr.Row():
-                    start_s = gr.Number(label="Start (s)", value=None, minimum=0, elem_id="clone-start")
-                    end_s = gr.Number(label="End (s)", value=None, minimum=0, elem_id="clone-end")
-                    trim_silence = gr.Checkbox(value=True, label="Trim silence")
-                    normalize = gr.Checkbox(value=True, label="Normalise level")
-                preview = gr.Audio(label="Clip that will be used", interactive=False, elem_id="clone-preview")
-                check = gr.Markdown(elem_id="clone-readout")
-                transcript = gr.Textbox(
-                    "",
-                    label="Reference transcript (optional)",
-                    lines=2,
-                    info=TRANSCRIPT_HELP,
-                    elem_id="clone-transcript",
-                )
+                    # Transcribe fills the transcript and the language from the clip between Start and End.
+                    transcribe = gr.Button("Transcribe", size="sm", scale=0, min_width=130, elem_id="clone-transcribe")
+                    transcribe_note = gr.Markdown(elem_id="clone-transcribe-note")
+                    # The clip was trimmed after its transcript was written: it may no longer match.
+                    transcript_warning = gr.Markdown(elem_id="clone-transcript-warning")
+                    retranscribe = gr.Button(
+                        "Re-transcribe the trimmed clip", size="sm", visible=False, elem_id="clone-retranscribe"
+                    )
                 text = gr.Textbox(
                     label="Text to speak", lines=4, max_length=ctx.app.settings.max_text_chars, elem_id="clone-text"
                 )
                 with gr.Row():
-                    language = gr.Dropdown(LANGUAGE_CHOICES, value="Auto", label="Language", allow_custom_value=True)
+                    language = gr.Dropdown(
+                        LANGUAGE_CHOICES,
+                        value="Auto",
+                        label="Language",
+                        allow_custom_value=True,
+                        elem_id="clone-language",
+                    )
                     size = gr.Radio(sizes, value=default_size, label="Model size")
                 widgets = sampling_widgets(takes=True)
-                generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
-                # Why a take was refused or failed, in plain words, next to the button.
-                status = gr.Markdown(elem_id="clone-status", elem_classes=["inline-status"])
+                # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
+                bar = action_bar("clone")
+                generate, status = bar.generate, bar.status
             with gr.Column(scale=2):
                 players = take_players("clone", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="clone-summary")
-                with gr.Accordion("Details", open=False):
-                    info = gr.JSON(label="Take details")
-                with gr.Accordion("Save the reference to the library", open=False, elem_id="clone-save"):
+                # The summary above reads the details; the JSON itself is the API's return value.
+                info = gr.JSON(visible=False)
+                with gr.Accordion("Save the reference to the library", open=False, elem_id="clone-save") as save_box:
                     save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
                     save_tags = gr.Textbox("", label="Tags (comma separated)")
                     save_notes = gr.Textbox("", label="Notes", lines=2)
@@ -268,7 +389,11 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     )
                     save = gr.Button("Save to library", elem_id="clone-save-button")
                     save_status = gr.Markdown(elem_id="clone-save-status")
+                    # Shown only when the clip has under 3 s of speech (clone_trim.save_question).
+                    save_anyway = gr.Button("Save anyway", visible=False, variant="stop", elem_id="clone-save-anyway")
                     save_result = gr.JSON(visible=False)
+                    transcribe_result = gr.JSON(visible=False)
+        trim_state = gr.State(trims.new_state())
 
     def check_upload(ref: str | None) -> tuple[Any, str]:
         """A file that is not readable audio is taken off the player (it showed an empty 0:00
@@ -283,41 +408,145 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
 
     reference.upload(check_upload, reference, [reference, upload_status], api_visibility="private")
 
-    def refresh_preview(ref, start, end, silence, norm):
+    def view(ref, start, end, silence, norm, hp, dn, state, script) -> tuple[Any, ...]:
+        """Everything the trim shows: fields, preview, readout, waveform, length, undo, warning."""
+        state = state or trims.new_state(script or "")
+        undo_ready = gr.update(interactive=bool(state["stack"]))
         if not ref:
-            return None, ""
+            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible=False))
         try:
-            load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
+            clip = load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
         except StudioError:
-            return None, ""  # check_upload says why, under the clip
+            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible=False))  # see check_upload
+        duration = clip.duration
+        warning = trims.transcript_warning(state, script or "", duration)
+        offer = gr.update(visible=bool(warning))
+        shown = (wave_value(clip, _seconds(start, "Start"), _seconds(end, "End")), state)
+        length = trims.length_line(duration, start, end)
         try:
-            prepared = prepare_reference(ref, reference_options(start, end, silence, norm))
+            prepared = prepare_reference(ref, reference_options(start, end, silence, norm, hp, dn))
         except StudioError as exc:  # e.g. a trim past the clip's end: said inline, the clip stays
-            return None, f"⚠️ {exc}"
-        return (prepared.audio.sample_rate, prepared.audio.samples), readout(prepared)
+            return (start, end, None, f"⚠️ {exc}", *shown, length, undo_ready, warning, offer)
+        return (
+            start,
+            end,
+            (prepared.audio.sample_rate, prepared.audio.samples),
+            readout(prepared),
+            *shown,
+            length,
+            undo_ready,
+            warning,
+            offer,
+        )
 
-    preview_inputs = [reference, start_s, end_s, trim_silence, normalize]
-    for trigger in (
-        reference.change,
-        start_s.submit,
-        end_s.submit,
-        start_s.blur,
-        end_s.blur,
-        trim_silence.change,
-        normalize.change,
-    ):
-        trigger(refresh_preview, preview_inputs, [preview, check], api_visibility="private")
+    trim_outputs = [start_s, end_s, preview, check, wave, trim_state, clip_length, undo]
+    trim_outputs += [transcript_warning, retranscribe]
+    cleanup = [trim_silence, normalize, highpass, denoise]
+    private: dict[str, Any] = dict(api_visibility="private")
 
+    def new_clip(ref, silence, norm, hp, dn, script):
+        """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo."""
+        return view(ref, None, None, silence, norm, hp, dn, trims.new_state(script or ""), script)
+
+    def from_fields(ref, start, end, silence, norm, hp, dn, state, script):
+        return view(ref, start, end, silence, norm, hp, dn, trims.commit(state, start, end), script)
+
+    def from_region(region, ref, silence, norm, hp, dn, state, script):
+        region = region if isinstance(region, dict) else {}
+        start, end = region.get("start"), region.get("end")
+        return view(ref, start, end, silence, norm, hp, dn, trims.commit(state, start, end), script)
+
+    def undo_trim(ref, silence, norm, hp, dn, state, script):
+        state, start, end = trims.undo(state)
+        return view(ref, start, end, silence, norm, hp, dn, state, script)
+
+    def same_trim(ref, start, end, silence, norm, hp, dn, state, script):
+        return view(ref, start, end, silence, norm, hp, dn, state, script)
+
+    rest = [*cleanup, trim_state, transcript]
+    clip_changed = reference.change(new_clip, [reference, *cleanup, transcript], trim_outputs, **private)
+    for trigger in (start_s.submit, end_s.submit, start_s.blur, end_s.blur):
+        trigger(from_fields, [reference, start_s, end_s, *rest], trim_outputs, **private)
+    wave.input(from_region, [wave, reference, *rest], trim_outputs, **private)
+    undo.click(undo_trim, [reference, *rest], trim_outputs, **private)
+    for option in cleanup:
+        option.change(same_trim, [reference, start_s, end_s, *rest], trim_outputs, **private)
+
+    def transcript_changed(state, script):
+        return trims.transcript_written(state, script or ""), ""
+
+    # Typed or filled in (e.g. by a transcription): the transcript now belongs to the current trim.
+    transcript.input(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
+    # The warning's offer: transcribe the trimmed clip (helper studio/ui/transcribe.py), then the
+    # transcript belongs to the current trim again.
+    retranscribe.click(
+        make_fill_transcript(ctx),
+        [reference, start_s, end_s, language],
+        [transcript, language, transcript_warning],
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+        **private,
+    ).success(
+        lambda state, script: (trims.transcript_written(state, script or ""), gr.update(visible=False)),
+        [trim_state, transcript],
+        [trim_state, retranscribe],
+        **private,
+    )
+
+    # Transcription (studio/ui/transcribe.py): the button, its named twin /transcribe, and
+    # with --auto-transcribe a new clip fills an empty transcript by itself. A filled-in
+    # transcript belongs to the current trim, as a typed one does.
+    fill_transcript = make_fill_transcript(ctx)
+    device: dict[str, Any] = dict(concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    transcribe.click(
+        fill_transcript,
+        [reference, start_s, end_s, language],
+        [transcript, language, transcribe_note],
+        **device,
+        **private,
+    ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
+    register_transcribe_api(ctx, [reference, start_s, end_s], transcribe_result)
+    if ctx.app.settings.auto_transcribe:
+
+        def auto_fill(ref, script, lang):
+            if not ref or (script or "").strip():
+                return gr.skip(), gr.skip(), gr.skip()
+            return fill_transcript(ref, None, None, lang)
+
+        clip_changed.then(
+            auto_fill, [reference, transcript, language], [transcript, language, transcribe_note], **device, **private
+        ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
+
+    voice.change(
+        lambda name: voice_view(ctx, name),
+        voice,
+        [manual, voice_panel, voice_player, voice_card, save_box],
+        queue=False,
+        **private,
+    )
+
+    generate_inputs = [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize]
+    # No transcript at generate or save time: offer Transcribe (or say it will be filled).
+    for trigger in (generate.click, save.click):
+        trigger(
+            lambda r, v, t: transcript_offer(ctx, r, v, t),
+            [reference, voice, transcript],
+            transcribe_note,
+            queue=False,
+            **private,
+        )
     wire_generate(
         ctx,
         make_parse_clone(ctx),
         "clone",
         generate,
-        [reference, voice, transcript, text, language, size, start_s, end_s, trim_silence, normalize, *widgets.inputs],
+        [*generate_inputs, *widgets.inputs, highpass, denoise],
         players,
         info,
         summary,
         status,
+        text=text,
+        bar=bar,
     )
 
     voice_save = make_voice_save(ctx)
@@ -333,18 +562,31 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         save_tags,
         save_notes,
         save_consent,
+        highpass,
+        denoise,
     ]
     api_endpoint(voice_save, save_inputs, save_result, "voice_save")
 
-    def save_from_ui(*values):
-        saved = voice_save(*values)
+    def save_from_ui(confirmed, ref, script, name, start, end, silence, norm, lang, tags, notes, consent, hp, dn):
+        if not ref:
+            raise InvalidInput("Add a reference clip to save: upload a file or record one.")
+        options = reference_options(start, end, silence, norm, hp, dn)
+        prepared = prepare_reference(ref, options)
+        script, _ = fill_if_empty(ctx, prepared.audio, script)  # --auto-transcribe
+        question = "" if confirmed else trims.save_question(prepared.report.speech_s)
+        if question:
+            return question, gr.skip(), gr.update(visible=True)
+        saved = save_prepared(ctx, prepared, options, script, name, lang, tags, notes, consent)
         return (
             f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
             "Voice Library and in the picker above.",
             gr.update(choices=library_choices(ctx), value=saved["name"]),
+            gr.update(visible=False),
         )
 
-    save.click(friendly_errors(save_from_ui), save_inputs, [save_status, voice], api_visibility="private")
+    save_outputs = [save_status, voice, save_anyway]
+    save.click(friendly_errors(lambda *v: save_from_ui(False, *v)), save_inputs, save_outputs, **private)
+    save_anyway.click(friendly_errors(lambda *v: save_from_ui(True, *v)), save_inputs, save_outputs, **private)
     # The library changes from other tabs and scripts: refresh the picker when it is opened.
     voice.focus(
         lambda v: gr.update(choices=library_choices(ctx), value=v), voice, voice, api_visibility="private", queue=False
@@ -356,4 +598,10 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         "text": text,
         "audio": audio,
         "info": info,
+        "start": start_s,
+        "end": end_s,
+        "trim_state": trim_state,
+        "transcript_warning": transcript_warning,
+        "transcribe": transcribe,
+        "transcribe_note": transcribe_note,
     }

@@ -19,6 +19,7 @@ from studio.ui.context import StudioContext
 from studio.ui.handlers import wire_generate
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
+    action_bar,
     demo_banner,
     sampling_widgets,
     take_players,
@@ -113,15 +114,15 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                     elem_id="custom-instruct",
                 )
                 widgets = sampling_widgets(takes=True)
-                generate = gr.Button("Generate", variant="primary", elem_id="custom-generate")
-                # Why a take was refused or failed, in plain words, next to the button.
-                status = gr.Markdown(elem_id="custom-status", elem_classes=["inline-status"])
+                # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
+                bar = action_bar("custom")
+                generate, status = bar.generate, bar.status
             with gr.Column(scale=2):
                 players = take_players("custom", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="custom-summary")
-                with gr.Accordion("Details", open=False):
-                    info = gr.JSON(label="Take details")
+                # The summary above reads the details; the JSON itself is the API's return value.
+                info = gr.JSON(visible=False)
 
     speaker.change(speaker_card, speaker, card, api_visibility="private", queue=False)
     size.change(
@@ -141,5 +142,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         info,
         summary,
         status,
+        text=text,
+        bar=bar,
     )
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

@@ -23,6 +23,7 @@ from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
 from studio.ui.progress import gradio_progress
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
+    action_bar,
     demo_banner,
     sampling_widgets,
     take_players,
@@ -96,15 +97,15 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                     placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",
                 )
                 widgets = sampling_widgets(takes=True)
-                generate = gr.Button("Generate", variant="primary", elem_id="design-generate")
-                # Why a take was refused or failed, in plain words, next to the button.
-                status = gr.Markdown(elem_id="design-status", elem_classes=["inline-status"])
+                # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
+                bar = action_bar("design")
+                generate, status = bar.generate, bar.status
             with gr.Column(scale=2):
                 players = take_players("design", takes=widgets.takes)
                 audio = players.take
                 summary = gr.Markdown(elem_id="design-summary")
-                with gr.Accordion("Details", open=False):
-                    info = gr.JSON(label="Take details")
+                # The summary above reads the details; the JSON itself is the API's return value.
+                info = gr.JSON(visible=False)
                 with gr.Accordion("Save this voice to the library", open=False, elem_id="design-save"):
                     gr.Markdown(
                         "Design, then clone: the take becomes the voice's reference, its text the "
@@ -134,6 +135,8 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         info,
         summary,
         status,
+        text=text,
+        bar=bar,
     )
 
     def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:

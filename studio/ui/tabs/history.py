@@ -18,6 +18,7 @@ from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE
 from studio.ui.progress import gradio_progress
+from studio.ui.tabs.history_parts import build_parts_panel
 
 COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
 # Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
@@ -146,6 +147,15 @@ def summary(take: Take) -> str:
         lines.append("**Sampling:** " + ", ".join(knobs))
     if t.get("generate_s") is not None:
         lines.append(f"**Made in** {t['generate_s']:.1f} s")
+    edits = take.request.get("edits") or []
+    if take.request.get("derived_from") and edits:
+        done = ", ".join(
+            f"part {e.get('part', 0) + 1} "
+            + {"delete": "deleted", "new_seed": "new seed"}.get(e.get("action"), "redone")
+            for e in edits
+            if isinstance(e, dict)
+        )
+        lines.append(f"**Derived from** take {take.request['derived_from']} ({done})")
     lines.extend(f"⚠️ {w}" for w in take.warnings)
     return "\n\n".join(lines)
 
@@ -192,6 +202,7 @@ def build_history_tab(ctx: StudioContext) -> None:
                 message = gr.Markdown(elem_id="history-message")
             with gr.Column(scale=1):
                 info = gr.Markdown(label="Settings of this take", elem_id="history-details")
+        parts_panel = gr.Column()  # filled below, once listing() exists
 
     def listing(q, m, selected=None):
         takes = history.list(query=q or None, mode=None if m in (None, "all") else m)
@@ -245,6 +256,8 @@ def build_history_tab(ctx: StudioContext) -> None:
 
     private: dict[str, Any] = {"api_visibility": "private"}
     list_outputs = [table, picker, warnings]
+    with parts_panel:
+        build_parts_panel(ctx, picker=picker, query=query, mode=mode, list_outputs=list_outputs, listing=listing)
     # Search filters as you type, as the Library's does.
     for trigger in (tab.select, query.change, mode.change):
         trigger(listing, [query, mode], list_outputs, queue=False, **private)

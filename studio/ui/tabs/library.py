@@ -29,11 +29,30 @@ from core.errors import InvalidInput, LibraryError, VoiceNotFound
 from core.storage.library import Voice, VoiceLibrary
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import api_endpoint, api_function
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, api_function
 from studio.ui.tabs.clone import NO_VOICE, library_choices
+from studio.ui.tabs.lexicon import build_lexicon_panel
+from studio.ui.transcribe import fill_if_empty, library_transcript_offer, make_fill_library_transcript
 from studio.ui.widgets import LANGUAGE_CHOICES
 
-COLUMNS = ["Name", "Kind", "Language", "Tags", "Length (s)", "Created", "Notes"]
+PLAY = "▶"  # the first column: clicking it plays that voice in the tab's one player
+COLUMNS = [PLAY, "Name", "Kind", "Language", "Tags", "Length (s)", "Created", "Notes"]
+NAME_COLUMN = COLUMNS.index("Name")
+# Presses the player's Play once the clip a row's ▶ chose is loaded (retried for up to 5 s: the
+# player may still be loading the new clip).
+PLAY_JS = """(request) => {
+  if (!request) return;
+  const started = Date.now();
+  const press = () => {
+    const player = document.querySelector('#library-player');
+    const button = player && player.querySelector('button.play-pause-button');
+    const time = player && player.querySelector('#time');
+    if (button && button.getAttribute('aria-label') === 'Play' && !button.disabled) button.click();
+    const moving = time && !/^\\s*0:00\\s*$/.test(time.textContent);
+    if (!moving && Date.now() - started < 5000) setTimeout(press, 250);
+  };
+  setTimeout(press, 150);
+}"""
 ALL = ""  # the "no filter" value of the kind, language and tag filters
 KIND_CHOICES = [("All", ALL), ("Clone", "clone"), ("Design", "design")]
 LANGUAGE_FILTER_CHOICES = [("All", ALL)] + [(lang, lang.lower()) for lang in LANGUAGE_CHOICES]
@@ -83,6 +102,7 @@ def _rows(voices: list[Voice]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             [
+                PLAY,
                 v.name,
                 v.kind.capitalize(),
                 _language_label(v.language),
@@ -292,8 +312,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
             interactive=False,
             max_height=360,
             wrap=True,
-            column_widths=[210, 80, 100, 180, 100, 165, 375],
-            pinned_columns=1,
+            column_widths=[44, 200, 80, 100, 160, 95, 150, 300],
+            pinned_columns=2,
             elem_id="library-table",
         )
 
@@ -307,6 +327,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                     elem_id="library-voice",
                 )
                 details = gr.Markdown("Pick a voice to see its details." if initial else "", elem_id="library-details")
+                # The one player: a row's ▶ plays its voice here (never by itself on a refresh).
                 player = gr.Audio(
                     label="Reference clip",
                     type="filepath",
@@ -314,6 +335,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                     buttons=["download"],
                     elem_id="library-player",
                 )
+                # Set when a row's ▶ was clicked; its change presses Play in the page (PLAY_JS).
+                play_request = gr.Textbox(visible=False)
                 use = gr.Button("Use in Voice Clone", variant="primary", elem_id="library-use")
                 new_name = gr.Textbox(
                     label="Name", elem_id="library-new-name", info="Type a new name, then press Rename (or Enter)"
@@ -332,6 +355,9 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                     elem_id="library-transcript",
                     info="What the reference says, word for word. Changing it re-encodes the voice on its next clone.",
                 )
+                # Fills the transcript and the language from the voice's own clip (studio/ui/transcribe.py).
+                transcribe = gr.Button("Transcribe", size="sm", scale=0, min_width=130, elem_id="library-transcribe")
+                transcribe_note = gr.Markdown(elem_id="library-transcribe-note")
                 with gr.Row():
                     edit_language = gr.Dropdown(
                         LANGUAGE_CHOICES,
@@ -371,6 +397,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                         elem_id="library-import",
                     )
 
+        # The pronunciation lexicon: kept with the voices, used by every take (studio/ui/tabs/lexicon.py).
+        build_lexicon_panel(ctx)
         # Inside the tab: a stray child of gr.Tabs breaks the tab bar in the browser.
         outcome = gr.State()  # what the last action did, for the step that redraws the view
         register_library_api(ctx, api)
@@ -490,9 +518,12 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     @friendly_errors
     def pick_row(evt: gr.SelectData):
         row = evt.row_value or []
-        if not row:
-            return tuple(gr.skip() for _ in detail_outputs)
-        return detail_values(library.get(str(row[0])).id)
+        if len(row) <= NAME_COLUMN:
+            return (*(gr.skip() for _ in detail_outputs), gr.skip())
+        column = evt.index[1] if isinstance(evt.index, (list, tuple)) and len(evt.index) > 1 else None
+        voice = library.get(str(row[NAME_COLUMN]))
+        play = f"{voice.id} {uuid.uuid4().hex[:8]}" if column == 0 else gr.skip()  # a new value each click
+        return (*detail_values(voice.id), play)
 
     @friendly_errors
     def do_rename(voice_id, name):
@@ -508,6 +539,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     @friendly_errors
     def do_save(voice_id, transcript_v, language_v, tags_v, notes_v, consent_v):
         voice = library.get(voice_id or "")
+        # --auto-transcribe: an empty transcript is filled from the voice's own clip.
+        transcript_v, _ = fill_if_empty(ctx, library.reference_audio(voice.id), transcript_v)
         updated = library.update(
             voice.id,
             transcript=transcript_v or "",
@@ -600,10 +633,24 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     tab.select(refresh, view_inputs, view_outputs, queue=False, **private)
     reload.click(refresh, view_inputs, view_outputs, queue=False, **private)
     picker.input(pick, picker, detail_outputs, queue=False, **private)
-    table.select(pick_row, None, detail_outputs, queue=False, **private)
+    table.select(pick_row, None, [*detail_outputs, play_request], queue=False, **private)
+    play_request.change(None, play_request, None, js=PLAY_JS, queue=False, **private)
     action(rename.click, do_rename, [picker, new_name])
     action(new_name.submit, do_rename, [picker, new_name])
     action(save.click, do_save, [picker, transcript, edit_language, tags, notes, consent])
+    save.click(
+        lambda v, t: library_transcript_offer(ctx, v, t), [picker, transcript], transcribe_note, queue=False, **private
+    )
+    transcribe.click(
+        make_fill_library_transcript(ctx),
+        [picker, edit_language],
+        [transcript, edit_language, transcribe_note],
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+        **private,
+    )
+    for picked in (picker.input, table.select):
+        picked(lambda: "", None, transcribe_note, queue=False, **private)
     action(duplicate.click, do_duplicate, [picker])
     action(delete.click, do_delete, [picker, confirm])
     # The upload box is emptied whatever happened, so the same file can be chosen again.

@@ -70,7 +70,7 @@ def remote_summary(ctx: StudioContext) -> str:
 
 def build_models_tab(ctx: StudioContext) -> None:
     manager = ctx.app.models
-    keys = [c.key for c in ctx.app.catalog]
+    keys = [c.key for c in ctx.app.catalog.every()]  # the ASR model too
     with gr.Tab("Models", id="models") as tab:
         demo_banner(ctx)
         device_md = gr.Markdown(device_summary(ctx), elem_id="models-device")

@@ -27,6 +27,7 @@ from core.takes.script_render import (
     plan_script,
     stream_script,
 )
+from core.takes.subtitles import SubtitleFormat, write_subtitles
 from core.takes.values import (
     language_value,
     output_format,
@@ -126,6 +127,7 @@ class ScriptRun:
         self.files: dict[int, Path] = {}
         self.durations: dict[int, float] = {}
         self.starts: list[float] | None = None
+        self.subtitles: list[str] = []
 
     def add_line(self, item: RenderedLine) -> None:
         path = self.folder / f"{file_stem(item.index, item.speaker)}.{self.fmt}"
@@ -163,6 +165,9 @@ class ScriptRun:
                 archive.write(self.files[i], self.files[i].name)
             archive.writestr("script.json", json.dumps(manifest, ensure_ascii=False, indent=2))
         info["zip"] = zip_path.name
+        # Subtitles timed from the lines, beside the zip (History offers them too).
+        self.subtitles = [str(write_subtitles(take, self.folder, fmt)) for fmt in SubtitleFormat]
+        info["subtitles"] = [Path(path).name for path in self.subtitles]
         return str(take.audio_path), str(zip_path), info
 
 
@@ -301,7 +306,7 @@ def make_script_handlers(ctx: StudioContext):
                 yield live, skip, run.lines, gr.update(value=run.file_list, visible=True), skip
             else:
                 take, zip_path, info = run.finish(item)
-                yield skip, take, run.lines, [zip_path, *run.file_list], info
+                yield skip, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info
 
     # The API's parameters (so Gradio maps the same inputs), with progress and request keyword-only.
     params = list(inspect.signature(script_render).parameters.values())
@@ -374,7 +379,7 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="script-summary")
                 lines = gr.Markdown(elem_id="script-lines")
                 files = gr.File(
-                    label="Files: all lines (.zip), then each line",
+                    label="Files: all lines (.zip), subtitles (.srt, .vtt), then each line",
                     file_count="multiple",
                     interactive=False,
                     visible=False,
@@ -400,7 +405,10 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
             concurrency_limit=1,
         ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
 
-        fill.click(friendly_errors(draft_casting), [script, casting], casting, api_visibility="private", queue=False)
+        # The script's language decides the speakers offered first (core/takes/script_grammar.py).
+        fill.click(
+            friendly_errors(draft_casting), [script, casting, language], casting, api_visibility="private", queue=False
+        )
         example.click(
             lambda: (EXAMPLE_SCRIPT, EXAMPLE_CASTING), None, [script, casting], api_visibility="private", queue=False
         )

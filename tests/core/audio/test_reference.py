@@ -169,6 +169,13 @@ def test_broken_files_are_refused(not_audio_wav, empty_wav):
 
 def test_options_as_dict():
     options = ReferenceOptions(start_s=1.25, end_s=4.0, trim_silence=False, normalize=True)
-    assert options.as_dict() == {"start_s": 1.25, "end_s": 4.0, "trim_silence": False, "normalize": True}
+    off = {"highpass_hz": None, "denoise": False}  # the clean-up options, off by default
+    assert options.as_dict() == {"start_s": 1.25, "end_s": 4.0, "trim_silence": False, "normalize": True, **off}
     assert ReferenceOptions(**options.as_dict()) == options
-    assert ReferenceOptions().as_dict() == {"start_s": None, "end_s": None, "trim_silence": True, "normalize": True}
+    assert ReferenceOptions().as_dict() == {
+        "start_s": None,
+        "end_s": None,
+        "trim_silence": True,
+        "normalize": True,
+        **off,
+    }

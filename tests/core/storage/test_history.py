@@ -107,7 +107,11 @@ def test_add_get_list_delete_round_trip(tmp_path, design, fmt):
     assert take.sample_rate == 24_000 and take.duration_s == pytest.approx(result.duration)
     assert take.audio_path == history.root / take.id / f"take.{fmt}"
     assert take.size_bytes == take.audio_path.stat().st_size > 0
-    assert sorted(p.name for p in (history.root / take.id).iterdir()) == sorted(["take.json", f"take.{fmt}"])
+    # The take's chunks are kept beside it, one lossless file each (core/storage/take_parts.py).
+    assert sorted(p.name for p in (history.root / take.id).iterdir()) == sorted(["parts", "take.json", f"take.{fmt}"])
+    assert [
+        p.relative_to(history.root / take.id).as_posix() for p in sorted((history.root / take.id / "parts").iterdir())
+    ] == [f"parts/{i:03d}.wav" for i in range(len(result.chunks))]
 
     record = json.loads((history.root / take.id / "take.json").read_text(encoding="utf-8"))
     assert record["schema"] == 1 and record["audio"] == f"take.{fmt}"
@@ -199,7 +203,7 @@ def test_retention_by_count_prunes_the_oldest(tmp_path, design):
 def test_retention_by_size_prunes_the_oldest(tmp_path, design):
     root = tmp_path / "history"
     probe = add_design(History(tmp_path / "probe"), design)
-    footprint = probe.size_bytes + (probe.audio_path.parent / "take.json").stat().st_size
+    footprint = probe.size_bytes + probe.parts_bytes + (probe.audio_path.parent / "take.json").stat().st_size
     history = History(root, max_bytes=int(footprint * 2.5))
     ids = [add_design(history, design).id for _ in range(4)]
     assert [t.id for t in history.list()] == ids[:1:-1]

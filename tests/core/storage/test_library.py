@@ -91,7 +91,14 @@ def test_save_then_list_get_and_a_restart_sees_the_same_voice(lib, root, speech_
 
     record = json.loads((voice.folder / "voice.json").read_text(encoding="utf-8"))
     assert record["schema"] == 1 and record["kind"] == "clone" and record["description"] is None
-    assert record["trim"] == {"start_s": 0.0, "end_s": 4.5, "trim_silence": True, "normalize": False}
+    assert record["trim"] == {
+        "start_s": 0.0,
+        "end_s": 4.5,
+        "trim_silence": True,
+        "normalize": False,
+        "highpass_hz": None,  # the clean-up options, recorded so the voice's clip can be explained
+        "denoise": False,
+    }
     assert record["reference_sha256"] == hashlib.sha256(voice.reference_path.read_bytes()).hexdigest()
     assert record["created_at"].endswith("+00:00") and record["created_at"] == record["updated_at"]
     info = sf.info(voice.reference_path)
@@ -862,3 +869,18 @@ def test_an_import_killed_half_way_is_rolled_back_on_the_next_listing(tmp_path, 
     imported = after.import_zip(archive)  # and a clean retry imports everything
     assert len(imported) == 5
     assert not [p for v in imported for p in v.folder.iterdir() if p.name.startswith(".import-")]
+
+
+def test_trim_settings_with_and_without_the_cleanup_options():
+    from core.storage.library.records import clean_trim
+
+    # A voice saved before the clean-up options existed reads as "no high-pass, no noise reduction".
+    old = clean_trim({"start_s": 1.0, "end_s": None, "trim_silence": True, "normalize": True})
+    assert old is not None and old.highpass_hz is None and old.denoise is False
+    new = clean_trim({"start_s": None, "end_s": 3.0, "highpass_hz": 80, "denoise": True})
+    assert new == ReferenceOptions(end_s=3.0, highpass_hz=80.0, denoise=True)
+    assert clean_trim(new.as_dict()) == new
+    with pytest.raises(LibraryError, match="highpass_hz"):
+        clean_trim({"highpass_hz": "loud"})
+    with pytest.raises(LibraryError, match="denoise must be true or false"):
+        clean_trim({"denoise": "yes"})

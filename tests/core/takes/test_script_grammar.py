@@ -13,6 +13,7 @@ from core.takes.script_grammar import (
     draft_casting,
     parse_casting,
     parse_script,
+    script_language,
 )
 
 SCRIPT = """\
@@ -146,7 +147,32 @@ def test_casting_errors_name_the_line(text, message):
         parse_casting(text)
 
 
-def test_draft_casting_fills_uncast_names_with_unused_speakers():
+def test_draft_casting_fills_uncast_names_with_unused_speakers_of_the_scripts_language():
     drafted = draft_casting(SCRIPT + "anna: Again.\nBob: Me too.", "Narrator = Ryan")
-    assert drafted.splitlines() == ["Narrator = Ryan", "Anna = Vivian", "Bob = Serena"]
+    # Aiden is the other native English speaker; then a non-native one, of the gender not heard
+    # yet, told to speak English.
+    assert drafted.splitlines() == ["Narrator = Ryan", "Anna = Aiden", "Bob = Vivian [English]"]
     assert draft_casting("not a script", "A = Ryan") == "A = Ryan"
+
+
+def test_an_english_dialogue_gets_the_english_speakers_one_each():
+    # Issue 14: Maya and Tom were cast as Vivian and Serena, two Chinese voices.
+    script = "Maya: Good morning, Tom.\nTom: Morning, Maya! Coffee?\nMaya: Please."
+    assert draft_casting(script, "").splitlines() == ["Maya = Ryan", "Tom = Aiden"]
+    # With the language chosen, the setting applies to every voice: no tag is needed.
+    assert draft_casting(script + "\nZoe: Me too.", "", "English").splitlines() == [
+        "Maya = Ryan",
+        "Tom = Aiden",
+        "Zoe = Vivian",
+    ]
+
+
+def test_other_languages_get_their_native_speakers_with_genders_mixed():
+    assert draft_casting("小明：你好。\n小红：你好！\n老王：吃了吗？", "").splitlines() == [
+        "小明 = Vivian",
+        "小红 = Uncle Fu",
+        "老王 = Serena",
+    ]
+    assert draft_casting("A: こんにちは。\nB: はい。", "").splitlines() == ["A = Ono Anna", "B = Uncle Fu [Japanese]"]
+    assert draft_casting("A: 안녕하세요.\nB: 네.", "", "Korean").splitlines() == ["A = Sohee", "B = Uncle Fu"]
+    assert script_language("Hallo, wie geht's?") == "english"

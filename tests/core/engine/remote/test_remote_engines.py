@@ -19,6 +19,7 @@ import pytest
 from core.audio.reference import prepare_reference
 from core.context import AppContext, build_context
 from core.engine.catalog import Catalog
+from core.engine.live_decoding import LiveAudio
 from core.engine.remote.config import RemoteServer, servers_from_settings
 from core.engine.remote.discovery import ServerKind, discover
 from core.engine.remote.pool import Pool
@@ -282,3 +283,155 @@ def test_circuit_breaker_opens_then_half_opens_when_the_server_is_back(engines, 
     assert result.engine == f"remote {a.url}"
     row = remote_row(ctx, a)
     assert row["health"] == "up" and row["last_error"] is None
+
+
+# --- concurrency and streaming -----------------------------------------------------------
+
+
+def test_remote_takes_never_wait_for_the_local_device_and_run_at_once_on_two_servers(engines, make_context):
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = (running(s) for s in engines)
+    ctx = make_context(a, b)
+    # A local generation holds the device (the lock every local take takes) the whole time.
+    holding, release = threading.Event(), threading.Event()
+
+    def local_generation() -> None:
+        with ctx.synthesis._device_lock:
+            holding.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=local_generation)
+    holder.start()
+    assert holding.wait(10)
+    both: list[bool] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # were both servers generating at the same moment?
+        while not stop.is_set():
+            both.append(remote_row(ctx, a)["in_flight"] >= 1 and remote_row(ctx, b)["in_flight"] >= 1)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    requests = [
+        CustomVoiceRequest(text="Two remote takes at once, the first.", speaker="Ryan", size="0.6B"),
+        CustomVoiceRequest(text="Two remote takes at once, the second.", speaker="Aiden", size="0.6B"),
+    ]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(ctx.synthesis.synthesize, requests, timeout=120))
+    finally:
+        stop.set()
+        watcher.join()
+        still_held = ctx.synthesis._device_lock.locked()
+        release.set()
+        holder.join()
+    assert still_held  # both takes finished while the local device was busy
+    assert {r.engine for r in results} == {f"remote {a.url}", f"remote {b.url}"}  # one on each server
+    assert any(both)  # ... generating at the same time
+
+
+def test_a_live_take_streams_the_engine_studios_pieces_as_they_arrive(engines, make_context):
+    a = running(engines[0])
+    ctx = make_context(a)
+    request = CustomVoiceRequest(
+        text="A streamed chunk from the engine studio, long enough for several pieces.",
+        speaker="Ryan",
+        size="0.6B",
+        sampling=Sampling(seed=4242),
+    )
+    started = time.monotonic()
+    items, arrived = [], []
+    for item in ctx.synthesis.stream(request, live=True):
+        items.append(item)
+        arrived.append(time.monotonic() - started)
+    live = [i for i in items if isinstance(i, LiveAudio) and i.index == 0]
+    chunk = next(i for i in items if isinstance(i, ChunkAudio))
+    result = items[-1]
+    assert isinstance(result, SynthesisResult) and result.engine == f"remote {a.url}"
+    assert chunk.index == 0 and len(live) >= 2
+    # The pieces came before the chunk was whole, and they tile it exactly (the Live player skips it).
+    assert arrived[items.index(live[0])] < arrived[items.index(chunk)]
+    assert np.array_equal(np.concatenate([p.audio.samples for p in live]), chunk.audio.samples)
+    assert [round(p.offset_s, 4) for p in live][0] == 0.0
+    assert not any("seed was not applied" in w for w in result.warnings)  # the stream said X-Seed
+    # The same take made whole: the same length and, but for 16-bit rounding and the
+    # engine's windowed live decode, the same audio.
+    whole = ctx.synthesis.synthesize(request)
+    assert len(whole.audio.samples) == len(result.audio.samples)
+    assert float(np.max(np.abs(whole.audio.samples - result.audio.samples))) < 1e-3
+
+
+class NoStreamProxy:
+    """A real HTTP server in front of an engine studio that answers ``stream: true`` with a 400,
+    as a speech server without streaming does, and passes everything else through."""
+
+    def __init__(self, target: str):
+        import http.server
+        import json
+
+        import httpx
+
+        self.refused = 0
+        self.passed: list[dict] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, response: httpx.Response) -> None:
+                self.send_response(response.status_code)
+                for name in ("content-type", "x-seed", "x-sample-rate"):
+                    if name in response.headers:
+                        self.send_header(name, response.headers[name])
+                self.send_header("content-length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._answer(httpx.get(target + self.path.removeprefix("/v1"), timeout=60))
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if body.get("stream"):
+                    proxy.refused += 1
+                    data = json.dumps({"error": {"message": "stream is not supported"}}).encode()
+                    self.send_response(400)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                proxy.passed.append(body)
+                self._answer(httpx.post(target + self.path.removeprefix("/v1"), json=body, timeout=300))
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_that_refuses_stream_gets_whole_chunks_from_then_on(engines, make_context, tmp_path, demo_checkpoints):
+    a = running(engines[0])
+    proxy = NoStreamProxy(a.url)
+    try:
+        settings = make_demo_settings(tmp_path / "nostream", demo_checkpoints, remote_engine=(proxy.url,))
+        ctx = build_context(settings)
+        request = CustomVoiceRequest(text="No streaming here.", speaker="Ryan", size="0.6B", sampling=Sampling(seed=9))
+        items = list(ctx.synthesis.stream(request, live=True))
+        again = list(ctx.synthesis.stream(request, live=True))
+        ctx.remote.close()
+    finally:
+        proxy.close()
+    assert proxy.refused == 1  # asked once; whole WAVs from then on
+    assert len(proxy.passed) == 2 and not any("stream" in body for body in proxy.passed)
+    for made in (items, again):
+        assert not any(isinstance(i, LiveAudio) for i in made)  # the chunk arrived whole
+        assert isinstance(made[-1], SynthesisResult) and made[-1].engine == f"remote {proxy.url}"
+    assert np.array_equal(items[-1].audio.samples, again[-1].audio.samples)  # seeded: the same take

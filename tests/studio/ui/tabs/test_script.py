@@ -143,15 +143,17 @@ def test_render_in_the_browser_streams_lines_then_the_take(studio_server, fox):
             page.get_by_role("tab", name="Script").first.click()
             page.locator("#script-text textarea").fill("A: Hi.\nB: Hello.\n")
             page.locator("#script-casting textarea").fill("A = Aiden")
-            page.locator("#script-fill").click()  # casts the uncast B with an unused speaker
-            sync_api.expect(page.locator("#script-casting textarea")).to_have_value("A = Aiden\nB = Vivian")
+            page.locator("#script-fill").click()  # casts the uncast B with the other English speaker
+            sync_api.expect(page.locator("#script-casting textarea")).to_have_value("A = Aiden\nB = Ryan")
             page.locator("#script-casting textarea").fill("A = Aiden\nB = voice: Script Fox")
             page.locator("[role=tabpanel]:visible").get_by_label("0.6B").check()
             page.locator("#script-render").click()
             files = page.locator("#script-files a[download]")
-            sync_api.expect(files).to_have_count(3, timeout=180_000)  # the zip, then each line
-            assert [files.nth(i).get_attribute("download") for i in (1, 2)] == ["001-A.wav", "002-B.wav"]
-            assert files.first.get_attribute("download").endswith("-all-lines.zip")
+            sync_api.expect(files).to_have_count(5, timeout=180_000)  # the zip, the subtitles, each line
+            take_id = studio_server["ctx"].app.history.list(mode="script")[0].id
+            names = [files.nth(i).get_attribute("download") for i in range(5)]
+            assert names[1:] == [f"{take_id}.srt", f"{take_id}.vtt", "001-A.wav", "002-B.wav"], names
+            assert names[0].endswith("-all-lines.zip")
             sync_api.expect(page.locator("#script-lines")).to_contain_text("Aiden · at 0.0 s")
             sync_api.expect(page.locator("#script-lines")).to_contain_text("Script Fox (library) · at")
             sync_api.expect(page.locator("#script-summary")).to_contain_text("2 lines")  # may land last

@@ -1,0 +1,270 @@
+"""Transcribing a reference clip on this machine: Whisper through transformers (docs/ASR.md).
+
+The Whisper checkpoint is one more entry of the model manager (``Mode.ASR``), so it is
+downloaded, loaded, evicted and counted against ``--max-resident`` exactly like a TTS
+checkpoint. A clip is cut to its start/end, checked for speech (Silero, the same
+detector as the speech check), split into windows of at most 30 s at pauses between
+voiced stretches (Whisper hears 30 s at a time), its language detected on the first
+window, and each window decoded greedily with a length cap derived from its seconds,
+so a model that never says "end" (the random demo model, or a real one looping on
+noise) still stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.audio.clip import Audio
+from core.audio.edit import trim
+from core.audio.io import load_audio
+from core.audio.speech_check import measure_speech
+from core.errors import InvalidInput
+from core.types import LANGUAGES
+
+if TYPE_CHECKING:
+    import torch
+
+    from core.engine.model_manager import ModelManager
+    from core.engine.model_store import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+ASR_SAMPLE_RATE = 16_000  # what Whisper's feature extractor expects
+WINDOW_S = 30.0  # one Whisper window
+# A reference longer than this is not a reference: the same bound as the Clone tab's upload.
+MAX_TRANSCRIBE_S = 600.0
+MIN_SPEECH_S = 0.2  # below this the detector heard no word, and Whisper would invent one
+# Greedy decoding, capped per window by its length: about 12 tokens a second covers fast
+# English and Chinese (one token per character or so) with room; 444 is Whisper's own
+# ceiling (448 positions less the 4-token prompt).
+TOKENS_PER_SECOND = 12
+MIN_TOKENS = 16
+MAX_TOKENS = 444
+
+# Whisper's language codes for the studio's languages (core.types.LANGUAGES, "auto" aside).
+WHISPER_CODES: dict[str, str] = {
+    "english": "en",
+    "chinese": "zh",
+    "german": "de",
+    "spanish": "es",
+    "russian": "ru",
+    "korean": "ko",
+    "french": "fr",
+    "japanese": "ja",
+    "portuguese": "pt",
+    "italian": "it",
+}
+STUDIO_LANGUAGE_OF = {code: name for name, code in WHISPER_CODES.items()}
+assert set(WHISPER_CODES) == set(LANGUAGES) - {"auto"}, "every studio language needs its Whisper code"
+_UNSPACED = {"zh", "ja"}  # windows of these join without a space
+# Whisper writes Mandarin in traditional or simplified characters as it likes; a simplified
+# prompt (the usual remedy) makes it write simplified, as the studio's Chinese text is.
+CHINESE_PROMPT = "以下是普通话的句子。"
+
+
+@dataclass
+class WhisperModel:
+    """What the model manager keeps resident for ``Mode.ASR``: the model and its processor."""
+
+    model: Any  # transformers.WhisperForConditionalGeneration
+    processor: Any  # transformers.WhisperProcessor
+    demo: bool  # random weights (config.json carries "studio_demo": true)
+
+    # The manager's LoadedModel asks every model for these; Whisper has neither.
+    def get_supported_speakers(self) -> list[str]:
+        return []
+
+    def get_supported_languages(self) -> list[str]:
+        return sorted(WHISPER_CODES)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str  # a studio language ("english"), or "auto" when Whisper heard one the studio does not speak
+    language_code: str | None  # Whisper's code for what it heard ("en", "nl")
+    seconds: float  # length of the audio transcribed (after start/end)
+    demo: bool  # made by the random-weight demo model: the text is noise
+    model: str  # the checkpoint key
+    elapsed_s: float
+
+    @property
+    def language_label(self) -> str:
+        """The language as the studio's dropdowns spell it ("English", "Auto")."""
+        return self.language.capitalize()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "language": self.language_label,
+            "language_code": self.language_code,
+            "seconds": round(self.seconds, 3),
+            "demo": self.demo,
+            "model": self.model,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def load_whisper(path: Path, device: str, dtype: torch.dtype) -> WhisperModel:
+    """Loads a local Whisper folder (never the network: the store fetched it first)."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from core.engine.demo_models.layout import DEMO_CONFIG_KEY
+
+    processor = WhisperProcessor.from_pretrained(str(path), local_files_only=True)
+    model = WhisperForConditionalGeneration.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+    model = model.to(device).eval()
+    return WhisperModel(model=model, processor=processor, demo=bool(getattr(model.config, DEMO_CONFIG_KEY, False)))
+
+
+def smoke_transcription(bundle: WhisperModel) -> None:
+    """Two tokens from a second of quiet: half precision on MPS can load and then fail here."""
+    features = _features(bundle, np.zeros(ASR_SAMPLE_RATE, dtype=np.float32))
+    bundle.model.generate(features, language="en", task="transcribe", max_new_tokens=2)
+
+
+@dataclass
+class Transcriber:
+    """Transcribes clips with the catalog's ASR checkpoint, through the shared model manager."""
+
+    models: ModelManager
+    # The device's one-at-a-time lock (SynthesisService's): loading Whisper may evict a TTS
+    # model, and decoding competes for the same device, so neither happens during a take.
+    device_lock: contextlib.AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
+
+    def transcribe(
+        self,
+        source: Audio | str | Path | tuple,
+        *,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        """The words in ``source`` (a file, an ``Audio`` or a Gradio pair) between start and end.
+
+        Raises :class:`InvalidInput` for a clip without speech, :class:`AudioError` for a
+        file that is not audio, and the model store's error when the model is missing offline.
+        """
+        started = time.perf_counter()
+        audio = source if isinstance(source, Audio) else load_audio(source, max_seconds=MAX_TRANSCRIBE_S)
+        start = float(start_s) if start_s else None
+        end = float(end_s) if end_s else None
+        if start is not None or end is not None:
+            audio = trim(audio, start, end)
+        speech = measure_speech(audio)
+        if speech.speech_s < MIN_SPEECH_S:
+            raise InvalidInput(
+                f"There is no speech to transcribe in this {audio.duration:.1f} s clip (the voice-activity "
+                "detector heard none). Pick a part of the clip where someone speaks."
+            )
+        checkpoint = self.models.catalog.asr
+        samples = _to_16k(audio)
+        windows = split_windows(samples, [(a, b) for a, b in speech.segments])
+        with self.device_lock:
+            loaded = self.models.get(checkpoint, progress)
+            bundle: WhisperModel = loaded.model
+            if progress:
+                progress(0.0, "Transcribing")
+            code = detect_language(bundle, windows[0])
+            texts = [decode_window(bundle, window, code) for window in windows]
+        text = ("" if code in _UNSPACED else " ").join(t for t in texts if t).strip()
+        if not text:
+            raise InvalidInput("The transcription model heard no words in this clip. Type the transcript yourself.")
+        transcript = Transcript(
+            text=text,
+            language=STUDIO_LANGUAGE_OF.get(code or "", "auto"),
+            language_code=code,
+            seconds=audio.duration,
+            demo=checkpoint.demo or bundle.demo,
+            model=checkpoint.key,
+            elapsed_s=time.perf_counter() - started,
+        )
+        log.info(
+            "event=transcription model=%s audio_s=%.1f windows=%d language=%s wall_s=%.2f",
+            checkpoint.key,
+            transcript.seconds,
+            len(windows),
+            code,
+            transcript.elapsed_s,
+        )
+        if progress:
+            progress(1.0, "Transcribed")
+        return transcript
+
+
+def _to_16k(audio: Audio) -> np.ndarray:
+    import librosa
+
+    samples = np.asarray(audio.samples, dtype=np.float32)
+    if audio.sample_rate != ASR_SAMPLE_RATE:
+        samples = librosa.resample(samples, orig_sr=audio.sample_rate, target_sr=ASR_SAMPLE_RATE)
+    return samples.astype(np.float32, copy=False)
+
+
+def split_windows(samples: np.ndarray, segments: list[tuple[float, float]]) -> list[np.ndarray]:
+    """Consecutive windows of at most 30 s, cut in the pause between voiced stretches
+    where one ends before the limit (else at the limit), so words are rarely cut."""
+    sr = ASR_SAMPLE_RATE
+    limit = int(WINDOW_S * sr)
+    windows: list[np.ndarray] = []
+    offset = 0
+    while len(samples) - offset > limit:
+        # The last pause that starts within this window: the middle of the gap after a segment.
+        cut = offset + limit
+        for (_, seg_end), (next_start, _) in zip(segments, segments[1:]):
+            gap_mid = int((seg_end + next_start) / 2 * sr)
+            if offset + sr <= gap_mid <= offset + limit:
+                cut = gap_mid
+        windows.append(samples[offset:cut])
+        offset = cut
+    windows.append(samples[offset:])
+    return [w for w in windows if len(w) >= sr // 10] or [samples]
+
+
+def _features(bundle: WhisperModel, window: np.ndarray) -> Any:
+    extractor = bundle.processor.feature_extractor
+    features = extractor(window, sampling_rate=ASR_SAMPLE_RATE, return_tensors="pt").input_features
+    return features.to(bundle.model.device, bundle.model.dtype)
+
+
+def detect_language(bundle: WhisperModel, window: np.ndarray) -> str | None:
+    """Whisper's language code for the window ("en"), from its language-token logits."""
+    import torch
+
+    with torch.inference_mode():
+        token_ids = bundle.model.detect_language(_features(bundle, window))
+    token = bundle.processor.tokenizer.convert_ids_to_tokens(int(token_ids[0]))
+    return token.strip("<|>") if isinstance(token, str) and token.startswith("<|") else None
+
+
+def token_cap(bundle: WhisperModel, seconds: float) -> int:
+    """New tokens one window may take: by its seconds, and never past the model's own limits."""
+    cap = max(MIN_TOKENS, int(seconds * TOKENS_PER_SECOND) + MIN_TOKENS)
+    own = getattr(bundle.model.generation_config, "max_new_tokens", None)
+    positions = int(getattr(bundle.model.config, "max_target_positions", 448)) - 4
+    return max(1, min(cap, own or MAX_TOKENS, positions, MAX_TOKENS))
+
+
+def decode_window(bundle: WhisperModel, window: np.ndarray, code: str | None) -> str:
+    import torch
+
+    kwargs: dict[str, Any] = {"task": "transcribe", "do_sample": False, "num_beams": 1}
+    cap = token_cap(bundle, len(window) / ASR_SAMPLE_RATE)
+    if code:
+        kwargs["language"] = code
+    if code == "zh":
+        prompt = bundle.processor.tokenizer.get_prompt_ids(CHINESE_PROMPT, return_tensors="pt")
+        kwargs["prompt_ids"] = prompt.to(bundle.model.device)
+        # The prompt takes decoder positions too: prompt + 4 start tokens + new tokens must fit.
+        positions = int(getattr(bundle.model.config, "max_target_positions", 448))
+        cap = max(1, min(cap, positions - 4 - len(prompt)))
+    with torch.inference_mode():
+        tokens = bundle.model.generate(_features(bundle, window), max_new_tokens=cap, **kwargs)
+    return str(bundle.processor.batch_decode(tokens, skip_special_tokens=True)[0]).strip()

@@ -1,0 +1,133 @@
+"""Concurrent requests served together: N callers at once against the same N one after another.
+
+``concurrent`` (printed by ``bench --long``): ``requests`` single-chunk custom-voice
+takes (different speakers and seeds, one checkpoint), made
+
+* ``sequential``: one after another, each on a free device (what one caller sees);
+* ``together``: all at once from ``requests`` threads. The first finds the device
+  free and runs alone; the others queue and are served together in one batch
+  (``core/engine/coalescer.py``);
+* ``queued_alone``: all at once with the coalescer off, each waiting for its turn
+  (the studio before coalescing).
+
+``ratio`` = together wall / sequential wall. ``same_audio`` says whether every take
+made together is bit-identical to the same take made alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.context import AppContext
+from core.types import CustomVoiceRequest, Mode, Sampling, SynthesisResult
+
+DEFAULT_REQUESTS = 4
+LINES = (
+    "The morning light crept slowly over the hills.",
+    "A small boat drifted near the old stone harbour.",
+    "Somebody had left the lantern burning all night.",
+    "We counted seventeen gulls on the broken pier.",
+)
+
+
+@dataclass
+class ConcurrentFigures:
+    requests: int
+    frames: int
+    runs: int
+    sequential_s: float
+    together_s: float
+    queued_alone_s: float
+    served_together: int
+    same_audio: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "frames": self.frames,
+            "runs": self.runs,
+            "sequential_s": round(self.sequential_s, 3),
+            "together_s": round(self.together_s, 3),
+            "queued_alone_s": round(self.queued_alone_s, 3),
+            "ratio": round(self.together_s / self.sequential_s, 3),
+            "ratio_queued_alone": round(self.queued_alone_s / self.sequential_s, 3),
+            "served_together": self.served_together,
+            "same_audio": self.same_audio,
+        }
+
+
+def measure_concurrent(
+    context: AppContext,
+    *,
+    requests: int = DEFAULT_REQUESTS,
+    frames: int = 6,
+    runs: int = 1,
+    seed: int = 1234,
+    progress: Callable[[str], None] | None = None,
+) -> ConcurrentFigures:
+    synthesis = context.synthesis
+    say = progress or (lambda _m: None)
+    loaded = synthesis.engine.load(synthesis.checkpoint_for(Mode.CUSTOM_VOICE, None))
+    speakers = sorted(s.lower() for s in loaded.speakers) or ["ryan"]
+    # A cap of N new tokens gives N - 1 frames (core/engine/torch_engine.py); one chunk per line.
+    synthesis.chunk_chars = max(synthesis.chunk_chars, max(len(line) for line in LINES) + 2)
+    batch = [
+        CustomVoiceRequest(
+            text=LINES[k % len(LINES)],
+            speaker=speakers[k % len(speakers)],
+            language="english",
+            sampling=Sampling(seed=seed + 100 * k, max_new_tokens=frames + 1),
+        )
+        for k in range(requests)
+    ]
+
+    def sequential() -> tuple[float, list[SynthesisResult]]:
+        start = time.perf_counter()
+        made = [synthesis.synthesize(r) for r in batch]
+        return time.perf_counter() - start, made
+
+    def at_once() -> tuple[float, list[SynthesisResult]]:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(len(batch)) as pool:
+            made = list(pool.map(synthesis.synthesize, batch))
+        return time.perf_counter() - start, made
+
+    say(f"concurrent requests: warm-up, {requests} takes x {frames} frames")
+    synthesis.synthesize(batch[0])
+    seq_times, together_times, alone_times = [], [], []
+    same = True
+    before = synthesis.coalescer.counts()[0]
+    for round_ in range(runs):
+        say(f"concurrent round {round_ + 1}/{runs}: one after another")
+        wall, alone = sequential()
+        seq_times.append(wall)
+        say(f"concurrent round {round_ + 1}/{runs}: {requests} at once, served together")
+        wall, together = at_once()
+        together_times.append(wall)
+        same = same and all(
+            np.array_equal(a.audio.samples, b.audio.samples) for a, b in zip(alone, together, strict=True)
+        )
+        say(f"concurrent round {round_ + 1}/{runs}: {requests} at once, each alone in turn")
+        synthesis.coalescer.enabled = False
+        try:
+            wall, _ = at_once()
+        finally:
+            synthesis.coalescer.enabled = True
+        alone_times.append(wall)
+    return ConcurrentFigures(
+        requests=requests,
+        frames=frames,
+        runs=runs,
+        sequential_s=statistics.median(seq_times),
+        together_s=statistics.median(together_times),
+        queued_alone_s=statistics.median(alone_times),
+        served_together=synthesis.coalescer.counts()[0] - before,
+        same_audio=same,
+    )

@@ -1,0 +1,158 @@
+"""The "Running & recent" panel: takes being made (and just made), whatever page started them.
+
+A take is a job in the studio's worker (core/takes/jobs.py), so closing or reloading the page
+loses nothing: reopened, the page lists this client's running and recent jobs (refreshed by a
+timer), and a running one can be followed again -- its live pieces and progress -- or stopped.
+A finished one points to its take in History.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from core.engine.live_decoding import LiveAudio
+from core.engine.synthesis import ChunkAudio
+from core.errors import InvalidInput
+from core.takes.jobs import Job, JobState
+from studio.ui.context import StudioContext, client_id
+from studio.ui.errors import friendly_errors
+from studio.ui.handlers import SILENCE
+from studio.ui.widgets import markdown_text, summary_from_info
+
+REFRESH_S = 2.0
+ICONS = {
+    JobState.QUEUED: "⏳",
+    JobState.RUNNING: "🔄",
+    JobState.DONE: "✅",
+    JobState.STOPPED: "⏹",
+    JobState.FAILED: "❌",
+}
+
+
+def job_line(job: Job) -> str:
+    """One job in plain words: what it is, and where it stands or where its take is."""
+    head = f"{ICONS[job.state]} **{job.mode}** · “{markdown_text(job.summary, 60)}”"
+    if job.state is JobState.DONE and job.kept:
+        where = f"take `{job.kept[0].take.id}` is in History"
+    elif job.state is JobState.STOPPED and job.partial is not None:
+        where = f"{job.partial.take.status_label}; the partial take `{job.partial.take.id}` is in History"
+    else:
+        where = markdown_text(job.progress_text(), 200)
+    return f"{head} · {where}"
+
+
+def mine(ctx: StudioContext, request: gr.Request | None) -> list[Job]:
+    """This client's jobs (user@address: a reloaded page is the same client, another person is not)."""
+    me = client_id(request)
+    return [job for job in ctx.jobs.all() if job.client == me]
+
+
+def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
+    with gr.Accordion("Running & recent", open=False, elem_id="jobs-panel") as panel:
+        listing = gr.Markdown("No takes yet in this session.", elem_id="jobs-list")
+        with gr.Row(equal_height=True):
+            pick = gr.Dropdown([], label="Running take", scale=3, elem_id="jobs-pick", allow_custom_value=True)
+            follow = gr.Button("Follow", scale=1, min_width=90, elem_id="jobs-follow")
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="jobs-stop")
+        progress = gr.Markdown(elem_id="jobs-progress", elem_classes=["take-progress"])
+        live = gr.Audio(
+            label="Take (playing as it is made)",
+            streaming=True,
+            autoplay=True,
+            interactive=False,
+            visible="hidden",
+            buttons=[],
+            elem_id="jobs-live",
+        )
+        take = gr.Audio(
+            label="Take",
+            type="filepath",
+            interactive=False,
+            visible="hidden",
+            buttons=["download"],
+            elem_id="jobs-audio",
+        )
+        summary = gr.Markdown(elem_id="jobs-summary")
+
+    def refresh(current: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+        jobs = mine(ctx, request)
+        running = [j for j in jobs if not j.finished]
+        label = f"Running & recent ({len(running)} running)" if running else "Running & recent"
+        choices = [(f"{j.mode} · {j.summary[:50]}", j.id) for j in running]
+        value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
+        text = "\n".join(f"- {job_line(j)}" for j in jobs) or "No takes yet in this session."
+        return gr.update(label=label), text, gr.update(choices=choices, value=value)
+
+    def on_load(request: gr.Request | None = None) -> tuple[Any, ...]:
+        label, text, choices = refresh(None, request)
+        # Reopened while a take is being made: show it at once.
+        return gr.update(label=label["label"], open=any(not j.finished for j in mine(ctx, request))), text, choices
+
+    def follow_job(job_id: str | None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        if not job_id:
+            raise InvalidInput("No take is being made right now; finished ones are in History.")
+        job = ctx.jobs.get(job_id)
+        if job.client != client_id(request):
+            raise InvalidInput("That take was started by someone else.")
+        played: set[int] = set()
+        started = False
+        for pieces, finished in job.follow():
+            for item in pieces:
+                audio = None
+                if isinstance(item, LiveAudio):
+                    played.add(item.index)
+                    audio = item.audio
+                elif isinstance(item, ChunkAudio) and item.index not in played:
+                    audio = item.audio
+                if audio is not None:
+                    started = True
+                    yield (audio.sample_rate, audio.samples), gr.skip(), job.progress_text(), gr.skip()
+            if not finished:
+                yield gr.skip(), gr.skip(), job.progress_text(), gr.skip()
+        first = gr.skip() if started else SILENCE
+        kept = job.kept[0] if job.kept else job.partial
+        if kept is None:
+            yield first, gr.skip(), job_line(job), ""
+        else:
+            yield first, kept.path, job_line(job), summary_from_info(kept.details)
+
+    def stop_job(job_id: str | None, request: gr.Request | None = None) -> str:
+        if not job_id:
+            return "Nothing is being made right now."
+        job = ctx.jobs.get(job_id)
+        if job.client != client_id(request):
+            raise InvalidInput("That take was started by someone else.")
+        ctx.jobs.stop(job_id)
+        return "Stopping…"
+
+    outputs = [panel, listing, pick]
+    timer = gr.Timer(REFRESH_S)
+    timer.tick(refresh, pick, outputs, api_visibility="private", queue=False, show_progress="hidden")
+    followed = follow.click(
+        lambda: (gr.update(visible=True), gr.update(visible="hidden")),
+        None,
+        [live, take],
+        api_visibility="private",
+        queue=False,
+    ).then(
+        friendly_errors(follow_job),
+        pick,
+        [live, take, progress, summary],
+        api_visibility="private",
+        show_progress="hidden",
+        concurrency_limit=None,  # only reads: never waits behind the take it follows
+    )
+    for after in (followed.success, followed.failure):
+        after(
+            lambda: (gr.update(visible="hidden"), gr.update(visible=True)),
+            None,
+            [live, take],
+            api_visibility="private",
+            queue=False,
+        )
+    stop.click(friendly_errors(stop_job), pick, progress, api_visibility="private", queue=False)
+    # Opening (or reloading) the page lists the jobs at once, and opens the panel while one runs.
+    app.load(on_load, None, outputs, api_visibility="private", queue=False)
