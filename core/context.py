@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
+from core.engine.mlx import attach_mlx, resolve_engine
 from core.engine.model_store import ModelStore
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
@@ -64,6 +65,8 @@ def build_context(
         quantize=settings.quantize,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
+    if resolve_engine(settings.engine, settings.data_dir) == "mlx":  # --engine (core/engine/mlx/)
+        attach_mlx(synthesis, models, settings)
     remote = _remote_engines(settings, catalog, synthesis)
     library = VoiceLibrary(settings.voices_dir)
     history = History(

@@ -34,6 +34,8 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # int8: dynamic int8 Linears on the CPU (faster, lossy; docs/PERFORMANCE.md). none: as released.
 QUANTIZE = ("none", "int8")
+# auto: the MLX engine on Apple Silicon once installed (core/engine/mlx/), torch otherwise.
+ENGINES = ("auto", "torch", "mlx")
 SIZES = ("0.6B", "1.7B")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -68,6 +70,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
+    engine: str = "auto"  # which engine generates: see ENGINES and core/engine/mlx/
     preferred_size: str = "1.7B"
     offline: bool = False
     demo_models: bool = False
@@ -232,6 +235,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "device": _choice(DEVICES),
     "dtype": _choice(DTYPES),
     "quantize": _choice(QUANTIZE),
+    "engine": _choice(ENGINES),
     "preferred_size": _choice(SIZES),
     "offline": _bool,
     "demo_models": _bool,

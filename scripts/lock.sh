@@ -21,4 +21,8 @@ common=(--universal --python-version 3.10 --no-header --quiet)
 # test-only tools, so both installs always agree.
 "$UV" pip compile pyproject.toml --extra test "${common[@]}" "$@" -o requirements/test.lock
 "$UV" pip compile pyproject.toml -c requirements/test.lock "${common[@]}" -o requirements/studio.lock
-echo "wrote requirements/test.lock and requirements/studio.lock"
+# The MLX engine's own environment (qwen-tts-studio engines install mlx): one universal
+# lock, MLX with Metal on macOS and mlx-cpu on Linux, shipped inside the package.
+"$UV" pip compile core/engine/mlx/engine.in --universal --python-version 3.10 --no-header --quiet "$@" \
+  -o core/engine/mlx/engine.lock
+echo "wrote requirements/test.lock, requirements/studio.lock and core/engine/mlx/engine.lock"

@@ -142,6 +142,9 @@ class ModelManager:
     # --max-resident are shared, so Whisper never sits next to a TTS model beyond the limit.
     asr_loader: Loader = asr_loader
     asr_verifier: Verifier | None = asr_smoke
+    # Called after models leave memory (unload, eviction): an engine that holds them
+    # elsewhere frees them there too (the MLX engine's child process, core/engine/mlx/).
+    on_release: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device_preference, self.probe)
@@ -301,6 +304,8 @@ class ModelManager:
                 key, _ = self._resident.popitem(last=False)
             log.info("event=model_unload model=%s reason=evicted", key)
             release_memory(self.device)
+            if self.on_release is not None:
+                self.on_release()
 
     def unload(self, key: str | None = None) -> list[str]:
         """Drops one checkpoint (or all) from memory; returns the keys unloaded."""
@@ -311,6 +316,8 @@ class ModelManager:
             log.info("event=model_unload model=%s reason=requested", k)
         gc.collect()
         release_memory(self.device)
+        if removed and self.on_release is not None:
+            self.on_release()
         return removed
 
     def set_max_resident(self, value: int) -> None:

@@ -356,11 +356,14 @@ class SynthesisService:
         """What a take of ``checkpoint`` holds while it runs: this machine's device lock, or
         nothing when a remote server makes it (so it never queues behind a local take, and
         takes on different servers run at once; a local fallback takes the lock in the router)."""
-        return contextlib.nullcontext() if self.clones_from_clip(checkpoint) else self._device_lock
+        routes_remote = getattr(self.engine, "routes_remote", None)
+        return contextlib.nullcontext() if routes_remote and routes_remote(checkpoint) else self._device_lock
 
     def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
         """True when the engine for ``checkpoint`` clones from the reference clip itself (a remote
-        server), so a library voice's cached local prompt is of no use there."""
+        server, the MLX engine), so a library voice's cached local prompt is of no use there."""
+        if getattr(self.engine, "clones_from_clip", None) is True:  # core/engine/mlx/engine.py
+            return True
         routes_remote = getattr(self.engine, "routes_remote", None)
         return bool(routes_remote and routes_remote(checkpoint))
 

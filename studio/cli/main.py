@@ -38,6 +38,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--device", dict(help=f"one of {', '.join(DEVICES)}")),
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
     ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
+    ("--engine", dict(help="auto (default: MLX on Apple Silicon once installed, else torch), torch or mlx")),
     ("--preferred-size", dict(help=f"default model size, one of {', '.join(SIZES)}")),
     ("--max-resident", dict(help="models kept in memory at once (default 1)")),
     ("--max-text-chars", dict(help="longest text accepted (default 50000)")),
@@ -137,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", parents=[parent], help="check that this machine can run the studio")
     doctor.add_argument("--json", action="store_true", help="print the checks as a JSON list")
+
+    engines = sub.add_parser("engines", parents=[parent], help="list, install or remove engines (MLX)")
+    esub = engines.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    esub.add_parser("list", parents=[parent], help="each engine and its state")
+    einstall = esub.add_parser("install", parents=[parent], help="create an engine's own environment")
+    einstall.add_argument("engine_name", metavar="ENGINE", help="mlx")
+    einstall.add_argument("--force", action="store_true", help="reinstall even if it is installed")
+    eremove = esub.add_parser("remove", parents=[parent], help="delete an engine's environment")
+    eremove.add_argument("engine_name", metavar="ENGINE", help="mlx")
 
     bench = sub.add_parser("bench", parents=[parent], help="measure load time, speed, API overhead and memory")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
@@ -252,6 +262,12 @@ def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return run_doctor(args, settings)
 
 
+def _cmd_engines(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.cli.commands.engines import run_engines
+
+    return run_engines(args, settings)
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from studio.cli.commands.bench import run_bench
 
@@ -261,6 +277,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "bench": _cmd_bench,
     "doctor": _cmd_doctor,
+    "engines": _cmd_engines,
     "serve": _cmd_serve,
     "synth": _cmd_synth,
     "models": _cmd_models,

@@ -35,7 +35,10 @@ def studio_head() -> str:
     return (
         # Phone: Gradio hides "Use via API" there, which left a stray "· Settings" in the footer.
         # In the head: studio.css is scoped to .gradio-container, and the footer is outside it.
-        "<style>@media (max-width: 640px) { footer .divider { display: none !important; } }</style>"
+        "<style>@media (max-width: 640px) { footer .divider { display: none !important; } }"
+        # The sticky action bar (studio.css .action-bar) needs the page as its scroller: Gradio's
+        # container clips with overflow: hidden, which makes it a scroll container; clip does not.
+        " .gradio-container { overflow: clip !important; }</style>"
         f"<script>(f => document.readyState === 'loading' ? "
         f"addEventListener('DOMContentLoaded', f) : f())({js.strip()});</script>"
     )

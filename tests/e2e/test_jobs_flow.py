@@ -111,7 +111,7 @@ def test_reload_during_a_take_follows_it_again_and_it_lands_in_history(studio, s
     studio.shoot("reload-follow", {"panel": panel, "list": listing, "progress": page.locator("#jobs-progress")})
     assert job.wait(TAKE_TIMEOUT_S) and job.state.value == "done", job.error
     expect(listing).to_contain_text(f"take {job.kept[0].take.id} is in History", timeout=30_000)
-    expect(page.locator("#jobs-summary")).to_contain_text("9 chunks")
+    expect(page.locator("#jobs-summary")).to_contain_text("9 chunks", timeout=60_000)
     assert ctx.app.history.get(job.kept[0].take.id).text.startswith("Reloaded take")
     studio.shoot("reload-done", {"list": listing, "take": page.locator("#jobs-audio")})
 

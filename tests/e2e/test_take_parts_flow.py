@@ -9,7 +9,9 @@ copied to /tmp/e2e-shots/.
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,13 @@ from tests.conftest import free_port, make_demo_settings
 from tests.e2e.browser import TAKE_TIMEOUT_S
 
 FAST = {"max_seconds": 1}
+SHOTS = Path("/tmp/shots/parts")  # this area's screenshots, kept for people to look at
+
+
+def shoot(studio, flow: str, must_see: dict) -> None:
+    path = studio.shoot(flow, must_see)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +48,17 @@ def e2e_server(tmp_path_factory, demo_checkpoints):
         yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx, "settings": settings}
     finally:
         app.close()
+
+
+# [scrollWidth, clientWidth] of the element that scrolls the table sideways (the table's own box if none).
+SCROLLER_WIDTHS = """e => {
+  const t = e.querySelector('table');
+  for (let n = t; n && n !== e.parentElement; n = n.parentElement) {
+    const o = getComputedStyle(n).overflowX;
+    if (o === 'auto' || o === 'scroll') return [n.scrollWidth, n.clientWidth];
+  }
+  return [t.offsetWidth, e.clientWidth];
+}"""
 
 
 def pick(studio, text: str) -> None:
@@ -98,7 +118,8 @@ def test_redo_one_chunk_with_its_seed_and_download_subtitles(studio, size, e2e_s
         page.locator("#history-vtt").click()
     assert open(download.value.path(), encoding="utf-8").read().startswith("WEBVTT\n\n00:00:00.000 --> ")
 
-    studio.shoot(
+    shoot(
+        studio,
         "history-parts-chunk",
         {
             "table": page.locator("#history-table"),
@@ -145,7 +166,8 @@ def test_redo_one_script_line_with_a_new_seed(studio, size, e2e_server, e2e_clie
     assert derived.parts[1].seed != original.parts[1].seed
     assert [p.seed for i, p in enumerate(derived.parts) if i != 1] == [original.parts[0].seed, original.parts[2].seed]
     expect(parts).to_contain_text(str(derived.parts[1].seed))
-    studio.shoot(
+    shoot(
+        studio,
         "history-parts-script",
         {"parts": parts, "part picker": part, "redo new": new, "message": message},
     )
@@ -168,11 +190,10 @@ def test_history_table_fits_or_scrolls_and_nothing_picked_disables_the_actions(s
     studio.fill("history-search", tag)
     expect(table).to_contain_text(f"Table {tag}.")
     # The table scrolls inside itself on a phone; the page never scrolls sideways (checked by shoot()).
-    viewport = table.locator(".table-wrap, .virtual-table-viewport").first
-    widths = viewport.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    widths = table.evaluate(SCROLLER_WIDTHS)
     if size == "phone":
         assert widths[0] > widths[1], f"the table should scroll sideways on a phone: {widths}"
-    studio.shoot("history-table", {"table": table, "search": studio.field("history-search")})
+    shoot(studio, "history-table", {"table": table, "search": studio.field("history-search")})
 
     # Nothing picked: Regenerate, Delete, the part buttons and the subtitle downloads cannot be pressed.
     studio.fill("history-search", f"{tag}-nothing")

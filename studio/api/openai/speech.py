@@ -127,13 +127,17 @@ def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoin
     # A Hugging Face id names a real checkpoint; in demo mode it means its demo mirror.
     real = next((c for c in REAL_CHECKPOINTS if name in (c.repo_id.lower(), c.repo_name.lower())), None)
     try:
-        return None, ctx.app.catalog.get(real.key if real else name)
+        checkpoint = ctx.app.catalog.get(real.key if real else name)
     except InvalidInput:
+        checkpoint = None
+    # The catalog also knows the transcription model (Mode.ASR), which cannot speak.
+    if checkpoint is None or checkpoint.mode == Mode.ASR:
         raise bad_request(
             f"The model '{model}' does not exist. Choose one of: " + ", ".join(model_ids(ctx)) + ".",
             "model",
             "model_not_found",
         ) from None
+    return None, checkpoint
 
 
 def _parse_task(value: Any) -> Mode | None:

@@ -117,7 +117,7 @@ def _synthesize(args: argparse.Namespace, settings: Settings, text: str, audio_f
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"wrote {where}: {result.duration:.2f} s of audio at {result.sample_rate} Hz, "
-        f"seed {result.seed}, model {result.model}; load {t['load_s']:.2f} s, "
+        f"seed {result.seed}, model {result.model}, engine {result.engine}; load {t['load_s']:.2f} s, "
         f"generate {t['generate_s']:.2f} s, real-time factor {t['rtf']:.2f}",
         file=sys.stderr if audio_fd is not None else sys.stdout,
     )

@@ -116,7 +116,9 @@ def build_parts_panel(
         )
         with gr.Row(equal_height=False):
             part = gr.Dropdown([], label="Part", scale=2, elem_id="history-part-picker")
-            audio = gr.Audio(label="Part audio", interactive=False, scale=3, elem_id="history-part-audio")
+            audio = gr.Audio(
+                label="Part audio", interactive=False, buttons=["download"], scale=3, elem_id="history-part-audio"
+            )
         with gr.Row():
             same = gr.Button("Redo (same seed)", interactive=False, size="sm", elem_id="history-part-same")
             new = gr.Button("Redo (new seed)", interactive=False, size="sm", elem_id="history-part-new")

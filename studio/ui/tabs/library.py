@@ -35,8 +35,8 @@ from studio.ui.tabs.lexicon import build_lexicon_panel
 from studio.ui.transcribe import fill_if_empty, library_transcript_offer, make_fill_library_transcript
 from studio.ui.widgets import LANGUAGE_CHOICES
 
-PLAY = "▶"  # the first column: clicking it plays that voice in the tab's one player
-COLUMNS = [PLAY, "Name", "Kind", "Language", "Tags", "Length (s)", "Created", "Notes"]
+PLAY = "▶"  # each row's first cell: clicking it plays that voice in the tab's one player
+COLUMNS = ["Play", "Name", "Kind", "Language", "Tags", "Length (s)", "Created", "Notes"]
 NAME_COLUMN = COLUMNS.index("Name")
 # Presses the player's Play once the clip a row's ▶ chose is loaded (retried for up to 5 s: the
 # player may still be loading the new clip).
@@ -312,7 +312,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
             interactive=False,
             max_height=360,
             wrap=True,
-            column_widths=[44, 200, 80, 100, 160, 95, 150, 300],
+            column_widths=[56, 200, 80, 100, 160, 95, 150, 300],
             pinned_columns=2,
             elem_id="library-table",
         )

@@ -1,0 +1,38 @@
+"""The MLX engine (``--engine mlx``): mlx-audio in its own environment, run as a child process.
+
+* ``install.py`` -- the engine's environment under the data dir (``engines install|list|remove``);
+* ``child_main.py`` -- the child: mlx-audio's server with the studio's few additions
+  (runs with the engine's Python, never imported here);
+* ``supervisor.py`` -- start on a free loopback port, health, restart after a crash, stop;
+* ``engine.py`` -- the Engine protocol over the child's HTTP API.
+
+This package's own import is light: nothing here imports MLX, which lives in the
+other environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.engine.mlx.install import installed, is_apple_silicon
+
+if TYPE_CHECKING:
+    from core.engine.model_manager import ModelManager
+    from core.engine.synthesis import SynthesisService
+    from core.settings import Settings
+
+
+def resolve_engine(choice: str, data_dir: Path) -> str:
+    """``auto`` is MLX on Apple Silicon once the MLX engine is installed, torch otherwise."""
+    if choice != "auto":
+        return choice
+    return "mlx" if is_apple_silicon() and installed(data_dir) else "torch"
+
+
+def attach_mlx(synthesis: SynthesisService, models: ModelManager, settings: Settings) -> None:
+    """Makes the MLX engine the synthesis service's engine (its models load through ``models``)."""
+    from core.engine.mlx.engine import MlxEngine
+    from core.engine.mlx.supervisor import MlxProcess
+
+    synthesis.engine = MlxEngine(models, MlxProcess(settings.data_dir))  # type: ignore[assignment]
