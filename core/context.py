@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
-from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.mlx import attach_mlx, resolve_engine
+from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber

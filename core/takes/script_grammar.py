@@ -484,7 +484,7 @@ def draft_casting(script: str | None, casting: str | None = "", language: str | 
 
 
 def _speaks(native_language: str, language: str) -> bool:
-    """"Chinese (Beijing dialect)" speaks chinese."""
+    """A native language of "Chinese (Beijing dialect)" speaks chinese."""
     return native_language.strip().lower().split(" ")[0] == language
 
 

@@ -26,7 +26,7 @@ from core.engine.catalog import Checkpoint
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import Speaker, find_speaker, speakers
 from core.engine.synthesis import DEMO_WARNING, SynthesisService
-from core.errors import GenerationError, InvalidInput, StudioError
+from core.errors import GenerationError, InvalidInput, Stopped, StudioError
 from core.storage.library import Voice, VoiceLibrary
 from core.takes.recipes import RECIPE_VERSION, clone_request_for_voice
 from core.takes.script_grammar import (
@@ -632,6 +632,8 @@ def _line_request(
 
 def _about_line(exc: StudioError, line: ScriptLine) -> StudioError:
     """The same error, saying which line it happened on."""
+    if isinstance(exc, Stopped):  # Stop (core/engine/cancel.py) stays a stop, not a failure
+        return Stopped(f"Stopped at line {line.number} ({line.speaker}).")
     message = f"Line {line.number} ({line.speaker}): {exc}"
     try:
         return type(exc)(message)

@@ -13,16 +13,19 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
+from core.audio.io import load_audio, write_audio
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed
 from core.errors import InvalidInput
 from core.takes.jobs import Job, JobState, plan_text
 from core.takes.service import KeptTake, TakeJob
+from core.takes.values import output_format
 from studio.api.endpoints import declared
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
@@ -349,6 +352,17 @@ def wire_generate(
             queue=False,
             show_progress="hidden",
         )
+    if players.download is not None and players.download_format is not None:
+        chosen = [take, players.download_format]
+        for change in (take.change, players.download_format.change):
+            change(
+                friendly_errors(functools.partial(take_download, ctx)),
+                chosen,
+                players.download,
+                api_visibility="private",
+                queue=False,
+                show_progress="hidden",
+            )
     if gallery is not None:
         for number, pick in enumerate(gallery.picks):
             pick.click(
@@ -358,6 +372,19 @@ def wire_generate(
                 api_visibility="private",
                 queue=False,
             ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+
+
+def take_download(ctx: StudioContext, path: str | None, fmt: str | None) -> dict[str, Any]:
+    """The take in the chosen format, for the Download button (written once per take and format)."""
+    if not path:
+        return gr.update(value=None, interactive=False)
+    fmt = output_format(fmt or "wav")
+    source = Path(path)
+    stem = source.parent.name if source.parent.name else source.stem  # the take's id
+    target = Path(ctx.outputs_dir) / "downloads" / f"take-{stem}.{fmt}"
+    if not target.exists():
+        write_audio(load_audio(source), target, fmt)
+    return gr.update(value=str(target), interactive=True)
 
 
 def inline_errors(handler: Handler, width: int) -> Handler:

@@ -67,13 +67,14 @@ def register_transcribe_api(ctx: StudioContext, inputs: list[Any], output: Any) 
     api_endpoint(make_transcribe(ctx), inputs, output, "transcribe", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
 
 
-def make_fill_transcript(ctx: StudioContext):
+def make_fill_transcript(ctx: StudioContext, *, automatic: bool = False):
     """The Clone tab's Transcribe (and Re-transcribe) action.
 
     ``fill_transcript(reference, start_s, end_s, language) -> (transcript, language, note)``:
     transcribes the clip between Start and End, the part the model hears, and returns the
     new transcript, the detected language (the current one when Whisper heard a language
-    the studio does not speak) and the note for under the field.
+    the studio does not speak) and the note for under the field (``automatic``: the
+    ``--auto-transcribe`` fill when a clip is loaded, said so in the note).
     """
 
     @friendly_errors
@@ -81,7 +82,7 @@ def make_fill_transcript(ctx: StudioContext):
         if not reference:
             raise InvalidInput("Add a reference clip first: upload a file or record one, then press Transcribe.")
         result = ctx.app.transcriber.transcribe(reference, start_s=_seconds(start_s), end_s=_seconds(end_s))
-        return result.text, _language_update(result, language), note_for(result)
+        return result.text, _language_update(result, language), note_for(result, automatic=automatic)
 
     return fill_transcript
 

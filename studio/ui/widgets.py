@@ -207,12 +207,12 @@ class ActionBar:
     status: gr.Markdown  # why a take was refused or failed, in plain words
 
 
-def action_bar(prefix: str, label: str = "Generate") -> ActionBar:
+def action_bar(prefix: str, label: str = "Generate", *, button_id: str | None = None) -> ActionBar:
     """The tab's action bar, laid out where it is called (at the end of the settings column:
     CSS keeps it at the bottom of the window while the column runs past it, Advanced open or not)."""
     with gr.Column(elem_id=f"{prefix}-actions", elem_classes=["action-bar"]):
         with gr.Row(elem_classes=["action-buttons"]):
-            generate = gr.Button(label, variant="primary", elem_id=f"{prefix}-generate", scale=3)
+            generate = gr.Button(label, variant="primary", elem_id=button_id or f"{prefix}-generate", scale=3)
             stop = gr.Button("Stop", variant="stop", visible=False, elem_id=f"{prefix}-stop", scale=1, min_width=80)
             resume = gr.Button("Resume", visible=False, elem_id=f"{prefix}-resume", scale=1, min_width=80)
         progress = gr.Markdown(elem_id=f"{prefix}-progress", elem_classes=["take-progress"])
@@ -228,6 +228,8 @@ class TakePlayers:
     takes: gr.Slider | None = None  # the Takes count from the Advanced accordion
     gallery: TakeGallery | None = None
     bar: ActionBar | None = None  # set by wire_generate from the tab's action_bar
+    download_format: gr.Dropdown | None = None  # "Download as": the take converted on demand
+    download: gr.DownloadButton | None = None
 
 
 def take_gallery(prefix: str) -> TakeGallery:
@@ -269,7 +271,23 @@ def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
         buttons=["download"],
         elem_id=f"{prefix}-audio",
     )
+    # Next to the player: the take in another format (the player's own button gives it as kept).
+    with gr.Row(equal_height=True, elem_classes=["take-download"]):
+        download_format = gr.Dropdown(
+            DOWNLOAD_FORMATS,
+            value="wav",
+            label="Download as",
+            scale=1,
+            min_width=110,
+            elem_id=f"{prefix}-download-format",
+        )
+        download = gr.DownloadButton(
+            "Download", value=None, interactive=False, scale=1, min_width=110, elem_id=f"{prefix}-download"
+        )
     # Shown only while this session has a failed take in this tab to continue.
     retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
     gallery = take_gallery(prefix) if takes is not None else None
-    return TakePlayers(live, take, retry, takes, gallery)
+    return TakePlayers(live, take, retry, takes, gallery, download_format=download_format, download=download)
+
+
+DOWNLOAD_FORMATS = ["wav", "flac", "mp3", "ogg"]

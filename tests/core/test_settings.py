@@ -79,3 +79,34 @@ def test_bad_config_file_is_reported(tmp_path):
 def test_case_insensitive_choices(tmp_path):
     s = load_settings({"device": "CPU", "preferred_size": "0.6b"}, env={}, config_path=tmp_path / "n.toml")
     assert s.device == "cpu" and s.preferred_size == "0.6B"
+
+
+def test_transcription_settings(tmp_path):
+    """--asr-model, --checkpoint-asr and --auto-transcribe (docs/ASR.md), from flags, env and file."""
+    nothing = tmp_path / "none.toml"
+    defaults = load_settings({}, env={}, config_path=nothing)
+    assert (defaults.asr_model, defaults.checkpoint_asr, defaults.auto_transcribe) == (
+        "openai/whisper-small",
+        None,
+        False,
+    )
+    chosen = load_settings(
+        {"asr_model": "openai/whisper-large-v3-turbo", "checkpoint_asr": str(tmp_path / "w")},
+        env={"QWEN_TTS_STUDIO_AUTO_TRANSCRIBE": "yes"},
+        config_path=nothing,
+    )
+    assert chosen.asr_model == "openai/whisper-large-v3-turbo"
+    assert chosen.checkpoint_asr == tmp_path / "w"
+    assert chosen.checkpoint_override("asr") == tmp_path / "w"
+    assert chosen.auto_transcribe is True
+    with pytest.raises(SettingsError, match="'asr_model'.*a Hugging Face model id such as openai/whisper-small"):
+        load_settings({"asr_model": "whisper small"}, env={}, config_path=nothing)
+
+
+def test_transcription_flags_on_the_command_line(tmp_path):
+    from studio.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--auto-transcribe", "--asr-model", "openai/whisper-base", "--checkpoint-asr", str(tmp_path)]
+    )
+    assert (args.auto_transcribe, args.asr_model, args.checkpoint_asr) == (True, "openai/whisper-base", str(tmp_path))

@@ -29,6 +29,7 @@ TAB_MARKERS = {
     "Voice Clone": "clone-generate",
     "Voice Library": "library-count",
     "History": "history-table",
+    "Models": "models-device",
 }
 HUMAN_SHOTS = Path("/tmp/e2e-shots")  # a copy of every screenshot, for people to look at
 

@@ -106,3 +106,53 @@ def test_transcribe_in_the_library_edit_form(studio, e2e_server, size):
     saved = app.library.get(voice.id)
     assert saved.transcript == expected.text
     assert saved.language == expected.language
+
+
+def test_generate_without_a_transcript_offers_transcribe(studio, size, speech_wav):
+    page = studio.page
+    studio.tab("Voice Clone")
+    studio.upload("clone-reference", speech_wav)
+    expect(page.locator("#clone-readout")).to_contain_text("speech", timeout=TAKE_TIMEOUT_S * 1000)
+    studio.fill("clone-text", "Hello there.")
+    studio.set_max_length(1)
+    studio.generate("clone")
+    note = page.locator("#clone-transcribe-note")
+    expect(note).to_contain_text("No transcript")
+    expect(note).to_contain_text("Press Transcribe")
+    keep_for_people(studio.shoot("transcribe-offer", {"note": note, "transcribe": page.locator("#clone-transcribe")}))
+
+
+@pytest.fixture(scope="module")
+def auto_server(tmp_path_factory, demo_checkpoints, demo_asr):
+    """A studio started with --auto-transcribe."""
+    from studio.server import serve
+
+    settings = make_demo_settings(
+        tmp_path_factory.mktemp("e2e-auto"),
+        demo_checkpoints,
+        port=free_port(),
+        checkpoint_asr=demo_asr,
+        auto_transcribe=True,
+    )
+    app, ctx = serve(settings, block=False)
+    try:
+        yield {"url": f"http://127.0.0.1:{settings.port}/", "ctx": ctx}
+    finally:
+        app.close()
+
+
+def test_auto_transcribe_fills_the_transcript_when_a_clip_is_loaded(browser, auto_server, shots_dir, speech_wav):
+    from tests.e2e.browser import Studio
+
+    expected = auto_server["ctx"].app.transcriber.transcribe(str(speech_wav))
+    studio = Studio.open(browser, auto_server["url"], "desktop", shots_dir)
+    try:
+        studio.tab("Voice Clone")
+        studio.upload("clone-reference", speech_wav)
+        expect(studio.field("clone-transcript")).to_have_value(expected.text, timeout=TAKE_TIMEOUT_S * 1000)
+        expect(studio.field("clone-language")).to_have_value(expected.language_label)
+        note = studio.page.locator("#clone-transcribe-note")
+        expect(note).to_contain_text("Filled in automatically")
+        expect(note).to_contain_text("Demo output")
+    finally:
+        studio.page.close()

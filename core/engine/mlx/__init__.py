@@ -36,3 +36,34 @@ def attach_mlx(synthesis: SynthesisService, models: ModelManager, settings: Sett
     from core.engine.mlx.supervisor import MlxProcess
 
     synthesis.engine = MlxEngine(models, MlxProcess(settings.data_dir))  # type: ignore[assignment]
+
+
+def active_engine(synthesis: SynthesisService) -> str:
+    """The engine the synthesis service generates with now ("torch" or "mlx")."""
+    return str(getattr(synthesis.engine, "name", "torch"))
+
+
+def switch_engine(synthesis: SynthesisService, models: ModelManager, settings: Settings, name: str) -> str:
+    """Switches the running studio's engine (the Models tab): every model is unloaded first, so
+    the next take loads its checkpoint through the new engine. Returns the engine now in use."""
+    from core.engine.model_manager import qwen_loader, smoke_generation
+    from core.engine.torch_engine import TorchEngine
+    from core.errors import InvalidInput
+
+    if name not in ("torch", "mlx"):
+        raise InvalidInput(f"Unknown engine '{name}': choose torch or mlx.")
+    if active_engine(synthesis) == name:
+        return name
+    if getattr(synthesis.engine, "name", "") not in ("torch", "mlx"):
+        raise InvalidInput("The engine cannot be switched while remote engines are configured.")
+    models.unload()
+    old = synthesis.engine
+    if name == "mlx":
+        attach_mlx(synthesis, models, settings)
+    else:
+        process = getattr(old, "process", None)
+        models.loader, models.verifier, models.on_release = qwen_loader, smoke_generation, None
+        synthesis.engine = TorchEngine(models, quantize=settings.quantize)
+        if process is not None:
+            process.stop()
+    return name

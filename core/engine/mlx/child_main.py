@@ -89,9 +89,8 @@ def _stand_in_sounddevice() -> None:
         def _refuse(*_args: Any, **_kwargs: Any) -> Any:
             raise OSError("no audio device in the studio's MLX engine (PortAudio is not installed)")
 
-        stand_in.OutputStream = _refuse  # type: ignore[attr-defined]
-        stand_in.play = _refuse  # type: ignore[attr-defined]
-        stand_in.__getattr__ = lambda name: _refuse  # type: ignore[attr-defined]
+        for name in ("OutputStream", "InputStream", "play", "stop", "wait", "query_devices"):
+            setattr(stand_in, name, _refuse)
         sys.modules["sounddevice"] = stand_in
 
 
@@ -127,7 +126,7 @@ def patch_server(server: Any) -> None:
     # Seeds: the speech route takes one more field (FastAPI validates against the class the
     # route was declared with, so the route is declared again with the extended request);
     # a seeded request runs alone and MLX's random state is seeded right before it generates.
-    class StudioSpeechRequest(server.SpeechRequest):  # type: ignore[name-defined,misc]
+    class StudioSpeechRequest(server.SpeechRequest):
         seed: int | None = None
 
     stock_route = server.tts_speech
@@ -160,8 +159,8 @@ def patch_server(server: Any) -> None:
 
     adapter.run_serial = run_serial
     adapter.supports_batch = lambda self, request: seed_of(request) is None and stock_batch(self, request)
-    adapter.supports_continuous_batch = lambda self, request: seed_of(request) is None and stock_continuous(
-        self, request
+    adapter.supports_continuous_batch = lambda self, request: (
+        seed_of(request) is None and stock_continuous(self, request)
     )
 
     # Unload: drop the model, then give its buffers back.

@@ -228,7 +228,9 @@ class MlxEngine:
             raise GenerationError(f"The MLX engine answered no audio for chunk {index + 1} of {total}.")
         if waiting:
             piece = np.concatenate(waiting)
-            yield LiveAudio(index, total, item.text, Audio(piece, TARGET_SAMPLE_RATE), played / TARGET_SAMPLE_RATE)
+            yield LiveAudio(
+                index, total, item.text, Audio(piece, TARGET_SAMPLE_RATE), played / TARGET_SAMPLE_RATE, exact=True
+            )
         yield Audio(whole, TARGET_SAMPLE_RATE)
 
     def create_clone_prompt(
@@ -303,8 +305,8 @@ class MlxEngine:
         where = f"chunk {index + 1} of {total}"
         if exc.kind == "rejected":
             return GenerationError(f"The MLX engine refused {where}: {exc}")
-        if not self.process.running():
-            code = self.process.exit_code()
+        code = self.process.exit_code(wait_s=3.0)
+        if code is not None:
             return GenerationError(
                 f"The MLX engine stopped during {where} (exit code {code}); it restarts for the next take. "
                 f"Its log: {self.process.log_path}"

@@ -141,12 +141,16 @@ def install(data_dir: Path, progress: Progress, *, force: bool = False) -> Engin
     if uv:
         _run([uv, "pip", "install", "--python", str(python), "--no-deps", "-r", str(LOCK_FILE)], progress)
     else:
-        _run([str(python), "-m", "pip", "install", "--no-deps", "--progress-bar", "off", "-r", str(LOCK_FILE)], progress)
+        _run(
+            [str(python), "-m", "pip", "install", "--no-deps", "--progress-bar", "off", "-r", str(LOCK_FILE)], progress
+        )
     progress("[3/3] Checking that mlx-audio and MLX import")
     versions = check_environment(python)
     marker = {"lock": lock_digest(), "versions": versions, "python": str(python), "installed_at": time.time()}
     (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    progress(f"MLX engine installed in {time.perf_counter() - started:.0f} s: {', '.join(f'{k} {v}' for k, v in versions.items())}")
+    progress(
+        f"MLX engine installed in {time.perf_counter() - started:.0f} s: {', '.join(f'{k} {v}' for k, v in versions.items())}"
+    )
     return mlx_state(data_dir)
 
 

@@ -75,9 +75,16 @@ class MlxProcess:
     def running(self) -> bool:
         return self.pid is not None
 
-    def exit_code(self) -> int | None:
+    def exit_code(self, wait_s: float = 0.0) -> int | None:
+        """The child's exit code once it has exited (waiting up to ``wait_s``: a dropped connection
+        arrives before the exit is reaped); None while it runs or when none was started."""
         process = self._process
-        return None if process is None else process.poll()
+        if process is None:
+            return None
+        try:
+            return process.wait(wait_s) if wait_s > 0 else process.poll()
+        except subprocess.TimeoutExpired:
+            return None
 
     # --- start / stop -------------------------------------------------------
 
@@ -147,7 +154,10 @@ class MlxProcess:
         self.epoch += 1
         self.starts += 1
         log.info(
-            "event=mlx_engine_started pid=%s port=%s seconds=%.1f", self._process.pid, self._port, time.perf_counter() - started
+            "event=mlx_engine_started pid=%s port=%s seconds=%.1f",
+            self._process.pid,
+            self._port,
+            time.perf_counter() - started,
         )
 
     def stop(self) -> None:
@@ -195,7 +205,9 @@ class MlxProcess:
         try:
             return http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ModelLoadError(f"The MLX engine stopped answering ({type(exc).__name__}); see {self.log_path}.") from exc
+            raise ModelLoadError(
+                f"The MLX engine stopped answering ({type(exc).__name__}); see {self.log_path}."
+            ) from exc
 
     def log_tail(self, lines: int = 3) -> str:
         try:

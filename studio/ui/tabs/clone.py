@@ -443,12 +443,19 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     trim_outputs += [transcript_warning, retranscribe]
     cleanup = [trim_silence, normalize, highpass, denoise]
     private: dict[str, Any] = dict(api_visibility="private")
+    # Every trim change runs in the order it was made: a field's blur on the way to Undo must not
+    # finish after the undo and put the undone trim back.
+    in_order: dict[str, Any] = dict(concurrency_id="clone-trim", concurrency_limit=1, **private)
 
     def new_clip(ref, silence, norm, hp, dn, script):
         """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo."""
         return view(ref, None, None, silence, norm, hp, dn, trims.new_state(script or ""), script)
 
     def from_fields(ref, start, end, silence, norm, hp, dn, state, script):
+        if state and trims.commit(state, start, end) == state:
+            # Unchanged (a blur without an edit, e.g. on the way to Undo): nothing to redo, and
+            # nothing stale written over a newer trim.
+            return tuple(gr.skip() for _ in trim_outputs)
         return view(ref, start, end, silence, norm, hp, dn, trims.commit(state, start, end), script)
 
     def from_region(region, ref, silence, norm, hp, dn, state, script):
@@ -464,32 +471,33 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         return view(ref, start, end, silence, norm, hp, dn, state, script)
 
     rest = [*cleanup, trim_state, transcript]
-    clip_changed = reference.change(new_clip, [reference, *cleanup, transcript], trim_outputs, **private)
+    clip_changed = reference.change(new_clip, [reference, *cleanup, transcript], trim_outputs, **in_order)
     for trigger in (start_s.submit, end_s.submit, start_s.blur, end_s.blur):
-        trigger(from_fields, [reference, start_s, end_s, *rest], trim_outputs, **private)
-    wave.input(from_region, [wave, reference, *rest], trim_outputs, **private)
-    undo.click(undo_trim, [reference, *rest], trim_outputs, **private)
+        trigger(from_fields, [reference, start_s, end_s, *rest], trim_outputs, **in_order)
+    wave.input(from_region, [wave, reference, *rest], trim_outputs, **in_order)
+    undo.click(undo_trim, [reference, *rest], trim_outputs, **in_order)
     for option in cleanup:
-        option.change(same_trim, [reference, start_s, end_s, *rest], trim_outputs, **private)
+        option.change(same_trim, [reference, start_s, end_s, *rest], trim_outputs, **in_order)
 
     def transcript_changed(state, script):
         return trims.transcript_written(state, script or ""), ""
 
     # Typed or filled in (e.g. by a transcription): the transcript now belongs to the current trim.
-    transcript.input(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
+    # (.change, not .input: Gradio 6.17 did not fire the Textbox's input event for typed text here.)
+    transcript.change(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **in_order)
     # The warning's offer: transcribe the trimmed clip (helper studio/ui/transcribe.py), then the
     # transcript belongs to the current trim again.
     retranscribe.click(
         make_fill_transcript(ctx),
         [reference, start_s, end_s, language],
-        [transcript, language, transcript_warning],
+        [transcript, language, transcribe_note],
         concurrency_id=DEVICE_QUEUE,
         concurrency_limit=1,
         **private,
     ).success(
-        lambda state, script: (trims.transcript_written(state, script or ""), gr.update(visible=False)),
+        lambda state, script: (trims.transcript_written(state, script or ""), "", gr.update(visible=False)),
         [trim_state, transcript],
-        [trim_state, retranscribe],
+        [trim_state, transcript_warning, retranscribe],
         **private,
     )
 
@@ -507,11 +515,15 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
     register_transcribe_api(ctx, [reference, start_s, end_s], transcribe_result)
     if ctx.app.settings.auto_transcribe:
+        fill_automatically = make_fill_transcript(ctx, automatic=True)
 
         def auto_fill(ref, script, lang):
             if not ref or (script or "").strip():
                 return gr.skip(), gr.skip(), gr.skip()
-            return fill_transcript(ref, None, None, lang)
+            try:
+                return fill_automatically(ref, None, None, lang)
+            except gr.Error as exc:  # no speech, model missing offline: said under the field, no toast
+                return gr.skip(), gr.skip(), f"⚠️ Not transcribed automatically: {exc.message}"
 
         clip_changed.then(
             auto_fill, [reference, transcript, language], [transcript, language, transcribe_note], **device, **private

@@ -151,7 +151,7 @@ def summary(take: Take) -> str:
     if take.request.get("derived_from") and edits:
         done = ", ".join(
             f"part {e.get('part', 0) + 1} "
-            + {"delete": "deleted", "new_seed": "new seed"}.get(e.get("action"), "redone")
+            + {"delete": "deleted", "new_seed": "new seed"}.get(str(e.get("action")), "redone")
             for e in edits
             if isinstance(e, dict)
         )

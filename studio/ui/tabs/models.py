@@ -6,6 +6,8 @@ from typing import Any
 
 import gradio as gr
 
+from core.engine.mlx import active_engine, switch_engine
+from core.engine.mlx.install import installed as mlx_installed
 from core.engine.model_manager import ModelStatus
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
@@ -42,6 +44,7 @@ def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
 def device_summary(ctx: StudioContext) -> str:
     m = ctx.app.models
     summary = (
+        f"**Engine:** `{active_engine(ctx.app.synthesis)}` · "
         f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
     )
     return summary + remote_summary(ctx)
@@ -88,6 +91,15 @@ def build_models_tab(ctx: StudioContext) -> None:
                 manager.max_resident, label="Max resident models", precision=0, minimum=1, maximum=8, scale=1
             )
             apply_max = gr.Button("Apply", scale=1)
+            # torch runs qwen-tts here; mlx runs mlx-audio in its own process (README "The MLX engine").
+            engine = gr.Dropdown(
+                ["torch", "mlx"],
+                value=active_engine(ctx.app.synthesis),
+                label="Engine",
+                scale=1,
+                elem_id="models-engine",
+            )
+            switch = gr.Button("Switch engine", scale=1, elem_id="models-engine-switch")
         message = gr.Markdown()
 
     def snapshot():
@@ -119,7 +131,18 @@ def build_models_tab(ctx: StudioContext) -> None:
         manager.set_max_resident(int(value))
         return *snapshot(), f"At most {int(value)} model(s) stay in memory."
 
+    @friendly_errors
+    def do_switch(name):
+        used = switch_engine(ctx.app.synthesis, manager, ctx.app.settings, str(name))
+        note = (
+            " Install it first: `qwen-tts-studio engines install mlx`."
+            if used == "mlx" and not mlx_installed(ctx.app.settings.data_dir)
+            else ""
+        )
+        return *snapshot(), f"Takes now use the **{used}** engine; models load again on the next take.{note}"
+
     outputs = [table, device_md, message]
+    switch.click(do_switch, engine, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     load.click(do_load, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     unload.click(do_unload, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     download.click(do_download, choice, outputs, api_visibility="private")

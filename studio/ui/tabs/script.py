@@ -17,6 +17,7 @@ import numpy as np
 from core.audio.io import write_audio
 from core.engine.speakers import speakers
 from core.errors import InvalidInput
+from core.takes.jobs import Job, JobState
 from core.takes.script_grammar import draft_casting
 from core.takes.script_render import (
     DEFAULT_PAUSE_S,
@@ -27,6 +28,7 @@ from core.takes.script_render import (
     plan_script,
     stream_script,
 )
+from core.takes.service import KeptTake
 from core.takes.subtitles import SubtitleFormat, write_subtitles
 from core.takes.values import (
     language_value,
@@ -35,11 +37,11 @@ from core.takes.values import (
     sampling_from_values,
 )
 from core.types import Mode
-from studio.ui.context import StudioContext
+from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, owner_of
 from studio.ui.progress import gradio_progress
-from studio.ui.widgets import LANGUAGE_CHOICES, demo_banner, sampling_widgets
+from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, sampling_widgets
 
 EXAMPLE_SCRIPT = """\
 # Lines are 'Name: text'. Lines starting with # are comments.
@@ -285,28 +287,64 @@ def make_script_handlers(ctx: StudioContext):
         plan, fmt = prepare(*values)
         run = ScriptRun(ctx, plan, fmt)
         skip = gr.skip()
+        total = len(plan.lines)
+
+        def work(job: Job) -> list[KeptTake]:
+            # In the studio's worker (core/takes/jobs.py): a reload does not stop it, Stop does.
+            for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=job.report):
+                if isinstance(item, RenderedLine):
+                    run.add_line(item)
+                    job.publish(item)
+                    job.chunk_done(len(run.files) - 1, total)
+                else:
+                    finished.extend(run.finish(item))
+                    info = finished[2]
+                    return [KeptTake(ctx.app.history.get(info["take_id"]), info)]
+            raise AssertionError("stream_script always ends with a result")  # pragma: no cover
+
+        finished: list[Any] = []
+        job = ctx.jobs.submit(
+            work,
+            kind="script",
+            mode="Script",
+            text=plan.text,
+            owner=owner_of(request),
+            tab="script",
+            chunks=total,
+            client=client_id(request),
+        )
         # Only intermediate yields change visibility: Gradio can drop prop updates
         # that arrive with a stream's final message.
-        yield skip, None, run.lines, gr.update(value=None, visible=False), skip
+        yield skip, None, run.lines, gr.update(value=None, visible=False), skip, job.progress_text()
         ready: dict[int, RenderedLine] = {}
         played = 0
-        for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=gradio_progress(progress)):
-            if isinstance(item, RenderedLine):
-                run.add_line(item)
+        started = False
+        for pieces, done in job.follow():
+            for item in pieces:
                 ready[item.index] = item
                 # The live player gets lines in script order, with the pauses, as soon as they are contiguous.
-                pieces = []
+                chunk = []
                 while played in ready:
                     audio = ready.pop(played)
                     if played and plan.pause_s > 0:
-                        pieces.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
-                    pieces.append(audio.audio.samples)
+                        chunk.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
+                    chunk.append(audio.audio.samples)
                     played += 1
-                live = (item.audio.sample_rate, pcm16(np.concatenate(pieces))) if pieces else skip
-                yield live, skip, run.lines, gr.update(value=run.file_list, visible=True), skip
-            else:
-                take, zip_path, info = run.finish(item)
-                yield skip, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info
+                live = (item.audio.sample_rate, pcm16(np.concatenate(chunk))) if chunk else skip
+                started = started or bool(chunk)
+                files = gr.update(value=run.file_list, visible=True)
+                yield live, skip, run.lines, files, skip, job.progress_text()
+            if not done:
+                yield skip, skip, skip, skip, skip, job.progress_text()
+        first = skip if started else (24_000, np.zeros(2_400, dtype=np.int16))
+        if job.state is JobState.DONE:
+            take, zip_path, info = finished
+            yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text()
+        elif job.state is JobState.STOPPED:
+            note = f"⏹ {job.progress_text()} The {len(run.files)} line(s) made are in the files list."
+            yield first, skip, run.lines, skip, skip, note
+        else:
+            raise job.error or InvalidInput("The script failed.")
 
     # The API's parameters (so Gradio maps the same inputs), with progress and request keyword-only.
     params = list(inspect.signature(script_render).parameters.values())
@@ -360,7 +398,9 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                     elem_id="script-pause",
                 )
                 widgets = sampling_widgets()
-                render = gr.Button("Render script", variant="primary", elem_id="script-render")
+                # Render, Stop and progress stay on screen (a sticky bar at the end of the column).
+                bar = action_bar("script", "Render script", button_id="script-render")
+                render = bar.generate
             with gr.Column(scale=2):
                 live = gr.Audio(
                     label="Live (plays lines as they're ready)",
@@ -395,17 +435,39 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
         api_endpoint(
             script_render, inputs, [take, zip_file, info], "script", concurrency_id=DEVICE_QUEUE, concurrency_limit=1
         )
-        render.click(
+        rendered = render.click(
+            lambda: (gr.update(interactive=False), gr.update(visible=True)),
+            None,
+            [render, bar.stop],
+            api_visibility="private",
+            queue=False,
+        ).then(
             script_stream,
             inputs,
-            [live, take, lines, files, info],
+            [live, take, lines, files, info, bar.progress],
             api_visibility="private",
-            show_progress_on=[take],
+            show_progress="hidden",  # the progress line under Render says it
             concurrency_id=DEVICE_QUEUE,
             concurrency_limit=1,
-        ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        )
+        rendered.success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        for after in (rendered.success, rendered.failure):
+            after(
+                lambda: (gr.update(interactive=True), gr.update(visible=False)),
+                None,
+                [render, bar.stop],
+                api_visibility="private",
+                queue=False,
+            )
 
-        # The script's language decides the speakers offered first (core/takes/script_grammar.py).
+        def stop(request: gr.Request | None = None) -> str:
+            running = ctx.jobs.active(owner_of(request), "script")
+            for job in running:
+                ctx.jobs.stop(job.id)
+            return "Stopping…" if running else "No script is being rendered in this tab."
+
+        bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+
         fill.click(
             friendly_errors(draft_casting), [script, casting, language], casting, api_visibility="private", queue=False
         )

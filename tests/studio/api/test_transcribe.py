@@ -24,7 +24,8 @@ def asr_server(tmp_path_factory, demo_checkpoints, demo_asr):
     )
     app, ctx = serve(settings, block=False)
     try:
-        yield {"client": Client(f"http://127.0.0.1:{settings.port}/", verbose=False), "ctx": ctx}
+        url = f"http://127.0.0.1:{settings.port}/"
+        yield {"client": Client(url, verbose=False), "ctx": ctx, "url": url}
     finally:
         app.close()
 
@@ -103,3 +104,18 @@ def test_auto_transcribe_fills_an_empty_transcript_at_save_time(asr_server, spee
         reference=handle_file(str(speech_wav)), transcript="", name="Auto fox", consent="test", api_name="/voice_save"
     )
     assert saved["transcript"] and saved["transcript"].strip()
+
+
+def test_the_transcription_model_cannot_speak_through_the_openai_route(asr_server):
+    import httpx
+
+    answer = httpx.post(
+        asr_server["url"] + "v1/audio/speech",
+        json={"model": "whisper-small", "input": "Hello.", "voice": "Ryan"},
+        timeout=60,
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "model_not_found" and "whisper-small" in error["message"]
+    listed = httpx.get(asr_server["url"] + "v1/models", timeout=60).json()["data"]
+    assert not any("whisper" in entry["id"] for entry in listed)

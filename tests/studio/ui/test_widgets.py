@@ -39,3 +39,43 @@ def test_nothing_to_summarise():
 
 def test_language_choices_start_with_auto():
     assert LANGUAGE_CHOICES[:3] == ["Auto", "Chinese", "English"]
+
+
+def test_summary_reads_as_sentences_and_marks_a_stopped_take():
+    info = {
+        "duration_s": 3.0,
+        "seed": 5,
+        "model": "m",
+        "chunks": 2,
+        "timings": {},
+        "text": "Hello *world* [x]",
+        "description": "A calm voice.",
+        "language": "english",
+        "engine": "torch",
+        "take_id": "20261130-000000-abcdef",
+        "status": "stopped",
+        "stopped_at": 2,
+        "total_chunks": 5,
+        "warnings": [],
+    }
+    summary = summary_from_info(info)
+    assert "⏹ **Stopped at chunk 3 of 5**" in summary
+    assert "- Text: Hello \\*world\\* \\[x\\]" in summary  # the user's text shown literally
+    assert "- Voice description: A calm voice." in summary and "- Take: 20261130-000000-abcdef" in summary
+    assert "generated in" not in summary  # a partial take has no timings
+
+
+def test_download_converts_the_take_to_the_chosen_format(tmp_path, demo_context):
+    import numpy as np
+
+    from core.audio.clip import Audio
+    from core.audio.io import load_audio, write_audio
+    from studio.ui.context import StudioContext
+    from studio.ui.handlers import take_download
+
+    ctx = StudioContext(demo_context, outputs_dir=tmp_path / "out")
+    source = write_audio(Audio(np.zeros(2_400, dtype=np.float32), 24_000), tmp_path / "20261130-1" / "take.wav", "wav")
+    update = take_download(ctx, str(source), "flac")
+    assert update["value"].endswith("take-20261130-1.flac") and update["interactive"]
+    assert load_audio(update["value"]).duration == 0.1
+    assert take_download(ctx, None, "mp3")["interactive"] is False

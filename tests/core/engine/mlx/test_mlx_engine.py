@@ -17,7 +17,7 @@ from core.engine.mlx.engine import MlxEngine
 from core.engine.mlx.install import MARKER, engine_dir, lock_digest
 from core.errors import DependencyError, GenerationError, ModelLoadError
 from core.settings import Settings
-from core.types import CloneRequest, CustomVoiceRequest, Mode, Sampling, DesignRequest
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, Sampling
 from tests.conftest import make_demo_settings
 
 FAST = Sampling(seed=7, max_new_tokens=12)
@@ -44,7 +44,9 @@ def test_all_three_modes_name_the_engine_and_honour_seeds(mlx_context, speech_wa
     _audible(first)
     assert first.engine == "mlx" and first.model == "demo-1.7B-CustomVoice"
     again = synthesis.synthesize(custom)
-    other = synthesis.synthesize(CustomVoiceRequest(text=custom.text, speaker="Vivian", sampling=Sampling(seed=8, max_new_tokens=12)))
+    other = synthesis.synthesize(
+        CustomVoiceRequest(text=custom.text, speaker="Vivian", sampling=Sampling(seed=8, max_new_tokens=12))
+    )
     assert np.array_equal(first.audio.samples, again.audio.samples), "the same seed gives the same take"
     assert not np.array_equal(first.audio.samples, other.audio.samples)
     assert not any("seed" in w.lower() and "not applied" in w.lower() for w in first.warnings)
@@ -76,7 +78,9 @@ def test_live_pieces_tile_the_chunk(mlx_context):
     from core.engine.live_decoding import LiveAudio
     from core.types import SynthesisResult
 
-    request = CustomVoiceRequest(text="Streaming from MLX.", speaker="Ryan", sampling=Sampling(seed=3, max_new_tokens=40))
+    request = CustomVoiceRequest(
+        text="Streaming from MLX.", speaker="Ryan", sampling=Sampling(seed=3, max_new_tokens=40)
+    )
     pieces, result = [], None
     for item in mlx_context.synthesis.stream(request, live=True):
         if isinstance(item, LiveAudio):

@@ -64,7 +64,18 @@ def test_synth_engine_mlx_writes_audio_in_custom_and_clone_modes(tmp_path, mlx_e
     for name, mode_args in runs.items():
         out = tmp_path / f"{name}.wav"
         done = studio(
-            ["synth", *mode_args, "--text", "Hello from MLX.", "--seed", "3", "--max-new-tokens", "12", "--out", str(out)],
+            [
+                "synth",
+                *mode_args,
+                "--text",
+                "Hello from MLX.",
+                "--seed",
+                "3",
+                "--max-new-tokens",
+                "12",
+                "--out",
+                str(out),
+            ],
             data_dir,
             "--engine",
             "mlx",
