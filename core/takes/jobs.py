@@ -119,6 +119,7 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None  # monotonic
     first_chunk_at: float | None = None  # monotonic; rates are measured from here
+    first_done: int = 0  # chunks done at first_chunk_at
     ended: float | None = None
     error: StudioError | None = None
     kept: list[KeptTake] = field(default_factory=list)
@@ -146,10 +147,13 @@ class Job:
         if self.finished or self.started is None or not self.chunks_total:
             return None
         left = self.chunks_total - self.chunks_done
-        if self.chunks_done and self.first_chunk_at is not None:
-            # The first chunk includes loading; the rest is measured from its end.
-            rate = (time.monotonic() - self.first_chunk_at) / max(self.chunks_done - 1, 1)
-            if self.chunks_done == 1:
+        if self.first_chunk_at is not None:
+            # The first chunk this job made includes loading the model; the rest is measured
+            # from its end. A resumed take starts with chunks it did not make (first_done - 1).
+            since_first = self.chunks_done - self.first_done
+            if since_first > 0:
+                rate = (time.monotonic() - self.first_chunk_at) / since_first
+            else:
                 rate = self.first_chunk_at - self.started
             return rate * left
         if self.guess_s_per_char is not None:
@@ -227,6 +231,7 @@ class Job:
             self.chunks_done = max(self.chunks_done, index + 1)
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.monotonic()
+                self.first_done = self.chunks_done
             self._changed.notify_all()
 
     def _finish(self, state: JobState, error: StudioError | None = None) -> None:
@@ -521,6 +526,7 @@ def variants_work(takes: TakeService, take: TakeJob, client: str | None) -> Work
                     job.chunks_done = max(job.chunks_done, min(job.chunks_total, round(fraction * job.chunks_total)))
                     if job.first_chunk_at is None:
                         job.first_chunk_at = time.monotonic()
+                        job.first_done = job.chunks_done
 
         return takes.make_variants(take, report, client=client)
 

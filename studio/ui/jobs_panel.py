@@ -2,8 +2,8 @@
 
 A take is a job in the studio's worker (core/takes/jobs.py), so closing or reloading the page
 loses nothing: reopened, the page lists this client's running and recent jobs (refreshed by a
-timer), and a running one can be followed again -- its live pieces and progress -- or stopped.
-A finished one points to its take in History.
+timer), and a running one can be followed again -- its live pieces and progress -- or stopped; a
+stopped one can be resumed. A finished one points to its take in History.
 """
 
 from __future__ import annotations
@@ -54,9 +54,10 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
     with gr.Accordion("Running & recent", open=False, elem_id="jobs-panel") as panel:
         listing = gr.Markdown("No takes yet in this session.", elem_id="jobs-list")
         with gr.Row(equal_height=True):
-            pick = gr.Dropdown([], label="Running take", scale=3, elem_id="jobs-pick", allow_custom_value=True)
+            pick = gr.Dropdown([], label="Take", scale=3, elem_id="jobs-pick", allow_custom_value=True)
             follow = gr.Button("Follow", scale=1, min_width=90, elem_id="jobs-follow")
             stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, elem_id="jobs-stop")
+            resume = gr.Button("Resume", scale=1, min_width=90, elem_id="jobs-resume")
         progress = gr.Markdown(elem_id="jobs-progress", elem_classes=["take-progress"])
         live = gr.Audio(
             label="Take (playing as it is made)",
@@ -81,7 +82,10 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         jobs = mine(ctx, request)
         running = [j for j in jobs if not j.finished]
         label = f"Running & recent ({len(running)} running)" if running else "Running & recent"
+        # Running takes (to follow or stop) and stopped ones that can be resumed.
+        resumable = [j for j in jobs if j.state is JobState.STOPPED and j.partial is not None]
         choices = [(f"{j.mode} · {j.summary[:50]}", j.id) for j in running]
+        choices += [(f"⏹ {j.mode} · {j.summary[:46]}", j.id) for j in resumable]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
         text = "\n".join(f"- {job_line(j)}" for j in jobs) or "No takes yet in this session."
         return gr.update(label=label), text, gr.update(choices=choices, value=value)
@@ -97,6 +101,17 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         job = ctx.jobs.get(job_id)
         if job.client != client_id(request):
             raise InvalidInput("That take was started by someone else.")
+        yield from follow_pieces(job)
+
+    def resume_job(job_id: str | None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        job = ctx.jobs.get(job_id) if job_id else None
+        if job is None or job.client != client_id(request) or job.partial is None:
+            raise InvalidInput("Pick a stopped take to resume (it is marked ⏹).")
+        ctx.check_request_rate(request)
+        again = ctx.jobs.resume(job.partial.take.id, client=client_id(request), owner=job.owner, tab=job.tab)
+        yield from follow_pieces(again)
+
+    def follow_pieces(job: Job) -> Iterator[tuple[Any, ...]]:
         played: set[int] = set()
         started = False
         for pieces, finished in job.follow():
@@ -131,28 +146,29 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
     outputs = [panel, listing, pick]
     timer = gr.Timer(REFRESH_S)
     timer.tick(refresh, pick, outputs, api_visibility="private", queue=False, show_progress="hidden")
-    followed = follow.click(
-        lambda: (gr.update(visible=True), gr.update(visible="hidden")),
-        None,
-        [live, take],
-        api_visibility="private",
-        queue=False,
-    ).then(
-        friendly_errors(follow_job),
-        pick,
-        [live, take, progress, summary],
-        api_visibility="private",
-        show_progress="hidden",
-        concurrency_limit=None,  # only reads: never waits behind the take it follows
-    )
-    for after in (followed.success, followed.failure):
-        after(
-            lambda: (gr.update(visible="hidden"), gr.update(visible=True)),
+    for button, handler in ((follow, follow_job), (resume, resume_job)):
+        followed = button.click(
+            lambda: (gr.update(visible=True), gr.update(visible="hidden")),
             None,
             [live, take],
             api_visibility="private",
             queue=False,
+        ).then(
+            friendly_errors(handler),
+            pick,
+            [live, take, progress, summary],
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_limit=None,  # only follows: the job waits its own turn for the device
         )
+        for after in (followed.success, followed.failure):
+            after(
+                lambda: (gr.update(visible="hidden"), gr.update(visible=True)),
+                None,
+                [live, take],
+                api_visibility="private",
+                queue=False,
+            )
     stop.click(friendly_errors(stop_job), pick, progress, api_visibility="private", queue=False)
     # Opening (or reloading) the page lists the jobs at once, and opens the panel while one runs.
     app.load(on_load, None, outputs, api_visibility="private", queue=False)

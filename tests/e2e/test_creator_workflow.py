@@ -125,7 +125,11 @@ def test_generate_while_a_take_runs_says_so(studio, size, e2e_server):
         button.click()
         expect(button).to_have_text(re.compile(r"Generating… \(this tab's take is being made\)"))
         expect(button).to_be_disabled()
-        studio.shoot("generate-busy", {"generate": button, "take": page.locator("#design-audio")})
+        # While a take is made, its one player is the live one, with Stop beside Generate.
+        studio.shoot(
+            "generate-busy",
+            {"generate": button, "live": page.locator("#design-live"), "stop": page.locator("#design-stop")},
+        )
     finally:
         go.set()
         loaded.model.generate_voice_design = real

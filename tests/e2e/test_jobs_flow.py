@@ -65,7 +65,9 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     start_long_take(studio, size, "Stop and resume,")
     stop = page.locator("#design-stop")
     expect(stop).to_be_visible()
-    expect(progress).to_contain_text(re.compile(r"Chunk [3-8] of 9 · \d+ s elapsed · about \d+ s left"), timeout=TAKE_TIMEOUT_S * 1000)
+    expect(progress).to_contain_text(
+        re.compile(r"Chunk [3-8] of 9 · \d+ s elapsed · about \d+ s left"), timeout=TAKE_TIMEOUT_S * 1000
+    )
     expect(page.locator("#design-live")).to_be_visible()  # the one player, playing the pieces
     expect(page.locator("#design-audio")).to_be_hidden()
     studio.shoot("take-progress", {"stop": stop, "progress": progress, "live": page.locator("#design-live")})
@@ -135,3 +137,28 @@ def test_generate_stop_and_progress_stay_on_screen_with_advanced_open(studio, si
     assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
     viewport_shot(studio, "action-bar-middle")
     time.sleep(0)  # nothing to wait for: the bar is CSS only
+
+
+def test_stop_and_resume_from_running_and_recent(studio, size, e2e_server, long_takes):
+    """After a reload the panel is the way back to a take: Stop it there, then Resume it there."""
+    page = studio.page
+    ctx = e2e_server["ctx"]
+    start_long_take(studio, size, "Panel take,")
+    expect(page.locator("#design-progress")).to_contain_text("Chunk", timeout=TAKE_TIMEOUT_S * 1000)
+    job = ctx.jobs.all()[0]
+    page.reload()
+    page.get_by_role("tab").first.wait_for()
+    expect(page.locator("#jobs-panel")).to_contain_text("1 running")
+    expect(studio.field("jobs-pick")).to_have_value(re.compile("Panel take"))
+    page.locator("#jobs-stop").click()
+    assert job.wait(60) and job.state.value == "stopped", job.state
+    listing = page.locator("#jobs-list")
+    expect(listing).to_contain_text(re.compile(r"stopped at chunk \d of 9; the partial take"), timeout=30_000)
+    expect(studio.field("jobs-pick")).to_have_value(re.compile("⏹ Design · Panel take"))
+    studio.shoot("panel-stopped", {"list": listing, "resume": page.locator("#jobs-resume")})
+    page.locator("#jobs-resume").click()
+    expect(page.locator("#jobs-summary")).to_contain_text("9 chunks", timeout=TAKE_TIMEOUT_S * 1000)
+    whole = ctx.app.history.list()[0]
+    assert whole.status == "complete" and whole.text.startswith("Panel take") and whole.seed == job.partial.take.seed
+    assert job.partial.take.id not in {t.id for t in ctx.app.history.list()}
+    studio.shoot("panel-resumed", {"list": listing, "summary": page.locator("#jobs-summary")})

@@ -149,7 +149,7 @@ def test_redo_one_script_line_with_a_new_seed(studio, size, e2e_server, e2e_clie
     studio.tab("History")
     pick(studio, f"Maya: Good morning {tag}")
     parts = page.locator("#history-parts")
-    expect(parts).to_contain_text("Morning, Maya!")
+    expect(parts).to_contain_text("Tom: Morning, Maya!")
     part = studio.field("history-part-picker")
     part.click()
     page.get_by_role("option", name=re.compile(r"^Line 2 · Tom")).click()

@@ -209,15 +209,15 @@ class RemoteEngine:
         model = loaded.model
         assert isinstance(model, RemoteModel)
 
-        def send(state: ServerState) -> Iterator[tuple[np.ndarray, int, Any]]:
+        def send(state: ServerState) -> Iterator[tuple[np.ndarray, int, Any, bool]]:
             kind = self.pool.kind(state)
             payload = speech_payload(state.models[checkpoint.key], mode, item, sampling, kind)
             if state.streams:
                 received = False
                 try:
-                    for block in state.client.speech_stream({**payload, "response_format": "pcm"}):
+                    for samples, rate, headers in state.client.speech_stream({**payload, "response_format": "pcm"}):
                         received = True
-                        yield block
+                        yield samples, rate, headers, True
                 except RemoteFailure as exc:
                     if received or exc.kind != "rejected":
                         raise
@@ -228,7 +228,7 @@ class RemoteEngine:
                         raise RemoteFailure("server", "answered an empty stream")
                     return
             audio, headers = state.client.speech(payload)
-            yield audio.samples, audio.sample_rate, headers
+            yield audio.samples, audio.sample_rate, headers, False  # whole: no live pieces, the chunk plays
 
         server: ServerState | None = None
         blocks: list[np.ndarray] = []  # this server's samples (a retry elsewhere starts over)
@@ -236,15 +236,17 @@ class RemoteEngine:
         received = played = 0  # samples from this server / handed on as live pieces
         rate, headers = TARGET_SAMPLE_RATE, None
         what = f"chunk {index + 1} of {total}"
-        for (samples, rate, answer), state in self.pool.stream(checkpoint.key, what, send):
+        for (samples, rate, answer, streamed), state in self.pool.stream(checkpoint.key, what, send):
             headers = answer
             if state is not server:
                 server, blocks, waiting, received = state, [], [], 0
             blocks.append(samples)
             fresh = samples[max(0, played - received) :]  # what the player has not had yet
             received += len(samples)
-            if rate != TARGET_SAMPLE_RATE or not len(fresh):
-                continue  # another rate: no live pieces, the chunk is resampled whole below
+            if (not streamed and not played) or rate != TARGET_SAMPLE_RATE or not len(fresh):
+                # A whole answer, or another rate (resampled below): the chunk itself plays. (After
+                # pieces were played, the rest of a whole answer still goes out as the last piece.)
+                continue
             waiting.append(fresh)
             if sum(len(w) for w in waiting) >= MIN_PIECE_S * rate:
                 piece = np.concatenate(waiting)

@@ -32,7 +32,7 @@ Methods
 
 JSON keys (``qwen-tts-studio bench --json``; stable, version 1)
 ---------------------------------------------------------------
-Top level: ``version`` (int), ``device`` (str), ``dtype_policy`` (str),
+Top level: ``version`` (int), ``device`` (str), ``engine`` (str: torch or mlx), ``dtype_policy`` (str),
 ``demo`` (bool), ``frames`` (int), ``runs`` (int), ``seed`` (int),
 ``text_chars`` (int), ``loads``, ``rtf``, ``switch``, ``api_overhead``,
 ``memory``, ``total_seconds`` (float).
@@ -165,6 +165,7 @@ class BenchReport:
     switch: SwitchFigure | None = None
     api_overhead: OverheadFigure | None = None
     total_seconds: float = 0.0
+    engine: str = "torch"  # --engine: torch, or mlx (core/engine/mlx/)
 
     def as_json(self) -> dict[str, Any]:
         def strip_mode(figure: Any) -> dict[str, Any]:
@@ -175,6 +176,7 @@ class BenchReport:
         return {
             "version": JSON_VERSION,
             "device": self.device,
+            "engine": self.engine,
             "dtype_policy": self.dtype_policy,
             "demo": self.demo,
             "frames": self.frames,

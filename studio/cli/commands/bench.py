@@ -203,6 +203,7 @@ def collect(settings: Settings, *, frames: int, runs: int, seed: int) -> BenchRe
             runs=runs,
             seed=seed,
             text_chars=len(text),
+            engine=context.synthesis.engine.name,
         )
         report.memory = studio_suite.measure_memory(context, progress=_progress)
         report.loads = studio_suite.measure_loads(context, runs=runs, progress=_progress)
@@ -232,7 +233,9 @@ def format_report(report: BenchReport) -> str:
     lines: list[str] = []
     kind = "demo models (random weights)" if report.demo else "models"
     audio = report.frames / FRAMES_PER_SECOND
-    lines.append(f"Qwen TTS Studio bench: {kind} on {report.device}, dtype {report.dtype_policy}")
+    lines.append(
+        f"Qwen TTS Studio bench: {kind} on {report.device}, {report.engine} engine, dtype {report.dtype_policy}"
+    )
     lines.append(
         f"  {report.frames} frames (~{audio:.2f} s of audio) per generation, "
         f"{report.text_chars}-character text, seed {report.seed}, median of {report.runs} run(s)"

@@ -26,8 +26,9 @@ from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, api_function
 from studio.ui.progress import gradio_progress
 
-PART_COLUMNS = ["#", "Speaker", "Text", "Starts", "Length", "Seed"]
-PART_WIDTHS: list[str | int] = [50, 100, 320, 80, 80, 110]
+PART_COLUMNS = ["#", "Text", "Time", "Seed"]
+# Shares of the width, so every column shows on a phone too (the text wraps).
+PART_WIDTHS: list[str | int] = ["8%", "52%", "19%", "21%"]
 NO_PARTS = "This take was kept before takes stored their chunks and lines; Regenerate remakes it whole."
 ACTION_WORDS = {
     PartAction.SAME_SEED: "made again with its own seed",
@@ -39,9 +40,14 @@ ACTION_WORDS = {
 def part_rows(take: Take | None) -> list[list[Any]]:
     if take is None or not take.parts:
         # One row that says so: Gradio's table keeps showing old rows when given none.
-        return [["", "", NO_PARTS if take is not None else "Pick a take to see its parts.", "", "", ""]]
+        return [["", NO_PARTS if take is not None else "Pick a take to see its parts.", "", ""]]
     return [
-        [p.index + 1, p.speaker or "", p.text, f"{p.start_s:.2f} s", f"{p.duration_s:.2f} s", p.seed]
+        [
+            p.index + 1,
+            f"{p.speaker}: {p.text}" if p.speaker else p.text,
+            f"{p.start_s:.1f}–{p.end_s:.1f} s",  # where it plays in the take
+            p.seed,
+        ]
         for p in take.parts
     ]
 

@@ -33,7 +33,9 @@ def registry(demo_context):
 
 
 def take_job(text: str = LONG) -> TakeJob:
-    return TakeJob(DesignRequest(text=text, description="Calm.", sampling=SAMPLING), "wav", info={"description": "Calm."})
+    return TakeJob(
+        DesignRequest(text=text, description="Calm.", sampling=SAMPLING), "wav", info={"description": "Calm."}
+    )
 
 
 def wait_for(predicate, timeout: float = 120.0) -> None:
@@ -55,7 +57,7 @@ def test_a_take_runs_in_the_worker_and_lands_in_history(registry, demo_context):
     job = registry.start_take(take_job(), owner="s1", tab="parse_design")
     assert job.state in (JobState.QUEUED, JobState.RUNNING)
     texts = []
-    for pieces, finished in job.follow():
+    for _pieces, finished in job.follow():
         if not finished and job.state is JobState.RUNNING and job.chunks_done:
             texts.append(job.progress_text())
     assert job.state is JobState.DONE, job.error
@@ -146,7 +148,10 @@ def test_the_engine_stops_within_one_frame_alone_and_batched(demo_context):
                 token.cancel()
 
         handle = talker.register_forward_hook(step)
-        items = [synthesis._prepare(DesignRequest(text="Stop me.", description="Calm.")).item("Stop me.", i, 200) for i in range(count)]
+        items = [
+            synthesis._prepare(DesignRequest(text="Stop me.", description="Calm.")).item("Stop me.", i, 200)
+            for i in range(count)
+        ]
         try:
             with cancellable(token), pytest.raises(Stopped):
                 if count == 1:
@@ -165,10 +170,38 @@ def test_stop_reaches_the_live_path_worker_thread(demo_context):
     made = []
     with cancellable(token), pytest.raises(Stopped):
         for item in synthesis.stream(
-            DesignRequest(text="A single long chunk.", description="Calm.", sampling=Sampling(seed=1, max_new_tokens=400)),
+            DesignRequest(
+                text="A single long chunk.", description="Calm.", sampling=Sampling(seed=1, max_new_tokens=400)
+            ),
             live=True,
         ):
             made.append(item)
             if len(made) == 2:
                 threading.Timer(0.0, token.cancel).start()
     assert all(type(m).__name__ == "LiveAudio" for m in made)
+
+
+def test_time_left_is_measured_from_the_chunks_done(monkeypatch):
+    from core.takes import jobs as jobs_module
+    from core.takes.jobs import Job
+
+    now = [100.0]
+    monkeypatch.setattr(jobs_module.time, "monotonic", lambda: now[0])
+    job = Job(id="j", kind="take", mode="Design", summary="", chars=300, chunks_total=6, state=JobState.RUNNING)
+    job.started = 100.0
+    assert job.eta_s() is None and "estimating time left" in job.progress_text()
+    now[0] = 110.0  # the first chunk took 10 s (the model load with it)
+    job.chunk_done(0, 6)
+    assert job.eta_s() == pytest.approx(50.0)
+    now[0] = 114.0  # then two chunks in 4 s: 2 s a chunk, 3 left
+    job.chunk_done(1, 6)
+    job.chunk_done(2, 6)
+    assert job.eta_s() == pytest.approx(6.0)
+    assert job.progress_text() == "Chunk 4 of 6 · 14 s elapsed · about 6 s left"
+    resumed = Job(
+        id="r", kind="resume", mode="Design", summary="", chunks_total=6, chunks_done=4, state=JobState.RUNNING
+    )
+    resumed.started = 100.0
+    now[0] = 103.0
+    resumed.chunk_done(4, 6)  # its own first chunk: 3 s, 1 left
+    assert resumed.eta_s() == pytest.approx(3.0)

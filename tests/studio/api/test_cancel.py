@@ -31,7 +31,9 @@ def test_cancel_stops_the_take_and_frees_the_device(studio_server, client):
         while synthesis._device_lock.locked():
             assert time.monotonic() < deadline, "the device is still busy after the cancel"
             time.sleep(0.05)
-        path, details = client.predict(text="Next one.", description="A calm voice.", seed=4, max_seconds=1, api_name="/design")
+        path, details = client.predict(
+            text="Next one.", description="A calm voice.", seed=4, max_seconds=1, api_name="/design"
+        )
         assert details["seed"] == 4 and path.endswith(".wav")
         assert ctx.app.history.list()[0].id == details["take_id"]
     finally:

@@ -148,6 +148,7 @@ def test_run_bench_json_has_every_documented_key(demo_settings, capsys):
     assert set(data) == {
         "version",
         "device",
+        "engine",
         "dtype_policy",
         "demo",
         "frames",
@@ -161,7 +162,7 @@ def test_run_bench_json_has_every_documented_key(demo_settings, capsys):
         "memory",
         "total_seconds",
     }
-    assert data["version"] == 1 and data["demo"] is True
+    assert data["version"] == 1 and data["demo"] is True and data["engine"] == "torch"
     assert data["frames"] == FRAMES and data["runs"] == RUNS and positive(data["total_seconds"])
     assert set(data["loads"]) == set(data["rtf"]) == set(MODES)
     for figure in data["loads"].values():
