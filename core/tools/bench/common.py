@@ -195,6 +195,10 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
         if settings.demo_models and settings.demo_dir.is_dir():
             with contextlib.suppress(OSError):  # no symlinks here: the server rebuilds them
                 (scratch / settings.demo_dir.name).symlink_to(settings.demo_dir.resolve(), target_is_directory=True)
+        engines = settings.data_dir / "engines"  # the MLX engine's environment (--engine mlx)
+        if engines.is_dir():
+            with contextlib.suppress(OSError):
+                (scratch / "engines").symlink_to(engines.resolve(), target_is_directory=True)
         yield settings.replace(data_dir=scratch, **pinned)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

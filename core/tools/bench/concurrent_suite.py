@@ -11,11 +11,14 @@ takes (different speakers and seeds, one checkpoint), made
   (the studio before coalescing).
 
 ``ratio`` = together wall / sequential wall. ``same_audio`` says whether every take
-made together is bit-identical to the same take made alone.
+made together is bit-identical to the same take made alone. The ``*_cpu_s`` figures
+are this process's CPU time (all threads) for the same runs: on a shared machine
+other processes stretch the wall times, not these.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -45,6 +48,8 @@ class ConcurrentFigures:
     sequential_s: float
     together_s: float
     queued_alone_s: float
+    sequential_cpu_s: float
+    together_cpu_s: float
     served_together: int
     same_audio: bool
 
@@ -58,6 +63,9 @@ class ConcurrentFigures:
             "queued_alone_s": round(self.queued_alone_s, 3),
             "ratio": round(self.together_s / self.sequential_s, 3),
             "ratio_queued_alone": round(self.queued_alone_s / self.sequential_s, 3),
+            "sequential_cpu_s": round(self.sequential_cpu_s, 3),
+            "together_cpu_s": round(self.together_cpu_s, 3),
+            "cpu_ratio": round(self.together_cpu_s / max(self.sequential_cpu_s, 1e-9), 3),
             "served_together": self.served_together,
             "same_audio": self.same_audio,
         }
@@ -88,36 +96,38 @@ def measure_concurrent(
         for k in range(requests)
     ]
 
-    def sequential() -> tuple[float, list[SynthesisResult]]:
-        start = time.perf_counter()
+    def sequential() -> tuple[float, float, list[SynthesisResult]]:
+        start, cpu = time.perf_counter(), _cpu_s()
         made = [synthesis.synthesize(r) for r in batch]
-        return time.perf_counter() - start, made
+        return time.perf_counter() - start, _cpu_s() - cpu, made
 
-    def at_once() -> tuple[float, list[SynthesisResult]]:
-        start = time.perf_counter()
+    def at_once() -> tuple[float, float, list[SynthesisResult]]:
+        start, cpu = time.perf_counter(), _cpu_s()
         with ThreadPoolExecutor(len(batch)) as pool:
             made = list(pool.map(synthesis.synthesize, batch))
-        return time.perf_counter() - start, made
+        return time.perf_counter() - start, _cpu_s() - cpu, made
 
     say(f"concurrent requests: warm-up, {requests} takes x {frames} frames")
     synthesis.synthesize(batch[0])
-    seq_times, together_times, alone_times = [], [], []
+    seq_times, together_times, alone_times, seq_cpu, together_cpu = [], [], [], [], []
     same = True
     before = synthesis.coalescer.counts()[0]
     for round_ in range(runs):
         say(f"concurrent round {round_ + 1}/{runs}: one after another")
-        wall, alone = sequential()
+        wall, cpu, alone = sequential()
         seq_times.append(wall)
+        seq_cpu.append(cpu)
         say(f"concurrent round {round_ + 1}/{runs}: {requests} at once, served together")
-        wall, together = at_once()
+        wall, cpu, together = at_once()
         together_times.append(wall)
+        together_cpu.append(cpu)
         same = same and all(
             np.array_equal(a.audio.samples, b.audio.samples) for a, b in zip(alone, together, strict=True)
         )
         say(f"concurrent round {round_ + 1}/{runs}: {requests} at once, each alone in turn")
         synthesis.coalescer.enabled = False
         try:
-            wall, _ = at_once()
+            wall, _cpu, _ = at_once()
         finally:
             synthesis.coalescer.enabled = True
         alone_times.append(wall)
@@ -128,6 +138,13 @@ def measure_concurrent(
         sequential_s=statistics.median(seq_times),
         together_s=statistics.median(together_times),
         queued_alone_s=statistics.median(alone_times),
+        sequential_cpu_s=statistics.median(seq_cpu),
+        together_cpu_s=statistics.median(together_cpu),
         served_together=synthesis.coalescer.counts()[0] - before,
         same_audio=same,
     )
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

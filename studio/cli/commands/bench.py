@@ -556,7 +556,8 @@ def format_compare(report: CompareReport) -> str:
                 f"Concurrent requests ({co['requests']} single-chunk takes at once, {co['frames']} frames): "
                 f"{co['together_s']:.1f} s served together ({co['served_together']} queued takes batched) vs "
                 f"{co['sequential_s']:.1f} s one after another = ratio {co['ratio']:.2f}; each alone in turn "
-                f"{co['queued_alone_s']:.1f} s; same audio as alone: {'yes' if co['same_audio'] else 'NO'}"
+                f"{co['queued_alone_s']:.1f} s; CPU time ratio {co['cpu_ratio']:.2f}; "
+                f"same audio as alone: {'yes' if co['same_audio'] else 'NO'}"
             )
     if report.build_seconds:
         lines.append("")

@@ -353,7 +353,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     # The clip was trimmed after its transcript was written: it may no longer match.
                     transcript_warning = gr.Markdown(elem_id="clone-transcript-warning")
                     retranscribe = gr.Button(
-                        "Re-transcribe the trimmed clip", size="sm", visible=False, elem_id="clone-retranscribe"
+                        "Re-transcribe the trimmed clip", size="sm", visible="hidden", elem_id="clone-retranscribe"
                     )
                 text = gr.Textbox(
                     label="Text to speak", lines=4, max_length=ctx.app.settings.max_text_chars, elem_id="clone-text"
@@ -390,7 +390,9 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     save = gr.Button("Save to library", elem_id="clone-save-button")
                     save_status = gr.Markdown(elem_id="clone-save-status")
                     # Shown only when the clip has under 3 s of speech (clone_trim.save_question).
-                    save_anyway = gr.Button("Save anyway", visible=False, variant="stop", elem_id="clone-save-anyway")
+                    save_anyway = gr.Button(
+                        "Save anyway", visible="hidden", variant="stop", elem_id="clone-save-anyway"
+                    )
                     save_result = gr.JSON(visible=False)
                     transcribe_result = gr.JSON(visible=False)
         trim_state = gr.State(trims.new_state())
@@ -413,14 +415,15 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         state = state or trims.new_state(script or "")
         undo_ready = gr.update(interactive=bool(state["stack"]))
         if not ref:
-            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible=False))
+            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible="hidden"))
         try:
             clip = load_audio(ref, max_seconds=MAX_REFERENCE_UPLOAD_S)
         except StudioError:
-            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible=False))  # see check_upload
+            return (start, end, None, "", None, state, "", undo_ready, "", gr.update(visible="hidden"))  # check_upload
         duration = clip.duration
         warning = trims.transcript_warning(state, script or "", duration)
-        offer = gr.update(visible=bool(warning))
+        # "hidden", not False: a Button toggled False → True here stayed hidden (Gradio 6.17).
+        offer = gr.update(visible=True if warning else "hidden")
         shown = (wave_value(clip, _seconds(start, "Start"), _seconds(end, "End")), state)
         length = trims.length_line(duration, start, end)
         try:
@@ -495,7 +498,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         concurrency_limit=1,
         **private,
     ).success(
-        lambda state, script: (trims.transcript_written(state, script or ""), "", gr.update(visible=False)),
+        lambda state, script: (trims.transcript_written(state, script or ""), "", gr.update(visible="hidden")),
         [trim_state, transcript],
         [trim_state, transcript_warning, retranscribe],
         **private,
@@ -587,13 +590,13 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         script, _ = fill_if_empty(ctx, prepared.audio, script)  # --auto-transcribe
         question = "" if confirmed else trims.save_question(prepared.report.speech_s)
         if question:
-            return question, gr.skip(), gr.update(visible=True)
+            return question, gr.skip(), gr.update(visible=True)  # "hidden" ↔ True: see `offer` above
         saved = save_prepared(ctx, prepared, options, script, name, lang, tags, notes, consent)
         return (
             f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
             "Voice Library and in the picker above.",
             gr.update(choices=library_choices(ctx), value=saved["name"]),
-            gr.update(visible=False),
+            gr.update(visible="hidden"),
         )
 
     save_outputs = [save_status, voice, save_anyway]

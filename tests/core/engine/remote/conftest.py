@@ -70,7 +70,7 @@ class EngineStudio:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         return self
 
-    def wait(self, timeout_s: float = 180) -> EngineStudio:
+    def wait(self, timeout_s: float = 300) -> EngineStudio:  # a loaded CI machine starts a studio slowly
         assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -11,6 +11,9 @@ def test_concurrent_requests_figure(demo_context):
     assert report["requests"] == 3 and report["same_audio"] is True  # each take equals the take alone
     assert report["ratio"] == round(figures.together_s / figures.sequential_s, 3)
     assert report["sequential_s"] > 0 and report["together_s"] > 0 and report["queued_alone_s"] > 0
+    assert report["sequential_cpu_s"] > 0 and report["cpu_ratio"] == round(
+        figures.together_cpu_s / figures.sequential_cpu_s, 3
+    )
     # Three threads at once: the first finds the device free, the others queue (0 or 2 served
     # together: a thread may also start only after the first finished, then it runs alone).
     assert report["served_together"] in (0, 2, 3)
