@@ -134,7 +134,7 @@ class Take:
 
     @property
     def status_label(self) -> str:
-        """"stopped at chunk k of n" for a partial take; "" for a complete one."""
+        """The label of a partial take, "stopped at chunk k of n"; "" for a complete one."""
         if not self.stopped:
             return ""
         return f"stopped at chunk {(self.stopped_at or 0) + 1} of {self.total_chunks or '?'}"

@@ -173,7 +173,7 @@ class Job:
         parts = []
         if self.chunks_total:
             current = min(self.chunks_done + 1, self.chunks_total)
-            parts.append(f"Chunk {current} of {self.chunks_total}")
+            parts.append(f"{'Line' if self.kind == 'script' else 'Chunk'} {current} of {self.chunks_total}")
         else:
             parts.append(self.message)
         parts.append(f"{format_seconds(self.elapsed_s())} elapsed")

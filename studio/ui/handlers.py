@@ -188,10 +188,10 @@ def follow_job(ctx: StudioContext, job: Job, key: str, extra_outputs: int = 0) -
     elif job.state is JobState.STOPPED:
         partial = job.partial
         if partial is not None:
-            note = f"⏹ {partial.take.status_label.capitalize()}: the chunks before it are kept in History. Press **Resume** to finish it."
+            note = f"{partial.take.status_label.capitalize()}: the chunks before it are kept in History. Press **Resume** to finish it."
             yield first, partial.path, partial.details, note, *gallery_updates([], extra_outputs)
         else:
-            yield first, gr.skip(), gr.skip(), f"⏹ {job.progress_text()} Nothing was kept.", *skips
+            yield first, gr.skip(), gr.skip(), f"{job.progress_text()} Nothing was kept.", *skips
     else:
         error = job.error
         if isinstance(error, ChunkFailed) and job.take is not None:

@@ -24,17 +24,17 @@ from studio.ui.widgets import markdown_text, summary_from_info
 
 REFRESH_S = 2.0
 ICONS = {
-    JobState.QUEUED: "⏳",
-    JobState.RUNNING: "🔄",
-    JobState.DONE: "✅",
-    JobState.STOPPED: "⏹",
-    JobState.FAILED: "❌",
+    JobState.QUEUED: "Queued",
+    JobState.RUNNING: "Running",
+    JobState.DONE: "Done",
+    JobState.STOPPED: "Stopped",
+    JobState.FAILED: "Failed",
 }
 
 
 def job_line(job: Job) -> str:
     """One job in plain words: what it is, and where it stands or where its take is."""
-    head = f"{ICONS[job.state]} **{job.mode}** · “{markdown_text(job.summary, 60)}”"
+    head = f"{ICONS[job.state]} · **{job.mode}** · “{markdown_text(job.summary, 60)}”"
     if job.state is JobState.DONE and job.kept:
         where = f"take `{job.kept[0].take.id}` is in History"
     elif job.state is JobState.STOPPED and job.partial is not None:
@@ -85,7 +85,7 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         # Running takes (to follow or stop) and stopped ones that can be resumed.
         resumable = [j for j in jobs if j.state is JobState.STOPPED and j.partial is not None]
         choices = [(f"{j.mode} · {j.summary[:50]}", j.id) for j in running]
-        choices += [(f"⏹ {j.mode} · {j.summary[:46]}", j.id) for j in resumable]
+        choices += [(f"Stopped · {j.mode} · {j.summary[:40]}", j.id) for j in resumable]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
         text = "\n".join(f"- {job_line(j)}" for j in jobs) or "No takes yet in this session."
         return gr.update(label=label), text, gr.update(choices=choices, value=value)
@@ -106,7 +106,7 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
     def resume_job(job_id: str | None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         job = ctx.jobs.get(job_id) if job_id else None
         if job is None or job.client != client_id(request) or job.partial is None:
-            raise InvalidInput("Pick a stopped take to resume (it is marked ⏹).")
+            raise InvalidInput("Pick a stopped take to resume (it is marked 'Stopped').")
         ctx.check_request_rate(request)
         again = ctx.jobs.resume(job.partial.take.id, client=client_id(request), owner=job.owner, tab=job.tab)
         yield from follow_pieces(again)

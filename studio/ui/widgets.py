@@ -151,7 +151,7 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
     lines = [" · ".join(parts)]
     if info.get("status") == "stopped":
         lines.append(
-            f"⏹ **Stopped at chunk {info.get('stopped_at', 0) + 1} of {info.get('total_chunks', '?')}**: "
+            f"**Stopped at chunk {info.get('stopped_at', 0) + 1} of {info.get('total_chunks', '?')}**: "
             "a partial take (press Resume to finish it)."
         )
     facts = []

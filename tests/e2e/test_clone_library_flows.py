@@ -157,7 +157,8 @@ def test_retranscribe_fills_the_transcript_for_the_trimmed_clip(studio, size, sp
     expect(retranscribe).to_be_visible()
     retranscribe.click()
     # The demo transcription model's words are noise, labelled as such; the warning is gone.
-    expect(page.locator("#clone-transcript-warning")).to_contain_text("Demo output", timeout=180_000)
+    expect(page.locator("#clone-transcribe-note")).to_contain_text("Demo output", timeout=180_000)
+    expect(page.locator("#clone-transcript-warning")).to_have_text("")
     expect(retranscribe).to_be_hidden()
     expect(studio.field("clone-transcript")).not_to_have_value(SPEECH_TEXT)
 

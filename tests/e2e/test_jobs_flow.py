@@ -11,6 +11,7 @@ Screenshots: <flow>-<size>.png in the session folder and /tmp/e2e-shots/, viewpo
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def long_takes(e2e_server):
     synthesis.chunk_chars, synthesis.batching = 40, False
     yield
     synthesis.chunk_chars, synthesis.batching = saved
+
+
+def shoot(studio, flow: str, must_see: dict) -> Path:
+    """studio.shoot (checked, full page), with a copy kept in /tmp/shots/jobs/ for people."""
+    path = studio.shoot(flow, must_see)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+    return path
 
 
 def viewport_shot(studio, name: str) -> Path:
@@ -70,7 +79,7 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     )
     expect(page.locator("#design-live")).to_be_visible()  # the one player, playing the pieces
     expect(page.locator("#design-audio")).to_be_hidden()
-    studio.shoot("take-progress", {"stop": stop, "progress": progress, "live": page.locator("#design-live")})
+    shoot(studio, "take-progress", {"stop": stop, "progress": progress, "live": page.locator("#design-live")})
     stop.click()
     expect(progress).to_contain_text(re.compile(r"Stopped at chunk \d of 9"), timeout=60_000)
     resume = page.locator("#design-resume")
@@ -82,7 +91,7 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     partial = history.list()[0]
     assert partial.status == "stopped" and partial.total_chunks == 9 and 2 <= partial.stopped_at < 9
     assert len(partial.parts) == partial.stopped_at
-    studio.shoot("take-stopped", {"resume": resume, "progress": progress, "take": page.locator("#design-audio")})
+    shoot(studio, "take-stopped", {"resume": resume, "progress": progress, "take": page.locator("#design-audio")})
 
     resume.click()
     expect(page.locator("#design-summary")).to_contain_text("9 chunks", timeout=TAKE_TIMEOUT_S * 1000)
@@ -110,12 +119,13 @@ def test_reload_during_a_take_follows_it_again_and_it_lands_in_history(studio, s
     expect(listing).to_contain_text("Reloaded take")
     page.locator("#jobs-follow").click()
     expect(page.locator("#jobs-progress")).to_contain_text(re.compile(r"Chunk \d of 9"))
-    studio.shoot("reload-follow", {"panel": panel, "list": listing, "progress": page.locator("#jobs-progress")})
+    shoot(studio, "reload-follow", {"panel": panel, "list": listing, "progress": page.locator("#jobs-progress")})
     assert job.wait(TAKE_TIMEOUT_S) and job.state.value == "done", job.error
     expect(listing).to_contain_text(f"take {job.kept[0].take.id} is in History", timeout=30_000)
     expect(page.locator("#jobs-summary")).to_contain_text("9 chunks", timeout=60_000)
     assert ctx.app.history.get(job.kept[0].take.id).text.startswith("Reloaded take")
-    studio.shoot("reload-done", {"list": listing, "take": page.locator("#jobs-audio")})
+    studio.assert_has_audio("jobs-audio")  # the followed take, playable from the panel
+    shoot(studio, "reload-done", {"list": listing, "take": page.locator("#jobs-audio")})
 
 
 def test_generate_stop_and_progress_stay_on_screen_with_advanced_open(studio, size):
@@ -154,11 +164,12 @@ def test_stop_and_resume_from_running_and_recent(studio, size, e2e_server, long_
     assert job.wait(60) and job.state.value == "stopped", job.state
     listing = page.locator("#jobs-list")
     expect(listing).to_contain_text(re.compile(r"stopped at chunk \d of 9; the partial take"), timeout=30_000)
-    expect(studio.field("jobs-pick")).to_have_value(re.compile("⏹ Design · Panel take"))
-    studio.shoot("panel-stopped", {"list": listing, "resume": page.locator("#jobs-resume")})
+    expect(studio.field("jobs-pick")).to_have_value(re.compile("Stopped · Design · Panel take"))
+    shoot(studio, "panel-stopped", {"list": listing, "resume": page.locator("#jobs-resume")})
     page.locator("#jobs-resume").click()
     expect(page.locator("#jobs-summary")).to_contain_text("9 chunks", timeout=TAKE_TIMEOUT_S * 1000)
     whole = ctx.app.history.list()[0]
     assert whole.status == "complete" and whole.text.startswith("Panel take") and whole.seed == job.partial.take.seed
     assert job.partial.take.id not in {t.id for t in ctx.app.history.list()}
-    studio.shoot("panel-resumed", {"list": listing, "summary": page.locator("#jobs-summary")})
+    studio.assert_has_audio("jobs-audio")
+    shoot(studio, "panel-resumed", {"list": listing, "summary": page.locator("#jobs-summary")})

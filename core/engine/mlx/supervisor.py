@@ -32,7 +32,7 @@ from core.errors import DependencyError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT_S = 180.0  # importing mlx-audio's server takes ~5 s on a Mac, up to a minute on a busy CPU box
+START_TIMEOUT_S = 180.0  # importing mlx-audio's server took 15-40 s on this busy 2-core box
 STOP_TIMEOUT_S = 10.0
 LOAD_TIMEOUT_S = 600.0
 

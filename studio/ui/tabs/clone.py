@@ -487,7 +487,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
 
     # Typed or filled in (e.g. by a transcription): the transcript now belongs to the current trim.
     # (.change, not .input: Gradio 6.17 did not fire the Textbox's input event for typed text here.)
-    transcript.change(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **in_order)
+    transcript.change(
+        lambda state, script: (*transcript_changed(state, script), gr.update(visible="hidden")),
+        [trim_state, transcript],
+        [trim_state, transcript_warning, retranscribe],
+        **in_order,
+    )
     # The warning's offer: transcribe the trimmed clip (helper studio/ui/transcribe.py), then the
     # transcript belongs to the current trim again.
     retranscribe.click(

@@ -83,7 +83,7 @@ def take_rows(takes: list[Take], searched: bool = False) -> list[list[Any]]:
             local_time(t.created_at),
             mode_label(t.mode),
             voice_label(t),
-            f"⏹ {t.status_label} · {preview(t.text)}" if t.stopped else preview(t.text),
+            f"({t.status_label}) {preview(t.text)}" if t.stopped else preview(t.text),
             f"{t.duration_s:.1f} s",
             t.seed,
             t.model,
@@ -132,7 +132,7 @@ def summary(take: Take) -> str:
         f"**Length:** {take.duration_s:.1f} s · {take.format.upper()} · {take.size_bytes / 1024:,.0f} KB",
     ]
     if take.stopped:  # a partial take: Resume (in its tab, or Running & recent) finishes it
-        lines.insert(1, f"⏹ **Partial take, {take.status_label}**: the chunks before it are kept.")
+        lines.insert(1, f"**Partial take, {take.status_label}**: the chunks before it are kept.")
     if take.voice.get("description") and voice_label(take) != take.voice.get("description"):
         lines.append(f"**Description:** {preview(take.voice['description'], 300)}")
     knobs = [

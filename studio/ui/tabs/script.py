@@ -341,7 +341,7 @@ def make_script_handlers(ctx: StudioContext):
             take, zip_path, info = finished
             yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text()
         elif job.state is JobState.STOPPED:
-            note = f"⏹ {job.progress_text()} The {len(run.files)} line(s) made are in the files list."
+            note = f"{job.progress_text()} The {len(run.files)} line(s) made are in the files list."
             yield first, skip, run.lines, skip, skip, note
         else:
             raise job.error or InvalidInput("The script failed.")

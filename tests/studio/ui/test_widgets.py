@@ -59,7 +59,7 @@ def test_summary_reads_as_sentences_and_marks_a_stopped_take():
         "warnings": [],
     }
     summary = summary_from_info(info)
-    assert "⏹ **Stopped at chunk 3 of 5**" in summary
+    assert "**Stopped at chunk 3 of 5**" in summary
     assert "- Text: Hello \\*world\\* \\[x\\]" in summary  # the user's text shown literally
     assert "- Voice description: A calm voice." in summary and "- Take: 20261130-000000-abcdef" in summary
     assert "generated in" not in summary  # a partial take has no timings
