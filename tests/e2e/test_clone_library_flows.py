@@ -314,9 +314,8 @@ def test_a_lexicon_edit_applies_to_the_next_take(studio, size, e2e_server):
     studio.set_max_length(1)
     studio.generate("custom")
     take = ctx.app.history.list()[0]
-    assert take.text == f"{word} says hello."
-    assert take.recipe["lexicon_version"] == version
-    assert ctx.app.synthesis.lexicon.version(version).apply(take.text) == "Chwen says hello."
+    assert take.text == "Chwen says hello.", take.text  # what the model was given to read
+    assert take.request["lexicon_version"] == version  # and a regenerate reads it the same way
 
 
 # --- the seed control ------------------------------------------------------------------------------
