@@ -12,11 +12,13 @@ together (chunk 0 of every take first, in batches the engine sizes), each
 take with its own seeds, so each result equals the take made alone. A group of
 one runs the ordinary single-take path.
 
-Only whole takes are coalesced (``SynthesisService.synthesize``: the named
-API, the OpenAI route without ``stream``, the CLI). Live takes (the UI's
-Generate, ``stream: true``) and resumed takes keep their own path and wait
-for the lock in line: their first audio comes from live pieces of their own
-first chunk, which a shared batch would not give.
+Only whole takes are coalesced (``SynthesisService.synthesize``: the OpenAI
+route without ``stream``, the CLI, History's Regenerate, /voice_design_save).
+Live takes (the UI's Generate, ``stream: true``), resumed takes and stoppable
+jobs (core/takes/jobs.py: the tabs' takes and the named API's /design,
+/custom_voice, /clone) keep their own path and wait for the lock in line:
+their first audio comes from live pieces of their own first chunk, which a
+shared batch would not give.
 
 ``Coalescer.served`` / ``.batches`` count what was served together (GET /metrics:
 ``qwen_tts_studio_requests_served_together_total``), and each shared run logs

@@ -66,6 +66,12 @@ NAMED_API: tuple[Endpoint, ...] = (
         f"{_TABS}.history_parts",
         "A take's subtitles as an SRT or WebVTT file, timed from its chunks or lines.",
     ),
+    Endpoint(
+        "resume",
+        "resume_take",
+        f"{_TABS}.history_resume",
+        "Finish a stopped take from its kept chunks with the same seeds: the complete take's file and details.",
+    ),
     # The engine: no widgets of their own.
     Endpoint("speakers", "list_speakers", "studio.api.named", "The built-in speakers."),
     Endpoint("languages", "list_languages", "studio.api.named", "The languages every mode accepts."),

@@ -22,9 +22,10 @@ import numpy as np
 from core.audio.io import load_audio, write_audio
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StudioError
 from core.takes.jobs import Job, JobState, plan_text
 from core.takes.service import KeptTake, TakeJob
+from core.takes.subtitles import SubtitleFormat, write_subtitles
 from core.takes.values import output_format
 from studio.api.endpoints import declared
 from studio.ui.context import StudioContext, client_id
@@ -102,21 +103,7 @@ def take_handlers(
     ) -> tuple[str, dict[str, Any]]:
         args, variants, progress, request = split(args, progress, request)
         job = start(args, kwargs, variants, request)
-        report = gradio_progress(progress)
-        try:
-            while not job.finished:
-                await asyncio.sleep(0.1)
-                if report is not None:
-                    report(job.fraction(), job.progress_text())
-        except asyncio.CancelledError:
-            # Gradio cancels this task when the client cancels (job.cancel()) or goes away:
-            # stop the model too, and hand the device back before the next request starts.
-            ctx.jobs.stop(job.id)
-            await asyncio.get_running_loop().run_in_executor(None, job.wait, STOP_WAIT_S)
-            raise
-        if job.state is not JobState.DONE:
-            raise job.error or InvalidInput("The take was stopped.")
-        return job.kept[0].path, with_takes(job.kept)
+        return await job_result(ctx, job, progress)
 
     def stream(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
@@ -155,6 +142,25 @@ def take_handlers(
         fn.__name__ = parse.__name__
         fn.__doc__ = parse.__doc__
     return friendly_errors(run), friendly_errors(stream), friendly_errors(retry)
+
+
+async def job_result(ctx: StudioContext, job: Job, progress: Any) -> tuple[str, dict[str, Any]]:
+    """An API call's answer: waits for ``job`` (reporting its progress), then (file, details)."""
+    report = gradio_progress(progress)
+    try:
+        while not job.finished:
+            await asyncio.sleep(0.1)
+            if report is not None:
+                report(job.fraction(), job.progress_text())
+    except asyncio.CancelledError:
+        # Gradio cancels this task when the client cancels (job.cancel()) or goes away:
+        # stop the model too, and hand the device back before the next request starts.
+        ctx.jobs.stop(job.id)
+        await asyncio.get_running_loop().run_in_executor(None, job.wait, STOP_WAIT_S)
+        raise
+    if job.state is not JobState.DONE:
+        raise job.error or InvalidInput("The take was stopped.")
+    return job.kept[0].path, with_takes(job.kept)
 
 
 def follow_job(ctx: StudioContext, job: Job, key: str, extra_outputs: int = 0) -> Iterator[tuple[Any, ...]]:
@@ -282,7 +288,11 @@ def wire_generate(
             ctx.jobs.stop(job.id)
         return "Stopping…" if jobs else "Nothing is being made in this tab."
 
-    def resume(progress: gr.Progress = gr.Progress(), request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+    # Not named `resume`: Gradio names private endpoints after their function, and /resume is the
+    # named API's (studio/ui/tabs/history_resume.py).
+    def resume_in_tab(
+        progress: gr.Progress = gr.Progress(), request: gr.Request | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         take_id = stopped_take(request)
         if take_id is None:
             raise InvalidInput("Nothing to resume: the last take in this tab was not stopped part-way.")
@@ -290,7 +300,7 @@ def wire_generate(
         job = ctx.jobs.resume(take_id, client=client_id(request), owner=owner_of(request), tab=tab)
         yield from follow_job(ctx, job, failed_key(request, parse), len(outputs))
 
-    resume_handler = friendly_errors(resume)
+    resume_handler = friendly_errors(resume_in_tab)
     if status is not None:
         resume_handler = inline_errors(resume_handler, len(ui_outputs) - 1)
 
@@ -363,6 +373,16 @@ def wire_generate(
                 queue=False,
                 show_progress="hidden",
             )
+    if players.srt is not None and players.vtt is not None:
+        # The take the tab shows (a variant picked, a stopped take) by its id in the details.
+        info.change(
+            functools.partial(take_subtitles, ctx),
+            info,
+            [players.srt, players.vtt],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
     if gallery is not None:
         for number, pick in enumerate(gallery.picks):
             pick.click(
@@ -385,6 +405,21 @@ def take_download(ctx: StudioContext, path: str | None, fmt: str | None) -> dict
     if not target.exists():
         write_audio(load_audio(source), target, fmt)
     return gr.update(value=str(target), interactive=True)
+
+
+def take_subtitles(ctx: StudioContext, details: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The SRT and WebVTT subtitles of the take in ``details`` (its ``take_id``), for the buttons by the player."""
+    take_id = details.get("take_id") if isinstance(details, dict) else None
+    off = gr.update(value=None, interactive=False)
+    if not take_id:
+        return off, off
+    try:
+        take = ctx.app.history.get(str(take_id))
+    except StudioError:  # deleted from History meanwhile: nothing to time
+        return off, off
+    folder = Path(ctx.outputs_dir) / "subtitles"
+    srt, vtt = (write_subtitles(take, folder, fmt) for fmt in (SubtitleFormat.SRT, SubtitleFormat.VTT))
+    return gr.update(value=str(srt), interactive=True), gr.update(value=str(vtt), interactive=True)
 
 
 def inline_errors(handler: Handler, width: int) -> Handler:

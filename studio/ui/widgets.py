@@ -230,6 +230,8 @@ class TakePlayers:
     bar: ActionBar | None = None  # set by wire_generate from the tab's action_bar
     download_format: gr.Dropdown | None = None  # "Download as": the take converted on demand
     download: gr.DownloadButton | None = None
+    srt: gr.DownloadButton | None = None  # the take's subtitles, timed from its chunks
+    vtt: gr.DownloadButton | None = None
 
 
 def take_gallery(prefix: str) -> TakeGallery:
@@ -284,10 +286,20 @@ def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
         download = gr.DownloadButton(
             "Download", value=None, interactive=False, scale=1, min_width=110, elem_id=f"{prefix}-download"
         )
+    # Its subtitles (SRT, WebVTT), timed from the take's chunks: enabled once a take exists.
+    with gr.Row(equal_height=True, elem_classes=["take-subtitles"]):
+        srt = gr.DownloadButton(
+            "Subtitles (.srt)", value=None, interactive=False, size="sm", min_width=110, elem_id=f"{prefix}-srt"
+        )
+        vtt = gr.DownloadButton(
+            "Subtitles (.vtt)", value=None, interactive=False, size="sm", min_width=110, elem_id=f"{prefix}-vtt"
+        )
     # Shown only while this session has a failed take in this tab to continue.
     retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
     gallery = take_gallery(prefix) if takes is not None else None
-    return TakePlayers(live, take, retry, takes, gallery, download_format=download_format, download=download)
+    return TakePlayers(
+        live, take, retry, takes, gallery, download_format=download_format, download=download, srt=srt, vtt=vtt
+    )
 
 
 DOWNLOAD_FORMATS = ["wav", "flac", "mp3", "ogg"]

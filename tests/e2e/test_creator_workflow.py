@@ -194,7 +194,9 @@ def test_reference_is_trimmed_by_start_end_only_and_keeps_its_name(studio, size,
     # 0.5–3.0 s holds about 2.4 s of speech: under 3 s, so saving asks first (issue 18).
     expect(page.locator("#clone-save-status")).to_contain_text(re.compile(r"only 2\.\d s of speech"))
     page.locator("#clone-save-anyway").click()
-    expect(page.locator("#clone-save-status")).to_contain_text(re.compile(rf"Saved {re.escape(name)} \(2\.[3-6] s\)"))
+    expect(page.locator("#clone-save-status")).to_contain_text(
+        re.compile(rf"Saved {re.escape(name)} \(2\.[0-6] s\)"), timeout=30_000
+    )
     saved = e2e_server["ctx"].app.library.get(name)
     assert saved.source_name == upload.name, saved.source_name
     assert 2.3 <= saved.reference_seconds <= 2.6, saved.reference_seconds

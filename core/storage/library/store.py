@@ -195,8 +195,10 @@ class VoiceLibrary:
         source_name: str | None = None,
         consent: str = "",
         trim: ReferenceOptions | Mapping[str, Any] | None = None,
+        model_output: bool = False,
     ) -> Voice:
-        """Saves a new voice; its name must not be taken (case-insensitively)."""
+        """Saves a new voice; its name must not be taken (case-insensitively). ``model_output``:
+        the reference is a take the studio made (read from History by the caller, never an upload)."""
         name = clean_name(name)
         record = clean_record_fields(
             kind=kind,
@@ -210,9 +212,9 @@ class VoiceLibrary:
             trim=trim,
         )
         checked = check_reference(reference, saving=True)
-        if record["kind"] != "design":
-            # A design voice is the studio's own model output (known to be a voice,
-            # and noise with the demo models); every other reference must hold speech.
+        if record["kind"] != "design" and not model_output:
+            # A design voice, or any take the studio made, is its own model output (known to
+            # be a voice, and noise with the demo models); every other reference must hold speech.
             require_speech(checked, saving=True)
         wav = encode(checked, "wav")
         stamp = now()

@@ -25,6 +25,7 @@ from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
 from studio.ui.tabs import clone_trim as trims
+from studio.ui.take_voice import save_voice_panel, wire_save_voice
 from studio.ui.transcribe import fill_if_empty, make_fill_transcript, register_transcribe_api, transcript_offer
 from studio.ui.trim_wave import trim_wave, wave_value
 from studio.ui.widgets import (
@@ -322,20 +323,20 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                             "↶ Undo trim", size="sm", interactive=False, scale=0, min_width=110, elem_id="clone-undo"
                         )
                     with gr.Row():
-                        trim_silence = gr.Checkbox(value=True, label="Trim silence", min_width=120)
-                        normalize = gr.Checkbox(value=True, label="Normalise level", min_width=120)
+                        trim_silence = gr.Checkbox(value=True, label="Trim silence", min_width=160)
+                        normalize = gr.Checkbox(value=True, label="Normalise level", min_width=160)
                         highpass = gr.Checkbox(
                             value=False,
                             label=f"High-pass ({HIGHPASS_DEFAULT_HZ:.0f} Hz)",
                             info="Removes rumble and hum below the voice",
-                            min_width=150,
+                            min_width=160,
                             elem_id="clone-highpass",
                         )
                         denoise = gr.Checkbox(
                             value=False,
                             label="Reduce noise",
                             info="For hiss; it can smear speech, so listen to the preview",
-                            min_width=150,
+                            min_width=160,
                             elem_id="clone-denoise",
                         )
                     preview = gr.Audio(label="Clip that will be used", interactive=False, elem_id="clone-preview")
@@ -377,6 +378,12 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="clone-summary")
                 # The summary above reads the details; the JSON itself is the API's return value.
                 info = gr.JSON(visible=False)
+                # The take (not the reference) as a voice: shared with Design and Custom Voice.
+                take_save = save_voice_panel(
+                    "clone-take",
+                    "Keep this take as a library voice: the take becomes its reference and its text the transcript.",
+                    title="Save this take as a voice",
+                )
                 with gr.Accordion("Save the reference to the library", open=False, elem_id="clone-save") as save_box:
                     save_name = gr.Textbox(label="Voice name", elem_id="clone-save-name")
                     save_tags = gr.Textbox("", label="Tags (comma separated)")
@@ -454,12 +461,20 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo."""
         return view(ref, None, None, silence, norm, hp, dn, trims.new_state(script or ""), script)
 
-    def from_fields(ref, start, end, silence, norm, hp, dn, state, script):
-        if state and trims.commit(state, start, end) == state:
-            # Unchanged (a blur without an edit, e.g. on the way to Undo): nothing to redo, and
-            # nothing stale written over a newer trim.
-            return tuple(gr.skip() for _ in trim_outputs)
-        return view(ref, start, end, silence, norm, hp, dn, trims.commit(state, start, end), script)
+    def from_field(index: int):
+        """Start (0) or End (1) was edited: only that field's value is taken, the other comes from
+        the last trim. The two requests of a blur and a click on Undo can reach the server in either
+        order; a field that was not edited then cannot put a stale value back over the undo."""
+
+        def handler(ref, value, silence, norm, hp, dn, state, script):
+            state = state or trims.new_state(script or "")
+            start, end = state["last"]
+            start, end = (value, end) if index == 0 else (start, value)
+            if trims.commit(state, start, end) == state:  # unchanged (e.g. a blur without an edit)
+                return tuple(gr.skip() for _ in trim_outputs)
+            return view(ref, start, end, silence, norm, hp, dn, trims.commit(state, start, end), script)
+
+        return handler
 
     def from_region(region, ref, silence, norm, hp, dn, state, script):
         region = region if isinstance(region, dict) else {}
@@ -475,8 +490,9 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
 
     rest = [*cleanup, trim_state, transcript]
     clip_changed = reference.change(new_clip, [reference, *cleanup, transcript], trim_outputs, **in_order)
-    for trigger in (start_s.submit, end_s.submit, start_s.blur, end_s.blur):
-        trigger(from_fields, [reference, start_s, end_s, *rest], trim_outputs, **in_order)
+    for index, box in enumerate((start_s, end_s)):
+        for trigger in (box.submit, box.blur):
+            trigger(from_field(index), [reference, box, *rest], trim_outputs, **in_order)
     wave.input(from_region, [wave, reference, *rest], trim_outputs, **in_order)
     undo.click(undo_trim, [reference, *rest], trim_outputs, **in_order)
     for option in cleanup:
@@ -568,6 +584,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         text=text,
         bar=bar,
     )
+    wire_save_voice(ctx, take_save, info)
 
     voice_save = make_voice_save(ctx)
     save_inputs = [
@@ -599,8 +616,9 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         saved = save_prepared(ctx, prepared, options, script, name, lang, tags, notes, consent)
         return (
             f"Saved **{saved['name']}** ({saved['reference_seconds']:.1f} s). It is now in the "
-            "Voice Library and in the picker above.",
-            gr.update(choices=library_choices(ctx), value=saved["name"]),
+            "Voice Library; pick it under **Library voice** above to clone with its cached prompt.",
+            # Not selected: choosing a library voice puts the clip just trimmed out of sight.
+            gr.update(choices=library_choices(ctx)),
             gr.update(visible="hidden"),
         )
 

@@ -17,6 +17,7 @@ from core.takes.values import (
 from core.types import CustomVoiceRequest, Mode
 from studio.ui.context import StudioContext
 from studio.ui.handlers import wire_generate
+from studio.ui.take_voice import save_voice_panel, wire_save_voice
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
     action_bar,
@@ -123,6 +124,11 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="custom-summary")
                 # The summary above reads the details; the JSON itself is the API's return value.
                 info = gr.JSON(visible=False)
+                save_panel = save_voice_panel(
+                    "custom",
+                    "Keep this take's voice as a library voice: the take becomes its reference and its "
+                    "text the transcript. Clone it from the Voice Clone tab.",
+                )
 
     speaker.change(speaker_card, speaker, card, api_visibility="private", queue=False)
     size.change(
@@ -145,4 +151,5 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
         text=text,
         bar=bar,
     )
+    wire_save_voice(ctx, save_panel, info)
     return {"text": text, "speaker": speaker, "audio": audio, "info": info}

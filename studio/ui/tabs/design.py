@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from core.audio.io import load_audio
 from core.engine.speakers import design_presets
 from core.errors import InvalidInput, VoiceNotFound
 from core.takes.service import TakeJob
@@ -21,6 +20,7 @@ from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
 from studio.ui.progress import gradio_progress
+from studio.ui.take_voice import save_voice_panel, wire_save_voice
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
     action_bar,
@@ -106,16 +106,14 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                 summary = gr.Markdown(elem_id="design-summary")
                 # The summary above reads the details; the JSON itself is the API's return value.
                 info = gr.JSON(visible=False)
-                with gr.Accordion("Save this voice to the library", open=False, elem_id="design-save"):
-                    gr.Markdown(
-                        "Design, then clone: the take becomes the voice's reference, its text the "
-                        "transcript, and the description is kept. Use it from the Voice Clone tab."
-                    )
-                    save_name = gr.Textbox(label="Voice name", elem_id="design-save-name")
-                    save_tags = gr.Textbox("", label="Tags (comma separated)")
-                    save = gr.Button("Save as voice", elem_id="design-save-button")
-                    save_status = gr.Markdown(elem_id="design-save-status")
-                    save_result = gr.JSON(visible=False)
+                # "Save as voice" next to the player, shared with Custom Voice and Clone (studio/ui/take_voice.py).
+                save_panel = save_voice_panel(
+                    "design",
+                    "Design, then clone: the take becomes the voice's reference, its text the "
+                    "transcript, and the description is kept. Use it from the Voice Clone tab.",
+                )
+                save_name, save_tags = save_panel.name, save_panel.tags
+                save_result = gr.JSON(visible=False)
 
     by_name = {p.name: p.description for p in presets}
     preset.change(
@@ -139,25 +137,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         bar=bar,
     )
 
-    def save_voice(take_path: str, details: dict, name: str, tags: str) -> dict[str, Any]:
-        return save_designed_voice(
-            ctx,
-            load_audio(take_path),
-            details.get("text", ""),
-            details.get("description", ""),
-            details.get("language", "auto"),
-            name,
-            tags,
-        )
-
-    @friendly_errors
-    def save_current_take(take_path, details, name, tags):
-        if not take_path or not details:
-            raise InvalidInput("Generate a take first; the take you hear becomes the voice.")
-        saved = save_voice(take_path, details, name, tags)
-        return f"Saved **{saved['name']}** to the Voice Library ({saved['reference_seconds']:.1f} s)."
-
-    save.click(save_current_take, [audio, info, save_name, save_tags], save_status, api_visibility="private")
+    wire_save_voice(ctx, save_panel, info)
 
     @friendly_errors
     def voice_design_save(

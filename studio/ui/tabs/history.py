@@ -19,6 +19,7 @@ from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE
 from studio.ui.progress import gradio_progress
 from studio.ui.tabs.history_parts import build_parts_panel
+from studio.ui.tabs.history_resume import wire_resume
 
 COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
 # Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
@@ -131,7 +132,7 @@ def summary(take: Take) -> str:
         f" · **Engine:** {take.engine}",
         f"**Length:** {take.duration_s:.1f} s · {take.format.upper()} · {take.size_bytes / 1024:,.0f} KB",
     ]
-    if take.stopped:  # a partial take: Resume (in its tab, or Running & recent) finishes it
+    if take.stopped:  # a partial take: Resume (here, in its tab, or Running & recent) finishes it
         lines.insert(1, f"**Partial take, {take.status_label}**: the chunks before it are kept.")
     if take.voice.get("description") and voice_label(take) != take.voice.get("description"):
         lines.append(f"**Description:** {preview(take.voice['description'], 300)}")
@@ -199,6 +200,8 @@ def build_history_tab(ctx: StudioContext) -> None:
                         interactive=False,
                         elem_id="history-regenerate",
                     )
+                    # Enabled for a stopped take: makes the rest of it (studio/ui/tabs/history_resume.py).
+                    resume = gr.Button("Resume", interactive=False, elem_id="history-resume")
                     confirm = gr.Checkbox(label="Yes, delete this take", value=False)
                     delete = gr.Button("Delete", variant="stop", interactive=False, elem_id="history-delete")
                 message = gr.Markdown(elem_id="history-message")
@@ -260,6 +263,20 @@ def build_history_tab(ctx: StudioContext) -> None:
     list_outputs = [table, picker, warnings]
     with parts_panel:
         build_parts_panel(ctx, picker=picker, query=query, mode=mode, list_outputs=list_outputs, listing=listing)
+        # Resume; its API twin's hidden inputs sit inside the tab (a loose one breaks the tab bar).
+        wire_resume(
+            ctx,
+            button=resume,
+            picker=picker,
+            query=query,
+            mode=mode,
+            list_outputs=list_outputs,
+            listing=listing,
+            player=player,
+            info=info,
+            message=message,
+            summary=summary,
+        )
     # Search filters as you type, as the Library's does.
     for trigger in (tab.select, query.change, mode.change):
         trigger(listing, [query, mode], list_outputs, queue=False, **private)

@@ -116,7 +116,11 @@ def build_lexicon_panel(ctx: StudioContext) -> None:
         status = gr.Markdown(elem_id="lexicon-status")
         with gr.Row(equal_height=True):
             sample = gr.Textbox(
-                label="Try a sentence", placeholder="Qwen speaks clearly.", scale=3, elem_id="lexicon-try"
+                label="Try a sentence",
+                placeholder="Qwen speaks clearly.",
+                scale=3,
+                min_width=220,
+                elem_id="lexicon-try",
             )
             check = gr.Button("What the model reads", scale=1, min_width=120, elem_id="lexicon-try-button")
         heard = gr.Markdown(elem_id="lexicon-try-result")

@@ -884,3 +884,17 @@ def test_trim_settings_with_and_without_the_cleanup_options():
         clean_trim({"highpass_hz": "loud"})
     with pytest.raises(LibraryError, match="denoise must be true or false"):
         clean_trim({"denoise": "yes"})
+
+
+def test_a_take_the_studio_made_skips_the_speech_check_an_upload_gets(lib):
+    """Noise (what the demo models make) is refused as an uploaded clone reference, but saved when the
+    caller read it from History as the studio's own take (``model_output``), like a design voice."""
+    rng = np.random.default_rng(7)
+    noise = Audio((rng.standard_normal(24_000 * 2) * 0.2).astype(np.float32), 24_000)
+    with pytest.raises(AudioError, match="speech"):
+        lib.save(name="Upload", kind="clone", reference=noise, transcript="Hello.")
+    assert [v.name for v in lib.list()] == []
+    voice = lib.save(
+        name="From a take", kind="clone", reference=noise, transcript="Hello.", source_name="take 1", model_output=True
+    )
+    assert voice.kind == "clone" and voice.source_name == "take 1" and lib.get("From a take").reference_seconds == 2.0

@@ -24,7 +24,7 @@ def test_names_are_unique_and_plain():
 @pytest.mark.parametrize("endpoint", NAMED_API, ids=[e.name for e in NAMED_API])
 def test_each_row_names_the_module_that_defines_its_handler(endpoint):
     source = inspect.getsource(importlib.import_module(endpoint.module))
-    assert re.search(rf"^\s*def {endpoint.handler}\(", source, re.M), (
+    assert re.search(rf"^\s*(?:async\s+)?def {endpoint.handler}\(", source, re.M), (
         f"{endpoint.module} defines no {endpoint.handler}() for {endpoint.path}"
     )
     assert re.search(rf"['\"]{endpoint.name}['\"]", source), f"{endpoint.module} never registers {endpoint.path}"
