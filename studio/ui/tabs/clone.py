@@ -325,6 +325,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     with gr.Row():
                         trim_silence = gr.Checkbox(value=True, label="Trim silence", min_width=160)
                         normalize = gr.Checkbox(value=True, label="Normalise level", min_width=160)
+                    # The clean-up pair on its own row: four checkboxes in one were cut off on a phone.
+                    with gr.Row():
                         highpass = gr.Checkbox(
                             value=False,
                             label=f"High-pass ({HIGHPASS_DEFAULT_HZ:.0f} Hz)",

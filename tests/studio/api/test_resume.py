@@ -11,14 +11,14 @@ from gradio_client.exceptions import AppError
 
 from core.audio.io import load_audio
 
-LONG = " ".join(f"Sentence number {n} of a take that is resumed." for n in range(1, 7))
+LONG = " ".join(f"Sentence number {n} of a take that is resumed." for n in range(1, 9))
 
 
 @pytest.fixture
 def chunked(studio_server):
     synthesis = studio_server["ctx"].app.synthesis
     saved = synthesis.chunk_chars, synthesis.batching
-    synthesis.chunk_chars, synthesis.batching = 50, False  # six chunks, made one by one
+    synthesis.chunk_chars, synthesis.batching = 50, False  # eight chunks, made one by one
     yield
     synthesis.chunk_chars, synthesis.batching = saved
 
@@ -38,7 +38,7 @@ def stopped_take(ctx, client):
 def test_resume_finishes_a_stopped_take_as_if_it_never_stopped(studio_server, client, chunked):
     ctx = studio_server["ctx"]
     partial = stopped_take(ctx, client)
-    assert partial.status == "stopped" and partial.total_chunks == 6 and 2 <= partial.stopped_at < 6
+    assert partial.status == "stopped" and partial.total_chunks == 8 and 2 <= partial.stopped_at < 8
 
     path, details = client.predict(take_id=partial.id, api_name="/resume")
 
@@ -46,7 +46,7 @@ def test_resume_finishes_a_stopped_take_as_if_it_never_stopped(studio_server, cl
     assert resumed.kind == "resume" and resumed.state.value == "done"  # made by the registry's worker
     whole = ctx.app.history.get(details["take_id"])
     assert whole.status == "complete" and whole.seed == partial.seed == 11 and whole.text == partial.text
-    assert len(whole.parts) == 6 and details["chunks"] == 6
+    assert len(whole.parts) == 8 and details["chunks"] == 8
     assert partial.id not in {t.id for t in ctx.app.history.list()}  # the complete take replaced it
     # The same take made in one go sounds exactly the same (same per-chunk seeds).
     _, again = client.predict(text=LONG, description="A calm voice.", seed=11, max_seconds=1, api_name="/design")
@@ -62,3 +62,19 @@ def test_resume_refuses_a_complete_take_and_an_unknown_one(studio_server, client
     with pytest.raises(AppError, match=r"(?i)take"):
         client.predict(take_id="no-such-take", api_name="/resume")
     assert ctx.app.history.get(details["take_id"]).status == "complete"
+
+
+def test_cancelling_a_resume_keeps_the_longer_partial_take(studio_server, client, chunked):
+    ctx = studio_server["ctx"]
+    partial = stopped_take(ctx, client)
+    call = client.submit(take_id=partial.id, api_name="/resume")
+    deadline = time.monotonic() + 180
+    while not (ctx.jobs.all()[0].kind == "resume" and ctx.jobs.all()[0].chunks_done > partial.stopped_at):
+        assert time.monotonic() < deadline, "the resume never got going"
+        time.sleep(0.02)
+    resumed = ctx.jobs.all()[0]
+    assert call.cancel()
+    assert resumed.wait(60) and resumed.state.value == "stopped", resumed.state
+    longer = resumed.partial.take
+    assert longer.stopped and partial.stopped_at < longer.stopped_at < 8 and longer.seed == partial.seed
+    assert partial.id not in {t.id for t in ctx.app.history.list()}  # its chunks are in the longer one
