@@ -19,6 +19,7 @@ from typing import Any
 
 import platformdirs
 
+from core.engine.mlx import MLX_QUANTIZE
 from core.engine.remote.config import FALLBACKS, parse_remote_engines, redact
 from core.errors import SettingsError
 
@@ -71,6 +72,7 @@ class Settings:
     dtype: str = "auto"
     quantize: str = "none"
     engine: str = "auto"  # which engine generates: see ENGINES and core/engine/mlx/
+    mlx_quantize: str = "bf16"  # the MLX engine's weights: bf16 (as stored) or 8/6/4-bit at load
     preferred_size: str = "1.7B"
     offline: bool = False
     demo_models: bool = False
@@ -236,6 +238,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "dtype": _choice(DTYPES),
     "quantize": _choice(QUANTIZE),
     "engine": _choice(ENGINES),
+    "mlx_quantize": _choice(MLX_QUANTIZE),
     "preferred_size": _choice(SIZES),
     "offline": _bool,
     "demo_models": _bool,

@@ -137,7 +137,8 @@ class Take:
         """The label of a partial take, "stopped at chunk k of n"; "" for a complete one."""
         if not self.stopped:
             return ""
-        return f"stopped at chunk {(self.stopped_at or 0) + 1} of {self.total_chunks or '?'}"
+        unit = "line" if self.mode == "script" else "chunk"  # a script stops between its lines
+        return f"stopped at {unit} {(self.stopped_at or 0) + 1} of {self.total_chunks or '?'}"
 
     def as_dict(self) -> dict[str, Any]:
         """The ``take.json`` record (JSON-friendly; the audio is named relative to the take folder)."""

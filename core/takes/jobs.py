@@ -35,6 +35,7 @@ from core.engine.cancel import CancelToken, cancellable
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed, TakeStopped
 from core.errors import InvalidInput, Stopped, StudioError
+from core.takes.script_jobs import script_work, stopped_script
 from core.takes.service import KeptTake, TakeJob, TakeService
 from core.types import SynthesisResult
 
@@ -307,6 +308,8 @@ class JobRegistry:
         take = self.takes.history.get(take_id)
         if not take.stopped:
             raise InvalidInput("This take is complete; only a stopped take can be resumed.")
+        if take.mode == "script":
+            return self.resume_script(take_id, client=client, owner=owner, tab=tab)
         # The job that stopped it, while it is listed, holds the prepared request (a clone's
         # encoded reference included); after a restart the take's recipe and parts serve.
         old = next((j for j in self.all() if j.partial and j.partial.take.id == take_id and j.stopped), None)
@@ -318,6 +321,21 @@ class JobRegistry:
             owner=owner,
             tab=tab or (old.tab if old else ""),
             chunks=take.total_chunks,
+            client=client,
+        )
+
+    def resume_script(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
+        """A new job that renders a stopped script's missing lines with their own seeds, reusing
+        the lines it kept (core/takes/script_jobs.py); the complete take replaces it in History."""
+        plan, fmt, done = stopped_script(self.takes, take_id)
+        return self.submit(
+            script_work(self.takes, plan, fmt, done=done, replaces=take_id),
+            kind="script",
+            mode="Script",
+            text=plan.text,
+            owner=owner,
+            tab=tab,
+            chunks=len(plan.lines),
             client=client,
         )
 

@@ -428,9 +428,11 @@ def stream_script(
     pause_s: float = DEFAULT_PAUSE_S,
     post: PostProcessing = PostProcessing(),
     progress: ProgressCallback | None = None,
+    done: Mapping[int, RenderedLine] | None = None,
 ) -> Iterator[RenderedLine | ScriptResult]:
     """Yields each line's audio as it is produced (:class:`RenderedLine`, in generation
-    order: see ``RenderedLine.index``), then the :class:`ScriptResult`.
+    order: see ``RenderedLine.index``), then the :class:`ScriptResult`. Lines in ``done``
+    (a stopped render's, by index: core/takes/script_jobs.py) are reused, not made again.
 
     Everything is validated here, before the first model load, so bad input
     raises at the call, not during iteration.
@@ -450,7 +452,7 @@ def stream_script(
             post=post,
         )
     )
-    return _render(synthesis, library, plan, progress)
+    return _render(synthesis, library, plan, progress, dict(done or {}))
 
 
 def render_script(*args: Any, **kwargs: Any) -> ScriptResult:
@@ -462,23 +464,28 @@ def render_script(*args: Any, **kwargs: Any) -> ScriptResult:
 
 
 def _render(
-    synthesis: SynthesisService, library: VoiceLibrary, plan: ScriptPlan, progress: ProgressCallback | None
+    synthesis: SynthesisService,
+    library: VoiceLibrary,
+    plan: ScriptPlan,
+    progress: ProgressCallback | None,
+    rendered: dict[int, RenderedLine],
 ) -> Iterator[RenderedLine | ScriptResult]:
     total = len(plan.lines)
     started = time.perf_counter()
     templates: dict[str, CloneRequest] = {}
     cached_prompts: dict[str, bool] = {}
     templates_time: dict[str, float] = {}
-    rendered: dict[int, RenderedLine] = {}
     first_audio_s: float | None = None
-
-    position = 0
+    # ``rendered`` holds the lines a stopped render finished; the loop makes the others (same seeds).
+    order = [i for i in plan.order if i not in rendered]
+    position = len(plan.order) - len(order)
+    first = position
     while position < total:
         # The first line goes alone, so first audio stays early; then lines go SCRIPT_WINDOW at a
         # time through synthesize_many, which batches the lines that share a checkpoint (each
         # line keeps its own seed, so it sounds as it does rendered alone).
-        window = 1 if position == 0 or not synthesis.batching else SCRIPT_WINDOW
-        indices = plan.order[position : position + window]
+        window = 1 if position == first or not synthesis.batching else SCRIPT_WINDOW
+        indices = order[position - first : position - first + window]
         requests: list[ScriptRequest] = []
         outcomes: list[SynthesisResult | StudioError] = []
         for offset, index in enumerate(indices):

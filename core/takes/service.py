@@ -172,16 +172,31 @@ class TakeService:
         )
         return job, self.synthesis.continue_take(request, take.seed, done, progress, client=client, live=live)
 
-    def keep_script(self, plan: ScriptPlan, result: ScriptResult, fmt: str) -> KeptTake:
-        """Keeps a rendered script's merged scene as one take, with the script as its recipe."""
+    def keep_script(
+        self,
+        plan: ScriptPlan,
+        result: ScriptResult,
+        fmt: str,
+        *,
+        synthesis: SynthesisResult | None = None,
+        stopped_at: int | None = None,
+    ) -> KeptTake:
+        """Keeps a rendered script's merged scene as one take, with the script as its recipe; with
+        ``stopped_at``, the lines a stopped render made ("stopped at line k of n", given as
+        ``synthesis``: core/takes/script_jobs.py)."""
         take = self._store(
-            result.to_synthesis_result(),
+            synthesis or result.to_synthesis_result(),
             fmt,
             recipe=script_recipe(plan, result, fmt=fmt),
             voice=script_voice_summary(result),
             language=plan.language,
+            stopped_at=stopped_at,
+            total_chunks=None if stopped_at is None else len(plan.lines),
         )
-        return KeptTake(take, result.info() | {"take_id": take.id, "format": fmt, "post": asdict(plan.post)})
+        details = result.info() | {"take_id": take.id, "format": fmt, "post": asdict(plan.post)}
+        if take.stopped:
+            details |= {"status": take.status, "stopped_at": take.stopped_at, "total_chunks": take.total_chunks}
+        return KeptTake(take, details)
 
     def regenerate(self, take_id: str, progress: ProgressCallback | None = None) -> Regenerated:
         """Makes a stored take again from its recipe, as a new take in the same format."""

@@ -39,6 +39,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
     ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
     ("--engine", dict(help="auto (default: MLX on Apple Silicon once installed, else torch), torch or mlx")),
+    ("--mlx-quantize", dict(help="the MLX engine's weights: bf16 (default, as stored), 8bit, 6bit or 4bit")),
     ("--preferred-size", dict(help=f"default model size, one of {', '.join(SIZES)}")),
     ("--max-resident", dict(help="models kept in memory at once (default 1)")),
     ("--max-text-chars", dict(help="longest text accepted (default 50000)")),

@@ -30,6 +30,7 @@ TAB_MARKERS = {
     "Voice Library": "library-count",
     "History": "history-table",
     "Models": "models-device",
+    "Script": "script-render",
 }
 HUMAN_SHOTS = Path("/tmp/e2e-shots")  # a copy of every screenshot, for people to look at
 

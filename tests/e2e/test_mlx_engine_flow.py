@@ -49,10 +49,11 @@ def test_models_tab_shows_and_switches_the_engine_and_takes_use_it(studio, size,
     expect(device).to_contain_text("Engine: torch", timeout=60_000)
     assert synthesis.engine.name == "torch"
     studio.choose("models-engine", "mlx")
+    studio.choose("models-mlx-quantize", "4bit")  # the child quantizes at load (--mlx-quantize)
     page.locator("#models-engine-switch").click()
-    expect(device).to_contain_text("Engine: mlx", timeout=60_000)
-    expect(page.get_by_text("Takes now use the mlx engine")).to_be_visible()
-    assert synthesis.engine.name == "mlx"
+    expect(device).to_contain_text("Engine: mlx (4bit)", timeout=60_000)
+    expect(page.get_by_text("Takes now use the mlx engine with 4bit weights")).to_be_visible()
+    assert synthesis.engine.name == "mlx" and synthesis.engine.weights == "4bit"
 
     studio.tab("Custom Voice")
     studio.fill("custom-text", f"Made by the MLX engine, {size} run.")
@@ -62,6 +63,8 @@ def test_models_tab_shows_and_switches_the_engine_and_takes_use_it(studio, size,
     assert "CustomVoice" in summary, summary
     studio.assert_has_audio("custom-audio")
     assert synthesis.engine.process.pid is not None, "the take ran in the MLX child"
+    assert synthesis.engine.process.memory()["quantize"] == "4bit"
+    assert e2e_server["ctx"].app.history.list()[0].engine == "mlx 4bit"
 
     studio.tab("Models")
     studio.shoot(
@@ -69,6 +72,7 @@ def test_models_tab_shows_and_switches_the_engine_and_takes_use_it(studio, size,
         {
             "engine line": device,
             "engine choice": studio.field("models-engine"),
+            "MLX weights": studio.field("models-mlx-quantize"),
             "switch button": page.locator("#models-engine-switch"),
         },
     )

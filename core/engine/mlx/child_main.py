@@ -17,6 +17,14 @@ What it adds to ``mlx_audio.server`` (everything else is the stock server):
   checkpoints are always written in PyTorch's layout, so while one loads the guess
   answers "PyTorch layout" for every weight. Real checkpoints (Qwen's, or
   mlx-community's converted ones) load through the stock guess, untouched.
+* **Quantization.** With ``--quantize 8bit|6bit|4bit`` every model is quantized
+  right after it loads, with MLX's own quantized layers (``to_quantized``, group size 64) over the
+  layers mlx-audio's converter (``mlx_audio.tts.utils.convert``) would pick: those
+  that can quantize, whose input size is a multiple of 64, outside the embeddings,
+  speech tokenizer and speaker encoder (the model's ``model_quant_predicate``). A
+  checkpoint that is already quantized (mlx-community's) is left as stored.
+  ``GET /studio/memory`` reports the setting and how many layers each model had
+  quantized.
 * **Memory.** Removing a model (``DELETE /v1/models``) also clears MLX's buffer
   cache, and ``GET /studio/memory`` reports MLX's active and cached bytes and the
   process's resident size, so the studio can check that an unload freed memory.
@@ -94,7 +102,54 @@ def _stand_in_sounddevice() -> None:
         sys.modules["sounddevice"] = stand_in
 
 
-def patch_server(server: Any) -> None:
+GROUP_SIZE = 64
+BITS = {"bf16": None, "8bit": 8, "6bit": 6, "4bit": 4}
+
+
+def quantize_model(model: Any, bits: int) -> int:
+    """Quantizes ``model`` in place (see the module notes); returns how many layers it quantized."""
+    import mlx.core as mx
+
+    own = getattr(model, "model_quant_predicate", None)
+    picked: list[tuple[str, Any]] = []
+    for path, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if (
+            path
+            and hasattr(module, "to_quantized")
+            and weight is not None
+            and weight.shape[-1] % GROUP_SIZE == 0
+            and (own is None or bool(own(path, module)))
+        ):
+            picked.append((path, module))
+    # Each layer is swapped in place rather than through nn.quantize: its update_modules walk
+    # trips over a compiled function mlx-audio's Qwen3-TTS keeps as an attribute
+    # ("argument of type '_gc_func' is not iterable").
+    for path, module in picked:
+        *parents, last = path.split(".")
+        holder: Any = model
+        for part in parents:
+            holder = holder[int(part)] if isinstance(holder, list) else holder[part]
+        quantized = module.to_quantized(group_size=GROUP_SIZE, bits=bits)
+        if isinstance(holder, list):
+            holder[int(last)] = quantized
+        else:
+            holder[last] = quantized
+    mx.eval(model.parameters())
+    gc.collect()
+    mx.clear_cache()  # the full-precision weights just replaced
+    return len(picked)
+
+
+def _already_quantized(name: str) -> bool:
+    try:
+        config = json.loads((Path(name) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get("quantization") or config.get("quantization_config"))
+
+
+def patch_server(server: Any, quantize: str = "bf16") -> None:
     import mlx.core as mx
     from fastapi import Request
     from mlx_audio import server_inference
@@ -113,13 +168,19 @@ def patch_server(server: Any) -> None:
 
     qwen3_tts.check_array_shape_qwen3 = check_array_shape
     stock_load = server.load_model
+    bits = BITS[quantize]
+    quantized_layers: dict[str, int] = {}  # model name -> layers quantized at load (0: as stored)
 
     def load_model(name: str) -> Any:
         loading_demo.active = _is_demo_checkpoint(name)
         try:
-            return stock_load(name)
+            model = stock_load(name)
         finally:
             loading_demo.active = False
+        quantized_layers[name] = 0
+        if bits is not None and not _already_quantized(name):
+            quantized_layers[name] = quantize_model(model, bits)
+        return model
 
     server.load_model = load_model
 
@@ -184,6 +245,8 @@ def patch_server(server: Any) -> None:
             "rss_bytes": _rss_bytes(),
             "models": list(provider.models),
             "device": str(mx.default_device()),
+            "quantize": quantize,
+            "quantized_layers": {m: quantized_layers.get(m, 0) for m in provider.models},
         }
 
 
@@ -205,13 +268,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--quantize", choices=sorted(BITS), default="bf16")
     args = parser.parse_args()
 
     _stand_in_sounddevice()
     import uvicorn
     from mlx_audio import server
 
-    patch_server(server)
+    patch_server(server, args.quantize)
     if args.parent_pid:
         threading.Thread(target=_watch_parent, args=(args.parent_pid,), daemon=True).start()
     uvicorn.run(server.app, host=args.host, port=args.port, workers=1, loop="asyncio", log_level="warning")

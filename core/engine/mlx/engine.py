@@ -122,7 +122,7 @@ class MlxEngine:
         loaded = self.manager.get(checkpoint, progress)
         if isinstance(loaded.model, MlxModel):
             loaded.device = "mlx"
-            loaded.dtype = "as stored"
+            loaded.dtype = self.weights
         return loaded
 
     def unload(self, key: str | None = None) -> list[str]:
@@ -162,8 +162,16 @@ class MlxEngine:
 
     clones_from_clip = True  # the child encodes the reference itself (core/engine/synthesis.py)
 
+    @property
+    def weights(self) -> str:
+        """How the child holds the weights: "as stored" (bf16) or the quantization (e.g. "4bit")."""
+        quantize = self.process.quantize
+        return "as stored" if quantize.bits is None else quantize.value
+
     def take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
-        return self.name, []
+        # The take names the quantization (it changes the audio); bf16 keeps the plain name.
+        quantize = self.process.quantize
+        return (self.name if quantize.bits is None else f"{self.name} {quantize.value}"), []
 
     # --- generation ---------------------------------------------------------------
 

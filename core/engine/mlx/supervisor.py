@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from core.engine.mlx import MlxQuantize
 from core.engine.mlx.install import CHILD_MAIN, engine_dir, installed, platform_support, venv_python
 from core.errors import DependencyError, ModelLoadError
 
@@ -46,8 +47,15 @@ def free_port() -> int:
 class MlxProcess:
     """One supervised child server (see the module notes)."""
 
-    def __init__(self, data_dir: Path, *, start_timeout_s: float = START_TIMEOUT_S):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        start_timeout_s: float = START_TIMEOUT_S,
+        quantize: MlxQuantize = MlxQuantize.BF16,
+    ):
         self.data_dir = Path(data_dir)
+        self.quantize = MlxQuantize(quantize)  # the child quantizes every model it loads (child_main.py)
         self.start_timeout_s = start_timeout_s
         self.run_dir = engine_dir(self.data_dir) / "run"
         self.log_path = self.run_dir / "child.log"
@@ -121,6 +129,8 @@ class MlxProcess:
             str(self._port),
             "--parent-pid",
             str(os.getpid()),
+            "--quantize",
+            self.quantize.value,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
         env.pop("PYTHONPATH", None)  # the studio's packages must not leak into the engine's Python

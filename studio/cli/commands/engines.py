@@ -22,7 +22,8 @@ def run_engines(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'engine':<8} {'state':<22} detail")
         for row in mlx_install.engine_states(settings.data_dir):
             mark = " (selected)" if row.name == chosen else ""
-            print(f"{row.name:<8} {row.state + mark:<22} {row.detail}")
+            weights = f"; weights {settings.mlx_quantize} (--mlx-quantize)" if row.name == mlx_install.ENGINE else ""
+            print(f"{row.name:<8} {row.state + mark:<22} {row.detail}{weights}")
         return 0
     name = args.engine_name
     if name != mlx_install.ENGINE:

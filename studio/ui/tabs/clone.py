@@ -109,7 +109,7 @@ def make_parse_clone(ctx: StudioContext):
         end_s: float | None = None,
         trim_silence: bool = True,
         normalize: bool = True,
-        seed: float | None = -1,
+        seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
         temperature: float | None = None,
         top_k: float | None = None,
         top_p: float | None = None,

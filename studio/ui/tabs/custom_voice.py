@@ -36,7 +36,7 @@ def parse_custom_voice(
     language: str = "Auto",
     instruct: str = "",
     size: str = "1.7B",
-    seed: float | None = -1,
+    seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
     temperature: float | None = None,
     top_k: float | None = None,
     top_p: float | None = None,

@@ -34,7 +34,7 @@ def parse_design(
     text: str,
     language: str = "Auto",
     description: str = "",
-    seed: float | None = -1,
+    seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
     temperature: float | None = None,
     top_k: float | None = None,
     top_p: float | None = None,
@@ -145,7 +145,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         language: str = "Auto",
         description: str = "",
         name: str = "",
-        seed: float | None = -1,
+        seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
         tags: str = "",
         progress=gr.Progress(),
     ) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.engine.mlx import active_engine, switch_engine
+from core.engine.mlx import MLX_QUANTIZE, active_engine, switch_engine
 from core.engine.mlx.install import installed as mlx_installed
 from core.engine.model_manager import ModelStatus
 from studio.ui.context import StudioContext
@@ -43,11 +43,20 @@ def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
 
 def device_summary(ctx: StudioContext) -> str:
     m = ctx.app.models
+    engine = active_engine(ctx.app.synthesis)
+    weights = getattr(ctx.app.synthesis.engine, "weights", None) if engine == "mlx" else None
     summary = (
-        f"**Engine:** `{active_engine(ctx.app.synthesis)}` · "
+        f"**Engine:** `{engine}`{f' ({weights})' if weights else ''} · "
         f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
     )
     return summary + remote_summary(ctx)
+
+
+def current_mlx_quantize(ctx: StudioContext) -> str:
+    """The MLX weights in use (the running MLX engine's, else the setting)."""
+    process = getattr(ctx.app.synthesis.engine, "process", None)
+    quantize = getattr(process, "quantize", None)
+    return str(quantize.value) if quantize is not None else ctx.app.settings.mlx_quantize
 
 
 def remote_summary(ctx: StudioContext) -> str:
@@ -99,6 +108,14 @@ def build_models_tab(ctx: StudioContext) -> None:
                 scale=1,
                 elem_id="models-engine",
             )
+            # The MLX engine's weights (README "Memory: quantized weights"); torch ignores it.
+            mlx_weights = gr.Dropdown(
+                list(MLX_QUANTIZE),
+                value=current_mlx_quantize(ctx),
+                label="MLX weights",
+                scale=1,
+                elem_id="models-mlx-quantize",
+            )
             switch = gr.Button("Switch engine", scale=1, elem_id="models-engine-switch")
         message = gr.Markdown()
 
@@ -132,17 +149,28 @@ def build_models_tab(ctx: StudioContext) -> None:
         return *snapshot(), f"At most {int(value)} model(s) stay in memory."
 
     @friendly_errors
-    def do_switch(name):
-        used = switch_engine(ctx.app.synthesis, manager, ctx.app.settings, str(name))
+    def do_switch(name, weights):
+        used = switch_engine(ctx.app.synthesis, manager, ctx.app.settings, str(name), str(weights or "") or None)
         note = (
             " Install it first: `qwen-tts-studio engines install mlx`."
             if used == "mlx" and not mlx_installed(ctx.app.settings.data_dir)
             else ""
         )
-        return *snapshot(), f"Takes now use the **{used}** engine; models load again on the next take.{note}"
+        weights = f" with **{current_mlx_quantize(ctx)}** weights" if used == "mlx" else ""
+        return (
+            *snapshot(),
+            f"Takes now use the **{used}** engine{weights}; models load again on the next take.{note}",
+        )
 
     outputs = [table, device_md, message]
-    switch.click(do_switch, engine, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    switch.click(
+        do_switch,
+        [engine, mlx_weights],
+        outputs,
+        api_visibility="private",
+        concurrency_id=DEVICE_QUEUE,
+        concurrency_limit=1,
+    )
     load.click(do_load, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     unload.click(do_unload, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     download.click(do_download, choice, outputs, api_visibility="private")

@@ -19,6 +19,7 @@ from core.engine.speakers import speakers
 from core.errors import InvalidInput
 from core.takes.jobs import Job, JobState
 from core.takes.script_grammar import draft_casting
+from core.takes.script_jobs import script_work, stopped_script
 from core.takes.script_render import (
     DEFAULT_PAUSE_S,
     MAX_PAUSE_S,
@@ -26,7 +27,6 @@ from core.takes.script_render import (
     ScriptPlan,
     ScriptResult,
     plan_script,
-    stream_script,
 )
 from core.takes.service import KeptTake
 from core.takes.subtitles import SubtitleFormat, write_subtitles
@@ -39,8 +39,7 @@ from core.takes.values import (
 from core.types import Mode
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, owner_of
-from studio.ui.progress import gradio_progress
+from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, job_result, owner_of
 from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, sampling_widgets
 
 EXAMPLE_SCRIPT = """\
@@ -130,6 +129,7 @@ class ScriptRun:
         self.durations: dict[int, float] = {}
         self.starts: list[float] | None = None
         self.subtitles: list[str] = []
+        self.outputs: tuple[str, str, dict[str, Any]] | None = None  # (take, zip, details) once finished
 
     def add_line(self, item: RenderedLine) -> None:
         path = self.folder / f"{file_stem(item.index, item.speaker)}.{self.fmt}"
@@ -170,7 +170,13 @@ class ScriptRun:
         # Subtitles timed from the lines, beside the zip (History offers them too).
         self.subtitles = [str(write_subtitles(take, self.folder, fmt)) for fmt in SubtitleFormat]
         info["subtitles"] = [Path(path).name for path in self.subtitles]
-        return str(take.audio_path), str(zip_path), info
+        self.outputs = str(take.audio_path), str(zip_path), info
+        return self.outputs
+
+    def keep(self, result: ScriptResult) -> KeptTake:
+        """The job's ``finish`` (core/takes/script_jobs.py): the take, the zip and the subtitles."""
+        info = self.finish(result)[2]
+        return KeptTake(self.ctx.app.history.get(info["take_id"]), info)
 
 
 def summary_from_info(info: dict[str, Any] | None) -> str:
@@ -230,13 +236,13 @@ def make_script_handlers(ctx: StudioContext):
         return plan, fmt
 
     @friendly_errors
-    def script_render(
+    async def script_render(
         script: str,
         casting: str = "",
         language: str = "Auto",
         size: str = "1.7B",
         pause_s: float = DEFAULT_PAUSE_S,
-        seed: float | None = -1,
+        seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
         temperature: float | None = None,
         top_k: float | None = None,
         top_p: float | None = None,
@@ -253,7 +259,9 @@ def make_script_handlers(ctx: StudioContext):
     ) -> tuple[str, str, dict[str, Any]]:
         """Script mode: renders a dialogue (`Name: line` per line) with a casting (`Name = Speaker (style)` or
         `Name = voice: Library Voice`, one per line). Returns the merged take, a zip of the line files and details.
-        Silence trim and DC removal apply to each line; normalisation and fades to the whole scene."""
+        Silence trim and DC removal apply to each line; normalisation and fades to the whole scene.
+        Cancelling the call (gradio_client's job.cancel()) stops the render and keeps the lines made as a
+        partial take ("stopped at line k of n") that /resume finishes."""
         ctx.check_request_rate(request)
         plan, fmt = prepare(
             script,
@@ -275,44 +283,31 @@ def make_script_handlers(ctx: StudioContext):
             output_remove_dc,
         )
         run = ScriptRun(ctx, plan, fmt)
-        for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=gradio_progress(progress)):
-            if isinstance(item, RenderedLine):
-                run.add_line(item)
-            else:
-                return run.finish(item)
-        raise AssertionError("stream_script always ends with a result")  # pragma: no cover
+        # A job in the studio's worker, as in the tab: the call only waits for it, so a cancelled
+        # call stops the model (job_result) and the device is free for the next request.
+        await job_result(ctx, start(run, request), progress)
+        assert run.outputs is not None, "a finished script job has kept its take"
+        return run.outputs
 
-    def script_stream(*values, progress=gr.Progress(), request: gr.Request | None = None):
-        ctx.check_request_rate(request)
-        plan, fmt = prepare(*values)
-        run = ScriptRun(ctx, plan, fmt)
-        skip = gr.skip()
-        total = len(plan.lines)
-
-        def work(job: Job) -> list[KeptTake]:
-            # In the studio's worker (core/takes/jobs.py): a reload does not stop it, Stop does.
-            for item in stream_script(ctx.app.synthesis, ctx.app.library, plan, progress=job.report):
-                if isinstance(item, RenderedLine):
-                    run.add_line(item)
-                    job.publish(item)
-                    job.chunk_done(len(run.files) - 1, total)
-                else:
-                    finished.extend(run.finish(item))
-                    info = finished[2]
-                    return [KeptTake(ctx.app.history.get(info["take_id"]), info)]
-            raise AssertionError("stream_script always ends with a result")  # pragma: no cover
-
-        finished: list[Any] = []
-        job = ctx.jobs.submit(
+    def start(run: ScriptRun, request: gr.Request | None, **resume: Any) -> Job:
+        """The render as a job (core/takes/script_jobs.py): a reload does not stop it, Stop does, and
+        when stopped the lines made are kept in History as a partial take."""
+        work = script_work(ctx.takes, run.plan, run.fmt, on_line=run.add_line, finish=run.keep, **resume)
+        return ctx.jobs.submit(
             work,
             kind="script",
             mode="Script",
-            text=plan.text,
+            text=run.plan.text,
             owner=owner_of(request),
             tab="script",
-            chunks=total,
+            chunks=len(run.plan.lines),
             client=client_id(request),
         )
+
+    def follow(job: Job, run: ScriptRun, reused: frozenset[int] = frozenset()):
+        """The job's lines, progress and take as the tab's updates (only follows: closing the page
+        ends this, never the job). ``reused``: lines a resumed render kept, not played again."""
+        plan, skip = run.plan, gr.skip()
         # Only intermediate yields change visibility: Gradio can drop prop updates
         # that arrive with a stream's final message.
         yield skip, None, run.lines, gr.update(value=None, visible=False), skip, job.progress_text()
@@ -323,12 +318,13 @@ def make_script_handlers(ctx: StudioContext):
             for item in pieces:
                 ready[item.index] = item
                 # The live player gets lines in script order, with the pauses, as soon as they are contiguous.
-                chunk = []
+                chunk: list[np.ndarray] = []
                 while played in ready:
                     audio = ready.pop(played)
-                    if played and plan.pause_s > 0:
-                        chunk.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
-                    chunk.append(audio.audio.samples)
+                    if played not in reused:
+                        if played and plan.pause_s > 0 and (chunk or started):
+                            chunk.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
+                        chunk.append(audio.audio.samples)
                     played += 1
                 live = (item.audio.sample_rate, pcm16(np.concatenate(chunk))) if chunk else skip
                 started = started or bool(chunk)
@@ -337,14 +333,46 @@ def make_script_handlers(ctx: StudioContext):
             if not done:
                 yield skip, skip, skip, skip, skip, job.progress_text()
         first = skip if started else (24_000, np.zeros(2_400, dtype=np.int16))
-        if job.state is JobState.DONE:
-            take, zip_path, info = finished
+        if job.state is JobState.DONE and run.outputs is not None:
+            take, zip_path, info = run.outputs
             yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text()
         elif job.state is JobState.STOPPED:
-            note = f"{job.progress_text()} The {len(run.files)} line(s) made are in the files list."
-            yield first, skip, run.lines, skip, skip, note
+            note = f"{job.progress_text()} The {len(run.files)} line(s) made are in the files list"
+            partial = job.partial
+            if partial is not None:
+                note += (
+                    f" and in History ({partial.take.status_label}, take `{partial.take.id}`). "
+                    "Press **Resume** to render the rest."
+                )
+                yield first, partial.path, run.lines, skip, partial.details, note
+            else:
+                yield first, skip, run.lines, skip, skip, note + "."
         else:
             raise job.error or InvalidInput("The script failed.")
+
+    def script_stream(*values, progress=gr.Progress(), request: gr.Request | None = None):
+        ctx.check_request_rate(request)
+        plan, fmt = prepare(*values)
+        run = ScriptRun(ctx, plan, fmt)
+        yield from follow(start(run, request), run)
+
+    def stopped_here(request: gr.Request | None) -> str | None:
+        """The partial take of this session's last script, when Stop ended it part-way."""
+        job = ctx.jobs.latest(owner_of(request), "script")
+        if job is None or job.state is not JobState.STOPPED or job.partial is None:
+            return None
+        return job.partial.take.id
+
+    # Not named `resume`: Gradio names private endpoints after their function, and /resume is the
+    # named API's (studio/ui/tabs/history_resume.py), which resumes scripts too (JobRegistry.resume).
+    def resume_script_in_tab(request: gr.Request | None = None):
+        take_id = stopped_here(request)
+        if take_id is None:
+            raise InvalidInput("Nothing to resume: the last script in this tab was not stopped part-way.")
+        ctx.check_request_rate(request)
+        plan, fmt, done = stopped_script(ctx.takes, take_id)
+        run = ScriptRun(ctx, plan, fmt)
+        yield from follow(start(run, request, done=done, replaces=take_id), run, frozenset(done))
 
     # The API's parameters (so Gradio maps the same inputs), with progress and request keyword-only.
     params = list(inspect.signature(script_render).parameters.values())
@@ -352,7 +380,7 @@ def make_script_handlers(ctx: StudioContext):
         [p for p in params if p.name not in ("progress", "request")]
         + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name in ("progress", "request")]
     )
-    return script_render, friendly_errors(script_stream)
+    return script_render, friendly_errors(script_stream), friendly_errors(resume_script_in_tab), stopped_here
 
 
 def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -430,35 +458,45 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                 with gr.Accordion("Details", open=False):
                     info = gr.JSON(label="Script details")
 
-        script_render, script_stream = make_script_handlers(ctx)
+        script_render, script_stream, resume_handler, stopped_here = make_script_handlers(ctx)
         inputs = [script, casting, language, size, pause, *widgets.inputs]
         api_endpoint(
             script_render, inputs, [take, zip_file, info], "script", concurrency_id=DEVICE_QUEUE, concurrency_limit=1
         )
-        rendered = render.click(
-            lambda: (gr.update(interactive=False), gr.update(visible=True)),
-            None,
-            [render, bar.stop],
-            api_visibility="private",
-            queue=False,
-        ).then(
-            script_stream,
-            inputs,
-            [live, take, lines, files, info, bar.progress],
-            api_visibility="private",
-            show_progress="hidden",  # the progress line under Render says it
-            concurrency_id=DEVICE_QUEUE,
-            concurrency_limit=1,
-        )
-        rendered.success(summary_from_info, info, summary, api_visibility="private", queue=False)
-        for after in (rendered.success, rendered.failure):
-            after(
-                lambda: (gr.update(interactive=True), gr.update(visible=False)),
+
+        def idle(request: gr.Request | None = None) -> tuple[Any, ...]:
+            """Render back, Stop hidden, Resume offered when this session's last script was stopped."""
+            offer = stopped_here(request) is not None
+            return gr.update(interactive=True), gr.update(visible=False), gr.update(visible=offer)
+
+        # Render and Resume (a stopped script's missing lines) share the outputs and the busy state.
+        outputs = [live, take, lines, files, info, bar.progress]
+        busy = [render, bar.stop, bar.resume]
+        for trigger, handler, handler_inputs in ((render, script_stream, inputs), (bar.resume, resume_handler, None)):
+            event = trigger.click(
+                lambda: (gr.update(interactive=False), gr.update(visible=True), gr.update(visible=False)),
                 None,
-                [render, bar.stop],
+                busy,
                 api_visibility="private",
                 queue=False,
+            ).then(
+                handler,
+                handler_inputs,
+                outputs,
+                api_visibility="private",
+                show_progress="hidden",  # the progress line under Render says it
+                concurrency_id=DEVICE_QUEUE,
+                concurrency_limit=1,
             )
+            event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
+            for after in (event.success, event.failure):
+                after(
+                    idle,
+                    None,
+                    busy,
+                    api_visibility="private",
+                    queue=False,
+                )
 
         def stop(request: gr.Request | None = None) -> str:
             running = ctx.jobs.active(owner_of(request), "script")

@@ -15,7 +15,7 @@ CASTING = "A = Ryan\nB = Aiden"
 def test_stop_ends_a_script_render_and_keeps_the_lines_made(demo_context):
     demo_context.synthesis.batching = False  # line by line, so there is a line to stop after
     ctx = StudioContext(demo_context)
-    _, stream = make_script_handlers(ctx)
+    _, stream, _, _ = make_script_handlers(ctx)
     values = [SCRIPT, CASTING, "English", "0.6B", 0.1, 3, None, None, None, None, 2, "wav", "none", 0, 0, False, False]
     updates = []
     for update in stream(*values):
