@@ -500,6 +500,7 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
 
         def stop(request: gr.Request | None = None) -> str:
             running = ctx.jobs.active(owner_of(request), "script")
+            print("DEBUGSTOP", repr(owner_of(request)), [(j.owner, j.tab, j.state) for j in ctx.jobs.all()], flush=True)
             for job in running:
                 ctx.jobs.stop(job.id)
             return "Stopping…" if running else "No script is being rendered in this tab."

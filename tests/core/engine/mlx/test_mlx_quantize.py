@@ -52,3 +52,26 @@ def test_a_bad_value_is_a_one_line_error():
     assert "\n" not in message and "'3bit'" in message and "bf16, 8bit, 6bit, 4bit" in message
     assert parse_setting("mlx_quantize", "4BIT", "env") == "4bit"
     assert MlxQuantize("6bit").bits == 6 and MlxQuantize.BF16.bits is None
+
+
+def test_offline_with_the_model_missing_names_the_download_command(tmp_path, mlx_engine_home):
+    """Quantized weights are converted from the released checkpoint, so what is missing is that
+    checkpoint, and the error says how to fetch it (before any child starts)."""
+    from core.errors import ModelUnavailable
+    from core.settings import Settings
+
+    data_dir = link_engine(tmp_path / "data", mlx_engine_home)
+    settings = Settings(
+        data_dir=data_dir,
+        hf_cache_dir=tmp_path / "empty-hf-cache",
+        engine="mlx",
+        mlx_quantize="6bit",
+        offline=True,
+        device="cpu",
+    )
+    context = build_context(settings)
+    request = CustomVoiceRequest(text="Hello.", speaker="Vivian", sampling=Sampling(seed=1, max_new_tokens=4))
+    with pytest.raises(ModelUnavailable) as caught:
+        context.synthesis.synthesize(request)
+    assert "qwen-tts-studio models download" in str(caught.value)
+    assert not context.synthesis.engine.process.running(), "nothing to load: no child was started"

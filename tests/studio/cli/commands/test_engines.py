@@ -34,10 +34,15 @@ def test_install_is_idempotent_and_list_shows_it(mlx_engine_home):  # noqa: F811
     again = studio(["engines", "install", "mlx"], mlx_engine_home)
     assert again.returncode == 0, again.stderr
     assert "already installed" in again.stderr and "mlx: installed (mlx-audio 0.6.2" in again.stdout
-    listed = studio(["engines", "list"], mlx_engine_home)
+    listed = studio(["engines", "list", "--mlx-quantize", "6bit"], mlx_engine_home)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
     assert "built in" in rows["torch"] and "installed" in rows["mlx"] and "mlx-audio 0.6.2" in rows["mlx"]
+    assert "weights 6bit" in rows["mlx"]
+    # A bad value is one line naming the choices.
+    bad = studio(["engines", "list", "--mlx-quantize", "3bit"], mlx_engine_home)
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "'3bit'" in bad.stderr and "bf16, 8bit, 6bit, 4bit" in bad.stderr
 
 
 def test_list_remove_and_errors_on_a_fresh_data_dir(tmp_path):
