@@ -35,6 +35,12 @@ What it adds to ``mlx_audio.server`` (everything else is the stock server):
   imports ``sounddevice``, which needs the PortAudio library (absent on a bare Linux
   server). The server never plays audio, so without PortAudio a stand-in module that
   refuses playback takes its place.
+* **Batches.** ``POST /studio/batch`` runs several chunks of one mode and voice
+  through the model's own ``batch_generate`` (texts, per-item voices/instructs, one
+  shared reference clip and transcript for clone, one frame cap) and answers each
+  item's audio as base64 float32 PCM. MLX's random state is shared by the batch, so
+  it is seeded once, with ``seed`` (the first item's): the batch as a whole is
+  reproducible, the items' own seeds are not applied.
 * **Orphans.** The child exits by itself when the studio process that started it
   is gone (``--parent-pid``).
 """
@@ -235,6 +241,62 @@ def patch_server(server: Any, quantize: str = "bf16") -> None:
         return bool(removed)
 
     provider.remove_model = remove_model
+
+    # Batches: several chunks of one mode and voice through the model's own batch_generate,
+    # run one at a time in a worker thread (the studio sends one batch at a time anyway).
+    # MLX's random state is shared by the batch, so it is seeded once, with the first item's seed.
+    batch_lock = threading.Lock()
+
+    def run_batch(body: dict[str, Any]) -> dict[str, Any]:
+        import base64
+
+        import numpy as np
+
+        texts = [str(t) for t in body["texts"]]
+        options = {
+            name: body[name]
+            for name in ("voices", "instructs", "ref_text", "temperature", "top_k", "top_p", "repetition_penalty")
+            if body.get(name) is not None
+        }
+        with batch_lock:
+            model = provider.load_model(str(body["model"]))
+            if body.get("ref_audio"):
+                options["ref_audio"] = str(body["ref_audio"])
+            seed = body.get("seed")
+            if isinstance(seed, int) and not isinstance(seed, bool):
+                mx.random.seed(seed)
+            audio: list[Any] = [None] * len(texts)
+            rate = int(model.sample_rate)
+            for result in model.batch_generate(
+                texts, lang_code=str(body.get("lang_code") or "auto"), max_tokens=int(body["max_tokens"]), **options
+            ):
+                if result.is_streaming_chunk:
+                    continue
+                audio[result.sequence_idx] = np.asarray(result.audio, dtype=np.float32).reshape(-1)
+                rate = int(result.sample_rate)
+        missing = [k for k, a in enumerate(audio) if a is None]
+        if missing:
+            raise RuntimeError(f"batch_generate gave no audio for items {missing}")
+        return {
+            "sample_rate": rate,
+            "items": [base64.b64encode(a.astype("<f4").tobytes()).decode("ascii") for a in audio],
+        }
+
+    async def studio_batch(request: Request) -> Any:
+        import asyncio
+
+        from fastapi.responses import JSONResponse
+
+        body = await request.json()
+        try:
+            return await asyncio.to_thread(run_batch, body)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": {"message": f"{type(exc).__name__}: {exc}"}}, status_code=400)
+        except Exception as exc:  # the studio shows the child's own words
+            return JSONResponse({"error": {"message": f"{type(exc).__name__}: {exc}"}}, status_code=500)
+
+    studio_batch.__annotations__ = {"request": Request, "return": Any}  # real classes (see above)
+    server.app.post("/studio/batch")(studio_batch)
 
     @server.app.get("/studio/memory")
     async def memory() -> dict[str, Any]:

@@ -21,19 +21,29 @@ generates. The HTTP side is the remote engine's client
   :meth:`create_clone_prompt` keeps the clip (``ClonePrompt.reference``) and library
   voices hand their clip over (``clones_from_clip``); the clip is written once per
   content to ``run/refs/`` for the child to read.
-* **Seeds** are honoured: a seeded request runs alone in the child, which seeds MLX's
-  random state before it generates, so the same seed gives the same audio.
+* **Seeds** are honoured for every chunk generated alone: a seeded request runs alone
+  in the child, which seeds MLX's random state before it generates, so the same seed
+  gives the same audio. Batched chunks are the exception (next point).
 * **Streaming**: ``stream_chunk(live=True)`` asks the child for a PCM stream
   (``streaming_interval`` 0.5 s) and hands the blocks on as live pieces.
-* **Batches** are sent one item after another: mlx-audio's ``batch_generate`` shares
-  one random state across the batch, so batched items could not keep their own
-  seeds (``Capabilities.per_item_seeds``); variants therefore run item by item too.
+* **Batches** (a long take's chunks after the first, and variants: ``takes`` N) go to
+  the child's ``POST /studio/batch``, which runs mlx-audio's own ``batch_generate``
+  on up to :data:`MAX_BATCH` items of one language (and, for clone, one clip with its
+  transcript; x-vector-only clones go one by one, as ``batch_generate`` clones only
+  with a transcript). ``batch_generate`` shares one random state and one frame cap
+  across the batch, so the batch is seeded once with its first item's seed and
+  capped at its largest item's cap: the take as a whole is reproducible (the same
+  seed and text make it again), but the items' own seeds are **not applied**
+  (``Capabilities.per_item_seeds`` is False) and the take's details say so
+  (:data:`BATCH_SEED_NOTE`); a chunk or variant regenerated alone with its seed
+  sounds different from its batched self.
 * **Failures**: a child that dies mid-chunk fails that chunk with a clear
   :class:`GenerationError`; the next request restarts the child and reloads the model.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -63,6 +73,12 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = "mlx"
 STREAM_INTERVAL_S = 0.5
 MIN_PIECE_S = 0.16
+MAX_BATCH = 8  # mlx-audio's published batch figure (5.45x real time at batch 8 on Apple Silicon)
+BATCH_SEED_NOTE = (
+    "MLX generated some chunks together (batch_generate): they share one random state, so their own "
+    "seeds were not applied; the take's seed still makes this take again, but a chunk regenerated "
+    "alone will sound different."
+)
 
 
 class MlxModel:
@@ -105,6 +121,7 @@ class MlxEngine:
         self.fast: Any = None  # the torch engine's faster path has no MLX counterpart
         self._clients: dict[str, RemoteClient] = {}
         self._refs = process.run_dir / "refs"
+        self._take = threading.local()  # per take (one thread): whether a batch ran since load()
         # The shared manager loads MLX handles instead of qwen-tts models; one dtype, no smoke test.
         manager.loader = self._loader
         manager.verifier = None
@@ -119,6 +136,7 @@ class MlxEngine:
         return model
 
     def load(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> LoadedModel:
+        self._take.batched = False  # every take loads first: its details start clean
         loaded = self.manager.get(checkpoint, progress)
         if isinstance(loaded.model, MlxModel):
             loaded.device = "mlx"
@@ -141,15 +159,24 @@ class MlxEngine:
         return Capabilities(
             engine=self.name,
             modes=MODES,
-            batching=False,
-            max_batch=1,
-            per_item_seeds=True,
+            batching=True,
+            max_batch=MAX_BATCH,
+            per_item_seeds=False,  # batched items share one random state (see the module notes)
             live_frames=True,
             clone_prompts=False,
         )
 
     def batch_size(self, loaded: LoadedModel, items: Sequence[BatchItem]) -> int:
-        return 1
+        """The leading items that batch_generate can take in one call (1: go alone)."""
+        first = items[0] if items else None
+        if first is None or (first.prompt is not None and (first.prompt.x_vector_only or not first.prompt.ref_text)):
+            return 1
+        size = 0
+        for item in items[:MAX_BATCH]:
+            if item.language != first.language or item.prompt is not first.prompt:
+                break  # one lang_code and one shared clip per call
+            size += 1
+        return max(1, size)
 
     def speakers(self, loaded: LoadedModel) -> list[str]:
         return loaded.speakers
@@ -171,7 +198,8 @@ class MlxEngine:
     def take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
         # The take names the quantization (it changes the audio); bf16 keeps the plain name.
         quantize = self.process.quantize
-        return (self.name if quantize.bits is None else f"{self.name} {quantize.value}"), []
+        notes = [BATCH_SEED_NOTE] if getattr(self._take, "batched", False) else []
+        return (self.name if quantize.bits is None else f"{self.name} {quantize.value}"), notes
 
     # --- generation ---------------------------------------------------------------
 
@@ -196,10 +224,42 @@ class MlxEngine:
         total: int | None = None,
     ) -> list[Audio]:
         total = total or len(items)
-        return [
-            self.generate_one(loaded, mode, item, sampling, index=first_index + k, total=total)
-            for k, item in enumerate(items)
-        ]
+        if len(items) == 1:
+            return [self.generate_one(loaded, mode, items[0], sampling, index=first_index, total=total)]
+        client, payload = self._request(loaded, mode, items[0], sampling)
+        payload = {
+            "model": payload["model"],
+            "texts": [item.text for item in items],
+            "lang_code": payload["lang_code"],
+            "max_tokens": max(int(item.max_new_tokens) for item in items),  # one cap per call
+            "seed": int(items[0].seed),  # one random state per call
+            **{
+                k: payload[k]
+                for k in ("temperature", "top_k", "top_p", "repetition_penalty", "ref_audio", "ref_text")
+                if k in payload
+            },
+        }
+        if mode == Mode.CUSTOM_VOICE:
+            payload["voices"] = [item.speaker for item in items]
+            payload["instructs"] = [item.instruct or None for item in items]
+        elif mode == Mode.VOICE_DESIGN:
+            payload["instructs"] = [item.instruct or "" for item in items]
+        where = f"chunks {first_index + 1}-{first_index + len(items)} of {total}"
+        try:
+            answer = client.post_json(client.server.url.removesuffix("/v1") + "/studio/batch", payload)
+        except RemoteFailure as exc:
+            raise self._failure(exc, first_index, total, where=where) from None
+        try:
+            rate = int(answer["sample_rate"])
+            made = [np.frombuffer(base64.b64decode(b), dtype="<f4").astype(np.float32) for b in answer["items"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GenerationError(
+                f"The MLX engine answered {where} in a form the studio cannot read ({exc})."
+            ) from None
+        if len(made) != len(items) or any(not m.size for m in made):
+            raise GenerationError(f"The MLX engine answered no audio for some of {where}.")
+        self._take.batched = True
+        return [Audio(m, rate) for m in made]
 
     def stream_chunk(
         self,
@@ -309,8 +369,8 @@ class MlxEngine:
             tmp.replace(path)
         return path
 
-    def _failure(self, exc: RemoteFailure, index: int, total: int) -> GenerationError:
-        where = f"chunk {index + 1} of {total}"
+    def _failure(self, exc: RemoteFailure, index: int, total: int, *, where: str = "") -> GenerationError:
+        where = where or f"chunk {index + 1} of {total}"
         if exc.kind == "rejected":
             return GenerationError(f"The MLX engine refused {where}: {exc}")
         code = self.process.exit_code(wait_s=3.0)

@@ -79,6 +79,14 @@ class RemoteClient:
         response = self._request("POST", "audio/speech", json=payload)
         return _decode_wav(response.content), response.headers
 
+    def post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        """One JSON ``POST`` (a path under the base URL, or a whole URL on the same server); its JSON answer."""
+        response = self._request("POST", path, json=payload)
+        try:
+            return response.json()
+        except ValueError:
+            raise RemoteFailure("server", f"POST {path} did not answer JSON") from None
+
     def speech_stream(self, payload: dict[str, Any]) -> Iterator[tuple[np.ndarray, int, httpx.Headers]]:
         """One streamed ``/audio/speech`` call: (float32 samples, sample rate, headers) per block received."""
         try:
