@@ -51,7 +51,7 @@ def outcome(job: Job, take_id: str) -> tuple[str, str]:
     if job.state is JobState.STOPPED:
         if job.partial is not None:
             return job.partial.take.id, (
-                f"Stopped again, {job.partial.take.status_label}; the chunks are kept. Press Resume to go on."
+                f"Stopped again, {job.partial.take.status_label}; what was made is kept. Press Resume to go on."
             )
         return take_id, "Stopped before a new chunk was made; the take is as it was."
     return take_id, f"⚠️ {job.error}" if job.error else "⚠️ The take could not be resumed."

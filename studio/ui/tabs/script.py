@@ -307,10 +307,10 @@ def make_script_handlers(ctx: StudioContext):
     def follow(job: Job, run: ScriptRun, reused: frozenset[int] = frozenset()):
         """The job's lines, progress and take as the tab's updates (only follows: closing the page
         ends this, never the job). ``reused``: lines a resumed render kept, not played again."""
-        plan, skip = run.plan, gr.skip()
+        plan, skip, hide = run.plan, gr.skip(), gr.update(visible=False)
         # Only intermediate yields change visibility: Gradio can drop prop updates
         # that arrive with a stream's final message.
-        yield skip, None, run.lines, gr.update(value=None, visible=False), skip, job.progress_text()
+        yield skip, None, run.lines, gr.update(value=None, visible=False), skip, job.progress_text(), hide
         ready: dict[int, RenderedLine] = {}
         played = 0
         started = False
@@ -329,13 +329,13 @@ def make_script_handlers(ctx: StudioContext):
                 live = (item.audio.sample_rate, pcm16(np.concatenate(chunk))) if chunk else skip
                 started = started or bool(chunk)
                 files = gr.update(value=run.file_list, visible=True)
-                yield live, skip, run.lines, files, skip, job.progress_text()
+                yield live, skip, run.lines, files, skip, job.progress_text(), skip
             if not done:
-                yield skip, skip, skip, skip, skip, job.progress_text()
+                yield skip, skip, skip, skip, skip, job.progress_text(), skip
         first = skip if started else (24_000, np.zeros(2_400, dtype=np.int16))
         if job.state is JobState.DONE and run.outputs is not None:
             take, zip_path, info = run.outputs
-            yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text()
+            yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text(), skip
         elif job.state is JobState.STOPPED:
             note = f"{job.progress_text()} The {len(run.files)} line(s) made are in the files list"
             partial = job.partial
@@ -344,15 +344,23 @@ def make_script_handlers(ctx: StudioContext):
                     f" and in History ({partial.take.status_label}, take `{partial.take.id}`). "
                     "Press **Resume** to render the rest."
                 )
-                yield first, partial.path, run.lines, skip, partial.details, note
+                # Resume shows in an intermediate yield: Gradio can drop a stream's last visibility change.
+                yield first, partial.path, run.lines, skip, partial.details, note, gr.update(visible=True)
+                yield skip, skip, skip, skip, skip, note, skip
             else:
-                yield first, skip, run.lines, skip, skip, note + "."
+                yield first, skip, run.lines, skip, skip, note + ".", skip
         else:
             raise job.error or InvalidInput("The script failed.")
 
-    def script_stream(*values, progress=gr.Progress(), request: gr.Request | None = None):
+    def script_stream(*args: Any, **kwargs: Any):
+        # Gradio calls it with script_render's parameters, progress and request in their places.
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = bound.arguments
+        request = values.pop("request")
+        values.pop("progress")
         ctx.check_request_rate(request)
-        plan, fmt = prepare(*values)
+        plan, fmt = prepare(*values.values())
         run = ScriptRun(ctx, plan, fmt)
         yield from follow(start(run, request), run)
 
@@ -374,12 +382,11 @@ def make_script_handlers(ctx: StudioContext):
         run = ScriptRun(ctx, plan, fmt)
         yield from follow(start(run, request, done=done, replaces=take_id), run, frozenset(done))
 
-    # The API's parameters (so Gradio maps the same inputs), with progress and request keyword-only.
-    params = list(inspect.signature(script_render).parameters.values())
-    script_stream.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [p for p in params if p.name not in ("progress", "request")]
-        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name in ("progress", "request")]
-    )
+    # The API's parameters (so Gradio maps the same inputs). Progress and request stay positional:
+    # Gradio injects gr.Progress and gr.Request only up to the first keyword-only parameter.
+    signature = inspect.signature(script_render)
+    script_stream.__signature__ = signature  # type: ignore[attr-defined]
+    script_stream.__annotations__ = dict(script_render.__annotations__)  # Gradio finds gr.Request by its hint
     return script_render, friendly_errors(script_stream), friendly_errors(resume_script_in_tab), stopped_here
 
 
@@ -464,13 +471,12 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
             script_render, inputs, [take, zip_file, info], "script", concurrency_id=DEVICE_QUEUE, concurrency_limit=1
         )
 
-        def idle(request: gr.Request | None = None) -> tuple[Any, ...]:
-            """Render back, Stop hidden, Resume offered when this session's last script was stopped."""
-            offer = stopped_here(request) is not None
-            return gr.update(interactive=True), gr.update(visible=False), gr.update(visible=offer)
+        def offer_resume(request: gr.Request | None = None) -> dict[str, Any]:
+            """Resume is offered when this session's last script was stopped part-way."""
+            return gr.update(visible=stopped_here(request) is not None)
 
         # Render and Resume (a stopped script's missing lines) share the outputs and the busy state.
-        outputs = [live, take, lines, files, info, bar.progress]
+        outputs = [live, take, lines, files, info, bar.progress, bar.resume]
         busy = [render, bar.stop, bar.resume]
         for trigger, handler, handler_inputs in ((render, script_stream, inputs), (bar.resume, resume_handler, None)):
             event = trigger.click(
@@ -491,16 +497,18 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
             event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
             for after in (event.success, event.failure):
                 after(
-                    idle,
+                    lambda: (gr.update(interactive=True), gr.update(visible=False)),
                     None,
-                    busy,
+                    [render, bar.stop],
                     api_visibility="private",
                     queue=False,
                 )
+            # Gradio 6.17 runs .then only after a success; .failure covers the rest.
+            for after in (event.then, event.failure):
+                after(offer_resume, None, bar.resume, api_visibility="private", queue=False)
 
         def stop(request: gr.Request | None = None) -> str:
             running = ctx.jobs.active(owner_of(request), "script")
-            print("DEBUGSTOP", repr(owner_of(request)), [(j.owner, j.tab, j.state) for j in ctx.jobs.all()], flush=True)
             for job in running:
                 ctx.jobs.stop(job.id)
             return "Stopping…" if running else "No script is being rendered in this tab."
