@@ -160,7 +160,9 @@ class TakeService:
         if len(take.parts) != take.stopped_at:
             raise InvalidInput("This stopped take has lost its chunks, so it cannot be resumed; regenerate it.")
         if take.mode == "script":
-            raise InvalidInput("A stopped script resumes line by line: use Resume in History, the Script tab or /resume.")
+            raise InvalidInput(
+                "A stopped script resumes line by line: use Resume in History, the Script tab or /resume."
+            )
         request = request_from_recipe(take.request, self.library, self.synthesis)
         done = [part.load() for part in sorted(take.parts, key=lambda p: p.index)]
         job = TakeJob(
