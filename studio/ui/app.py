@@ -63,5 +63,11 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             build_models_tab(ctx)
             build_history_tab(ctx)
         register_api(ctx)
+    # A callable initial value (the Seed fields start empty this way) runs as a page-load event
+    # that Gradio names "lambda_N" and makes public; it is not part of the named API, which
+    # studio/api/endpoints.py declares, so it stays private (the page still runs it).
+    for fn in app.fns.values():
+        if (fn.api_name or "").startswith("lambda"):
+            fn.api_visibility = "private"
     app.queue(default_concurrency_limit=4)
     return app

@@ -429,6 +429,8 @@ HUMAN_CASES = [
                 "",
                 "",
                 "",
+                False,  # high-pass
+                False,  # noise reduction
             ],
         ),
         r"not uploaded by a user",
@@ -501,6 +503,12 @@ def handler(server, name: str, *, generator: bool | None = None) -> Callable:
     raise LookupError(f"no handler named {name}")
 
 
+def clip_preview(server) -> Callable:
+    """The Clone tab's preview of a new clip, untrimmed, without clean-up: (preview, readout)."""
+    new_clip = handler(server, "new_clip")
+    return lambda ref, silence, norm: new_clip(ref, silence, norm, False, False, "")[2:4]
+
+
 def ui_error(call: Callable[[], Any]) -> str:
     with pytest.raises(gr.Error) as info:
         result = call()
@@ -533,7 +541,8 @@ PREVIEW_ERRORS = [
 @pytest.mark.parametrize("key, error", PREVIEW_ERRORS, ids=[k for k, _ in PREVIEW_ERRORS])
 def test_clone_preview_refuses_broken_clips(key, error, server, files):
     """Every upload is checked (check_upload): an unreadable clip is taken off the player and the
-    reason said under it; the live preview (refresh_preview) then stays empty without a second error."""
+    reason said under it; the live preview (new_clip, which also draws the trim waveform) then stays
+    empty without a second error."""
     settings = server["settings"]
     before = data_snapshot(settings)
     value, status = handler(server, "check_upload")(str(files[key]))
@@ -541,30 +550,32 @@ def test_clone_preview_refuses_broken_clips(key, error, server, files):
     message = status.removeprefix("⚠️ ")
     assert_human_message(message)
     assert re.search(error, message), message
-    assert handler(server, "refresh_preview")(str(files[key]), None, None, True, True) == (None, "")
+    assert clip_preview(server)(str(files[key]), True, True) == (None, "")
     assert data_snapshot(settings) == before
 
 
 def test_clone_preview_reads_out_problems_it_can_live_with(server, files):
-    preview = handler(server, "refresh_preview")
-    (sr, samples), readout = preview(str(files["clipped"]), None, None, True, True)
+    preview = clip_preview(server)
+    (sr, samples), readout = preview(str(files["clipped"]), True, True)
     assert sr == 24_000 and len(samples) > 0 and "clipped" in readout
-    (sr, samples), readout = preview(str(files["eight_ch_192k"]), None, None, True, True)
+    (sr, samples), readout = preview(str(files["eight_ch_192k"]), True, True)
     assert sr == 24_000 and samples.ndim == 1 and abs(len(samples) / sr - 3.0) < 0.2
     # A 10-minute upload is allowed in the preview, so it can be trimmed there; the readout says so.
-    (sr, samples), readout = preview(str(files["ten_minutes"]), None, None, False, False)
+    (sr, samples), readout = preview(str(files["ten_minutes"]), False, False)
     assert len(samples) == 600 * sr and "Trim it" in readout
-    (sr, samples), readout = preview(str(files["silence"]), None, None, True, True)
+    (sr, samples), readout = preview(str(files["silence"]), True, True)
     assert "silence" in readout
-    assert preview(None, None, None, True, True) == (None, "")
+    assert preview(None, True, True) == (None, "")
 
 
 def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
     """The visible buttons use their own handlers (save_from_ui, the streaming twins)."""
     settings = server["settings"]
     before = data_snapshot(settings)
-    save_from_ui = handler(server, "save_from_ui")
+    # "Save anyway" (the answer to the under-3-s question) goes straight to the checks that refuse.
+    save_from_ui = handler(server, "save_confirmed")
     base = [str(files["speech"]), "The quick brown fox.", "ok", None, None, True, True, "Auto", "", "", ""]
+    base += [False, False]  # high-pass, noise reduction
     for index, value, error in [
         (2, "bad\x00name", r"NUL"),
         (2, "x" * 1_000, r"1,000 characters"),

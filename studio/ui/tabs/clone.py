@@ -625,8 +625,15 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         )
 
     save_outputs = [save_status, voice, save_anyway]
-    save.click(friendly_errors(lambda *v: save_from_ui(False, *v)), save_inputs, save_outputs, **private)
-    save_anyway.click(friendly_errors(lambda *v: save_from_ui(True, *v)), save_inputs, save_outputs, **private)
+
+    def save_clicked(*values):  # may first ask about a clip with under 3 s of speech
+        return save_from_ui(False, *values)
+
+    def save_confirmed(*values):  # "Save anyway"
+        return save_from_ui(True, *values)
+
+    save.click(friendly_errors(save_clicked), save_inputs, save_outputs, **private)
+    save_anyway.click(friendly_errors(save_confirmed), save_inputs, save_outputs, **private)
     # The library changes from other tabs and scripts: refresh the picker when it is opened.
     voice.focus(
         lambda v: gr.update(choices=library_choices(ctx), value=v), voice, voice, api_visibility="private", queue=False
