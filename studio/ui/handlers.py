@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from core.audio.clip import Audio
 from core.audio.io import load_audio, write_audio
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed
@@ -163,29 +164,36 @@ async def job_result(ctx: StudioContext, job: Job, progress: Any) -> tuple[str, 
     return job.kept[0].path, with_takes(job.kept)
 
 
+def player_audio(job: Job) -> Iterator[Audio | None]:
+    """What the one player plays while ``job`` runs: each new piece as it comes, and None when the
+    job moved on without new audio (so the progress line still updates), until the job ends.
+
+    Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
+    had them is not played again when its exact audio arrives.
+    """
+    played_live: set[int] = set()
+    for pieces, finished in job.follow():
+        for item in pieces:
+            if isinstance(item, LiveAudio):
+                played_live.add(item.index)
+                yield item.audio
+            elif isinstance(item, ChunkAudio) and item.index not in played_live:
+                yield item.audio
+        if not finished:
+            yield None
+
+
 def follow_job(ctx: StudioContext, job: Job, key: str, extra_outputs: int = 0) -> Iterator[tuple[Any, ...]]:
     """A job's progress and live pieces as UI updates, then its take (live, take, details, progress, gallery…).
 
     Only follows: closing the page ends this generator, never the job.
     """
     skips = (gr.skip(),) * extra_outputs
-    # Live pieces (core/engine/live_decoding.py) tile their chunk, so a chunk that
-    # had them is not played again when its exact audio arrives.
-    played_live: set[int] = set()
     started = False
-    for pieces, finished in job.follow():
-        for item in pieces:
-            audio = None
-            if isinstance(item, LiveAudio):
-                played_live.add(item.index)
-                audio = item.audio
-            elif isinstance(item, ChunkAudio) and item.index not in played_live:
-                audio = item.audio
-            if audio is not None:
-                started = True
-                yield (audio.sample_rate, audio.samples), gr.skip(), gr.skip(), job.progress_text(), *skips
-        if not finished:
-            yield gr.skip(), gr.skip(), gr.skip(), job.progress_text(), *skips
+    for audio in player_audio(job):
+        started = started or audio is not None
+        live = gr.skip() if audio is None else (audio.sample_rate, audio.samples)
+        yield live, gr.skip(), gr.skip(), job.progress_text(), *skips
     # Gradio fails a streaming event whose live player never got a value: a moment of silence.
     first = gr.skip() if started else SILENCE
     if job.state is JobState.DONE:

@@ -13,13 +13,11 @@ from typing import Any
 
 import gradio as gr
 
-from core.engine.live_decoding import LiveAudio
-from core.engine.synthesis import ChunkAudio
 from core.errors import InvalidInput
 from core.takes.jobs import Job, JobState
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import SILENCE
+from studio.ui.handlers import SILENCE, player_audio
 from studio.ui.widgets import markdown_text, summary_from_info
 
 REFRESH_S = 2.0
@@ -112,21 +110,11 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         yield from follow_pieces(again)
 
     def follow_pieces(job: Job) -> Iterator[tuple[Any, ...]]:
-        played: set[int] = set()
         started = False
-        for pieces, finished in job.follow():
-            for item in pieces:
-                audio = None
-                if isinstance(item, LiveAudio):
-                    played.add(item.index)
-                    audio = item.audio
-                elif isinstance(item, ChunkAudio) and item.index not in played:
-                    audio = item.audio
-                if audio is not None:
-                    started = True
-                    yield (audio.sample_rate, audio.samples), gr.skip(), job.progress_text(), gr.skip()
-            if not finished:
-                yield gr.skip(), gr.skip(), job.progress_text(), gr.skip()
+        for audio in player_audio(job):
+            started = started or audio is not None
+            live = gr.skip() if audio is None else (audio.sample_rate, audio.samples)
+            yield live, gr.skip(), job.progress_text(), gr.skip()
         first = gr.skip() if started else SILENCE
         kept = job.kept[0] if job.kept else job.partial
         if kept is None:
