@@ -84,7 +84,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from core.engine.demo_models.build import build_demo_checkpoints
-    from core.engine.mlx import MLX_QUANTIZE
+    from core.settings import MLX_QUANTIZE
     from core.engine.mlx import install as mlx_install
 
     home = args.engine_home

@@ -6,18 +6,17 @@ command line all receive this object and reach every service through it.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
-from core.engine.mlx import attach_mlx, resolve_engine
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
+from core.engine.selection import local_engine, resolve_engine
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
-from core.settings import Settings
+from core.settings import EngineKind, Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
 from core.text_lexicon import LexiconStore
@@ -65,8 +64,9 @@ def build_context(
         quantize=settings.quantize,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
-    if resolve_engine(settings.engine, settings.data_dir) == "mlx":  # --engine (core/engine/mlx/)
-        attach_mlx(synthesis, models, settings)
+    kind = resolve_engine(settings.engine, settings.data_dir)  # --engine (core/engine/selection.py)
+    if kind is not EngineKind.TORCH:
+        synthesis.engine = local_engine(kind, models, settings)
     remote = _remote_engines(settings, catalog, synthesis)
     library = VoiceLibrary(settings.voices_dir)
     history = History(
@@ -83,7 +83,7 @@ def build_context(
         library=library,
         history=history,
         # The synthesis service's device lock: a transcription waits for a take and vice versa.
-        transcriber=Transcriber(models, device_lock=getattr(synthesis, "_device_lock", contextlib.nullcontext())),
+        transcriber=Transcriber(models, device_lock=synthesis._device_lock),
         remote=remote,
     )
 
@@ -106,7 +106,7 @@ def _remote_engines(settings: Settings, catalog: Catalog, synthesis: SynthesisSe
     )
     pool.check()
     pool.start_monitor()
-    synthesis.engine = EngineRouter(  # type: ignore[assignment]
+    synthesis.engine = EngineRouter(
         synthesis.engine, pool, fallback=settings.engine_fallback, device_lock=synthesis._device_lock
     )
     return pool

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
-from core.engine.mlx import MLX_QUANTIZE
-from core.engine.remote.config import FALLBACKS, parse_remote_engines, redact
 from core.errors import SettingsError
 
 if sys.version_info >= (3, 11):
@@ -35,8 +36,37 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # int8: dynamic int8 Linears on the CPU (faster, lossy; docs/PERFORMANCE.md). none: as released.
 QUANTIZE = ("none", "int8")
-# auto: the MLX engine on Apple Silicon once installed (core/engine/mlx/), torch otherwise.
-ENGINES = ("auto", "torch", "mlx")
+
+
+class EngineKind(str, Enum):
+    """Which engine makes a take (core/engine/interface.py). The settings' vocabulary (``--engine``
+    picks one of AUTO, TORCH, MLX; ``--remote-engine`` adds REMOTE), so it lives here: the settings
+    import nothing from core/engine/, and the engines import this."""
+
+    AUTO = "auto"  # the MLX engine on Apple Silicon once installed, torch otherwise (core/engine/selection.py)
+    TORCH = "torch"  # qwen-tts in this process (core/engine/torch_engine.py)
+    MLX = "mlx"  # mlx-audio in its own environment, as a child process (core/engine/mlx/)
+    REMOTE = "remote"  # OpenAI-compatible servers, routed per checkpoint (core/engine/remote/)
+
+
+class MlxQuantize(str, Enum):
+    """The MLX engine's weights (``--mlx-quantize``): as stored, or quantized by the child at load
+    with MLX's own ``nn.quantize`` (group size 64, the layers mlx-audio's converter would pick)."""
+
+    BF16 = "bf16"  # no quantization: the checkpoint's own weights
+    Q8 = "8bit"
+    Q6 = "6bit"
+    Q4 = "4bit"
+
+    @property
+    def bits(self) -> int | None:
+        return None if self is MlxQuantize.BF16 else int(self.value[0])
+
+
+ENGINES = tuple(k.value for k in (EngineKind.AUTO, EngineKind.TORCH, EngineKind.MLX))
+MLX_QUANTIZE = tuple(q.value for q in MlxQuantize)
+# What a checkpoint served by remote engines does when every server for it is down.
+FALLBACKS = ("none", "local")
 SIZES = ("0.6B", "1.7B")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -71,7 +101,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
-    engine: str = "auto"  # which engine generates: see ENGINES and core/engine/mlx/
+    engine: str = EngineKind.AUTO.value  # which engine generates: see ENGINES
     mlx_quantize: str = "bf16"  # the MLX engine's weights: bf16 (as stored) or 8/6/4-bit at load
     preferred_size: str = "1.7B"
     offline: bool = False
@@ -220,6 +250,66 @@ def _origins(value: Any) -> str | None:
         if item != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
             raise ValueError("origins such as https://app.example.com, separated by commas (or *)")
     return ",".join(items) or None
+
+
+# --- remote engines (--remote-engine URL[#key=SECRET | #key_env=NAME]; core/engine/remote/config.py) ---
+
+_FRAGMENT = re.compile(r"^(?P<name>key|key_env)=(?P<value>.+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def split_entry(text: str) -> tuple[str, str | None, str | None]:
+    """(url, inline key, env var name) of one entry; raises ValueError with a message that never holds the key."""
+    raw = str(text).strip()
+    url, sep, fragment = raw.partition("#")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("a URL such as http://gpu-box:8000/v1 (optionally followed by #key=... or #key_env=NAME)")
+    if parts.username or parts.password:
+        raise ValueError("a URL without user:password@ in it; give the key as URL#key=... or URL#key_env=NAME")
+    if parts.query:
+        raise ValueError("a URL without a ?query part")
+    if not parts.path:
+        url += "/v1"
+    key = env = None
+    if sep:
+        match = _FRAGMENT.match(fragment.strip())
+        if not match:
+            raise ValueError("the key as URL#key=... or URL#key_env=NAME after the URL (the key was not shown)")
+        if match["name"] == "key":
+            key = match["value"]
+        else:
+            env = match["value"]
+            if not _ENV_NAME.match(env):
+                raise ValueError("#key_env=NAME with NAME an environment variable name")
+    return url, key, env
+
+
+def parse_remote_engines(value: Any) -> tuple[str, ...]:
+    """A list (flags, config.toml) or one comma-separated string (env var)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(item) for item in value if str(item).strip()]
+    else:
+        raise ValueError("URLs (a list in config.toml, comma-separated in the environment)")
+    for item in items:
+        split_entry(item)  # validates
+    return tuple(item.strip() for item in items)
+
+
+def redact(text: str) -> str:
+    """An entry as it may be shown: the inline key (and any user:password@) replaced by ***."""
+    url, sep, fragment = str(text).partition("#")
+    scheme, found, rest = url.partition("://")
+    if found and "@" in rest.split("/", 1)[0]:  # user:password@host: the password must not show either
+        url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+    if not sep:
+        return url
+    return f"{url}#key=***" if fragment.strip().startswith("key=") else f"{url}#{fragment}"
 
 
 _PARSERS: dict[str, Callable[[Any], Any]] = {

@@ -14,8 +14,16 @@ an *engine* for everything that touches a model:
   (:class:`Capabilities`) and how many items it should batch at once.
 
 The in-process qwen-tts engine (``core/engine/torch_engine.py``) is the
-reference implementation; remote and MLX engines implement the same protocol.
-Every take names the engine that made it (``SynthesisResult.engine``).
+reference implementation; the MLX engine, the remote engine and the router that
+sends each checkpoint to remote servers or the local engine implement the same
+protocol. Each of them subclasses :class:`Engine` explicitly, so mypy checks
+every signature against it and refuses to build one that lacks a member (the
+conformance check CI runs); everything that holds an engine types it ``Engine``.
+What differs between engines is data the protocol asks for (``kind``,
+``routes_remote``, ``clones_from_clip``, ``take_details``, ``weights``), never
+an attribute looked up by name. Which engine runs is chosen and switched in
+``core/engine/selection.py``. Every take names the engine that made it
+(``SynthesisResult.engine``).
 
 Seeds are per item: an engine that batches must make item *k* of a batch
 reproducible on its own (the same seed, text and settings give the same
@@ -29,6 +37,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.settings import EngineKind
 from core.types import ClonePrompt, Mode, Sampling
 
 if TYPE_CHECKING:
@@ -79,9 +88,33 @@ class BatchItem:
 
 
 class Engine(Protocol):
-    """A backend that turns batches of chunks into audio (see the module notes)."""
+    """A backend that turns batches of chunks into audio (see the module notes).
 
-    name: str
+    Engines subclass it explicitly: the members with a body are the defaults of a local
+    engine that holds its own models (torch), the others every engine must define."""
+
+    name: str  # what takes name, e.g. "torch+int8"
+    kind: EngineKind  # which engine this is (TORCH, MLX, REMOTE)
+
+    def routes_remote(self, checkpoint: Checkpoint) -> bool:
+        """True when takes of ``checkpoint`` are made on a remote server: they then hold no
+        lock on this machine's device (core/engine/synthesis.py)."""
+        return False
+
+    def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
+        """True when this engine clones from the reference clip itself (a remote server, the
+        MLX child), so a library voice's cached local clone prompt is of no use to it."""
+        return self.routes_remote(checkpoint)
+
+    def take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
+        """(the engine as a take's details name it, notes for the take's warnings)."""
+        return self.name, []
+
+    @property
+    def weights(self) -> str | None:
+        """How the engine holds the weights when that is its own choice (MLX: "as stored" or
+        "4bit"); None when the dtype policy of the model manager decides (torch, remote)."""
+        return None
 
     def load(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> LoadedModel:
         """The checkpoint, loaded (or already resident) and ready to generate."""

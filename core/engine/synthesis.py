@@ -33,11 +33,8 @@ from core.engine.cancel import check_current
 from core.engine.cancel import current as current_cancel
 from core.engine.catalog import Catalog, Checkpoint
 from core.engine.coalescer import Coalescer, DeviceLock
-from core.engine.interface import BatchItem
-from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
-    FastPath,
-    LiveAudio,
-)
+from core.engine.interface import BatchItem, Engine
+from core.engine.live_decoding import LiveAudio  # the faster path (docs/PERFORMANCE.md)
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
@@ -182,22 +179,11 @@ class SynthesisService:
         # Whole takes that queue for a busy device are served together (core/engine/coalescer.py).
         self.coalescer = Coalescer(self._device_lock)
         # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
-        self.engine = TorchEngine(manager, quantize=quantize)
+        self.engine: Engine = TorchEngine(manager, quantize=quantize)
         # Batching of long takes: False sends every chunk alone (the stock way).
         self.batching = True
         # The pronunciation lexicon (core/text_lexicon.py), applied in _prepare; None: none.
         self.lexicon: LexiconStore | None = None
-
-    @property
-    def fast(self) -> FastPath:
-        """The engine's faster path (core/engine/live_decoding.py): the same stock call, so the
-        codes and the take are the stock ones; with stream(live=True) it also yields LiveAudio
-        pieces while a chunk is still generating. FastPath(FastOptions(enabled=False)) turns it off."""
-        return self.engine.fast
-
-    @fast.setter
-    def fast(self, value: FastPath) -> None:
-        self.engine.fast = value
 
     # --- public API ----------------------------------------------------------
 
@@ -356,21 +342,16 @@ class SynthesisService:
         """What a take of ``checkpoint`` holds while it runs: this machine's device lock, or
         nothing when a remote server makes it (so it never queues behind a local take, and
         takes on different servers run at once; a local fallback takes the lock in the router)."""
-        routes_remote = getattr(self.engine, "routes_remote", None)
-        return contextlib.nullcontext() if routes_remote and routes_remote(checkpoint) else self._device_lock
+        return contextlib.nullcontext() if self.engine.routes_remote(checkpoint) else self._device_lock
 
     def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
         """True when the engine for ``checkpoint`` clones from the reference clip itself (a remote
         server, the MLX engine), so a library voice's cached local prompt is of no use there."""
-        if getattr(self.engine, "clones_from_clip", None) is True:  # core/engine/mlx/engine.py
-            return True
-        routes_remote = getattr(self.engine, "routes_remote", None)
-        return bool(routes_remote and routes_remote(checkpoint))
+        return self.engine.clones_from_clip(checkpoint)
 
     def _take_details(self, loaded: LoadedModel) -> tuple[str, list[str]]:
         """The engine a take's details name (e.g. "remote http://gpu:8000/v1") and the engine's notes."""
-        details = getattr(self.engine, "take_details", None)  # the router (core/engine/remote/router.py)
-        return details(loaded) if details else (self.engine.name, [])
+        return self.engine.take_details(loaded)
 
     def checkpoint_for(self, mode: str, size: str | None) -> Checkpoint:
         return self.catalog.resolve(mode, size, self.preferred_size)

@@ -50,16 +50,17 @@ from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.cancel import cancellable, current, stop_on_cancel
 from core.engine.catalog import Checkpoint
 from core.engine.device import seed_everything
-from core.engine.interface import BatchItem, Capabilities
+from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import FastPath, LiveAudio, quantize_int8
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.errors import GenerationError, InvalidInput, StudioError
+from core.settings import EngineKind
 from core.types import MAX_SEED, MODES, ClonePrompt, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAME = "torch"
+ENGINE_NAME = EngineKind.TORCH.value
 QUANTIZE_CHOICES = ("none", "int8")
 # Batch ceilings per device when memory allows. On this project's 2-core CPU a
 # batch of 8 gave 1.5x the throughput of one item (docs/PERFORMANCE.md); more
@@ -70,8 +71,10 @@ MAX_BATCH = {"cpu": 8, "cuda": 16, "mps": 4}
 FRAMES_PER_CAP_OFFSET = 1
 
 
-class TorchEngine:
+class TorchEngine(Engine):
     """qwen-tts in this process (see the module notes)."""
+
+    kind = EngineKind.TORCH
 
     def __init__(
         self,

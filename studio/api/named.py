@@ -54,9 +54,9 @@ def register_api(ctx: StudioContext) -> None:
             "device": manager.device,
             "dtype_policy": manager.dtype_policy,
             "max_resident": manager.max_resident,
-            "engine": getattr(ctx.app.synthesis.engine, "name", "torch"),
+            "engine": ctx.app.synthesis.engine.name,
             # The MLX engine's weights: "as stored" (bf16) or its quantization, e.g. "4bit".
-            "engine_weights": getattr(ctx.app.synthesis.engine, "weights", None),
+            "engine_weights": ctx.app.synthesis.engine.weights,
             "demo": ctx.demo,
             "models": [row.as_dict() for row in manager.status()],
             # Remote engine servers per checkpoint: server URL, health, in-flight count (never a key).

@@ -49,7 +49,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ import torch
 
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.catalog import Checkpoint
-from core.engine.interface import BatchItem, Capabilities
+from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import LiveAudio
 from core.engine.mlx.supervisor import MlxProcess
 from core.engine.model_manager import LoadedModel, ModelManager
@@ -66,11 +66,12 @@ from core.engine.model_store import ProgressCallback
 from core.engine.remote.client import RemoteClient, RemoteFailure, wav_bytes
 from core.engine.remote.config import RemoteServer
 from core.errors import GenerationError, InvalidInput, ModelLoadError
+from core.settings import EngineKind
 from core.types import MODES, ClonePrompt, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAME = "mlx"
+ENGINE_NAME = EngineKind.MLX.value
 STREAM_INTERVAL_S = 0.5
 MIN_PIECE_S = 0.16
 MAX_BATCH = 8  # mlx-audio's published batch figure (5.45x real time at batch 8 on Apple Silicon)
@@ -111,14 +112,14 @@ class MlxModel:
         return list(self._languages)
 
 
-class MlxEngine:
+class MlxEngine(Engine):
     name = ENGINE_NAME
+    kind = EngineKind.MLX
 
     def __init__(self, manager: ModelManager, process: MlxProcess, *, timeout_s: float = 600.0):
         self.manager = manager
         self.process = process
         self.timeout_s = timeout_s
-        self.fast: Any = None  # the torch engine's faster path has no MLX counterpart
         self._clients: dict[str, RemoteClient] = {}
         self._refs = process.run_dir / "refs"
         self._take = threading.local()  # per take (one thread): whether a batch ran since load()
@@ -184,10 +185,8 @@ class MlxEngine:
     def languages(self, loaded: LoadedModel) -> list[str]:
         return loaded.languages
 
-    def routes_remote(self, checkpoint: Checkpoint) -> bool:
-        return False  # local: takes hold this machine's device lock
-
-    clones_from_clip = True  # the child encodes the reference itself (core/engine/synthesis.py)
+    def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
+        return True  # the child encodes the reference itself; takes still hold the device lock
 
     @property
     def weights(self) -> str:
@@ -271,7 +270,7 @@ class MlxEngine:
         index: int,
         total: int,
         live: bool = False,
-    ) -> Iterator[LiveAudio | Audio]:
+    ) -> Generator[LiveAudio | Audio, None, None]:
         if not live:
             yield self.generate_one(loaded, mode, item, sampling, index=index, total=total)
             return

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DependencyError
+from core.settings import EngineKind
 
-ENGINE = "mlx"
+ENGINE = EngineKind.MLX.value
 HERE = Path(__file__).resolve().parent
 LOCK_FILE = HERE / "engine.lock"
 CHILD_MAIN = HERE / "child_main.py"
 MARKER = "installed.json"
-KNOWN_ENGINES = ("torch", "mlx")
 
 Progress = Callable[[str], None]
 
@@ -110,7 +110,10 @@ def mlx_state(data_dir: Path) -> EngineState:
 
 
 def engine_states(data_dir: Path) -> list[EngineState]:
-    return [EngineState("torch", "built in", "qwen-tts in the studio's own environment"), mlx_state(data_dir)]
+    return [
+        EngineState(EngineKind.TORCH.value, "built in", "qwen-tts in the studio's own environment"),
+        mlx_state(data_dir),
+    ]
 
 
 def install(data_dir: Path, progress: Progress, *, force: bool = False) -> EngineState:

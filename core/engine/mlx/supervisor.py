@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from core.engine.mlx import MlxQuantize
 from core.engine.mlx.install import CHILD_MAIN, engine_dir, installed, platform_support, venv_python
 from core.errors import DependencyError, ModelLoadError
+from core.settings import MlxQuantize
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ import torch
 
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.catalog import Checkpoint
-from core.engine.interface import BatchItem, Capabilities
+from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
 from core.engine.model_store import ProgressCallback
@@ -54,11 +54,12 @@ from core.engine.remote.client import RemoteFailure, wav_bytes
 from core.engine.remote.discovery import ServerKind
 from core.engine.remote.pool import Pool, ServerState
 from core.errors import GenerationError, InvalidInput
+from core.settings import EngineKind
 from core.types import MODES, ClonePrompt, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
-ENGINE_NAME = "remote"
+ENGINE_NAME = EngineKind.REMOTE.value
 TASK_TYPES = {Mode.CUSTOM_VOICE: "CustomVoice", Mode.VOICE_DESIGN: "VoiceDesign", Mode.BASE: "Base"}
 # Requests one take keeps in flight per server: vLLM-Omni batches concurrent requests
 # itself; a studio queues them behind its one device lock, so a few keep it busy.
@@ -100,8 +101,9 @@ def is_remote(loaded: LoadedModel) -> bool:
     return isinstance(loaded.model, RemoteModel)
 
 
-class RemoteEngine:
+class RemoteEngine(Engine):
     name = ENGINE_NAME
+    kind = EngineKind.REMOTE
 
     def __init__(self, pool: Pool):
         self.pool = pool
@@ -123,6 +125,9 @@ class RemoteEngine:
 
     def unload(self, key: str | None = None) -> list[str]:
         return []  # nothing is held here
+
+    def routes_remote(self, checkpoint: Checkpoint) -> bool:
+        return True  # every take is made on a server
 
     # --- what it can do ---------------------------------------------------------
 
@@ -199,7 +204,7 @@ class RemoteEngine:
         index: int,
         total: int,
         live: bool = False,
-    ) -> Iterator[LiveAudio | Audio]:
+    ) -> Generator[LiveAudio | Audio, None, None]:
         """Live pieces as the server streams them (see the module notes), then the chunk's audio;
         without ``live``, the chunk whole."""
         if not live:

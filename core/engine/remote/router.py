@@ -22,32 +22,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
-from typing import Any
 
 from core.audio.clip import Audio
 from core.engine.catalog import Checkpoint
 from core.engine.coalescer import DeviceLock
-from core.engine.interface import BatchItem, Capabilities
+from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
 from core.engine.model_store import ProgressCallback
 from core.engine.remote.engine import RemoteEngine, RemoteModel, is_remote
 from core.engine.remote.pool import Pool
-from core.engine.torch_engine import TorchEngine
 from core.errors import RemoteEngineError
+from core.settings import EngineKind
 from core.types import ClonePrompt, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
 
-class EngineRouter:
+class EngineRouter(Engine):
     name = "router"
+    kind = EngineKind.REMOTE  # remote servers are configured; the local engine does the rest
 
-    def __init__(
-        self, local: TorchEngine, pool: Pool, *, fallback: str = "none", device_lock: DeviceLock | None = None
-    ):
+    def __init__(self, local: Engine, pool: Pool, *, fallback: str = "none", device_lock: DeviceLock | None = None):
         self.local = local
         self.pool = pool
         self.remote = RemoteEngine(pool)
@@ -55,24 +53,18 @@ class EngineRouter:
         # The synthesis service's lock (one local generation at a time), for the local fallback.
         self.device_lock = device_lock or DeviceLock()
 
-    # The synthesis service's faster-path switch belongs to the local engine.
     @property
-    def fast(self) -> Any:
-        return self.local.fast
-
-    @fast.setter
-    def fast(self, value: Any) -> None:
-        self.local.fast = value
-
-    @property
-    def manager(self) -> Any:
-        return self.local.manager
+    def weights(self) -> str | None:
+        return self.local.weights
 
     # --- routing --------------------------------------------------------------------
 
     def routes_remote(self, checkpoint: Checkpoint) -> bool:
         """True when takes of ``checkpoint`` go to remote servers (they clone from clips, not prompts)."""
         return self.pool.serves(checkpoint.key)
+
+    def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
+        return self.routes_remote(checkpoint) or self.local.clones_from_clip(checkpoint)
 
     def load(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> LoadedModel:
         if not self.pool.serves(checkpoint.key) and self.pool.undiscovered():
@@ -173,7 +165,7 @@ class EngineRouter:
         index: int,
         total: int,
         live: bool = False,
-    ) -> Iterator[LiveAudio | Audio]:
+    ) -> Generator[LiveAudio | Audio, None, None]:
         if not is_remote(loaded):
             with self.device_lock:
                 local_item = self._local_items(loaded, [item])[0]
@@ -191,12 +183,12 @@ class EngineRouter:
         index: int,
         total: int,
         live: bool,
-    ) -> Iterator[LiveAudio | Audio]:
+    ) -> Generator[LiveAudio | Audio, None, None]:
         """The server's live pieces (when it streams), then the chunk; the local model's chunk when
         every server failed and the fallback allows it."""
         run = self.remote.stream_chunk(loaded, mode, item, sampling, index=index, total=total, live=live)
         try:
-            with contextlib.closing(run):  # type: ignore[type-var]
+            with contextlib.closing(run):
                 yield from run
         except RemoteEngineError as exc:
             with self.device_lock:
@@ -222,9 +214,9 @@ class EngineRouter:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _held(self, run: Iterator[LiveAudio | Audio]) -> Iterator[LiveAudio | Audio]:
+    def _held(self, run: Generator[LiveAudio | Audio, None, None]) -> Generator[LiveAudio | Audio, None, None]:
         """A local chunk stream that holds the device lock while it runs (closing it releases it)."""
-        with self.device_lock, contextlib.closing(run):  # type: ignore[type-var]
+        with self.device_lock, contextlib.closing(run):
             yield from run
 
     def _fall_back(self, loaded: LoadedModel, exc: RemoteEngineError) -> LoadedModel:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core.engine.mlx import install as mlx_install
-from core.engine.mlx import resolve_engine
+from core.engine.selection import resolve_engine
 from core.errors import InvalidInput
 from core.settings import Settings
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import gradio as gr
 
-from core.engine.mlx import MLX_QUANTIZE, active_engine, switch_engine
 from core.engine.mlx.install import installed as mlx_installed
 from core.engine.model_manager import ModelStatus
+from core.engine.selection import SWITCHABLE, mlx_weights, switch_engine
+from core.settings import MLX_QUANTIZE, EngineKind
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE
@@ -43,10 +44,10 @@ def status_rows(rows: list[ModelStatus]) -> list[list[Any]]:
 
 def device_summary(ctx: StudioContext) -> str:
     m = ctx.app.models
-    engine = active_engine(ctx.app.synthesis)
-    weights = getattr(ctx.app.synthesis.engine, "weights", None) if engine == "mlx" else None
+    engine = ctx.app.synthesis.engine
+    weights = engine.weights
     summary = (
-        f"**Engine:** `{engine}`{f' ({weights})' if weights else ''} · "
+        f"**Engine:** `{engine.name}`{f' ({weights})' if weights else ''} · "
         f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
     )
     return summary + remote_summary(ctx)
@@ -54,9 +55,7 @@ def device_summary(ctx: StudioContext) -> str:
 
 def current_mlx_quantize(ctx: StudioContext) -> str:
     """The MLX weights in use (the running MLX engine's, else the setting)."""
-    process = getattr(ctx.app.synthesis.engine, "process", None)
-    quantize = getattr(process, "quantize", None)
-    return str(quantize.value) if quantize is not None else ctx.app.settings.mlx_quantize
+    return mlx_weights(ctx.app.synthesis.engine, ctx.app.settings)
 
 
 def remote_summary(ctx: StudioContext) -> str:
@@ -102,8 +101,8 @@ def build_models_tab(ctx: StudioContext) -> None:
             apply_max = gr.Button("Apply", scale=1)
             # torch runs qwen-tts here; mlx runs mlx-audio in its own process (README "The MLX engine").
             engine = gr.Dropdown(
-                ["torch", "mlx"],
-                value=active_engine(ctx.app.synthesis),
+                [kind.value for kind in SWITCHABLE],
+                value=ctx.app.synthesis.engine.kind.value,
                 label="Engine",
                 scale=1,
                 elem_id="models-engine",
@@ -153,13 +152,13 @@ def build_models_tab(ctx: StudioContext) -> None:
         used = switch_engine(ctx.app.synthesis, manager, ctx.app.settings, str(name), str(weights or "") or None)
         note = (
             " Install it first: `qwen-tts-studio engines install mlx`."
-            if used == "mlx" and not mlx_installed(ctx.app.settings.data_dir)
+            if used is EngineKind.MLX and not mlx_installed(ctx.app.settings.data_dir)
             else ""
         )
-        weights = f" with **{current_mlx_quantize(ctx)}** weights" if used == "mlx" else ""
+        weights = f" with **{current_mlx_quantize(ctx)}** weights" if used is EngineKind.MLX else ""
         return (
             *snapshot(),
-            f"Takes now use the **{used}** engine{weights}; models load again on the next take.{note}",
+            f"Takes now use the **{used.value}** engine{weights}; models load again on the next take.{note}",
         )
 
     outputs = [table, device_md, message]

@@ -95,7 +95,7 @@ def test_same_codes_and_same_take_as_the_stock_call_in_every_mode(context, promp
     items = list(context.synthesis.stream(_request(mode, prompts), live=True))
     result = items[-1]
     assert isinstance(result, SynthesisResult)
-    last = context.synthesis.fast.last
+    last = context.synthesis.engine.fast.last
     assert last.mode == "fast" and torch.equal(last.codes, stock_codes)
     assert np.array_equal(result.audio.samples, stock_audio)
 
@@ -122,14 +122,14 @@ def test_without_live_the_stream_is_what_it_was(context, prompts):
 
 
 def test_the_off_switch_runs_the_plain_call(context, prompts):
-    service = context.synthesis
-    saved = service.fast
-    service.fast = FastPath(FastOptions(enabled=False))
+    service, engine = context.synthesis, context.synthesis.engine
+    saved = engine.fast
+    engine.fast = FastPath(FastOptions(enabled=False))
     try:
         items = list(service.stream(_request("voice_design", prompts), live=True))
-        assert service.fast.last.mode == "stock"
+        assert engine.fast.last.mode == "stock"
     finally:
-        service.fast = saved
+        engine.fast = saved
     assert not any(isinstance(i, LiveAudio) for i in items)
     stock_audio, _ = _stock(context, "voice_design", prompts)
     assert np.array_equal(items[-1].audio.samples, stock_audio)

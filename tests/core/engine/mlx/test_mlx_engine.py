@@ -173,7 +173,7 @@ def test_an_engine_that_cannot_start_fails_with_its_own_words(tmp_path, demo_che
 
 
 def test_auto_is_torch_off_apple_silicon(tmp_path, mlx_engine_home):
-    from core.engine.mlx import resolve_engine
+    from core.engine.selection import resolve_engine
 
     assert resolve_engine("torch", mlx_engine_home) == "torch"
     assert resolve_engine("mlx", tmp_path) == "mlx"

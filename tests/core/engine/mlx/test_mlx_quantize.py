@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.context import build_context
-from core.engine.mlx import MlxQuantize
+from core.settings import MlxQuantize
 from core.engine.mlx.engine import MlxEngine
 from core.errors import SettingsError
 from core.settings import parse_setting
