@@ -6,7 +6,7 @@ command line all receive this object and reach every service through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.engine.catalog import Catalog
@@ -16,6 +16,7 @@ from core.engine.model_store import ModelStore
 from core.engine.selection import local_engine, resolve_engine
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
+from core.events import Events
 from core.settings import EngineKind, Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
@@ -37,6 +38,8 @@ class AppContext:
     # Transcription (Mode.ASR) through the same model manager (core/engine/transcription.py).
     transcriber: Transcriber
     remote: Pool | None = None  # the remote engine servers, when configured (core/engine/remote/)
+    # What the synthesis service, the library, the model manager and store emit (core/events.py).
+    events: Events = field(default_factory=Events)
 
 
 def build_context(
@@ -45,8 +48,9 @@ def build_context(
     probe: DeviceProbe | None = None,
     loader: Loader = qwen_loader,
 ) -> AppContext:
+    events = Events()
     catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
-    store = ModelStore(settings)
+    store = ModelStore(settings, events)
     models = ModelManager(
         catalog=catalog,
         store=store,
@@ -55,6 +59,7 @@ def build_context(
         max_resident=settings.max_resident,
         probe=probe or system_probe(),
         loader=loader,
+        events=events,
     )
     synthesis = SynthesisService(
         models,
@@ -62,13 +67,14 @@ def build_context(
         chunk_chars=settings.chunk_chars,
         preferred_size=settings.preferred_size,
         quantize=settings.quantize,
+        events=events,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
     kind = resolve_engine(settings.engine, settings.data_dir)  # --engine (core/engine/selection.py)
     if kind is not EngineKind.TORCH:
         synthesis.engine = local_engine(kind, models, settings)
     remote = _remote_engines(settings, catalog, synthesis)
-    library = VoiceLibrary(settings.voices_dir)
+    library = VoiceLibrary(settings.voices_dir, events=events)
     history = History(
         settings.history_dir,
         max_takes=settings.history_max_takes,
@@ -85,6 +91,7 @@ def build_context(
         # The synthesis service's device lock: a transcription waits for a take and vice versa.
         transcriber=Transcriber(models, device_lock=synthesis._device_lock),
         remote=remote,
+        events=events,
     )
 
 

@@ -19,7 +19,6 @@ from starlette.middleware import Middleware
 
 from core.context import AppContext, build_context
 from core.serving.access import check_serving
-from core.serving.instrument import instrument
 from core.settings import Settings
 from studio.api.guard import StudioGuard
 from studio.api.openai_routes import openai_routes
@@ -40,7 +39,7 @@ def prepare(settings: Settings) -> StudioContext:
         build_demo_checkpoints(settings.demo_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ctx = StudioContext(app=app_context)
-    instrument(ctx.app, ctx.lifecycle, ctx.metrics, ctx.audit)
+    ctx.watch()  # metrics and audit observe the app's events; the lifecycle admits generations
     ctx.audit.client_resolver = _gradio_client
     return ctx
 

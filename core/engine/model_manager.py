@@ -32,6 +32,7 @@ from core.engine.device import (
 )
 from core.engine.model_store import ModelStore, ProgressCallback, folder_size
 from core.errors import DependencyError, ModelLoadError
+from core.events import Events, MaxResidentChanged, ModelAction, ModelChanged
 from core.types import Mode
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class LoadedModel:
     load_seconds: float
     memory_bytes: int
     path: Path
+    # Why this local model makes a take a remote server should have made (core/engine/remote/router.py).
+    fallback_notes: list[str] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -145,6 +148,8 @@ class ModelManager:
     # Called after models leave memory (unload, eviction): an engine that holds them
     # elsewhere frees them there too (the MLX engine's child process, core/engine/mlx/).
     on_release: Callable[[], None] | None = None
+    # Loads, unloads and evictions, and the resident limit changed, told to the audit log.
+    events: Events = field(default_factory=Events)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device_preference, self.probe)
@@ -235,7 +240,7 @@ class ModelManager:
                 path = self.store.download(checkpoint, progress)
             else:
                 path = self.store.require(checkpoint)  # raises the clear message
-        self._make_room(self.max_resident - 1)
+        self._make_room(self.max_resident - 1, for_model=checkpoint.key)
         with self._state_lock:
             self._loading.add(checkpoint.key)
         try:
@@ -256,6 +261,7 @@ class ModelManager:
             loaded.load_seconds,
             loaded.memory_bytes / 2**20,
         )
+        self.events.emit(ModelChanged(ModelAction.LOAD, checkpoint.key, round(loaded.load_seconds, 3), loaded.device))
         if progress:
             progress(1.0, f"Loaded {checkpoint.label} in {loaded.load_seconds:.1f} s")
         return loaded
@@ -296,13 +302,14 @@ class ModelManager:
             "download is complete (`qwen-tts-studio models list`)."
         )
 
-    def _make_room(self, keep: int) -> None:
+    def _make_room(self, keep: int, *, for_model: str | None = None) -> None:
         while True:
             with self._state_lock:
                 if len(self._resident) <= max(keep, 0):
                     return
                 key, _ = self._resident.popitem(last=False)
             log.info("event=model_unload model=%s reason=evicted", key)
+            self.events.emit(ModelChanged(ModelAction.UNLOAD, key, reason="evicted", for_model=for_model))
             release_memory(self.device)
             if self.on_release is not None:
                 self.on_release()
@@ -318,8 +325,11 @@ class ModelManager:
         release_memory(self.device)
         if removed and self.on_release is not None:
             self.on_release()
+        if removed:
+            self.events.emit(ModelChanged(ModelAction.UNLOAD, ",".join(removed)))
         return removed
 
     def set_max_resident(self, value: int) -> None:
         self.max_resident = max(1, int(value))
+        self.events.emit(MaxResidentChanged(self.max_resident))
         self._make_room(self.max_resident)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.engine.catalog import Checkpoint
 from core.errors import ModelUnavailable
+from core.events import Events, ModelAction, ModelChanged
 from core.settings import Settings
 from core.types import Mode
 
@@ -80,6 +81,19 @@ def download_command(checkpoint: Checkpoint) -> str:
 @dataclass
 class ModelStore:
     settings: Settings
+    events: Events = field(default_factory=Events)  # downloads and removals, told to the audit log
+
+    def download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
+        """Fetches a real checkpoint (resumable), or builds a demo one, and returns its local folder."""
+        path = self._download(checkpoint, progress)
+        self.events.emit(ModelChanged(ModelAction.DOWNLOAD, checkpoint.key))
+        return path
+
+    def remove(self, checkpoint: Checkpoint) -> int:
+        """Deletes the downloaded files; returns the bytes freed."""
+        freed = self._remove(checkpoint)
+        self.events.emit(ModelChanged(ModelAction.REMOVE, checkpoint.key))
+        return freed
 
     def local_path(self, checkpoint: Checkpoint) -> Path | None:
         """The folder holding a complete copy of the checkpoint, or None."""
@@ -144,8 +158,7 @@ class ModelStore:
             f"Run `{download_command(checkpoint)}` while online, or use Download in the Models tab."
         )
 
-    def download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
-        """Fetches a real checkpoint (resumable) and returns its local folder."""
+    def _download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
         if checkpoint.demo and checkpoint.mode == Mode.ASR:
             from core.engine.demo_models.whisper import build_demo_asr
 
@@ -188,8 +201,7 @@ class ModelStore:
             progress(1.0, f"Downloaded {checkpoint.repo_name}")
         return Path(path)
 
-    def remove(self, checkpoint: Checkpoint) -> int:
-        """Deletes the downloaded files; returns the bytes freed."""
+    def _remove(self, checkpoint: Checkpoint) -> int:
         path = self.local_path(checkpoint)
         if path is None:
             return 0

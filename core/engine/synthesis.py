@@ -17,6 +17,7 @@ decode, so it sounds as it would alone (see torch_engine's notes).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -40,6 +41,7 @@ from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
 from core.engine.torch_engine import TorchEngine
 from core.errors import GenerationError, InvalidInput, Stopped, StudioError
+from core.events import Admission, AlwaysAdmit, Events, GenerationFailed, GenerationFinished, GenerationStarted
 from core.text_lexicon import LexiconStore
 from core.types import (
     MAX_SEED,
@@ -155,6 +157,12 @@ class _Job:
         )
 
 
+def mode_of(request: Request) -> str:
+    if isinstance(request, CustomVoiceRequest):
+        return Mode.CUSTOM_VOICE.value
+    return Mode.BASE.value if isinstance(request, CloneRequest) else Mode.VOICE_DESIGN.value
+
+
 class SynthesisService:
     def __init__(
         self,
@@ -165,8 +173,13 @@ class SynthesisService:
         preferred_size: str = "1.7B",
         pause_s: float = 0.3,
         quantize: str = "none",
+        events: Events | None = None,
     ):
         self.manager = manager
+        # Every generation is told to the observers (metrics) and admitted by the server's
+        # lifecycle (refused while shutting down), whatever entry point started it.
+        self.events = events or Events()
+        self.admission: Admission = AlwaysAdmit()
         self.catalog: Catalog = manager.catalog
         self.max_text_chars = max_text_chars
         self.chunk_chars = chunk_chars
@@ -221,8 +234,34 @@ class SynthesisService:
         come first, while it generates (a player plays those and skips the
         chunk's ChunkAudio, which follows with the exact chunk audio as before).
         """
-        job = self._prepare(request)
-        return self._execute(job, progress, client=client, live=live)
+        self.admission.admit()
+        mode = mode_of(request)
+        # Observers see the caller's context (its client, its HTTP endpoint) even when the take
+        # is consumed from another thread.
+        caller = contextvars.copy_context()
+        caller.run(self.events.emit, GenerationStarted(mode))
+        job = self._prepare(request)  # validates: bad input raises here
+        return self._observed(self._execute(job, progress, client=client, live=live), mode, caller)
+
+    def _observed(
+        self, items: Iterator[ChunkAudio | LiveAudio | SynthesisResult], mode: str, caller: contextvars.Context
+    ) -> Iterator[ChunkAudio | LiveAudio | SynthesisResult]:
+        """A take's items, counted as work in flight (a shutdown waits for it, or stops it at
+        its next chunk or live piece) and told to the observers when it ends."""
+        # closing(): stopping early stops the engine too (the take is a generator).
+        with self.admission.work(), contextlib.closing(items):  # type: ignore[type-var]
+            try:
+                for item in items:
+                    self.admission.check_cancelled()
+                    if isinstance(item, SynthesisResult):
+                        finished = GenerationFinished(mode, item.timings.get("generate_s", 0.0), item.duration)
+                        caller.run(self.events.emit, finished)
+                    yield item
+            except GeneratorExit:
+                raise
+            except BaseException:
+                caller.run(self.events.emit, GenerationFailed(mode))
+                raise
 
     def _prepare(self, request: Request) -> _Job:
         if isinstance(request, DesignRequest):
@@ -536,7 +575,15 @@ class SynthesisService:
         (``core/engine/request_batch.py``); one result or error per request, in order."""
         from core.engine.request_batch import synthesize_many
 
-        return synthesize_many(self, requests, progress, client=client)[0]
+        # Admitted and counted in flight (a shutdown waits for a running batch to finish).
+        self.admission.admit()
+        with self.admission.work():
+            outcomes = synthesize_many(self, requests, progress, client=client)[0]
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, SynthesisResult):
+                mode = mode_of(request)
+                self.events.emit(GenerationFinished(mode, outcome.timings.get("generate_s", 0.0), outcome.duration))
+        return outcomes
 
     # --- variants ------------------------------------------------------------
 

@@ -28,8 +28,8 @@ class ServingContext:
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qwen-tts-studio-")))
     # One limiter for every entry point, so a client cannot double its share by using both.
     limiter: RateLimiter = field(init=False)
-    # Operations (core/serving/lifecycle.py, metrics.py, audit.py); the server wires them
-    # into the engine with core/serving/instrument.py.
+    # Operations (core/serving/lifecycle.py, metrics.py, audit.py); the server connects them
+    # to the app's events and admission with watch().
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     metrics: Metrics = field(init=False)
     audit: AuditLog = field(init=False)
@@ -37,15 +37,19 @@ class ServingContext:
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
         # The device lock is held while a generation runs: what is in flight beyond it is queued.
-        device_lock = getattr(self.app.synthesis, "_device_lock", None)
-        coalescer = getattr(self.app.synthesis, "coalescer", None)
+        synthesis = self.app.synthesis
         self.metrics = Metrics(
-            self.app.models,
-            self.lifecycle,
-            lambda: bool(device_lock and device_lock.locked()),
-            coalescer.counts if coalescer is not None else None,
+            self.app.models, self.lifecycle, synthesis._device_lock.locked, synthesis.coalescer.counts
         )
         self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line
+
+    def watch(self) -> None:
+        """Subscribes the metrics and the audit log to the app's events (core/events.py) and
+        makes the lifecycle admit every generation (refused while shutting down). The server
+        calls it once, at start-up."""
+        self.app.events.subscribe(self.metrics.observe)
+        self.app.events.subscribe(self.audit.observe)
+        self.app.synthesis.admission = self.lifecycle
 
     @property
     def demo(self) -> bool:

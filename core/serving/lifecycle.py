@@ -1,8 +1,9 @@
 """The server's life: taking work, draining it on shutdown, cancelling what is left.
 
-Every generation — a UI take, a named-API call, an HTTP request — passes
-through :func:`core.serving.instrument.instrument`, which asks :meth:`Lifecycle.work`
-for admission and counts itself in flight. On SIGTERM/SIGINT the server calls
+Every generation — a UI take, a named-API call, an HTTP request — is admitted
+by the synthesis service's ``admission`` (this lifecycle, once the server has
+called ``ServingContext.watch``), which asks :meth:`Lifecycle.work` for
+admission and counts itself in flight. On SIGTERM/SIGINT the server calls
 :meth:`begin_drain` (new work is refused with :class:`ShuttingDown`), waits for
 the in-flight count to reach zero up to ``--shutdown-timeout``, then
 :meth:`cancel` makes every running generation stop at its next chunk or live

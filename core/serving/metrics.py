@@ -2,14 +2,15 @@
 
 Each server gets its own registry (not prometheus_client's global one), so
 several studios in one process — the tests start many — never share counters.
-Counts and histograms are fed by :mod:`core.serving.instrument` (every
-generation, whatever the entry point) and by the HTTP routes (their own
-requests and errors); gauges of state (queue, in flight, resident models,
+Counts and histograms are fed by the synthesis service's events
+(:meth:`Metrics.observe`: every generation, whatever the entry point) and by
+the HTTP routes (their own requests and errors); gauges of state (queue, in flight, resident models,
 memory) are read when Prometheus scrapes, so they are never stale.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import resource
 import sys
@@ -20,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.events import Event, GenerationFailed, GenerationFinished, GenerationStarted
+
 if TYPE_CHECKING:
     from core.engine.model_manager import ModelManager
     from core.serving.lifecycle import Lifecycle
@@ -28,6 +31,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "qwen_tts_studio"
 _SECONDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 _RTF = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20)
+# Which entry point a generation came from, for the endpoint label. The HTTP routes set it
+# and count their own requests and errors; anything else is the Gradio app (UI, named API).
+current_endpoint: contextvars.ContextVar[str | None] = contextvars.ContextVar("endpoint", default=None)
+GRADIO_ENDPOINT = "gradio"
 
 
 def process_memory_bytes() -> int:
@@ -138,6 +145,15 @@ class Metrics:
         self.generation_seconds.labels(mode).observe(generate_s)
         self.audio_seconds.labels(mode).observe(audio_s)
         self.real_time_factor.labels(mode).observe(generate_s / max(audio_s, 1e-6))
+
+    def observe(self, event: Event) -> None:
+        """Counts the generations the synthesis service tells of (core/events.py)."""
+        if isinstance(event, GenerationFinished):
+            self.generation(event.mode, event.generate_s, event.audio_s)
+        elif current_endpoint.get() is None and isinstance(event, GenerationStarted):
+            self.request(GRADIO_ENDPOINT, event.mode)
+        elif current_endpoint.get() is None and isinstance(event, GenerationFailed):
+            self.error(GRADIO_ENDPOINT, event.mode, 500)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

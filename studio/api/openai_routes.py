@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute
 
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
-from core.serving.instrument import current_endpoint
+from core.serving.metrics import current_endpoint
 from studio.api.openai.batch import parse_batch, parse_variants, run_batch, variant_plans
 from studio.api.openai.errors import ApiError, BearerAuth, guarded, read_json
 from studio.api.openai.speech import (
@@ -81,7 +81,7 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         user = auth.user(request)
         client = client_key(request.client.host if request.client else None, user)
         current_client.set(client)  # the audit log's "client", in this request's context
-        current_endpoint.set(endpoint)  # the metrics' label; the engine's wrapper leaves counting to us
+        current_endpoint.set(endpoint)  # the metrics' label; Metrics.observe leaves counting to us
         return client
 
     def counted(request: Request, endpoint: str, plan: SpeechPlan) -> None:

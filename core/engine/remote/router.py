@@ -209,7 +209,7 @@ class EngineRouter(Engine):
                 parts.append(f"{self.local.name} (local fallback)")
             notes = list(model.notes) + ([model.fallback] if model.fallback else [])
             return " + ".join(parts) or "remote", notes
-        notes = list(getattr(loaded, "remote_notes", []))
+        notes = list(loaded.fallback_notes)
         return (f"{self.local.name} (local fallback)" if notes else self.local.name), notes
 
     # --- internals ------------------------------------------------------------------------
@@ -247,6 +247,4 @@ class EngineRouter(Engine):
 
 def _with_note(loaded: LoadedModel, note: str) -> LoadedModel:
     """A copy of the local model's record that carries why the take fell back (for its details)."""
-    copy = replace(loaded)
-    copy.remote_notes = [note]  # type: ignore[attr-defined]
-    return copy
+    return replace(loaded, fallback_notes=[note])

@@ -52,6 +52,7 @@ from core.audio.io import encode
 from core.audio.reference import ReferenceOptions
 from core.audio.speech_check import require_speech
 from core.errors import LibraryError, VoiceNotFound
+from core.events import Events, VoiceAction, VoiceChanged
 from core.storage.durable import fsync_dir, write_atomic, write_file
 from core.storage.folder_store import (
     LOCK_TIMEOUT_S,
@@ -110,7 +111,8 @@ IMPORT_PREFIX = ".import-"
 class VoiceLibrary:
     """The voices under one root folder. Safe to share between threads and processes."""
 
-    def __init__(self, root: Path | str, *, lock_timeout: float = LOCK_TIMEOUT_S):
+    def __init__(self, root: Path | str, *, lock_timeout: float = LOCK_TIMEOUT_S, events: Events | None = None):
+        self.events = events or Events()  # every change is told to its observers (the audit log)
         self._store = FolderStore(
             root,
             name="voice library",
@@ -229,21 +231,22 @@ class VoiceLibrary:
             write_file(staged / REFERENCE_FILE, wav)
             voice = self._install(staged, record)
         log.info("event=voice_saved id=%s kind=%s seconds=%.2f", voice.id, voice.kind, voice.reference_seconds)
+        self.events.emit(VoiceChanged(VoiceAction.SAVE, voice.id, name=voice.name, kind=voice.kind))
         return voice
 
     def rename(self, name_or_id: str | Voice, new_name: str) -> Voice:
         """Changes the display name; the id (and folder) stay, so links keep working."""
         new_name = clean_name(new_name)
         with self._store.locked():
-            voice = self.get(name_or_id)
-            if new_name == voice.name:
-                return voice
-            clash = next((v for v in self._scan() if v.id != voice.id and fold(v.name) == fold(new_name)), None)
-            if clash is not None:
-                raise LibraryError(name_taken_message(new_name))
-            renamed = replace(voice, name=new_name, updated_at=now())
-            with self._store.disk_errors(f"rename the voice '{voice.name}'"):
-                self._write_record(renamed)
+            voice = renamed = self.get(name_or_id)
+            if new_name != voice.name:
+                clash = next((v for v in self._scan() if v.id != voice.id and fold(v.name) == fold(new_name)), None)
+                if clash is not None:
+                    raise LibraryError(name_taken_message(new_name))
+                renamed = replace(voice, name=new_name, updated_at=now())
+                with self._store.disk_errors(f"rename the voice '{voice.name}'"):
+                    self._write_record(renamed)
+        self.events.emit(VoiceChanged(VoiceAction.RENAME, renamed.id, name=renamed.name))
         return renamed
 
     def update(
@@ -298,11 +301,20 @@ class VoiceLibrary:
         with self._store.locked():
             voice = self.get(name_or_id)
             updated = replace(voice, **changes)
-            if updated == voice and wav is None:
-                return voice
-            updated = replace(updated, updated_at=now())
-            with self._store.disk_errors(f"update the voice '{voice.name}'"):
-                self._write_changes(voice, updated, wav)
+            if updated != voice or wav is not None:
+                updated = replace(updated, updated_at=now())
+                with self._store.disk_errors(f"update the voice '{voice.name}'"):
+                    self._write_changes(voice, updated, wav)
+        given: dict[str, object] = {
+            "tags": tags,
+            "notes": notes,
+            "transcript": transcript,
+            "language": language,
+            "consent": consent,
+        }
+        given |= {"description": description, "reference": reference, "trim": trim}
+        fields = tuple(sorted(name for name, value in given.items() if value is not None))
+        self.events.emit(VoiceChanged(VoiceAction.UPDATE, updated.id, fields=fields))
         return updated
 
     def duplicate(self, name_or_id: str | Voice, new_name: str | None = None) -> Voice:
@@ -331,7 +343,9 @@ class VoiceLibrary:
                             write_file(staged / PROMPTS_DIR / item.name, item.read_bytes())
                         except OSError:
                             pass  # only a cache; it is rebuilt on first use
-                return self._install(staged, record, rename_on_clash=None if explicit else "copy")
+                copy = self._install(staged, record, rename_on_clash=None if explicit else "copy")
+        self.events.emit(VoiceChanged(VoiceAction.DUPLICATE, copy.id, source=source.id))
+        return copy
 
     def delete(self, name_or_id: str | Voice) -> None:
         """Removes a voice. It stops listing the moment its folder is renamed away."""
@@ -340,6 +354,7 @@ class VoiceLibrary:
             trash = self._store.to_trash(voice.folder)
         self._cache.pop(voice.id, None)
         log.info("event=voice_deleted id=%s", voice.id)
+        self.events.emit(VoiceChanged(VoiceAction.DELETE, voice.id))
         shutil.rmtree(trash, ignore_errors=True)
 
     # --- prompt cache ----------------------------------------------------
@@ -395,6 +410,7 @@ class VoiceLibrary:
 
         archive.write_export(path, current_voices())
         log.info("event=voices_exported count=%d path=%s", len(voices), path)
+        self.events.emit(VoiceChanged(VoiceAction.EXPORT, ",".join(voices)))
         return path
 
     def import_zip(self, path: Path | str) -> builtins.list[Voice]:
@@ -448,6 +464,7 @@ class VoiceLibrary:
                 except OSError:
                     pass
         log.info("event=voices_imported count=%d archive=%s", len(installed), label)
+        self.events.emit(VoiceChanged(VoiceAction.IMPORT, ",".join(v.id for v in installed), count=len(installed)))
         return installed
 
     # --- internals -------------------------------------------------------

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from core.context import build_context
-from core.settings import MlxQuantize
 from core.engine.mlx.engine import MlxEngine
 from core.errors import SettingsError
-from core.settings import parse_setting
+from core.settings import MlxQuantize, parse_setting
 from core.types import CustomVoiceRequest, Sampling
 from tests.conftest import make_demo_settings
 from tests.mlx_engine import link_engine
