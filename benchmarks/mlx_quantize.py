@@ -84,8 +84,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from core.engine.demo_models.build import build_demo_checkpoints
-    from core.settings import MLX_QUANTIZE
     from core.engine.mlx import install as mlx_install
+    from core.settings import MLX_QUANTIZE
 
     home = args.engine_home
     if home is None:

@@ -1,28 +1,20 @@
 """What happened in the engine and the stores, told to whoever listens (metrics, the audit log).
 
-The synthesis service, the voice library, the model manager and the model store each
-hold an :class:`Events` and emit a typed event at the point where something happened:
-a generation finished or failed, a voice was saved, a model was loaded or evicted. Nothing
-listens by default; the server subscribes its metrics and its audit log at start-up
-(``core/serving/observers.py``). So what runs after a save is in the code that saves, and
-whoever reads it can follow the call to the subscribers, instead of wrappers put around
-methods at start-up.
-
-An event is a frozen dataclass of plain values (ids, names, keys, seconds), never text
-spoken, a transcript or audio. Observers run in the emitting thread and must be quick; one
-that fails is logged and the others still run, so a full disk under the audit log never
-fails a save.
+The synthesis service, the voice library, the model manager and the model store emit a typed
+event where something happened (a generation finished, a voice was saved, a model was evicted)
+into the app's one :class:`Events`. Nothing listens by default; the server subscribes its
+metrics and audit log (``ServingContext.watch``). So what runs after a save can be read from
+the code that saves, instead of from wrappers put around methods at start-up. Events carry ids,
+names, keys and seconds, never text spoken or audio. Observers run in the emitting thread; one
+that fails is logged and never fails the action it watches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -95,41 +87,15 @@ Event = GenerationStarted | GenerationFinished | GenerationFailed | VoiceChanged
 Observer = Callable[[Event], None]
 
 
-class Admission(Protocol):
-    """Whether a generation may start and how long it runs: unlike an observer, it can refuse
-    (the server's lifecycle while shutting down, core/serving/lifecycle.py, raises ShuttingDown
-    or Cancelled), so the synthesis service calls it, not an observer."""
-
-    def admit(self) -> None: ...
-
-    def work(self) -> contextlib.AbstractContextManager[None]: ...
-
-    def check_cancelled(self) -> None: ...
-
-
-class AlwaysAdmit:
-    """The admission of a studio with no server around it (scripts, the CLI, tests)."""
-
-    def admit(self) -> None:
-        pass
-
-    def work(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def check_cancelled(self) -> None:
-        pass
-
-
 @dataclass
 class Events:
     """Hands every event to the observers subscribed, in order (none until someone subscribes)."""
 
     _observers: list[Observer] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def subscribe(self, observer: Observer) -> None:
-        with self._lock:
-            self._observers = [*self._observers, observer]
+        """At start-up, before any event (emitting reads the list without a lock)."""
+        self._observers.append(observer)
 
     def emit(self, event: Event) -> None:
         for observer in self._observers:

@@ -34,7 +34,7 @@ codes whether the item was generated alone or in a batch), or say it cannot
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.settings import EngineKind
@@ -62,16 +62,7 @@ class Capabilities:
     quantize: tuple[str, ...] = ("none",)  # the --quantize values this engine and device accept
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "modes": [str(m) for m in self.modes],
-            "batching": self.batching,
-            "max_batch": self.max_batch,
-            "per_item_seeds": self.per_item_seeds,
-            "live_frames": self.live_frames,
-            "clone_prompts": self.clone_prompts,
-            "quantize": list(self.quantize),
-        }
+        return {**asdict(self), "modes": [str(m) for m in self.modes], "quantize": list(self.quantize)}
 
 
 @dataclass(frozen=True)
@@ -169,8 +160,22 @@ class Engine(Protocol):
 
     def create_clone_prompt(
         self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
-    ) -> ClonePrompt: ...
+    ) -> ClonePrompt:
+        """The reference encoded for cloning. By default nothing is encoded here: the prompt
+        carries the clip, for an engine that clones from it (MLX, remote; torch encodes)."""
+        import torch
 
-    def speakers(self, loaded: LoadedModel) -> list[str]: ...
+        return ClonePrompt(
+            checkpoint_key=loaded.checkpoint.key,
+            speaker_embedding=torch.zeros(0),
+            ref_code=None,
+            ref_text=None if x_vector_only else (reference_text or "").strip() or None,
+            x_vector_only=x_vector_only,
+            reference=reference,
+        )
 
-    def languages(self, loaded: LoadedModel) -> list[str]: ...
+    def speakers(self, loaded: LoadedModel) -> list[str]:
+        return loaded.speakers  # what the loaded model says (a remote server checks them itself)
+
+    def languages(self, loaded: LoadedModel) -> list[str]:
+        return loaded.languages

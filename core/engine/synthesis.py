@@ -41,7 +41,8 @@ from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
 from core.engine.torch_engine import TorchEngine
 from core.errors import GenerationError, InvalidInput, Stopped, StudioError
-from core.events import Admission, AlwaysAdmit, Events, GenerationFailed, GenerationFinished, GenerationStarted
+from core.events import Events, GenerationFailed, GenerationFinished, GenerationStarted
+from core.serving.lifecycle import Lifecycle
 from core.text_lexicon import LexiconStore
 from core.types import (
     MAX_SEED,
@@ -176,10 +177,10 @@ class SynthesisService:
         events: Events | None = None,
     ):
         self.manager = manager
-        # Every generation is told to the observers (metrics) and admitted by the server's
-        # lifecycle (refused while shutting down), whatever entry point started it.
+        # Every generation is told to the observers (metrics) and admitted by the lifecycle
+        # (the server's, once it runs: refused while shutting down), whatever started it.
         self.events = events or Events()
-        self.admission: Admission = AlwaysAdmit()
+        self.lifecycle = Lifecycle()
         self.catalog: Catalog = manager.catalog
         self.max_text_chars = max_text_chars
         self.chunk_chars = chunk_chars
@@ -234,7 +235,7 @@ class SynthesisService:
         come first, while it generates (a player plays those and skips the
         chunk's ChunkAudio, which follows with the exact chunk audio as before).
         """
-        self.admission.admit()
+        self.lifecycle.admit()
         mode = mode_of(request)
         # Observers see the caller's context (its client, its HTTP endpoint) even when the take
         # is consumed from another thread.
@@ -249,10 +250,10 @@ class SynthesisService:
         """A take's items, counted as work in flight (a shutdown waits for it, or stops it at
         its next chunk or live piece) and told to the observers when it ends."""
         # closing(): stopping early stops the engine too (the take is a generator).
-        with self.admission.work(), contextlib.closing(items):  # type: ignore[type-var]
+        with self.lifecycle.work(), contextlib.closing(items):  # type: ignore[type-var]
             try:
                 for item in items:
-                    self.admission.check_cancelled()
+                    self.lifecycle.check_cancelled()
                     if isinstance(item, SynthesisResult):
                         finished = GenerationFinished(mode, item.timings.get("generate_s", 0.0), item.duration)
                         caller.run(self.events.emit, finished)
@@ -576,8 +577,8 @@ class SynthesisService:
         from core.engine.request_batch import synthesize_many
 
         # Admitted and counted in flight (a shutdown waits for a running batch to finish).
-        self.admission.admit()
-        with self.admission.work():
+        self.lifecycle.admit()
+        with self.lifecycle.work():
             outcomes = synthesize_many(self, requests, progress, client=client)[0]
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, SynthesisResult):

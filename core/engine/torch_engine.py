@@ -128,12 +128,6 @@ class TorchEngine(Engine):
             quantize=QUANTIZE_CHOICES if device == "cpu" else ("none",),
         )
 
-    def speakers(self, loaded: LoadedModel) -> list[str]:
-        return loaded.speakers
-
-    def languages(self, loaded: LoadedModel) -> list[str]:
-        return loaded.languages
-
     def batch_size(self, loaded: LoadedModel, items: Sequence[BatchItem]) -> int:
         """The device's ceiling, lowered so the batch's KV caches fit in a quarter of free memory."""
         device = str(loaded.device).split(":")[0]

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 import logging.handlers
-import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,24 +38,15 @@ current_client: contextvars.ContextVar[str | None] = contextvars.ContextVar("aud
 
 
 class AuditLog:
-    _counter = 0
-    _counter_lock = threading.Lock()
-
     def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.client_resolver: Callable[[], str | None] | None = None
-        with AuditLog._counter_lock:  # one logger per log file, never shared between studios
-            AuditLog._counter += 1
-            name = f"qwen_tts_studio.audit.{AuditLog._counter}"
-        self._logger = logging.getLogger(name)
-        self._logger.propagate = False  # audit lines stay out of the console log
-        self._logger.setLevel(logging.INFO)
+        # Its own rotating file, written directly: no logger, so audit lines never reach the
+        # console log and two studios in one process (the tests) never share a file.
         self._handler = logging.handlers.RotatingFileHandler(
             self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
         )
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
-        self._logger.addHandler(self._handler)
 
     def client(self) -> str:
         client = current_client.get()
@@ -75,7 +65,8 @@ class AuditLog:
             "object": obj,
         }
         line.update({k: v for k, v in details.items() if v is not None})
-        self._logger.info(json.dumps(line, ensure_ascii=False, default=str))
+        message = json.dumps(line, ensure_ascii=False, default=str)
+        self._handler.handle(logging.makeLogRecord({"msg": message, "levelno": logging.INFO}))
 
     def observe(self, event: Event) -> None:
         """Records the library and model changes the stores tell of (core/events.py)."""
@@ -86,5 +77,4 @@ class AuditLog:
             self.record("settings.change", "max_resident", value=event.value)
 
     def close(self) -> None:
-        self._logger.removeHandler(self._handler)
         self._handler.close()

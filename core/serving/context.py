@@ -29,7 +29,7 @@ class ServingContext:
     # One limiter for every entry point, so a client cannot double its share by using both.
     limiter: RateLimiter = field(init=False)
     # Operations (core/serving/lifecycle.py, metrics.py, audit.py); the server connects them
-    # to the app's events and admission with watch().
+    # to the app's events and the synthesis service with watch().
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     metrics: Metrics = field(init=False)
     audit: AuditLog = field(init=False)
@@ -49,7 +49,7 @@ class ServingContext:
         calls it once, at start-up."""
         self.app.events.subscribe(self.metrics.observe)
         self.app.events.subscribe(self.audit.observe)
-        self.app.synthesis.admission = self.lifecycle
+        self.app.synthesis.lifecycle = self.lifecycle
 
     @property
     def demo(self) -> bool:

@@ -1,8 +1,8 @@
 """The server's life: taking work, draining it on shutdown, cancelling what is left.
 
 Every generation — a UI take, a named-API call, an HTTP request — is admitted
-by the synthesis service's ``admission`` (this lifecycle, once the server has
-called ``ServingContext.watch``), which asks :meth:`Lifecycle.work` for
+by the synthesis service's ``lifecycle`` (the server's, once it has called
+``ServingContext.watch``), which asks :meth:`Lifecycle.work` for
 admission and counts itself in flight. On SIGTERM/SIGINT the server calls
 :meth:`begin_drain` (new work is refused with :class:`ShuttingDown`), waits for
 the in-flight count to reach zero up to ``--shutdown-timeout``, then

@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.catalog import Checkpoint
@@ -67,7 +66,7 @@ from core.engine.remote.client import RemoteClient, RemoteFailure, wav_bytes
 from core.engine.remote.config import RemoteServer
 from core.errors import GenerationError, InvalidInput, ModelLoadError
 from core.settings import EngineKind
-from core.types import MODES, ClonePrompt, Mode, Sampling
+from core.types import MODES, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +177,6 @@ class MlxEngine(Engine):
                 break  # one lang_code and one shared clip per call
             size += 1
         return max(1, size)
-
-    def speakers(self, loaded: LoadedModel) -> list[str]:
-        return loaded.speakers
-
-    def languages(self, loaded: LoadedModel) -> list[str]:
-        return loaded.languages
 
     def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
         return True  # the child encodes the reference itself; takes still hold the device lock
@@ -299,18 +292,6 @@ class MlxEngine(Engine):
                 index, total, item.text, Audio(piece, TARGET_SAMPLE_RATE), played / TARGET_SAMPLE_RATE, exact=True
             )
         yield Audio(whole, TARGET_SAMPLE_RATE)
-
-    def create_clone_prompt(
-        self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
-    ) -> ClonePrompt:
-        return ClonePrompt(
-            checkpoint_key=loaded.checkpoint.key,
-            speaker_embedding=torch.zeros(0),  # mlx-audio encodes the clip itself, in the child
-            ref_code=None,
-            ref_text=None if x_vector_only else (reference_text or "").strip() or None,
-            x_vector_only=x_vector_only,
-            reference=reference,
-        )
 
     # --- internals ------------------------------------------------------------------
 

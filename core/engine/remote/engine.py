@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.engine.catalog import Checkpoint
@@ -55,7 +54,7 @@ from core.engine.remote.discovery import ServerKind
 from core.engine.remote.pool import Pool, ServerState
 from core.errors import GenerationError, InvalidInput
 from core.settings import EngineKind
-from core.types import MODES, ClonePrompt, Mode, Sampling
+from core.types import MODES, Mode, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +145,6 @@ class RemoteEngine(Engine):
     def batch_size(self, loaded: LoadedModel, items: Sequence[BatchItem]) -> int:
         servers = len(self.pool.servers_for(loaded.checkpoint.key))
         return max(1, min(len(items), servers * PER_SERVER))
-
-    def speakers(self, loaded: LoadedModel) -> list[str]:
-        return []
-
-    def languages(self, loaded: LoadedModel) -> list[str]:
-        return []
 
     # --- generation -------------------------------------------------------------
 
@@ -272,18 +265,6 @@ class RemoteEngine(Engine):
         _note_seed(model, server, self.pool.kind(server), headers, item, sampling)
         model.used(server.label)
         yield Audio(whole, TARGET_SAMPLE_RATE)
-
-    def create_clone_prompt(
-        self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
-    ) -> ClonePrompt:
-        return ClonePrompt(
-            checkpoint_key=loaded.checkpoint.key,
-            speaker_embedding=torch.zeros(0),  # nothing encoded here: the server encodes the clip
-            ref_code=None,
-            ref_text=None if x_vector_only else (reference_text or "").strip() or None,
-            x_vector_only=x_vector_only,
-            reference=reference,
-        )
 
 
 def speech_payload(model_id: str, mode: Mode, item: BatchItem, sampling: Sampling, kind: ServerKind) -> dict[str, Any]:

@@ -98,12 +98,6 @@ class EngineRouter(Engine):
             return self.remote.batch_size(loaded, items)
         return self.local.batch_size(loaded, items)
 
-    def speakers(self, loaded: LoadedModel) -> list[str]:
-        return self.remote.speakers(loaded) if is_remote(loaded) else self.local.speakers(loaded)
-
-    def languages(self, loaded: LoadedModel) -> list[str]:
-        return self.remote.languages(loaded) if is_remote(loaded) else self.local.languages(loaded)
-
     def create_clone_prompt(
         self, loaded: LoadedModel, reference: Audio, reference_text: str | None, x_vector_only: bool
     ) -> ClonePrompt:
