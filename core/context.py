@@ -13,11 +13,11 @@ from core.engine.catalog import Catalog
 from core.engine.device import DeviceProbe, system_probe
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
-from core.engine.selection import local_engine, resolve_engine
+from core.engine.selection import select_engine
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
 from core.events import Events
-from core.settings import EngineKind, Settings
+from core.settings import Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
 from core.text_lexicon import LexiconStore
@@ -70,10 +70,7 @@ def build_context(
         events=events,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
-    kind = resolve_engine(settings.engine, settings.data_dir)  # --engine (core/engine/selection.py)
-    if kind is not EngineKind.TORCH:
-        synthesis.engine = local_engine(kind, models, settings)
-    remote = _remote_engines(settings, catalog, synthesis)
+    synthesis.engine, remote = select_engine(settings, models, synthesis._device_lock)
     library = VoiceLibrary(settings.voices_dir, events=events)
     history = History(
         settings.history_dir,
@@ -93,27 +90,3 @@ def build_context(
         remote=remote,
         events=events,
     )
-
-
-def _remote_engines(settings: Settings, catalog: Catalog, synthesis: SynthesisService) -> Pool | None:
-    """With --remote-engine: the server pool, discovered now and health-checked from now on,
-    behind a router that sends each checkpoint to its servers (the rest stays local)."""
-    if not settings.remote_engine:
-        return None
-    from core.engine.remote.config import servers_from_settings
-    from core.engine.remote.pool import Pool
-    from core.engine.remote.router import EngineRouter
-
-    pool = Pool(
-        servers_from_settings(settings.remote_engine),
-        catalog,
-        timeout_s=settings.remote_timeout,
-        failures=settings.remote_failures,
-        cooldown_s=settings.remote_cooldown,
-    )
-    pool.check()
-    pool.start_monitor()
-    synthesis.engine = EngineRouter(
-        synthesis.engine, pool, fallback=settings.engine_fallback, device_lock=synthesis._device_lock
-    )
-    return pool

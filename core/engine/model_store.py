@@ -8,6 +8,7 @@ model code never reaches the network on its own.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 from collections.abc import Callable
@@ -228,16 +229,6 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
-class _Discard:
-    """A text stream that drops what is written to it."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def _progress_tqdm(progress: ProgressCallback | None, checkpoint: Checkpoint):
     """A tqdm class that forwards huggingface_hub's progress to our callback.
 
@@ -253,7 +244,7 @@ def _progress_tqdm(progress: ProgressCallback | None, checkpoint: Checkpoint):
             if progress is not None:
                 # tqdm calls update() while iterating only every mininterval: report every file.
                 # The callback shows the progress; tqdm's own bar would fight it on stderr.
-                kwargs.update(mininterval=0, miniters=1, file=_Discard())
+                kwargs.update(mininterval=0, miniters=1, file=io.StringIO())
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):

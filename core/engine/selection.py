@@ -2,9 +2,9 @@
 
 The one place that knows the concrete engines (core/engine/interface.py for the protocol):
 ``auto`` resolves to MLX on Apple Silicon once its environment is installed and to torch
-otherwise; switching unloads every model first, so the next take loads its checkpoint
-through the new engine. With remote engines configured the router stays (it wraps the
-local engine), so switching is refused.
+otherwise; ``--remote-engine`` puts the router in front of the local engine (and then the
+engine cannot be switched); switching unloads every model first, so the next take loads its
+checkpoint through the new engine.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from core.errors import InvalidInput
 from core.settings import MLX_QUANTIZE, EngineKind, MlxQuantize, Settings
 
 if TYPE_CHECKING:
+    from core.engine.coalescer import DeviceLock
     from core.engine.model_manager import ModelManager
+    from core.engine.remote.pool import Pool
     from core.engine.synthesis import SynthesisService
 
 SWITCHABLE = (EngineKind.TORCH, EngineKind.MLX)
@@ -44,6 +46,29 @@ def local_engine(kind: EngineKind, models: ModelManager, settings: Settings, qua
     from core.engine.torch_engine import TorchEngine
 
     return TorchEngine(models, quantize=settings.quantize)
+
+
+def select_engine(settings: Settings, models: ModelManager, device_lock: DeviceLock) -> tuple[Engine, Pool | None]:
+    """The engine takes go through at start, and the remote servers' pool when configured: with
+    --remote-engine, discovered now and health-checked from now on, behind a router that sends
+    each checkpoint to its servers (the rest stays local, under ``device_lock``)."""
+    local = local_engine(resolve_engine(settings.engine, settings.data_dir), models, settings)
+    if not settings.remote_engine:
+        return local, None
+    from core.engine.remote.config import servers_from_settings
+    from core.engine.remote.pool import Pool
+    from core.engine.remote.router import EngineRouter
+
+    pool = Pool(
+        servers_from_settings(settings.remote_engine),
+        models.catalog,
+        timeout_s=settings.remote_timeout,
+        failures=settings.remote_failures,
+        cooldown_s=settings.remote_cooldown,
+    )
+    pool.check()
+    pool.start_monitor()
+    return EngineRouter(local, pool, fallback=settings.engine_fallback, device_lock=device_lock), pool
 
 
 def mlx_weights(engine: Engine, settings: Settings) -> str:

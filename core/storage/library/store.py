@@ -305,15 +305,9 @@ class VoiceLibrary:
                 updated = replace(updated, updated_at=now())
                 with self._store.disk_errors(f"update the voice '{voice.name}'"):
                     self._write_changes(voice, updated, wav)
-        given: dict[str, object] = {
-            "tags": tags,
-            "notes": notes,
-            "transcript": transcript,
-            "language": language,
-            "consent": consent,
-        }
-        given |= {"description": description, "reference": reference, "trim": trim}
-        fields = tuple(sorted(name for name, value in given.items() if value is not None))
+        names = ("tags", "notes", "transcript", "language", "consent", "description", "reference", "trim")
+        values = (tags, notes, transcript, language, consent, description, reference, trim)
+        fields = tuple(name for name, value in zip(names, values, strict=True) if value is not None)
         self.events.emit(VoiceChanged(VoiceAction.UPDATE, updated.id, fields=fields))
         return updated
 
