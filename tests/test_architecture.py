@@ -143,3 +143,32 @@ def test_the_import_scanner_sees_lazy_and_type_checking_imports():
     assert "qwen_tts.inference.qwen3_tts_model" in imported(types_py)  # inside a method
     assert "torch" not in imported(types_py, top_level_only=True)
     assert "numpy" in imported(types_py, top_level_only=True)
+
+
+def test_every_engine_subclasses_the_engine_protocol():
+    """A class that generates (``generate_batch``) is an engine: it subclasses ``Engine``, so mypy
+    (scripts/check.sh) checks it against the protocol (core/engine/interface.py)."""
+    engines: dict[str, list[str]] = {}
+    for path in modules("core"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(item, ast.FunctionDef) and item.name == "generate_batch" for item in node.body
+            ):
+                engines[f"{rel(path)}:{node.name}"] = [ast.unparse(base) for base in node.bases]
+    assert {"core/engine/torch_engine.py:TorchEngine", "core/engine/remote/router.py:EngineRouter"} <= set(engines)
+    assert len(engines) >= 4, engines
+    offenders = {name: bases for name, bases in engines.items() if bases not in (["Engine"], ["Protocol"])}
+    assert not offenders, f"engines that do not subclass Engine: {offenders}"
+
+
+def test_nothing_reaches_an_engine_member_by_name():
+    """Capabilities are protocol members, never ``getattr(engine, "...")``."""
+    pattern = re.compile(r"getattr\([^)]*engine", re.IGNORECASE)
+    offenders = [
+        f"{rel(path)}:{number}"
+        for package in ("core", "studio")
+        for path in modules(package)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not offenders, offenders
