@@ -6,7 +6,6 @@ command line all receive this object and reach every service through it.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,7 +82,7 @@ def build_context(
         library=library,
         history=history,
         # The synthesis service's device lock: a transcription waits for a take and vice versa.
-        transcriber=Transcriber(models, device_lock=getattr(synthesis, "_device_lock", contextlib.nullcontext())),
+        transcriber=Transcriber(models, device_lock=synthesis.device),
         remote=remote,
     )
 
@@ -107,6 +106,6 @@ def _remote_engines(settings: Settings, catalog: Catalog, synthesis: SynthesisSe
     pool.check()
     pool.start_monitor()
     synthesis.engine = EngineRouter(  # type: ignore[assignment]
-        synthesis.engine, pool, fallback=settings.engine_fallback, device_lock=synthesis._device_lock
+        synthesis.engine, pool, fallback=settings.engine_fallback, device_lock=synthesis.device
     )
     return pool

@@ -6,7 +6,7 @@ calls it too), so the server wraps that one method on its service instance
 at start-up instead of adding bookkeeping to every entry point. The wrapper
 asks the lifecycle for admission (refused while shutting down), counts the
 generation in flight, stops it at the next chunk or live piece when a
-shutdown cancels, and feeds the metrics. ``SynthesisService.synthesize_many``
+shutdown cancels (through the take runner, core/takes/jobs.py), and feeds the metrics. ``SynthesisService.synthesize_many``
 (requests batched together) is wrapped the same way, without the per-piece
 cancellation: a shutdown lets a running batch finish.
 """
@@ -46,7 +46,6 @@ def _watched(items: Iterator[Any], mode: str, lifecycle: Lifecycle, metrics: Met
     with lifecycle.work(), contextlib.closing(items):  # type: ignore[type-var]
         try:
             for item in items:
-                lifecycle.check_cancelled()
                 if isinstance(item, SynthesisResult):
                     metrics.generation(mode, item.timings.get("generate_s", 0.0), item.duration)
                 yield item
@@ -78,12 +77,12 @@ def instrument(app: AppContext, lifecycle: Lifecycle, metrics: Metrics, audit: A
     many = service.synthesize_many
 
     @functools.wraps(many)
-    def synthesize_many(requests: Any, progress: Any = None, *, client: str | None = None) -> list[Any]:
+    def synthesize_many(requests: Any, progress: Any = None, *, client: str | None = None, **each: Any) -> list[Any]:
         # The batch endpoint, API variants and scripts' later lines: admitted, counted in flight
         # (a shutdown waits for them) and measured like any generation.
         lifecycle.admit()
         with lifecycle.work():
-            outcomes = many(requests, progress, client=client)
+            outcomes = many(requests, progress, client=client, **each)
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, SynthesisResult):
                 metrics.generation(mode_of(request), outcome.timings.get("generate_s", 0.0), outcome.duration)

@@ -200,10 +200,12 @@ class TakeService:
             details |= {"status": take.status, "stopped_at": take.stopped_at, "total_chunks": take.total_chunks}
         return KeptTake(take, details)
 
-    def regenerate(self, take_id: str, progress: ProgressCallback | None = None) -> Regenerated:
+    def regenerate(
+        self, take_id: str, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> Regenerated:
         """Makes a stored take again from its recipe, as a new take in the same format."""
         original = self.history.get(take_id)
-        again = replay(original.request, original.voice, self.synthesis, self.library, progress)
+        again = replay(original.request, original.voice, self.synthesis, self.library, progress, client=client)
         if again.request is not None:
             job = TakeJob(
                 again.request,

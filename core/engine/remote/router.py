@@ -27,8 +27,8 @@ from dataclasses import replace
 from typing import Any
 
 from core.audio.clip import Audio
+from core.engine.cancel import DeviceTurn
 from core.engine.catalog import Checkpoint
-from core.engine.coalescer import DeviceLock
 from core.engine.interface import BatchItem, Capabilities
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
@@ -46,14 +46,14 @@ class EngineRouter:
     name = "router"
 
     def __init__(
-        self, local: TorchEngine, pool: Pool, *, fallback: str = "none", device_lock: DeviceLock | None = None
+        self, local: TorchEngine, pool: Pool, *, fallback: str = "none", device_lock: DeviceTurn | None = None
     ):
         self.local = local
         self.pool = pool
         self.remote = RemoteEngine(pool)
         self.fallback = fallback
-        # The synthesis service's lock (one local generation at a time), for the local fallback.
-        self.device_lock = device_lock or DeviceLock()
+        # The synthesis service's device turn (one local generation at a time), for the local fallback.
+        self.device_lock = device_lock or DeviceTurn()
 
     # The synthesis service's faster-path switch belongs to the local engine.
     @property
