@@ -173,6 +173,14 @@ def run_group(
     )
     done = 0
     while work:
+        for one in pending:  # a stopped request leaves before the next batch
+            if one.error is None and one.token is not None and one.token.cancelled:
+                one.error = Stopped("Stopped while it was made with other takes; nothing was kept.")
+        # A request with a failed chunk needs no more of its chunks generated.
+        work = [(k, one) for k, one in work if one.error is None]
+        tell()
+        if not work:
+            break
         items = [_item(service, one, k) for k, one in work]
         size = max(1, engine.batch_size(loaded, items)) if service.batching else 1
         group, work = work[:size], work[size:]
@@ -180,12 +188,6 @@ def run_group(
             progress(done / (done + len(work) + len(group)), f"Generating items {done + 1}-{done + len(group)}")
         calls += _generate(loaded, service, group, items[:size])
         done += len(group)
-        for one in pending:  # a stopped request leaves before the next batch
-            if one.error is None and one.token is not None and one.token.cancelled:
-                one.error = Stopped("Stopped while it was made with other takes; nothing was kept.")
-        # A request with a failed chunk needs no more of its chunks generated.
-        work = [(k, one) for k, one in work if one.error is None]
-        tell()
     tell()
     return calls
 

@@ -358,7 +358,11 @@ class JobRegistry:
                 group = [(job, work)]
                 if isinstance(work, WholeTake) and self.batching and not job.token.cancelled:
                     # Served together: every whole take queued behind it that can share its batches.
-                    group += [e for e in queue if isinstance(e[1], WholeTake) and e[1].key == work.key]
+                    group += [
+                        e
+                        for e in queue
+                        if isinstance(e[1], WholeTake) and e[1].key == work.key and not e[0].token.cancelled
+                    ]
                     for entry in group[1:]:
                         queue.remove(entry)
             if len(group) == 1:
@@ -399,9 +403,20 @@ class JobRegistry:
     def _run_together(self, group: list[tuple[Job, WholeTake]]) -> None:
         """Queued whole takes served in shared engine batches; each job gets its own result."""
         begun, begun_at = time.monotonic(), time.time()
+        self.served += len(group)
+        self.batches += 1
         for job, _ in group:
             self._running(job)
             job.message = f"Generating with {len(group) - 1} other take(s) in one batch"
+        log.info(
+            # Counts only, as every generation line: no text.
+            "event=coalesce model=%s mode=%s requests=%d chunks=%d clients=%s",
+            group[0][1].key[0],
+            group[0][1].key[1],
+            len(group),
+            sum(job.chunks_total for job, _ in group),
+            ",".join(sorted({job.client or "local" for job, _ in group})),
+        )
 
         def finished(position: int, outcome: SynthesisResult | StudioError) -> None:
             job, whole = group[position]
@@ -419,33 +434,21 @@ class JobRegistry:
                 job.result = outcome
                 job.kept = [self.takes.keep(whole.take, outcome)] if whole.keep else []
                 job.chunk_done(len(outcome.chunks) - 1, len(outcome.chunks))
+                _log_served(job, outcome)
             except Stopped as exc:
                 job._finish(JobState.STOPPED, exc)
             except StudioError as exc:
                 job._finish(JobState.FAILED, exc)
             else:
                 job._finish(JobState.DONE)
-                _log_served(job, outcome)
             self._log(job)
 
         wholes = [whole for _, whole in group]
-        outcomes = self.takes.synthesis.synthesize_many(
+        self.takes.synthesis.synthesize_many(
             [w.take.request for w in wholes],
             clients=[w.client for w in wholes],
             tokens=[job.token for job, _ in group],
             finished=finished,
-        )
-        self.served += len(group)
-        self.batches += 1
-        log.info(
-            # Counts only, as every generation line: no text.
-            "event=coalesce model=%s mode=%s requests=%d chunks=%d wall_s=%.2f clients=%s",
-            wholes[0].key[0],
-            wholes[0].key[1],
-            len(group),
-            sum(len(o.chunks) for o in outcomes if isinstance(o, SynthesisResult)),
-            time.monotonic() - begun,
-            ",".join(sorted({w.client or "local" for w in wholes})),
         )
         for job, _ in group:  # a bug in the batch: no job is left running
             if not job.finished:
