@@ -10,7 +10,7 @@ batch, variants), the CLI, History's Regenerate, Resume, a script -- it becomes 
   the device (a transcription, a clone prompt, a remote take's local fallback) takes its
   turn in the same lane (:meth:`JobRegistry.device`, installed as ``SynthesisService.device``).
   A take of a checkpoint served by a remote server runs in a lane of its own, so it never
-  waits behind a local take;
+  waits behind a local take, and takes on different servers run at once;
 * whole takes (no live pieces: the OpenAI route without ``stream``, batch items, the CLI,
   Regenerate) that wait in a lane's queue are served together when the worker takes the
   first of them: every queued whole take on the same checkpoint, mode and sampling has its
@@ -89,6 +89,7 @@ class JobRegistry:
         self._queues: dict[str, deque[tuple[Job, Work]]] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._ids = itertools.count(1)
+        self._lanes = itertools.count(1)
         self._s_per_char: float | None = None  # the last finished take's wall time per character
         takes.synthesis.device.hold = self.device  # the engine's other device users take turns here
 
@@ -183,13 +184,13 @@ class JobRegistry:
         return self._enqueue(entries)  # type: ignore[arg-type]
 
     def lane_of(self, take: TakeJob) -> str:
-        """The device lane, or a remote checkpoint's own lane (its takes never wait for the device)."""
+        """The device lane, or a lane of its own for a remote take (it never waits for the device)."""
         synthesis = self.takes.synthesis
         try:
             checkpoint = synthesis.checkpoint_for(REQUEST_MODES[type(take.request)], take.request.size)
         except (KeyError, StudioError):
             return DEVICE  # the job will say what is wrong
-        return f"remote {checkpoint.key}" if synthesis.is_remote(checkpoint) else DEVICE
+        return f"remote {checkpoint.key} {next(self._lanes)}" if synthesis.is_remote(checkpoint) else DEVICE
 
     def resume(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
         """A new job that finishes a stopped take (in History) from its first missing chunk."""
@@ -351,8 +352,9 @@ class JobRegistry:
             with self._cond:
                 queue = self._queues[lane]
                 while not queue:
-                    if not self._cond.wait(IDLE_S) and not queue:  # idle: the next job starts another
-                        del self._workers[lane]
+                    # Idle: the next job starts another worker (a remote take's lane serves one take).
+                    if not self._cond.wait(IDLE_S if lane == DEVICE else 0) and not queue:
+                        del self._workers[lane], self._queues[lane]
                         return
                 job, work = queue.popleft()
                 group = [(job, work)]
