@@ -383,24 +383,35 @@ class JobRegistry:
             job._finish(JobState.STOPPED, Stopped("Stopped before it started; nothing was made."))
             return
         self._running(job)
+        error: StudioError | None = None
         try:
             with cancellable(job.token):
                 job.kept = work(job)
         except TakeStopped as stopped:
-            job.stopped = stopped
-            job._finish(JobState.STOPPED, stopped)
-        except Stopped as stopped:
-            job._finish(JobState.STOPPED, stopped)
+            job.stopped = error = stopped
         except StudioError as exc:
-            job._finish(JobState.FAILED, exc)
+            error = exc
         except Exception as exc:  # a bug: logged here, told to followers in plain words
             log.exception("job %s failed", job.id)
-            job._finish(JobState.FAILED, StudioError(f"Something went wrong ({type(exc).__name__}); see the log."))
-        else:
-            job._finish(JobState.DONE)
-            if job.chars:
-                self._s_per_char = job.elapsed_s() / job.chars
-        self._log(job)
+            error = StudioError(f"Something went wrong ({type(exc).__name__}); see the log.")
+        self._end(job, error)
+
+    def _end(self, job: Job, error: StudioError | None) -> None:
+        """Logs the job's end, then tells its followers (who may read the log next)."""
+        state = JobState.DONE if error is None else JobState.STOPPED if isinstance(error, Stopped) else JobState.FAILED
+        log.info(
+            "event=job id=%s kind=%s state=%s chunks=%d/%d wall_s=%.2f client=%s",
+            job.id,
+            job.kind,
+            state.value,
+            job.chunks_done,
+            job.chunks_total,
+            job.elapsed_s(),
+            job.client or "local",
+        )
+        if state is JobState.DONE and job.chars:
+            self._s_per_char = job.elapsed_s() / job.chars
+        job._finish(state, error)
 
     def _run_together(self, group: list[tuple[Job, WholeTake]]) -> None:
         """Queued whole takes served in shared engine batches; each job gets its own result."""
@@ -437,13 +448,10 @@ class JobRegistry:
                 job.kept = [self.takes.keep(whole.take, outcome)] if whole.keep else []
                 job.chunk_done(len(outcome.chunks) - 1, len(outcome.chunks))
                 _log_served(job, outcome)
-            except Stopped as exc:
-                job._finish(JobState.STOPPED, exc)
             except StudioError as exc:
-                job._finish(JobState.FAILED, exc)
+                self._end(job, exc)
             else:
-                job._finish(JobState.DONE)
-            self._log(job)
+                self._end(job, None)
 
         wholes = [whole for _, whole in group]
         self.takes.synthesis.synthesize_many(
@@ -454,20 +462,7 @@ class JobRegistry:
         )
         for job, _ in group:  # a bug in the batch: no job is left running
             if not job.finished:
-                job._finish(JobState.FAILED, StudioError("Something went wrong in a shared batch; see the log."))
-
-    @staticmethod
-    def _log(job: Job) -> None:
-        log.info(
-            "event=job id=%s kind=%s state=%s chunks=%d/%d wall_s=%.2f client=%s",
-            job.id,
-            job.kind,
-            job.state.value,
-            job.chunks_done,
-            job.chunks_total,
-            job.elapsed_s(),
-            job.client or "local",
-        )
+                self._end(job, StudioError("Something went wrong in a shared batch; see the log."))
 
     def _prune(self) -> None:
         """Drops finished jobs beyond the limits (called with the lock held)."""
