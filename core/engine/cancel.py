@@ -1,7 +1,5 @@
-"""What the take runner hands the engine: a job's cancel token, and the device's turn.
-
-The take runner is ``core/takes/jobs.py``; the engine never imports it. Two things reach
-the engine from it without widening the engine's protocol:
+"""What the take runner (core/takes/jobs.py) hands the engine: a job's cancel token, and the
+device's turn.
 
 **Stop.**
 A take runs in a job's worker thread (``core/takes/jobs.py``); Stop sets the job's
@@ -16,10 +14,8 @@ and the code that runs the model reads it:
   worker thread does not inherit context variables, so the token is read in the calling
   thread and handed to the hook there (:func:`stop_on_cancel` takes it explicitly).
 
-**The device's turn** (:class:`DeviceTurn`): one thing at a time runs on this machine's
-device. The runner's device lane makes takes one by one; code that needs the device
-outside a take (a transcription, a clone prompt, a remote take's local fallback) runs in
-``with service.device:``, which the runner makes a turn of its device lane.
+**The device's turn** (:class:`DeviceTurn`): code that needs the device outside a take (a
+transcription, a clone prompt, a remote take's local fallback) runs in ``with service.device:``.
 """
 
 from __future__ import annotations
@@ -100,12 +96,8 @@ def stop_on_cancel(model: Any, token: CancelToken | None) -> Iterator[None]:
 
 
 class DeviceTurn:
-    """``with turn:`` runs its block while nothing else uses this machine's device.
-
-    ``hold`` makes the turn: the job registry installs its device lane there
-    (``JobRegistry.device``); without a registry (the CLI, a bare AppContext) the block just
-    runs. Re-entrant per thread (a remote take's local fallback inside a take's turn).
-    """
+    """``with turn:`` runs its block while nothing else uses this machine's device: ``hold`` is
+    the runner's ``JobRegistry.device`` (without a runner the block just runs). Re-entrant."""
 
     def __init__(self) -> None:
         self.hold: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext

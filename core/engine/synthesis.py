@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import text as textlib
-from core.audio.assembly import EDGE_S, assemble, join_parts
+from core.audio.assembly import assemble
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.audio.edit import PostProcessing
 from core.audio.speech_check import require_speech
@@ -635,12 +635,6 @@ class SynthesisService:
         if progress:
             progress(1.0, f"Done: {count} takes")
         return results
-
-
-def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = EDGE_S) -> Audio:
-    """Chunks joined by a pause with short fades at the cut edges (no clicks),
-    or, with no pause, by a short crossfade (core/audio/assembly.py)."""
-    return join_parts(pieces, pause_s, edge_s)
 
 
 def chunk_seeds(seed: int, count: int) -> list[int]:

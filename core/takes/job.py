@@ -1,10 +1,5 @@
-"""A take being made: its state, progress, live pieces and result, as followers read it.
-
-A :class:`Job` is what the one take runner (:class:`core.takes.jobs.JobRegistry`) makes,
-whatever started it; followers (the page that started it, a reloaded page, an API
-response, the "Running & recent" panel) read its progress -- chunk k of n, elapsed, an
-estimate of the time left -- and its live pieces, and Stop sets its cancel token.
-"""
+"""A take being made (core/takes/jobs.py runs it): its state, progress, live pieces and result,
+as followers (a page, an API response, "Running & recent") read them."""
 
 from __future__ import annotations
 

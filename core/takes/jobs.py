@@ -1,28 +1,16 @@
 """The one take runner: every take is a job of the studio's :class:`JobRegistry`.
 
-Whatever starts a take -- a tab, the named API, the OpenAI route (whole, ``stream``,
-batch, variants), the CLI, History's Regenerate, Resume, a script -- it becomes a
-:class:`~core.takes.job.Job` here, and a worker thread makes it through the same
-``TakeService`` / ``SynthesisService``. So:
-
-* the device makes one thing at a time, in the order it came: the **device lane**'s one
-  worker runs every job that needs this machine's device, and anything else that needs
-  the device (a transcription, a clone prompt, a remote take's local fallback) takes its
-  turn in the same lane (:meth:`JobRegistry.device`, installed as ``SynthesisService.device``).
-  A take of a checkpoint served by a remote server runs in a lane of its own, so it never
-  waits behind a local take, and takes on different servers run at once;
-* whole takes (no live pieces: the OpenAI route without ``stream``, batch items, the CLI,
-  Regenerate) that wait in a lane's queue are served together when the worker takes the
-  first of them: every queued whole take on the same checkpoint, mode and sampling has its
-  chunks generated in one engine batch (``core/engine/request_batch.py``), each take still
-  its own job with its own seeds and result, bit-identical to the take made alone;
-* a take keeps going when the page (or the API client) that followed it goes, unless that
-  follower stops it: **Stop** sets the job's cancel token (``core/engine/cancel.py``), the
-  engine stops within one frame, and the chunks already finished are kept as a partial
-  take ("stopped at chunk k of n") that **Resume** finishes with the same per-chunk seeds.
-
-Finished jobs are kept a while for the "Running & recent" list (at most ``keep_finished``,
-and none longer than ``keep_for_s``); their takes are in History for good.
+Whatever starts a take (a tab, the named API, the OpenAI route, the CLI, Regenerate, Resume,
+a script) it becomes a :class:`~core.takes.job.Job`, made by a lane's one worker thread
+through ``TakeService`` / ``SynthesisService``. The device lane serialises this machine's
+device: anything else that needs it takes a turn there (:meth:`JobRegistry.device`,
+installed as ``SynthesisService.device``); a remote take gets a lane of its own. Whole takes
+(no live pieces) queued together on the same checkpoint, mode and sampling are served in
+shared engine batches (``core/engine/request_batch.py``), each still its own job with its
+own seeds and result, bit-identical to the take made alone. **Stop** sets a job's cancel
+token (``core/engine/cancel.py``): the engine stops within a frame, the finished chunks are
+kept as a partial take, and **Resume** finishes it with the same seeds. Finished jobs stay
+listed a while ("Running & recent"); their takes are in History for good.
 """
 
 from __future__ import annotations
@@ -197,8 +185,19 @@ class JobRegistry:
         take = self.takes.history.get(take_id)
         if not take.stopped:
             raise InvalidInput("This take is complete; only a stopped take can be resumed.")
-        if take.mode == "script":
-            return self.resume_script(take_id, client=client, owner=owner, tab=tab)
+        if take.mode == "script":  # its missing lines, with their own seeds (core/takes/script_jobs.py)
+            plan, fmt, done = stopped_script(self.takes, take_id)
+            work = script_work(self.takes, plan, fmt, done=done, replaces=take_id)
+            return self.submit(
+                work,
+                kind="script",
+                mode="Script",
+                text=plan.text,
+                owner=owner,
+                tab=tab,
+                chunks=len(plan.lines),
+                client=client,
+            )
         # The job that stopped it, while it is listed, holds the prepared request (a clone's
         # encoded reference included); after a restart the take's recipe and parts serve.
         old = next((j for j in self.all() if j.partial and j.partial.take.id == take_id and j.stopped), None)
@@ -210,21 +209,6 @@ class JobRegistry:
             owner=owner,
             tab=tab or (old.tab if old else ""),
             chunks=take.total_chunks,
-            client=client,
-        )
-
-    def resume_script(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
-        """A new job that renders a stopped script's missing lines with their own seeds, reusing
-        the lines it kept (core/takes/script_jobs.py); the complete take replaces it in History."""
-        plan, fmt, done = stopped_script(self.takes, take_id)
-        return self.submit(
-            script_work(self.takes, plan, fmt, done=done, replaces=take_id),
-            kind="script",
-            mode="Script",
-            text=plan.text,
-            owner=owner,
-            tab=tab,
-            chunks=len(plan.lines),
             client=client,
         )
 
