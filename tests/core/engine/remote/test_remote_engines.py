@@ -18,8 +18,6 @@ import pytest
 
 from core.audio.reference import prepare_reference
 from core.context import AppContext, build_context
-from core.takes.jobs import JobRegistry
-from core.takes.service import TakeJob, TakeService
 from core.engine.catalog import Catalog
 from core.engine.live_decoding import LiveAudio
 from core.engine.remote.config import RemoteServer, servers_from_settings
@@ -27,7 +25,9 @@ from core.engine.remote.discovery import ServerKind, discover
 from core.engine.remote.pool import Pool
 from core.engine.synthesis import ChunkAudio
 from core.errors import GenerationError, SettingsError
+from core.takes.jobs import JobRegistry
 from core.takes.recipes import clone_request_for_voice
+from core.takes.service import TakeJob, TakeService
 from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling, SynthesisResult
 from tests.conftest import make_demo_settings
 from tests.core.engine.remote.conftest import AUTH, EngineStudio, running
