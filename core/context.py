@@ -70,7 +70,7 @@ def build_context(
         events=events,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
-    synthesis.engine, remote = select_engine(settings, models, synthesis._device_lock)
+    synthesis.engine, remote = select_engine(settings, models, synthesis.device)
     library = VoiceLibrary(settings.voices_dir, events=events)
     history = History(
         settings.history_dir,
@@ -86,7 +86,7 @@ def build_context(
         library=library,
         history=history,
         # The synthesis service's device lock: a transcription waits for a take and vice versa.
-        transcriber=Transcriber(models, device_lock=synthesis._device_lock),
+        transcriber=Transcriber(models, device_lock=synthesis.device),
         remote=remote,
         events=events,
     )

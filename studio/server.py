@@ -106,7 +106,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: stop waiting for the takes in flight
-            ctx.lifecycle.cancel()
+            ctx.jobs.stop_all()
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -137,7 +137,7 @@ def drain(ctx: StudioContext, timeout: float) -> bool:
     finished = lifecycle.wait_idle(timeout)
     if not finished:
         print(f"Shutting down: cancelling {lifecycle.in_flight} take(s) still in progress.", flush=True)
-        lifecycle.cancel()
+        ctx.jobs.stop_all()
         if not lifecycle.wait_idle(CANCEL_GRACE_S):
             log.warning("event=shutdown_cancel_timeout in_flight=%d", lifecycle.in_flight)
     log.info("event=shutdown drained=%s wait_s=%.1f", finished, time.monotonic() - started)

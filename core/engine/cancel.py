@@ -1,5 +1,7 @@
-"""Stopping a take while it generates: a cancel token, and where the engine checks it.
+"""What the take runner (core/takes/jobs.py) hands the engine: a job's cancel token, and the
+device's turn.
 
+**Stop.**
 A take runs in a job's worker thread (``core/takes/jobs.py``); Stop sets the job's
 :class:`CancelToken`. The token reaches the engine without widening its protocol: the
 worker makes it *current* (a context variable, so each thread and task sees its own),
@@ -11,13 +13,16 @@ and the code that runs the model reads it:
   stock ``generate`` call unwinds within one frame, batched or alone. The live-decoding
   worker thread does not inherit context variables, so the token is read in the calling
   thread and handed to the hook there (:func:`stop_on_cancel` takes it explicitly).
+
+**The device's turn** (:class:`DeviceTurn`): code that needs the device outside a take (a
+transcription, a clone prompt, a remote take's local fallback) runs in ``with service.device:``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -88,3 +93,22 @@ def stop_on_cancel(model: Any, token: CancelToken | None) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+class DeviceTurn:
+    """``with turn:`` runs its block while nothing else uses this machine's device: ``hold`` is
+    the runner's ``JobRegistry.device`` (without a runner the block just runs). Re-entrant."""
+
+    def __init__(self) -> None:
+        self.hold: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+        self._held = threading.local()
+
+    def __enter__(self) -> DeviceTurn:
+        stack = self._held.__dict__.setdefault("stack", [])
+        turn = self.hold()
+        turn.__enter__()
+        stack.append(turn)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._held.stack.pop().__exit__(*exc)

@@ -1,9 +1,9 @@
 """Several independent requests served together: their chunks share engine calls.
 
-The OpenAI batch endpoint (``POST /v1/audio/speech/batch``), its variants and the
-Script tab hand over many small requests at once; takes that queue for a busy
-device are gathered by ``core/engine/coalescer.py`` and served here too
-(:func:`wait_turn`). Requests that run on the same
+The Script tab hands over many small requests at once, and the take runner
+(``core/takes/jobs.py``) serves here the whole takes that wait in its queue together
+(the OpenAI batch endpoint, its variants, concurrent API calls, the CLI, Regenerate).
+Requests that run on the same
 checkpoint, in the same mode, with the same sampling options (seeds and frame caps
 aside, which are per item) are grouped, and the chunks of a whole group go through
 :meth:`~core.engine.interface.Engine.generate_batch` together, each item with its
@@ -21,16 +21,17 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core import text as textlib
 from core.audio.assembly import assemble
 from core.audio.clip import Audio
+from core.engine.cancel import CancelToken
 from core.engine.interface import BatchItem
 from core.engine.model_store import ProgressCallback
-from core.errors import StudioError
+from core.errors import Stopped, StudioError
 from core.types import Request, SynthesisResult
 
 if TYPE_CHECKING:
@@ -40,11 +41,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("core.engine.request_batch")
 
 Outcome = SynthesisResult | StudioError
+Finished = Callable[[int, Outcome], None]
 
 
 @dataclass
-class _Pending:
-    """One request on its way: its prepared job, seed, chunks and the audio made so far."""
+class Member:
+    """One request of a shared run: its prepared job, seed, chunks and the audio made so far."""
 
     position: int  # its place in the caller's list
     job: _Job
@@ -55,6 +57,7 @@ class _Pending:
     failed_at: int | None = None  # the chunk that failed (None: failed before generating, or not at all)
     loaded: LoadedModel | None = None
     client: str | None = None
+    token: CancelToken | None = None  # its job's Stop: it leaves the run before the next batch
 
     @property
     def complete(self) -> bool:
@@ -74,26 +77,39 @@ def synthesize_many(
     progress: ProgressCallback | None = None,
     *,
     client: str | None = None,
+    clients: Sequence[str | None] | None = None,
+    tokens: Sequence[CancelToken | None] | None = None,
+    finished: Finished | None = None,
 ) -> tuple[list[Outcome], int]:
     """One outcome per request, in order (a result or the error that request met),
-    and the number of engine calls made."""
+    and the number of engine calls made. ``clients`` and ``tokens``: each request's own
+    caller and Stop (the take runner's jobs); ``finished(position, outcome)`` is told as
+    soon as a request is complete."""
     outcomes: list[Outcome | None] = [None] * len(requests)
-    groups: dict[tuple, list[_Pending]] = {}
+
+    def done(position: int, outcome: Outcome) -> None:
+        outcomes[position] = outcome
+        if finished is not None:
+            finished(position, outcome)
+
+    groups: dict[tuple, list[Member]] = {}
     for position, request in enumerate(requests):
         try:
             job = service._prepare(request)
         except StudioError as exc:
-            outcomes[position] = exc
+            done(position, exc)
             continue
         seed = job.sampling.seed if job.sampling.seed is not None else secrets.randbelow(2**31)
         chunks = textlib.chunk_text(job.text, max_chars=service.chunk_chars)
-        groups.setdefault(group_key(job), []).append(_Pending(position, job, seed, chunks, client=client))
+        who = clients[position] if clients is not None else client
+        token = tokens[position] if tokens is not None else None
+        groups.setdefault(group_key(job), []).append(Member(position, job, seed, chunks, client=who, token=token))
     calls = 0
     for pending in groups.values():
         with service._device_for(pending[0].job.checkpoint):
-            calls += run_group(service, pending, progress)
-        for one in pending:
-            outcomes[one.position] = one.error or _result(service, one)
+            calls += run_group(
+                service, pending, progress, lambda one: done(one.position, one.error or _result(service, one))
+            )
     log.info(
         "event=request_batch requests=%d groups=%d engine_calls=%d client=%s",
         len(requests),
@@ -106,9 +122,9 @@ def synthesize_many(
 
 def run_group(
     service: SynthesisService,
-    pending: list[_Pending],
+    pending: list[Member],
     progress: ProgressCallback | None,
-    finished: Callable[[_Pending], None] | None = None,
+    finished: Callable[[Member], None] | None = None,
 ) -> int:
     """Generates every chunk of every request in ``pending`` (one checkpoint); returns the engine calls.
 
@@ -157,6 +173,14 @@ def run_group(
     )
     done = 0
     while work:
+        for one in pending:  # a stopped request leaves before the next batch
+            if one.error is None and one.token is not None and one.token.cancelled:
+                one.error = Stopped("Stopped while it was made with other takes; nothing was kept.")
+        # A request with a failed chunk needs no more of its chunks generated.
+        work = [(k, one) for k, one in work if one.error is None]
+        tell()
+        if not work:
+            break
         items = [_item(service, one, k) for k, one in work]
         size = max(1, engine.batch_size(loaded, items)) if service.batching else 1
         group, work = work[:size], work[size:]
@@ -164,14 +188,11 @@ def run_group(
             progress(done / (done + len(work) + len(group)), f"Generating items {done + 1}-{done + len(group)}")
         calls += _generate(loaded, service, group, items[:size])
         done += len(group)
-        # A request with a failed chunk needs no more of its chunks generated.
-        work = [(k, one) for k, one in work if one.error is None]
-        tell()
     tell()
     return calls
 
 
-def _item(service: SynthesisService, one: _Pending, k: int) -> BatchItem:
+def _item(service: SynthesisService, one: Member, k: int) -> BatchItem:
     chunk = one.chunks[k]
     return one.job.item(chunk, one.seed + k, service._cap(chunk, one.job.sampling))
 
@@ -202,7 +223,7 @@ def _generate(loaded: LoadedModel, service: SynthesisService, group: list, items
     return len(items) + (1 if len(items) > 1 else 0)
 
 
-def _result(service: SynthesisService, one: _Pending) -> SynthesisResult:
+def _result(service: SynthesisService, one: Member) -> SynthesisResult:
     from core.engine.synthesis import DEMO_WARNING, chunk_seeds
 
     job = one.job
@@ -225,91 +246,3 @@ def _result(service: SynthesisService, one: _Pending) -> SynthesisResult:
     result.parts = made.parts(pieces, one.chunks, chunk_seeds(one.seed, len(one.chunks)))
     result.pause_s = service.pause_s
     return result
-
-
-# --- takes that queue for the device (core/engine/coalescer.py) ----------------------------
-
-
-def wait_turn(
-    service: SynthesisService,
-    job: _Job,
-    seed: int,
-    chunks: list[str],
-    progress: ProgressCallback | None,
-    *,
-    client: str | None = None,
-) -> Iterator[Any] | None:
-    """Waits for the device. None: the caller now holds the device lock and makes its take
-    the ordinary way (it releases the lock). Otherwise the take was served together with
-    other queued takes, and the iterator yields what ``SynthesisService.stream`` yields."""
-    started = time.perf_counter()
-    coalescer = service.coalescer
-    pending = _Pending(0, job, seed, chunks, client=client)
-    if not service.batching:
-        service._device_lock.acquire()
-        return None
-
-    def run(members: list[_Pending], finished: Callable[[_Pending], None]) -> None:
-        begun = time.perf_counter()
-        calls = run_group(service, members, progress, finished)
-        log.info(
-            # Counts only, as every generation line: no text.
-            "event=coalesce model=%s mode=%s requests=%d chunks=%d engine_calls=%d wall_s=%.2f clients=%s",
-            job.checkpoint.key,
-            job.mode,
-            len(members),
-            sum(len(m.chunks) for m in members),
-            calls,
-            time.perf_counter() - begun,
-            ",".join(sorted({m.client or "local" for m in members})),
-        )
-
-    if progress and service._device_lock.locked():
-        progress(0.0, "Waiting for the device (another take is generating)")
-    ticket = coalescer.wait(group_key(job), pending, run)
-    if ticket is None:
-        return None
-    return _served(service, pending, together=ticket.together, queued_s=ticket.queued_s, started=started)
-
-
-def _served(
-    service: SynthesisService, one: _Pending, *, together: int, queued_s: float, started: float
-) -> Iterator[Any]:
-    """A take served with others, replayed as the single-take path yields it (chunks, then the take)."""
-    from core.engine.synthesis import ChunkAudio, ChunkFailed
-
-    total = len(one.chunks)
-    end = one.failed_at if one.error is not None and one.failed_at is not None else total
-    if one.error is not None and one.failed_at is None:
-        raise one.error  # failed before any chunk (e.g. the loaded model lacks the speaker)
-    for k in range(end):
-        yield ChunkAudio(index=k, total=total, text=one.chunks[k], audio=one.pieces[k])
-    if one.error is not None:
-        raise ChunkFailed(
-            str(one.error),
-            job=one.job,
-            seed=one.seed,
-            index=end,
-            text=one.chunks[end],
-            completed=[one.pieces[k] for k in range(end)],
-            total=total,
-        ) from one.error
-    total_s = time.perf_counter() - started
-    one.job.extra_timings.update(
-        {"queued_s": queued_s, "total_s": total_s, "first_audio_s": total_s, "served_together": float(together)}
-    )
-    result = _result(service, one)
-    log.info(
-        "event=generation mode=%s model=%s chars=%d chunks=%d batches=together audio_s=%.2f wall_s=%.2f "
-        "rtf=%.2f client=%s together=%d",
-        one.job.mode,
-        one.job.checkpoint.key,
-        len(one.job.text),
-        total,
-        result.audio.duration,
-        total_s,
-        result.timings["rtf"],
-        one.client or "local",
-        together,
-    )
-    yield result

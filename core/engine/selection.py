@@ -18,7 +18,7 @@ from core.errors import InvalidInput
 from core.settings import MLX_QUANTIZE, EngineKind, MlxQuantize, Settings
 
 if TYPE_CHECKING:
-    from core.engine.coalescer import DeviceLock
+    from core.engine.cancel import DeviceTurn
     from core.engine.model_manager import ModelManager
     from core.engine.remote.pool import Pool
     from core.engine.synthesis import SynthesisService
@@ -48,7 +48,7 @@ def local_engine(kind: EngineKind, models: ModelManager, settings: Settings, qua
     return TorchEngine(models, quantize=settings.quantize)
 
 
-def select_engine(settings: Settings, models: ModelManager, device_lock: DeviceLock) -> tuple[Engine, Pool | None]:
+def select_engine(settings: Settings, models: ModelManager, device_lock: DeviceTurn) -> tuple[Engine, Pool | None]:
     """The engine takes go through at start, and the remote servers' pool when configured: with
     --remote-engine, discovered now and health-checked from now on, behind a router that sends
     each checkpoint to its servers (the rest stays local, under ``device_lock``)."""

@@ -23,19 +23,20 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import text as textlib
-from core.audio.assembly import EDGE_S, assemble, join_parts
+from core.audio.assembly import assemble
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.audio.edit import PostProcessing
 from core.audio.speech_check import require_speech
-from core.engine import request_batch
-from core.engine.cancel import check_current
-from core.engine.cancel import current as current_cancel
+from core.engine.cancel import DeviceTurn, check_current
 from core.engine.catalog import Catalog, Checkpoint
-from core.engine.coalescer import Coalescer, DeviceLock
 from core.engine.interface import BatchItem, Engine
-from core.engine.live_decoding import LiveAudio  # the faster path (docs/PERFORMANCE.md)
+from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
+    FastPath,
+    LiveAudio,
+)
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
 from core.engine.speakers import find_speaker
@@ -186,12 +187,10 @@ class SynthesisService:
         self.chunk_chars = chunk_chars
         self.preferred_size = preferred_size
         self.pause_s = pause_s
-        # One generation at a time per device: two models generating at once
-        # would double peak memory and each run slower anyway. Takes made on a
-        # remote server never take it (_device_for).
-        self._device_lock = DeviceLock()
-        # Whole takes that queue for a busy device are served together (core/engine/coalescer.py).
-        self.coalescer = Coalescer(self._device_lock)
+        # One generation at a time per device: two models generating at once would double
+        # peak memory and each run slower anyway. The take runner's device lane makes the
+        # turns (core/takes/jobs.py); takes made on a remote server never take one (_device_for).
+        self.device = DeviceTurn()
         # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
         self.engine: Engine = TorchEngine(manager, quantize=quantize)
         # Batching of long takes: False sends every chunk alone (the stock way).
@@ -253,7 +252,6 @@ class SynthesisService:
         with self.lifecycle.work(), contextlib.closing(items):  # type: ignore[type-var]
             try:
                 for item in items:
-                    self.lifecycle.check_cancelled()
                     if isinstance(item, SynthesisResult):
                         finished = GenerationFinished(mode, item.timings.get("generate_s", 0.0), item.duration)
                         caller.run(self.events.emit, finished)
@@ -379,10 +377,14 @@ class SynthesisService:
             return self._encode_prompt(loaded, reference, reference_text, x_vector_only)
 
     def _device_for(self, checkpoint: Checkpoint) -> contextlib.AbstractContextManager[object]:
-        """What a take of ``checkpoint`` holds while it runs: this machine's device lock, or
+        """What a take of ``checkpoint`` holds while it runs: this machine's device turn, or
         nothing when a remote server makes it (so it never queues behind a local take, and
-        takes on different servers run at once; a local fallback takes the lock in the router)."""
-        return contextlib.nullcontext() if self.engine.routes_remote(checkpoint) else self._device_lock
+        takes on different servers run at once; a local fallback takes the turn in the router)."""
+        return contextlib.nullcontext() if self.is_remote(checkpoint) else self.device
+
+    def is_remote(self, checkpoint: Checkpoint) -> bool:
+        """True when takes of ``checkpoint`` are made by a remote server (core/engine/remote/)."""
+        return self.engine.routes_remote(checkpoint)
 
     def clones_from_clip(self, checkpoint: Checkpoint) -> bool:
         """True when the engine for ``checkpoint`` clones from the reference clip itself (a remote
@@ -453,16 +455,7 @@ class SynthesisService:
         started = time.perf_counter()
         pieces: list[Audio] = list(done or [])
         batches: list[int] = []
-        device = self._device_for(job.checkpoint)
-        if device is self._device_lock and not live and not done and current_cancel() is None:
-            # A whole take queued behind another may be served with the others queued
-            # for the same model (live and stoppable takes keep their own path).
-            served = request_batch.wait_turn(self, job, seed, chunks, progress, client=client)
-            if served is not None:
-                yield from served
-                return
-            device = self._device_lock.held()  # wait_turn left the lock held for this take
-        with device:
+        with self._device_for(job.checkpoint):
             loaded = self.engine.load(job.checkpoint, progress)
             load_s = time.perf_counter() - started
             if job.ready:
@@ -570,16 +563,22 @@ class SynthesisService:
         return cap
 
     def synthesize_many(
-        self, requests: Sequence[Request], progress: ProgressCallback | None = None, *, client: str | None = None
+        self,
+        requests: Sequence[Request],
+        progress: ProgressCallback | None = None,
+        *,
+        client: str | None = None,
+        **each: Any,
     ) -> list[SynthesisResult | StudioError]:
         """Independent requests with their chunks batched together where they share a model
-        (``core/engine/request_batch.py``); one result or error per request, in order."""
-        from core.engine.request_batch import synthesize_many
+        (``core/engine/request_batch.py``, which says what ``each`` may hold); one result or
+        error per request, in order."""
+        from core.engine.request_batch import synthesize_many  # it imports this module
 
         # Admitted and counted in flight (a shutdown waits for a running batch to finish).
         self.lifecycle.admit()
         with self.lifecycle.work():
-            outcomes = synthesize_many(self, requests, progress, client=client)[0]
+            outcomes = synthesize_many(self, requests, progress, client=client, **each)[0]
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, SynthesisResult):
                 mode = mode_of(request)
@@ -668,12 +667,6 @@ class SynthesisService:
         if progress:
             progress(1.0, f"Done: {count} takes")
         return results
-
-
-def join_chunks(pieces: Sequence[Audio], pause_s: float, edge_s: float = EDGE_S) -> Audio:
-    """Chunks joined by a pause with short fades at the cut edges (no clicks),
-    or, with no pause, by a short crossfade (core/audio/assembly.py)."""
-    return join_parts(pieces, pause_s, edge_s)
 
 
 def chunk_seeds(seed: int, count: int) -> list[int]:

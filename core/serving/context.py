@@ -18,6 +18,7 @@ from core.serving.audit import AUDIT_FILE, AuditLog
 from core.serving.lifecycle import Lifecycle
 from core.serving.metrics import Metrics
 from core.serving.rate_limit import RateLimiter
+from core.takes.jobs import JobRegistry
 from core.takes.service import TakeService
 
 
@@ -33,14 +34,14 @@ class ServingContext:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     metrics: Metrics = field(init=False)
     audit: AuditLog = field(init=False)
+    # The one take runner: every take, whatever starts it, is a job here (core/takes/jobs.py).
+    jobs: JobRegistry = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
-        # The device lock is held while a generation runs: what is in flight beyond it is queued.
-        synthesis = self.app.synthesis
-        self.metrics = Metrics(
-            self.app.models, self.lifecycle, synthesis._device_lock.locked, synthesis.coalescer.counts
-        )
+        self.jobs = JobRegistry(self.takes)
+        # A job on the device: what is in flight beyond it is queued.
+        self.metrics = Metrics(self.app.models, self.lifecycle, self.jobs.busy, self.jobs.counts)
         self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line
 
     def watch(self) -> None:

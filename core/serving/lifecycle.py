@@ -5,9 +5,9 @@ by the synthesis service's ``lifecycle`` (the server's, once it has called
 ``ServingContext.watch``), which asks :meth:`Lifecycle.work` for
 admission and counts itself in flight. On SIGTERM/SIGINT the server calls
 :meth:`begin_drain` (new work is refused with :class:`ShuttingDown`), waits for
-the in-flight count to reach zero up to ``--shutdown-timeout``, then
-:meth:`cancel` makes every running generation stop at its next chunk or live
-piece. A cancelled take is never kept: takes and voices are written to a
+the in-flight count to reach zero up to ``--shutdown-timeout``, then stops
+every job through the take runner (``JobRegistry.stop_all``, core/takes/jobs.py):
+each stops within a frame, as Stop does. Takes and voices are written to a
 staging folder and renamed into place, so nothing half-written is left either way.
 """
 
@@ -26,17 +26,12 @@ class ShuttingDown(StudioError):
     """The studio is shutting down and takes no new work."""
 
 
-class Cancelled(StudioError):
-    """A generation was stopped because the studio is shutting down."""
-
-
 @dataclass
 class Lifecycle:
     started_at: float = field(default_factory=time.time)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _in_flight: int = 0
     _draining: bool = False
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def draining(self) -> bool:
@@ -64,10 +59,6 @@ class Lifecycle:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def check_cancelled(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled("The studio is shutting down: this generation was stopped before it finished.")
-
     def begin_drain(self) -> None:
         with self._cond:
             self._draining = True
@@ -82,7 +73,3 @@ class Lifecycle:
                     return False
                 self._cond.wait(left)
         return True
-
-    def cancel(self) -> None:
-        """Makes every running generation stop at its next chunk or live piece."""
-        self._cancel.set()

@@ -63,7 +63,7 @@ class _StateCollector(Collector):
         self.together = together
 
     def queue(self) -> tuple[int, int]:
-        """(in flight, waiting for the device): what holds the device lock is not waiting."""
+        """(in flight, waiting for the device): the job on the device is not waiting."""
         in_flight = self.lifecycle.in_flight
         return in_flight, max(0, in_flight - (1 if self.generating() else 0))
 
@@ -86,7 +86,7 @@ class _StateCollector(Collector):
             f"{PREFIX}_draining", "1 while the studio is shutting down.", int(self.lifecycle.draining)
         )
         if self.together is not None:
-            # Takes that queued for the device and were served together (core/engine/coalescer.py).
+            # Whole takes that queued and were served together (core/takes/jobs.py).
             served, batches = self.together()
             yield CounterMetricFamily(
                 f"{PREFIX}_requests_served_together",

@@ -67,7 +67,7 @@ from core.types import SynthesisResult, normalize_language
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "History", "HistoryError", "Take", "TakePart"]
+__all__ = ["SCHEMA_VERSION", "STORABLE_FORMATS", "History", "HistoryError", "KeptTake", "Take", "TakePart"]
 
 SCHEMA_VERSION = 1
 # Raw PCM has no header: a stored .pcm take could not be played or decoded
@@ -169,6 +169,18 @@ class Take:
             "parts": [part.as_dict() for part in self.parts],
             "parts_pause_s": self.parts_pause_s,
         }
+
+
+@dataclass(frozen=True)
+class KeptTake:
+    """A take now in the history, with the details dict the UI and the API return."""
+
+    take: Take
+    details: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return str(self.take.audio_path)
 
 
 class _Unusable(Exception):

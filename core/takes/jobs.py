@@ -1,20 +1,16 @@
-"""Takes as jobs: made in a worker thread the studio owns, not in a browser's request.
+"""The one take runner: every take is a job of the studio's :class:`JobRegistry`.
 
-A take started from a tab (one take, several variants, a script) or from the named API
-becomes a :class:`Job` in the :class:`JobRegistry`. The registry's one worker thread makes
-jobs one at a time, in the order they came (the device makes one generation at a time
-anyway), through the same ``TakeService`` / ``SynthesisService`` as everything else. So:
-
-* a take keeps going when the browser tab that started it closes or reloads, and lands in
-  History; the page, reopened, lists running and recent jobs and can follow one again;
-* **Stop** sets the job's cancel token (``core/engine/cancel.py``): the engine stops within
-  one frame, and the chunks already finished are kept as a partial take ("stopped at chunk
-  k of n") that **Resume** finishes with the same per-chunk seeds;
-* followers (the page that started the job, a reloaded page, an API call) read the job's
-  progress -- chunk k of n, elapsed, an estimate of the time left -- and its live pieces.
-
-Finished jobs are kept a while for the "Running & recent" list (at most ``keep_finished``,
-and none longer than ``keep_for_s``); their takes are in History for good.
+Whatever starts a take (a tab, the named API, the OpenAI route, the CLI, Regenerate, Resume,
+a script) it becomes a :class:`~core.takes.job.Job`, made by a lane's one worker thread
+through ``TakeService`` / ``SynthesisService``. The device lane serialises this machine's
+device: anything else that needs it takes a turn there (:meth:`JobRegistry.device`,
+installed as ``SynthesisService.device``); a remote take gets a lane of its own. Whole takes
+(no live pieces) queued together on the same checkpoint, mode and sampling are served in
+shared engine batches (``core/engine/request_batch.py``), each still its own job with its
+own seeds and result, bit-identical to the take made alone. **Stop** sets a job's cancel
+token (``core/engine/cancel.py``): the engine stops within a frame, the finished chunks are
+kept as a partial take, and **Resume** finishes it with the same seeds. Finished jobs stay
+listed a while ("Running & recent"); their takes are in History for good.
 """
 
 from __future__ import annotations
@@ -22,240 +18,68 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from core import text as textlib
-from core.engine.cancel import CancelToken, cancellable
+from core.engine import request_batch
+from core.engine.cancel import cancellable
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed, TakeStopped
 from core.errors import InvalidInput, Stopped, StudioError
+from core.takes.job import DEVICE, Job, JobState, TextPlan, Work, format_seconds, plan_text
 from core.takes.script_jobs import script_work, stopped_script
 from core.takes.service import KeptTake, TakeJob, TakeService
-from core.types import SynthesisResult
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, SynthesisResult
+
+__all__ = ["DEVICE", "Job", "JobRegistry", "JobState", "TextPlan", "format_seconds", "plan_text"]
 
 log = logging.getLogger(__name__)
 
-# Speaking rates for the estimate shown before a take is made (not the frame caps, which
-# are generous upper bounds in core/text.py): about 150 words a minute in spaced scripts
-# (~15 characters a second, spaces and punctuation included) and 5 characters a second in
-# Chinese, Japanese and Korean.
-SPACED_CHARS_PER_SECOND = 15.0
-DENSE_CHARS_PER_SECOND = 5.0
 KEEP_FINISHED = 20
 KEEP_FOR_S = 6 * 3600.0
-
-
-class JobState(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STOPPED = "stopped"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.STOPPED)
-
-
-@dataclass(frozen=True)
-class TextPlan:
-    """What a text will make, told before generating: characters, chunks, seconds of speech."""
-
-    chars: int
-    chunks: int
-    speech_s: float
-
-    def describe(self) -> str:
-        if not self.chars:
-            return ""
-        return (
-            f"{self.chars:,} characters · {self.chunks} chunk{'s' if self.chunks != 1 else ''} · "
-            f"about {format_seconds(self.speech_s)} of speech"
-        )
-
-
-def plan_text(text: str, chunk_chars: int) -> TextPlan:
-    """The plan of ``text`` as the service will cut it (the lexicon may change it a little)."""
-    text = textlib.normalize_text(text or "")
-    if not text:
-        return TextPlan(0, 0, 0.0)
-    dense = sum(1 for ch in text if textlib._is_cjk(ch))
-    seconds = (len(text) - dense) / SPACED_CHARS_PER_SECOND + dense / DENSE_CHARS_PER_SECOND
-    return TextPlan(len(text), len(textlib.chunk_text(text, max_chars=chunk_chars)), seconds)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes} min {rest:02d} s"
-
-
-Work = Callable[["Job"], list[KeptTake]]
+IDLE_S = 60.0  # a lane's worker ends after this long without work
+REQUEST_MODES = {DesignRequest: Mode.VOICE_DESIGN, CustomVoiceRequest: Mode.CUSTOM_VOICE, CloneRequest: Mode.BASE}
 
 
 @dataclass
-class Job:
-    """One take being made (or made): its state, progress, live pieces and result."""
+class WholeTake:
+    """The work of a whole take (no live pieces): the worker may serve it with other queued ones
+    of the same ``key`` (``request_batch.group_key``); alone, it is an ordinary take."""
 
-    id: str
-    kind: str  # "take", "variants", "script", "resume"
-    mode: str  # the mode's plain name ("Design", "Custom", "Clone", "Script")
-    summary: str  # the start of its text, for lists
-    owner: str = ""  # the browser session (or API caller) that started it
-    client: str = ""  # user@address: a reloaded page lists the jobs of its own client
-    tab: str = ""  # the tab (parse function) that started it
-    chars: int = 0
-    chunks_total: int = 0
-    chunks_done: int = 0
-    message: str = "Waiting for the device…"
-    state: JobState = JobState.QUEUED
-    created: float = field(default_factory=time.time)
-    started: float | None = None  # monotonic
-    first_chunk_at: float | None = None  # monotonic; rates are measured from here
-    first_done: int = 0  # chunks done at first_chunk_at
-    ended: float | None = None
-    error: StudioError | None = None
-    kept: list[KeptTake] = field(default_factory=list)
-    partial: KeptTake | None = None  # a stopped take's finished chunks, in History
-    stopped: TakeStopped | None = None  # what Resume continues (in this process)
-    take: TakeJob | None = None  # the take being made, as kept (for Resume)
-    token: CancelToken = field(default_factory=CancelToken)
-    pieces: list[Any] = field(default_factory=list)  # LiveAudio / ChunkAudio / script lines, in order
-    guess_s_per_char: float | None = None  # the last jobs' rate, for an ETA before any chunk is done
-    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    takes: TakeService
+    take: TakeJob
+    key: tuple
+    client: str | None
+    keep: bool = True  # False: the caller writes the audio itself (the CLI); History is left alone
 
-    # --- what followers read ------------------------------------------------
-
-    @property
-    def finished(self) -> bool:
-        return self.state.finished
-
-    def elapsed_s(self) -> float:
-        if self.started is None:
-            return 0.0
-        return (self.ended or time.monotonic()) - self.started
-
-    def eta_s(self) -> float | None:
-        """Seconds left, from the chunks done so far (or the last jobs' rate before the first)."""
-        if self.finished or self.started is None or not self.chunks_total:
-            return None
-        left = self.chunks_total - self.chunks_done
-        if self.first_chunk_at is not None:
-            # The first chunk this job made includes loading the model; the rest is measured
-            # from its end. A resumed take starts with chunks it did not make (first_done - 1).
-            since_first = self.chunks_done - self.first_done
-            if since_first > 0:
-                rate = (time.monotonic() - self.first_chunk_at) / since_first
-            else:
-                rate = self.first_chunk_at - self.started
-            return rate * left
-        if self.guess_s_per_char is not None:
-            return max(0.0, self.guess_s_per_char * self.chars - self.elapsed_s())
-        return None
-
-    def progress_text(self) -> str:
-        """ "Chunk 2 of 5 · 0:03 elapsed · about 6 s left" (or the final word on the job)."""
-        if self.state is JobState.QUEUED:
-            return "Queued: waiting for the take before it to finish."
-        if self.state is JobState.DONE:
-            return f"Done in {format_seconds(self.elapsed_s())}."
-        if self.state is JobState.STOPPED:
-            return self.error.args[0] if self.error else "Stopped."
-        if self.state is JobState.FAILED:
-            return f"Failed: {self.error}" if self.error else "Failed."
-        parts = []
-        if self.chunks_total:
-            current = min(self.chunks_done + 1, self.chunks_total)
-            parts.append(f"{'Line' if self.kind == 'script' else 'Chunk'} {current} of {self.chunks_total}")
-        else:
-            parts.append(self.message)
-        parts.append(f"{format_seconds(self.elapsed_s())} elapsed")
-        eta = self.eta_s()
-        parts.append(f"about {format_seconds(eta)} left" if eta is not None else "estimating time left…")
-        if self.token.cancelled:
-            parts.insert(0, "Stopping…")
-        return " · ".join(parts)
-
-    def fraction(self) -> float:
-        return self.chunks_done / self.chunks_total if self.chunks_total else 0.0
-
-    def follow(self, start: int = 0, *, tick_s: float = 0.5) -> Iterator[tuple[list[Any], bool]]:
-        """(new pieces, finished) now and then: at every new piece, at least every ``tick_s``
-        (so elapsed time moves), and once more when the job is finished."""
-        seen = start
-        while True:
-            with self._changed:
-                if len(self.pieces) == seen and not self.finished:
-                    self._changed.wait(tick_s)
-                new = self.pieces[seen:]
-                finished = self.finished
-            seen += len(new)
-            yield new, finished
-            if finished:
-                return
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Blocks until the job is finished (or ``timeout``); True when it is."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
-            while not self.finished:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
-
-    # --- what the worker writes -----------------------------------------------
-
-    def publish(self, piece: Any) -> None:
-        with self._changed:
-            self.pieces.append(piece)
-            self._changed.notify_all()
-
-    def report(self, fraction: float, message: str) -> None:
-        """The engine's progress callback."""
-        with self._changed:
-            self.message = message
-            self._changed.notify_all()
-
-    def chunk_done(self, index: int, total: int) -> None:
-        with self._changed:
-            self.chunks_total = total
-            self.chunks_done = max(self.chunks_done, index + 1)
-            if self.first_chunk_at is None:
-                self.first_chunk_at = time.monotonic()
-                self.first_done = self.chunks_done
-            self._changed.notify_all()
-
-    def _finish(self, state: JobState, error: StudioError | None = None) -> None:
-        with self._changed:
-            self.state = state
-            self.error = error
-            self.ended = time.monotonic()
-            self._changed.notify_all()
+    def __call__(self, job: Job) -> list[KeptTake]:
+        stream = self.takes.synthesis.stream(self.take.request, job.report, client=self.client)
+        with _keeping_partial(self.takes, self.take, job, self.keep):
+            return _deliver(self.takes, self.take, job, stream, self.keep)
 
 
 class JobRegistry:
-    """Runs jobs one at a time in a worker thread; keeps running and recent ones for followers."""
+    """Runs jobs in lanes (one worker each; see the module notes); keeps running and recent ones."""
 
     def __init__(self, takes: TakeService, *, keep_finished: int = KEEP_FINISHED, keep_for_s: float = KEEP_FOR_S):
         self.takes = takes
         self.keep_finished = keep_finished
         self.keep_for_s = keep_for_s
+        self.batching = True  # False: queued whole takes are made one by one (bench's "alone" round)
+        self.served = 0  # whole takes served in a shared run (2+ takes), for GET /metrics
+        self.batches = 0  # shared runs
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[tuple[Job, Work] | None] = queue.Queue()
+        self._cond = threading.Condition()  # guards the jobs, the queues and the workers
+        self._queues: dict[str, deque[tuple[Job, Work]]] = {}
+        self._workers: dict[str, threading.Thread] = {}
         self._ids = itertools.count(1)
-        self._worker: threading.Thread | None = None
+        self._lanes = itertools.count(1)
         self._s_per_char: float | None = None  # the last finished take's wall time per character
+        takes.synthesis.device.hold = self.device  # the engine's other device users take turns here
 
     # --- starting ---------------------------------------------------------------
 
@@ -270,11 +94,18 @@ class JobRegistry:
         tab: str = "",
         chunks: int | None = None,
         client: str | None = None,
+        lane: str = DEVICE,
+        listed: bool = True,
     ) -> Job:
-        """Queues ``work`` (called in the worker thread with the job) and returns its job at once."""
+        """Queues ``work`` (called in its lane's worker with the job) and returns its job at once."""
+        return self._enqueue([(self._job(kind, mode, text, owner, tab, chunks, client, lane), work)], listed)[0]
+
+    def _job(
+        self, kind: str, mode: str, text: str, owner: str, tab: str, chunks: int | None, client: str | None, lane: str
+    ) -> Job:
         plan = plan_text(text, self.takes.synthesis.chunk_chars)
         summary = " ".join(text.split())
-        job = Job(
+        return Job(
             id=f"job-{next(self._ids)}-{int(time.time())}",
             kind=kind,
             mode=mode,
@@ -285,31 +116,88 @@ class JobRegistry:
             chars=plan.chars,
             chunks_total=plan.chunks if chunks is None else chunks,
             guess_s_per_char=self._s_per_char,
+            lane=lane,
         )
-        with self._lock:
-            self._jobs[job.id] = job
-            self._prune()
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._run_forever, name="studio-jobs", daemon=True)
-                self._worker.start()
-        self._queue.put((job, work))
-        return job
 
-    def start_take(self, take: TakeJob, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
-        """One take (or ``take.variants`` of it) of a tab's request."""
+    def _enqueue(self, entries: list[tuple[Job, Work]], listed: bool = True) -> list[Job]:
+        """Queues every entry at once: a worker never takes the first before the last is queued."""
+        with self._cond:
+            for job, work in entries:
+                if listed:
+                    self._jobs[job.id] = job
+                self._queues.setdefault(job.lane, deque()).append((job, work))
+                worker = self._workers.get(job.lane)
+                if worker is None or not worker.is_alive():
+                    worker = threading.Thread(target=self._work_lane, args=(job.lane,), name=f"studio-{job.lane}")
+                    self._workers[job.lane] = worker
+                    worker.daemon = True
+                    worker.start()
+            self._prune()
+            self._cond.notify_all()
+        return [job for job, _ in entries]
+
+    def start_take(
+        self, take: TakeJob, *, client: str | None = None, owner: str = "", tab: str = "", live: bool = True
+    ) -> Job:
+        """One take (or ``take.variants`` of it) of a tab's or the API's request; ``live=False``:
+        a whole take, which the worker may serve with other queued ones (see the module notes)."""
+        if not live and take.variants == 1:
+            return self.start_whole([take], client=client, owner=owner, tab=tab)[0]
         kind = "variants" if take.variants > 1 else "take"
         work = variants_work(self.takes, take, client) if take.variants > 1 else take_work(self.takes, take, client)
         return self.submit(
-            work, kind=kind, mode=mode_name(take), text=take.request.text, owner=owner, tab=tab, client=client
+            work,
+            kind=kind,
+            mode=mode_name(take),
+            text=take.request.text,
+            owner=owner,
+            tab=tab,
+            client=client,
+            lane=self.lane_of(take),
         )
+
+    def start_whole(
+        self, takes: list[TakeJob], *, client: str | None = None, owner: str = "", tab: str = "", keep: bool = True
+    ) -> list[Job]:
+        """Whole takes, queued together (the batch route: each is a job, served in shared batches)."""
+        entries = []
+        for take in takes:
+            take = self.takes.pin_lexicon(take)
+            try:
+                key = request_batch.group_key(self.takes.synthesis._prepare(take.request))
+            except StudioError:
+                key = (id(take),)  # shared with none: its job says what is wrong
+            job = self._job("take", mode_name(take), take.request.text, owner, tab, None, client, self.lane_of(take))
+            entries.append((job, WholeTake(self.takes, take, key, client, keep)))
+        return self._enqueue(entries)  # type: ignore[arg-type]
+
+    def lane_of(self, take: TakeJob) -> str:
+        """The device lane, or a lane of its own for a remote take (it never waits for the device)."""
+        synthesis = self.takes.synthesis
+        try:
+            checkpoint = synthesis.checkpoint_for(REQUEST_MODES[type(take.request)], take.request.size)
+        except (KeyError, StudioError):
+            return DEVICE  # the job will say what is wrong
+        return f"remote {checkpoint.key} {next(self._lanes)}" if synthesis.is_remote(checkpoint) else DEVICE
 
     def resume(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
         """A new job that finishes a stopped take (in History) from its first missing chunk."""
         take = self.takes.history.get(take_id)
         if not take.stopped:
             raise InvalidInput("This take is complete; only a stopped take can be resumed.")
-        if take.mode == "script":
-            return self.resume_script(take_id, client=client, owner=owner, tab=tab)
+        if take.mode == "script":  # its missing lines, with their own seeds (core/takes/script_jobs.py)
+            plan, fmt, done = stopped_script(self.takes, take_id)
+            work = script_work(self.takes, plan, fmt, done=done, replaces=take_id)
+            return self.submit(
+                work,
+                kind="script",
+                mode="Script",
+                text=plan.text,
+                owner=owner,
+                tab=tab,
+                chunks=len(plan.lines),
+                client=client,
+            )
         # The job that stopped it, while it is listed, holds the prepared request (a clone's
         # encoded reference included); after a restart the take's recipe and parts serve.
         old = next((j for j in self.all() if j.partial and j.partial.take.id == take_id and j.stopped), None)
@@ -321,21 +209,6 @@ class JobRegistry:
             owner=owner,
             tab=tab or (old.tab if old else ""),
             chunks=take.total_chunks,
-            client=client,
-        )
-
-    def resume_script(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
-        """A new job that renders a stopped script's missing lines with their own seeds, reusing
-        the lines it kept (core/takes/script_jobs.py); the complete take replaces it in History."""
-        plan, fmt, done = stopped_script(self.takes, take_id)
-        return self.submit(
-            script_work(self.takes, plan, fmt, done=done, replaces=take_id),
-            kind="script",
-            mode="Script",
-            text=plan.text,
-            owner=owner,
-            tab=tab,
-            chunks=len(plan.lines),
             client=client,
         )
 
@@ -366,7 +239,7 @@ class JobRegistry:
     # --- reading and stopping -------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with self._lock:
+        with self._cond:
             job = self._jobs.get(job_id)
         if job is None:
             raise InvalidInput("That job is no longer listed; its take, if it made one, is in History.")
@@ -374,7 +247,7 @@ class JobRegistry:
 
     def all(self) -> list[Job]:
         """Running and queued jobs first, then the finished ones, newest first."""
-        with self._lock:
+        with self._cond:
             self._prune()
             jobs = list(self._jobs.values())
         return sorted(jobs, key=lambda j: (j.finished, -j.created))
@@ -398,56 +271,182 @@ class JobRegistry:
             job._changed.notify_all()
         return job
 
-    def close(self) -> None:
-        """Stops every job and the worker (server shutdown)."""
-        for job in self.all():
+    def stop_all(self) -> None:
+        """Stops every job, queued or running (the server's shutdown, once its grace time is over)."""
+        with self._cond:
+            jobs = [job for queue in self._queues.values() for job, _ in queue] + list(self._jobs.values())
+        for job in jobs:
             job.token.cancel()
-        self._queue.put(None)
 
-    # --- the worker ---------------------------------------------------------------------
+    def regenerate(self, take_id: str, *, client: str | None = None, owner: str = "", tab: str = "") -> Job:
+        """History's "Regenerate with the same settings": the stored take made again, as a new take."""
+        original = self.takes.history.get(take_id)
+        takes = self.takes
 
-    def _run_forever(self) -> None:
+        def work(job: Job) -> list[KeptTake]:
+            return [takes.regenerate(take_id, job.report, client=client).kept]
+
+        return self.submit(
+            work,
+            kind="regenerate",
+            mode=MODE_NAMES.get(original.mode, original.mode),
+            text=original.text,
+            owner=owner,
+            tab=tab,
+            client=client,
+        )
+
+    @contextlib.contextmanager
+    def device(self) -> Iterator[None]:
+        """Holds this machine's device for a block run outside its lane (a transcription, a clone
+        prompt, a remote take's local fallback): a job of the device lane that lasts as long as
+        the block. In the device lane's own worker the block just runs (it holds the device)."""
+        if threading.current_thread() is self._workers.get(DEVICE):
+            yield
+            return
+        entered, left = threading.Event(), threading.Event()
+
+        def hold(job: Job) -> list[KeptTake]:
+            entered.set()
+            left.wait()
+            return []
+
+        job = self.submit(hold, kind="device", mode="", text="", listed=False)
+        try:
+            while not entered.wait(0.5):
+                if job.finished:  # stopped before its turn (shutdown)
+                    raise job.error or Stopped("Stopped.")
+            yield
+        finally:
+            left.set()
+
+    def busy(self) -> bool:
+        """True while a job runs on this machine's device (GET /metrics)."""
+        with self._cond:
+            return any(j.state is JobState.RUNNING and j.lane == DEVICE for j in self._jobs.values())
+
+    def counts(self) -> tuple[int, int]:
+        """(whole takes served together, shared runs), for GET /metrics."""
+        return self.served, self.batches
+
+    # --- the workers --------------------------------------------------------------------
+
+    def _work_lane(self, lane: str) -> None:
         while True:
-            entry = self._queue.get()
-            if entry is None:
-                return
-            job, work = entry
-            self._run(job, work)
+            with self._cond:
+                queue = self._queues[lane]
+                while not queue:
+                    # Idle: the next job starts another worker (a remote take's lane serves one take).
+                    if not self._cond.wait(IDLE_S if lane == DEVICE else 0) and not queue:
+                        del self._workers[lane], self._queues[lane]
+                        return
+                job, work = queue.popleft()
+                group = [(job, work)]
+                if isinstance(work, WholeTake) and self.batching and not job.token.cancelled:
+                    # Served together: every whole take queued behind it that can share its batches.
+                    group += [
+                        e
+                        for e in queue
+                        if isinstance(e[1], WholeTake) and e[1].key == work.key and not e[0].token.cancelled
+                    ]
+                    for entry in group[1:]:
+                        queue.remove(entry)
+            if len(group) == 1:
+                self._run(job, work)
+            else:
+                self._run_together(group)  # type: ignore[arg-type]
+
+    def _running(self, job: Job) -> None:
+        with job._changed:
+            job.state = JobState.RUNNING
+            job.started = time.monotonic()
+            job._changed.notify_all()
 
     def _run(self, job: Job, work: Work) -> None:
         if job.token.cancelled:
             job._finish(JobState.STOPPED, Stopped("Stopped before it started; nothing was made."))
             return
-        with job._changed:
-            job.state = JobState.RUNNING
-            job.started = time.monotonic()
-            job._changed.notify_all()
+        self._running(job)
+        error: StudioError | None = None
         try:
             with cancellable(job.token):
                 job.kept = work(job)
         except TakeStopped as stopped:
-            job.stopped = stopped
-            job._finish(JobState.STOPPED, stopped)
-        except Stopped as stopped:
-            job._finish(JobState.STOPPED, stopped)
+            job.stopped = error = stopped
         except StudioError as exc:
-            job._finish(JobState.FAILED, exc)
+            error = exc
         except Exception as exc:  # a bug: logged here, told to followers in plain words
             log.exception("job %s failed", job.id)
-            job._finish(JobState.FAILED, StudioError(f"Something went wrong ({type(exc).__name__}); see the log."))
-        else:
-            job._finish(JobState.DONE)
-            if job.chars:
-                self._s_per_char = job.elapsed_s() / job.chars
+            error = StudioError(f"Something went wrong ({type(exc).__name__}); see the log.")
+        self._end(job, error)
+
+    def _end(self, job: Job, error: StudioError | None) -> None:
+        """Logs the job's end, then tells its followers (who may read the log next)."""
+        state = JobState.DONE if error is None else JobState.STOPPED if isinstance(error, Stopped) else JobState.FAILED
         log.info(
-            "event=job id=%s kind=%s state=%s chunks=%d/%d wall_s=%.2f",
+            "event=job id=%s kind=%s state=%s chunks=%d/%d wall_s=%.2f client=%s",
             job.id,
             job.kind,
-            job.state.value,
+            state.value,
             job.chunks_done,
             job.chunks_total,
             job.elapsed_s(),
+            job.client or "local",
         )
+        if state is JobState.DONE and job.chars:
+            self._s_per_char = job.elapsed_s() / job.chars
+        job._finish(state, error)
+
+    def _run_together(self, group: list[tuple[Job, WholeTake]]) -> None:
+        """Queued whole takes served in shared engine batches; each job gets its own result."""
+        begun, begun_at = time.monotonic(), time.time()
+        self.served += len(group)
+        self.batches += 1
+        for job, _ in group:
+            self._running(job)
+            job.message = f"Generating with {len(group) - 1} other take(s) in one batch"
+        log.info(
+            # Counts only, as every generation line: no text.
+            "event=coalesce model=%s mode=%s requests=%d chunks=%d clients=%s",
+            group[0][1].key[0],
+            group[0][1].key[1],
+            len(group),
+            sum(job.chunks_total for job, _ in group),
+            ",".join(sorted({job.client or "local" for job, _ in group})),
+        )
+
+        def finished(position: int, outcome: SynthesisResult | StudioError) -> None:
+            job, whole = group[position]
+            job.together = len(group)
+            try:
+                if isinstance(outcome, StudioError):
+                    raise outcome
+                total_s = time.monotonic() - begun
+                outcome.timings |= {
+                    "queued_s": max(0.0, begun_at - job.created),
+                    "total_s": total_s,
+                    "first_audio_s": total_s,
+                    "served_together": float(len(group)),
+                }
+                job.result = outcome
+                job.kept = [self.takes.keep(whole.take, outcome)] if whole.keep else []
+                job.chunk_done(len(outcome.chunks) - 1, len(outcome.chunks))
+                _log_served(job, outcome)
+            except StudioError as exc:
+                self._end(job, exc)
+            else:
+                self._end(job, None)
+
+        wholes = [whole for _, whole in group]
+        self.takes.synthesis.synthesize_many(
+            [w.take.request for w in wholes],
+            clients=[w.client for w in wholes],
+            tokens=[job.token for job, _ in group],
+            finished=finished,
+        )
+        for job, _ in group:  # a bug in the batch: no job is left running
+            if not job.finished:
+                self._end(job, StudioError("Something went wrong in a shared batch; see the log."))
 
     def _prune(self) -> None:
         """Drops finished jobs beyond the limits (called with the lock held)."""
@@ -456,6 +455,22 @@ class JobRegistry:
         for number, job in enumerate(finished):
             if number >= self.keep_finished or now - job.created > self.keep_for_s:
                 del self._jobs[job.id]
+
+
+def _log_served(job: Job, result: SynthesisResult) -> None:
+    log.info(
+        "event=generation mode=%s model=%s chars=%d chunks=%d batches=together audio_s=%.2f wall_s=%.2f "
+        "rtf=%.2f client=%s together=%d",
+        result.mode,
+        result.model,
+        len(result.text),
+        len(result.chunks),
+        result.audio.duration,
+        result.timings["total_s"],
+        result.timings.get("rtf", 0.0),
+        job.client or "local",
+        job.together,
+    )
 
 
 # --- the work of each kind of job -------------------------------------------------------
@@ -511,11 +526,12 @@ def _forget(takes: TakeService, take_id: str) -> None:
         takes.history.delete(take_id)
 
 
-def _deliver(takes: TakeService, take: TakeJob, job: Job, stream: Iterator[Any]) -> list[KeptTake]:
+def _deliver(takes: TakeService, take: TakeJob, job: Job, stream: Iterator[Any], keep: bool = True) -> list[KeptTake]:
     job.take = take
     for item in stream:  # TakeStopped and ChunkFailed go up to the registry
         if isinstance(item, SynthesisResult):
-            return [takes.keep(take, item)]
+            job.result = item
+            return [takes.keep(take, item)] if keep else []
         job.publish(item)
         if isinstance(item, ChunkAudio):
             job.chunk_done(item.index, item.total)
@@ -525,12 +541,12 @@ def _deliver(takes: TakeService, take: TakeJob, job: Job, stream: Iterator[Any])
 
 
 @contextlib.contextmanager
-def _keeping_partial(takes: TakeService, take: TakeJob, job: Job) -> Iterator[None]:
+def _keeping_partial(takes: TakeService, take: TakeJob, job: Job, keep: bool = True) -> Iterator[None]:
     """A stopped take's finished chunks are kept in History as a partial take."""
     try:
         yield
     except TakeStopped as stopped:
-        if stopped.completed:
+        if stopped.completed and keep:
             job.partial = takes.keep_stopped(take, stopped)
         raise
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.audio.assembly import EDGE_S, assemble
 from core.audio.clip import Audio
@@ -37,7 +37,7 @@ from core.audio.edit import PostProcessing
 from core.engine.model_store import ProgressCallback
 from core.engine.synthesis import SynthesisService
 from core.errors import InvalidInput
-from core.storage.history import Take
+from core.storage.history import History, KeptTake, Take
 from core.storage.library import VoiceLibrary
 from core.takes.recipes import request_from_recipe
 from core.takes.script_grammar import ScriptLine, script_text
@@ -45,8 +45,17 @@ from core.takes.script_render import plan_script, render_script
 from core.text_lexicon import EMPTY_VERSION
 from core.types import MAX_SEED, PartAudio, Sampling, SynthesisResult
 
-if TYPE_CHECKING:
-    from core.takes.service import KeptTake, TakeService
+
+class Stores(Protocol):
+    """Where a part edit reads and keeps takes (a ``TakeService``)."""
+
+    @property
+    def history(self) -> History: ...
+    @property
+    def synthesis(self) -> SynthesisService: ...
+    @property
+    def library(self) -> VoiceLibrary: ...
+
 
 __all__ = ["PartAction", "PartEdit", "PartsDraft", "apply_edits", "draft_text", "edit_part", "reassemble"]
 
@@ -122,7 +131,7 @@ class PartEdit:
 
 
 def edit_part(
-    service: TakeService,
+    service: Stores,
     take_id: str,
     index: Any,
     action: PartAction | str,
@@ -134,8 +143,6 @@ def edit_part(
 
     ``seed`` overrides the seed of a NEW_SEED redo (for scripts and tests; None: random).
     """
-    from core.takes.service import KeptTake
-
     action = PartAction.from_user(action)
     original = service.history.get(take_id)
     if not original.parts:

@@ -32,6 +32,8 @@ def replay(
     synthesis: SynthesisService,
     library: VoiceLibrary,
     progress: ProgressCallback | None = None,
+    *,
+    client: str | None = None,
 ) -> Replay:
     if recipe.get("kind") == "script":
         result = render_script(
@@ -49,7 +51,7 @@ def replay(
         made = Replay(result.to_synthesis_result(), recipe, script_voice_summary(result), None)
     else:
         request = request_from_recipe(recipe, library, synthesis)
-        made = Replay(synthesis.synthesize(request, progress), recipe, voice, request)
+        made = Replay(synthesis.synthesize(request, progress, client=client), recipe, voice, request)
     if recipe.get("edits"):
         made = _with_edits(made, synthesis, library, progress)
     return made

@@ -14,18 +14,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.audio.assembly import EDGE_S, assemble
 from core.audio.edit import PostProcessing
 from core.engine.synthesis import DEMO_WARNING
 from core.errors import InvalidInput, Stopped, StudioError
+from core.takes.job import Job
 from core.takes.script_render import RenderedLine, ScriptPlan, ScriptResult, plan_script, stream_script
 from core.takes.service import KeptTake, TakeService
 from core.types import Sampling
-
-if TYPE_CHECKING:  # jobs.py imports this module
-    from core.takes.jobs import Job
 
 OnLine = Callable[[RenderedLine], None]
 Finish = Callable[[ScriptResult], KeptTake]

@@ -19,13 +19,15 @@ from core.engine.live_decoding import LiveAudio
 from core.engine.model_store import ProgressCallback
 from core.engine.synthesis import DEMO_WARNING, ChunkAudio, SynthesisService, TakeStopped, chunk_seeds
 from core.errors import InvalidInput
-from core.storage.history import History, Take
+from core.storage.history import History, KeptTake, Take
 from core.storage.library import VoiceLibrary
 from core.takes.recipes import recipe_of, request_from_recipe, voice_summary
 from core.takes.replay import replay
 from core.takes.script_render import ScriptPlan, ScriptResult, script_recipe, script_voice_summary
 from core.text import chunk_text
 from core.types import Request, SynthesisResult
+
+__all__ = ["KeptTake", "Regenerated", "TakeJob", "TakeService", "stored_info"]
 
 
 @dataclass
@@ -39,18 +41,6 @@ class TakeJob:
     voice_id: str | None = None  # the library voice a clone used, for replaying it later
     voice_name: str | None = None
     variants: int = 1  # "Generate N takes": N takes of the request with seeds s, s+1, ... (1-8)
-
-
-@dataclass(frozen=True)
-class KeptTake:
-    """A take now in the history, with the details dict the UI and the API return."""
-
-    take: Take
-    details: dict[str, Any]
-
-    @property
-    def path(self) -> str:
-        return str(self.take.audio_path)
 
 
 @dataclass(frozen=True)
@@ -200,10 +190,12 @@ class TakeService:
             details |= {"status": take.status, "stopped_at": take.stopped_at, "total_chunks": take.total_chunks}
         return KeptTake(take, details)
 
-    def regenerate(self, take_id: str, progress: ProgressCallback | None = None) -> Regenerated:
+    def regenerate(
+        self, take_id: str, progress: ProgressCallback | None = None, *, client: str | None = None
+    ) -> Regenerated:
         """Makes a stored take again from its recipe, as a new take in the same format."""
         original = self.history.get(take_id)
-        again = replay(original.request, original.voice, self.synthesis, self.library, progress)
+        again = replay(original.request, original.voice, self.synthesis, self.library, progress, client=client)
         if again.request is not None:
             job = TakeJob(
                 again.request,

@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.types import LANGUAGES, Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_function
+from studio.ui.handlers import api_function
 
 
 def register_api(ctx: StudioContext) -> None:
@@ -66,7 +66,8 @@ def register_api(ctx: StudioContext) -> None:
     @friendly_errors
     def load_model(model: str) -> dict[str, Any]:
         """Loads a checkpoint by key (see /models), evicting others beyond max_resident."""
-        loaded = manager.get(ctx.app.catalog.get(model or ""))
+        with ctx.jobs.device():  # a turn of the device, as a take is (core/takes/jobs.py)
+            loaded = manager.get(ctx.app.catalog.get(model or ""))
         return {
             "model": loaded.checkpoint.key,
             "device": loaded.device,
@@ -79,7 +80,8 @@ def register_api(ctx: StudioContext) -> None:
     def unload_model(model: str = "") -> dict[str, Any]:
         """Unloads one checkpoint by key, or every loaded one when model is empty."""
         key = ctx.app.catalog.get(model).key if model else None
-        return {"unloaded": manager.unload(key), "resident": manager.resident_keys()}
+        with ctx.jobs.device():
+            return {"unloaded": manager.unload(key), "resident": manager.resident_keys()}
 
     lexicon = ctx.app.synthesis.lexicon
 
@@ -105,5 +107,5 @@ def register_api(ctx: StudioContext) -> None:
     api_function(list_speakers, "speakers", queue=False)
     api_function(list_languages, "languages", queue=False)
     api_function(list_models, "models", queue=False)
-    api_function(load_model, "load_model", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
-    api_function(unload_model, "unload_model", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    api_function(load_model, "load_model")
+    api_function(unload_model, "unload_model")

@@ -9,6 +9,9 @@ URL at ``http://host:port/v1``:
   in studio/api/openai/speech.py;
 - ``POST /v1/audio/speech/batch`` — 1-32 requests, one base64 audio per item, generated
   together (batched) where they share a model;
+- ``POST /v1/audio/speech/{job_id}/cancel`` — stops a take (``X-Job-Id`` of every speech
+  response, ``job_id`` of every batch item), as the UI's Stop does: its finished chunks are
+  kept in History as a partial take;
 - ``GET /v1/audio/voices`` — built-in speakers and library voices; ``POST`` uploads a
   voice into the library, ``DELETE /v1/audio/voices/{name}`` removes one;
 - ``GET /v1/models`` (and ``/v1/models/{id}``) — the model ids ``model`` accepts.
@@ -17,9 +20,9 @@ The routes are passed to Gradio's FastAPI app when it is created, so they are
 matched before any Gradio route and are live as soon as the server is. They do
 not use Gradio's cookie login: when the studio has credentials, each request
 must carry ``Authorization: Bearer <password>`` (or ``<user:password>``).
-Generation runs in worker threads and shares the engine's device lock with
-the UI, so API and UI takes queue behind each other; every take is kept in the
-history like one made in the UI. Errors always come back in OpenAI's JSON
+Every take is a job of the studio's one take runner (core/takes/jobs.py), as a
+UI take is: API and UI takes queue behind each other, are listed in Running &
+recent, are kept in History, and stop when their client goes away. Errors always come back in OpenAI's JSON
 shape, never as a traceback. This module imports ``core`` only, never Gradio.
 """
 
@@ -33,6 +36,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
+from core.errors import InvalidInput
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
 from core.serving.metrics import current_endpoint
@@ -43,9 +47,10 @@ from studio.api.openai.speech import (
     RESPONSE_FORMATS,
     SpeechPlan,
     build_job,
-    generate,
     model_ids,
     parse_speech,
+    respond,
+    until_finished,
 )
 from studio.api.openai.streaming import stream_response
 from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, voice_row, voices_payload
@@ -53,6 +58,7 @@ from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_vo
 __all__ = ["MODEL_ALIASES", "RESPONSE_FORMATS", "openai_routes", "voices_payload"]
 
 PREFIX = "/v1"
+STOP_WAIT_S = 5.0  # how long a cancel waits to answer with the job's final state
 _KNOWN_ROUTES = {
     "audio/speech": "POST",
     "audio/speech/batch": "POST",
@@ -99,17 +105,20 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         counted(request, endpoint, plan)
         ctx.check_rate(client)
         if variants > 1:
-            plans = variant_plans(plan, variants)
-            return JSONResponse(await run_in_threadpool(lambda: run_batch(ctx, plans, client, variants=True)))
+            return JSONResponse(await run_batch(request, ctx, variant_plans(plan, variants), client, variants=True))
+        take = await run_in_threadpool(build_job, ctx, plan)
+        # A job of the take runner, whole (the runner may serve it with other queued takes) or live.
+        job = await run_in_threadpool(
+            lambda: ctx.jobs.start_take(take, client=client, owner=client, tab="api", live=plan.stream)
+        )
         if not plan.stream:
-            data, headers = await run_in_threadpool(generate, ctx, plan, client)
+            await until_finished(request, ctx, [job])
+            data, headers = await run_in_threadpool(respond, ctx, plan, job)
             return Response(data, media_type=plan.media_type, headers=headers)
-        job = await run_in_threadpool(build_job, ctx, plan)
-        items = await run_in_threadpool(lambda: ctx.app.synthesis.stream(job.request, client=client, live=True))
         headers = {"X-Model": plan.checkpoint.key, "X-Sample-Rate": "24000"}
         if plan.sampling.seed is not None:  # known before the audio: a remote studio reads it (seed applied)
             headers["X-Seed"] = str(plan.sampling.seed)
-        return await stream_response(ctx, plan, job, items, headers)
+        return await stream_response(ctx, plan, job, headers)
 
     async def create_speech_batch(request: Request) -> Response:
         """POST /v1/audio/speech/batch: 1-32 items, one audio each."""
@@ -121,7 +130,24 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         for plan in plans:
             counted(request, endpoint, plan)
             ctx.check_rate(client)
-        return JSONResponse(await run_in_threadpool(run_batch, ctx, plans, client))
+        return JSONResponse(await run_batch(request, ctx, plans, client))
+
+    async def cancel_speech(request: Request) -> Response:
+        """POST /v1/audio/speech/{job_id}/cancel: stops a take this client started (Stop)."""
+        client = enter(request, f"{PREFIX}/audio/speech/cancel")
+        job_id = request.path_params["job_id"]
+        try:
+            job = ctx.jobs.get(job_id)
+        except InvalidInput:
+            job = None
+        if job is None or job.client != client:
+            raise ApiError(404, f"No take '{job_id}' of yours is listed.", param="job_id", code="job_not_found")
+        ctx.jobs.stop(job.id)
+        await run_in_threadpool(job.wait, STOP_WAIT_S)  # stops within a frame
+        kept = job.partial or (job.kept[0] if job.kept else None)
+        return JSONResponse(
+            {"id": job.id, "object": "speech.job", "status": job.state.value, "take_id": kept.take.id if kept else None}
+        )
 
     async def list_voices(request: Request) -> Response:
         """Built-in speakers and library voices."""
@@ -166,7 +192,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         raise ApiError(
             404,
             f"Unknown route {request.method} {request.url.path}. This studio serves "
-            f"POST {PREFIX}/audio/speech, POST {PREFIX}/audio/speech/batch, GET/POST {PREFIX}/audio/voices, "
+            f"POST {PREFIX}/audio/speech, POST {PREFIX}/audio/speech/batch, "
+            f"POST {PREFIX}/audio/speech/{{job_id}}/cancel, GET/POST {PREFIX}/audio/voices, "
             f"DELETE {PREFIX}/audio/voices/{{name}} and GET {PREFIX}/models.",
             code="unknown_url",
         )
@@ -178,6 +205,7 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
     return [
         route(f"{PREFIX}/audio/speech", create_speech, ["POST"]),
         route(f"{PREFIX}/audio/speech/batch", create_speech_batch, ["POST"]),
+        route(f"{PREFIX}/audio/speech/{{job_id}}/cancel", cancel_speech, ["POST"]),
         route(f"{PREFIX}/audio/voices", list_voices, ["GET"]),
         route(f"{PREFIX}/audio/voices", upload_voice, ["POST"]),
         route(f"{PREFIX}/audio/voices/{{name}}", remove_voice, ["DELETE"]),

@@ -8,7 +8,6 @@ import gradio as gr
 
 from core.engine.synthesis import ChunkFailed
 from core.serving.context import ServingContext, client_key
-from core.takes.jobs import JobRegistry
 from core.takes.service import TakeJob
 
 
@@ -19,13 +18,6 @@ class StudioContext(ServingContext):
     # Takes whose chunk failed, per browser session and tab, so "Retry failed
     # chunk" can continue them. Bounded: the oldest are dropped.
     failed: dict[str, tuple[TakeJob, ChunkFailed]] = field(default_factory=dict)
-    # Takes being made (and just made) in the studio's worker thread, not in a browser's request:
-    # they survive a closed or reloaded tab, and Stop reaches them (core/takes/jobs.py).
-    jobs: JobRegistry = field(init=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.jobs = JobRegistry(self.takes)
 
     def check_request_rate(self, request: gr.Request | None) -> None:
         """Counts one generation against the calling client's per-minute limit."""

@@ -34,9 +34,6 @@ from studio.ui.errors import friendly_errors
 from studio.ui.progress import gradio_progress
 from studio.ui.widgets import MAX_TAKES, ActionBar, TakePlayers, summary_from_info
 
-# Every event that touches a model shares this queue slot: two clicks can
-# never run two generations (or a load and an unload) into the same memory.
-DEVICE_QUEUE = "device"
 # Failed takes kept for "Retry failed chunk" across all sessions; the oldest are dropped.
 MAX_FAILED_TAKES = 50
 
@@ -274,7 +271,7 @@ def wire_generate(
     if status is not None:
         stream, retry = inline_errors(stream, len(ui_outputs)), inline_errors(retry, len(ui_outputs))
         ui_outputs.append(status)
-    api_endpoint(run, inputs, [take, info], api_name, concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    api_endpoint(run, inputs, [take, info], api_name)
     tab = parse.__name__
 
     def offer_retry(request: gr.Request | None = None) -> dict[str, Any]:
@@ -339,8 +336,6 @@ def wire_generate(
                 ui_outputs,
                 api_visibility="private",
                 show_progress="hidden",  # the progress line says it, and the players stay usable
-                concurrency_id=DEVICE_QUEUE,
-                concurrency_limit=1,
             )
         )
     bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)

@@ -17,7 +17,7 @@ from core.engine.transcription import Transcript
 from core.errors import InvalidInput
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint
+from studio.ui.handlers import api_endpoint
 
 DEMO_NOTE = (
     "⚠️ **Demo output:** the demo transcription model has random weights, so this text is noise, "
@@ -64,7 +64,7 @@ def make_transcribe(ctx: StudioContext):
 def register_transcribe_api(ctx: StudioContext, inputs: list[Any], output: Any) -> None:
     """``/transcribe`` on the Clone tab's reference, Start and End: one device job at a time,
     like a take (loading Whisper may evict a TTS model)."""
-    api_endpoint(make_transcribe(ctx), inputs, output, "transcribe", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    api_endpoint(make_transcribe(ctx), inputs, output, "transcribe")
 
 
 def make_fill_transcript(ctx: StudioContext, *, automatic: bool = False):

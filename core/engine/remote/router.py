@@ -26,8 +26,8 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 
 from core.audio.clip import Audio
+from core.engine.cancel import DeviceTurn
 from core.engine.catalog import Checkpoint
-from core.engine.coalescer import DeviceLock
 from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import LiveAudio
 from core.engine.model_manager import LoadedModel
@@ -45,13 +45,13 @@ class EngineRouter(Engine):
     name = "router"
     kind = EngineKind.REMOTE  # remote servers are configured; the local engine does the rest
 
-    def __init__(self, local: Engine, pool: Pool, *, fallback: str = "none", device_lock: DeviceLock | None = None):
+    def __init__(self, local: Engine, pool: Pool, *, fallback: str = "none", device_lock: DeviceTurn | None = None):
         self.local = local
         self.pool = pool
         self.remote = RemoteEngine(pool)
         self.fallback = fallback
-        # The synthesis service's lock (one local generation at a time), for the local fallback.
-        self.device_lock = device_lock or DeviceLock()
+        # The synthesis service's device turn (one local generation at a time), for the local fallback.
+        self.device_lock = device_lock or DeviceTurn()
 
     @property
     def weights(self) -> str | None:

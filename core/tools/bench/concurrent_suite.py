@@ -4,11 +4,10 @@
 takes (different speakers and seeds, one checkpoint), made
 
 * ``sequential``: one after another, each on a free device (what one caller sees);
-* ``together``: all at once from ``requests`` threads. The first finds the device
-  free and runs alone; the others queue and are served together in one batch
-  (``core/engine/coalescer.py``);
-* ``queued_alone``: all at once with the coalescer off, each waiting for its turn
-  (the studio before coalescing).
+* ``together``: all at once, as jobs of the take runner queued together: the runner
+  serves them together in shared batches (``core/takes/jobs.py``);
+* ``queued_alone``: all at once with the runner's batching off, each waiting for its
+  turn (the studio before coalescing).
 
 ``ratio`` = together wall / sequential wall. ``same_audio`` says whether every take
 made together is bit-identical to the same take made alone. The ``*_cpu_s`` figures
@@ -22,13 +21,14 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from core.context import AppContext
+from core.takes.jobs import JobRegistry
+from core.takes.service import TakeJob, TakeService
 from core.types import CustomVoiceRequest, Mode, Sampling, SynthesisResult
 
 DEFAULT_REQUESTS = 4
@@ -101,17 +101,24 @@ def measure_concurrent(
         made = [synthesis.synthesize(r) for r in batch]
         return time.perf_counter() - start, _cpu_s() - cpu, made
 
+    runner = JobRegistry(TakeService.for_app(context))
+
     def at_once() -> tuple[float, float, list[SynthesisResult]]:
         start, cpu = time.perf_counter(), _cpu_s()
-        with ThreadPoolExecutor(len(batch)) as pool:
-            made = list(pool.map(synthesis.synthesize, batch))
+        jobs = runner.start_whole([TakeJob(r, "wav") for r in batch], keep=False)
+        made = []
+        for job in jobs:
+            job.wait()
+            if job.result is None:
+                raise job.error or RuntimeError("a take was not made")
+            made.append(job.result)
         return time.perf_counter() - start, _cpu_s() - cpu, made
 
     say(f"concurrent requests: warm-up, {requests} takes x {frames} frames")
     synthesis.synthesize(batch[0])
     seq_times, together_times, alone_times, seq_cpu, together_cpu = [], [], [], [], []
     same = True
-    before = synthesis.coalescer.counts()[0]
+    before = runner.counts()[0]
     for round_ in range(runs):
         say(f"concurrent round {round_ + 1}/{runs}: one after another")
         wall, cpu, alone = sequential()
@@ -125,11 +132,11 @@ def measure_concurrent(
             np.array_equal(a.audio.samples, b.audio.samples) for a, b in zip(alone, together, strict=True)
         )
         say(f"concurrent round {round_ + 1}/{runs}: {requests} at once, each alone in turn")
-        synthesis.coalescer.enabled = False
+        runner.batching = False
         try:
             wall, _cpu, _ = at_once()
         finally:
-            synthesis.coalescer.enabled = True
+            runner.batching = True
         alone_times.append(wall)
     return ConcurrentFigures(
         requests=requests,
@@ -140,7 +147,7 @@ def measure_concurrent(
         queued_alone_s=statistics.median(alone_times),
         sequential_cpu_s=statistics.median(seq_cpu),
         together_cpu_s=statistics.median(together_cpu),
-        served_together=synthesis.coalescer.counts()[0] - before,
+        served_together=runner.counts()[0] - before,
         same_audio=same,
     )
 

@@ -9,11 +9,11 @@ order: the audio as base64 with its format, duration, seed and take id, or an
 ``error`` in OpenAI's shape when that item's generation failed (the others are
 still returned).
 
-Items are served by batched generation: items that share a checkpoint, mode and
-sampling options have their chunks generated together in one engine call, each
-with its own text, voice, instructions, reference and seed
-(``core/engine/request_batch.py``); each item sounds exactly as it does when
-requested alone with the same seed.
+Every item is a take of its own, a job of the one take runner (``core/takes/jobs.py``),
+queued together: the runner serves items that share a checkpoint, mode and sampling
+options in shared engine batches, each with its own text, voice, instructions,
+reference and seed (``core/engine/request_batch.py``); each item sounds exactly as it
+does when requested alone with the same seed. A client that goes away stops them all.
 
 Variants: ``/v1/audio/speech`` with ``"variants": N`` (2-8) answers in this same
 JSON shape, one entry per take, seeds ``s, s+1, ...`` (each entry says its
@@ -27,12 +27,15 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from core.engine.synthesis import MAX_VARIANTS
 from core.serving.context import ServingContext
+from core.takes.job import Job
 from core.takes.service import TakeJob
 from core.types import MAX_SEED
 from studio.api.openai.errors import ApiError, bad_request, error_for
-from studio.api.openai.speech import SpeechPlan, build_job, deliver, parse_speech
+from studio.api.openai.speech import SpeechPlan, build_job, parse_speech, respond, until_finished
 
 MAX_ITEMS = 32
 
@@ -77,28 +80,31 @@ def variant_plans(plan: SpeechPlan, count: int) -> list[SpeechPlan]:
     return [replace(plan, sampling=replace(plan.sampling, seed=(base + k) % (MAX_SEED + 1))) for k in range(count)]
 
 
-def run_batch(
-    ctx: ServingContext, plans: list[SpeechPlan], client: str | None, *, variants: bool = False
+async def run_batch(
+    request: Any, ctx: ServingContext, plans: list[SpeechPlan], client: str | None, *, variants: bool = False
 ) -> dict[str, Any]:
-    """Blocking: generates the items together (batched where they share a model);
-    a failed item carries its error."""
-    jobs: list[TakeJob | Exception] = []
-    for plan in plans:
-        try:
-            jobs.append(build_job(ctx, plan))  # a library voice may encode its prompt here
-        except Exception as exc:  # noqa: BLE001 - reported per item, in OpenAI's shape
-            jobs.append(exc)
-    ready = [job for job in jobs if isinstance(job, TakeJob)]
-    outcomes = iter(ctx.app.synthesis.synthesize_many([job.request for job in ready], client=client))
+    """The items as jobs queued together (batched where they share a model); a failed item
+    carries its error."""
+
+    def start() -> list[Job | Exception]:
+        takes: list[TakeJob | Exception] = []
+        for plan in plans:
+            try:
+                takes.append(build_job(ctx, plan))  # a library voice may encode its prompt here
+            except Exception as exc:  # noqa: BLE001 - reported per item, in OpenAI's shape
+                takes.append(exc)
+        ready = [take for take in takes if isinstance(take, TakeJob)]
+        jobs = iter(ctx.jobs.start_whole(ready, client=client, owner=client or "", tab="api"))
+        return [next(jobs) if isinstance(take, TakeJob) else take for take in takes]
+
+    jobs = await run_in_threadpool(start)
+    await until_finished(request, ctx, [job for job in jobs if isinstance(job, Job)])
     data = []
     for index, (plan, job) in enumerate(zip(plans, jobs, strict=True)):
         try:
-            if not isinstance(job, TakeJob):
+            if not isinstance(job, Job):
                 raise job
-            outcome = next(outcomes)
-            if isinstance(outcome, Exception):
-                raise outcome
-            audio, headers = deliver(ctx, plan, job, outcome)
+            audio, headers = await run_in_threadpool(respond, ctx, plan, job)
         except Exception as exc:  # noqa: BLE001 - reported per item, in OpenAI's shape
             data.append({"index": index, "object": "speech", **error_for(exc).body()})
             continue
@@ -116,6 +122,7 @@ def run_batch(
                 "duration": float(headers["X-Duration"]),
                 "sample_rate": int(headers["X-Sample-Rate"]),
                 "take_id": headers.get("X-Take-Id"),
+                "job_id": job.id,
                 "warnings": headers.get("X-Warnings", "").split(" | ") if headers.get("X-Warnings") else [],
             }
         )

@@ -19,11 +19,12 @@ from core.errors import (
     LibraryError,
     ModelLoadError,
     ModelUnavailable,
+    Stopped,
     StudioError,
     VoiceNotFound,
 )
 from core.serving.audit import AuditLog
-from core.serving.lifecycle import Cancelled, ShuttingDown
+from core.serving.lifecycle import ShuttingDown
 from core.serving.rate_limit import RateLimited
 
 log = logging.getLogger("studio.api.openai")
@@ -64,7 +65,7 @@ def error_for(exc: BaseException) -> ApiError:
         match = _RETRY_AFTER.search(str(exc))
         headers = {"Retry-After": match.group(1)} if match else {}
         return ApiError(429, str(exc), "rate_limit_error", code="rate_limit_exceeded", headers=headers)
-    if isinstance(exc, (ShuttingDown, Cancelled)):
+    if isinstance(exc, ShuttingDown):
         return ApiError(503, str(exc), "server_error", code="shutting_down", headers={"Retry-After": "30"})
     if isinstance(exc, ModelUnavailable):
         return ApiError(503, str(exc), "server_error", param="model", code="model_unavailable")
@@ -76,6 +77,8 @@ def error_for(exc: BaseException) -> ApiError:
         return bad_request(str(exc), "voice", "voice_not_found")
     if isinstance(exc, (InvalidInput, LibraryError)):
         return bad_request(str(exc))
+    if isinstance(exc, Stopped):  # its job was cancelled (POST /v1/audio/speech/{id}/cancel, shutdown)
+        return ApiError(409, str(exc), "invalid_request_error", code="take_stopped")
     if isinstance(exc, StudioError):
         return ApiError(500, str(exc), "server_error")
     log.error("unexpected error in the OpenAI-compatible API", exc_info=exc)

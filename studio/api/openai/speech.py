@@ -15,6 +15,7 @@ mode follows from the model, then from ``ref_audio``, then from the voice.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -32,9 +33,10 @@ from core.audio.io import encode
 from core.audio.reference import prepare_reference
 from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint
 from core.engine.speakers import Speaker, find_speaker, speakers
-from core.errors import AudioError, GenerationError, InvalidInput, StudioError, VoiceNotFound
+from core.errors import AudioError, GenerationError, InvalidInput, VoiceNotFound
 from core.serving.context import ServingContext
 from core.storage.library import Voice
+from core.takes.job import Job, JobState
 from core.takes.recipes import clone_request_for_voice
 from core.takes.service import TakeJob
 from core.takes.values import sampling_from_values
@@ -79,6 +81,7 @@ TASK_NAMES = {Mode.CUSTOM_VOICE: "CustomVoice", Mode.VOICE_DESIGN: "VoiceDesign"
 SAMPLING_FIELDS = ("seed", "temperature", "top_k", "top_p", "repetition_penalty", "max_seconds")
 MAX_INSTRUCTIONS_CHARS = 1000
 MAX_NEW_TOKENS = 4096
+POLL_S = 0.02  # how often a response looks at its job (new pieces, finished, client gone)
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)$", re.S)
 
 
@@ -502,42 +505,43 @@ def result_headers(result: SynthesisResult, take_id: str | None) -> dict[str, st
     return headers
 
 
-def keep_take(ctx: ServingContext, job: TakeJob, result: SynthesisResult) -> str | None:
-    """Keeps the take in the history; the caller still gets the audio if that fails."""
+async def until_finished(request: Any, ctx: ServingContext, jobs: list[Job]) -> None:
+    """Waits for ``jobs``; a client that goes away (or cancels) stops them, as Stop does."""
     try:
-        return ctx.takes.keep(job, result).take.id
-    except (StudioError, OSError) as exc:
-        log.warning("event=api_take_not_kept reason=%s", exc)
-        return None
+        while not all(job.finished for job in jobs):
+            if await request.is_disconnected():
+                raise asyncio.CancelledError
+            await asyncio.sleep(POLL_S)
+    except asyncio.CancelledError:
+        for job in jobs:
+            ctx.jobs.stop(job.id)
+        log.info("event=api_take_stopped reason=client_disconnected jobs=%s", ",".join(j.id for j in jobs))
+        raise
 
 
-def generate(ctx: ServingContext, plan: SpeechPlan, client: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """Blocking: generates the take, keeps it in the history, returns (bytes, headers)."""
-    job = build_job(ctx, plan)
-    return deliver(ctx, plan, job, ctx.app.synthesis.synthesize(job.request))
-
-
-def deliver(
-    ctx: ServingContext, plan: SpeechPlan, job: TakeJob, result: SynthesisResult
-) -> tuple[bytes, dict[str, str]]:
-    """A synthesized plan kept in the history and encoded: (bytes, headers)."""
+def respond(ctx: ServingContext, plan: SpeechPlan, job: Job) -> tuple[bytes, dict[str, str]]:
+    """A finished job's take, encoded for the response: (bytes, headers); its error when it failed."""
+    result = job.result
+    if job.state is not JobState.DONE or result is None:
+        raise job.error or GenerationError("The take was not made.")
     if result.audio.sample_rate != TARGET_SAMPLE_RATE:  # the engine always returns 24 kHz; pcm promises it
         raise GenerationError(f"The model returned {result.audio.sample_rate} Hz audio, not {TARGET_SAMPLE_RATE} Hz.")
-    take_id = keep_take(ctx, job, result)
+    take_id = job.kept[0].take.id if job.kept else None
     data = None
-    if take_id and RESPONSE_FORMATS[plan.response_format][0] == job.fmt:
+    if job.kept and RESPONSE_FORMATS[plan.response_format][0] == job.kept[0].take.format:
         try:
-            data = ctx.app.history.get(take_id).audio_path.read_bytes()  # the history encoded it already
-        except (StudioError, OSError):
+            data = job.kept[0].take.audio_path.read_bytes()  # the history encoded it already
+        except OSError:
             data = None
     if data is None:
         data = encode_for(result.audio, plan.response_format)
     log.info(
-        "event=api_speech mode=%s model=%s format=%s chars=%d audio_s=%.2f",
+        "event=api_speech mode=%s model=%s format=%s chars=%d audio_s=%.2f client=%s",
         plan.mode,
         result.model,
         plan.response_format,
         len(plan.text),
         result.audio.duration,
+        job.client or "local",
     )
-    return data, result_headers(result, take_id)
+    return data, {**result_headers(result, take_id), "X-Job-Id": job.id}

@@ -1,4 +1,8 @@
-"""`qwen-tts-studio synth`: one file from the command line, through the engine."""
+"""`qwen-tts-studio synth`: one file from the command line, through the engine.
+
+The take is a job of the take runner (core/takes/jobs.py), as every take is; it is written to
+``--out``, not kept in History. Ctrl-C stops it within a frame.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from core.audio.io import encode, load_audio, write_audio
 from core.context import build_context
 from core.errors import InvalidInput
 from core.settings import Settings
-from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, Sampling
+from core.takes.jobs import JobRegistry, JobState
+from core.takes.service import TakeJob, TakeService
+from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, Request, Sampling, SynthesisResult
 
 STDIO = "-"  # --text - reads the text from stdin; --out - writes the audio to stdout (Unix pipes)
 
@@ -66,46 +72,38 @@ def _synthesize(args: argparse.Namespace, settings: Settings, text: str, audio_f
     )
     mode = Mode.from_user(args.mode)
     context = build_context(settings)
-    service = context.synthesis
+    request: Request
     if mode == Mode.VOICE_DESIGN:
         if not args.instruct:
             raise InvalidInput("Design mode needs --instruct with a description of the voice.")
-        result = service.design(
-            DesignRequest(
-                text=text, description=args.instruct, language=args.language, size=args.size, sampling=sampling
-            ),
-            _progress,
+        request = DesignRequest(
+            text=text, description=args.instruct, language=args.language, size=args.size, sampling=sampling
         )
     elif mode == Mode.CUSTOM_VOICE:
         if not args.speaker:
             raise InvalidInput("Custom mode needs --speaker, e.g. --speaker Ryan.")
-        result = service.custom_voice(
-            CustomVoiceRequest(
-                text=text,
-                speaker=args.speaker,
-                language=args.language,
-                instruct=args.instruct,
-                size=args.size,
-                sampling=sampling,
-            ),
-            _progress,
+        request = CustomVoiceRequest(
+            text=text,
+            speaker=args.speaker,
+            language=args.language,
+            instruct=args.instruct,
+            size=args.size,
+            sampling=sampling,
         )
     else:
         if args.ref_audio is None:
             raise InvalidInput("Clone mode needs --ref-audio with a reference clip.")
         reference = load_audio(args.ref_audio)
-        result = service.clone(
-            CloneRequest(
-                text=text,
-                language=args.language,
-                reference=reference,
-                reference_text=args.ref_text,
-                x_vector_only=args.x_vector_only,
-                size=args.size,
-                sampling=sampling,
-            ),
-            _progress,
+        request = CloneRequest(
+            text=text,
+            language=args.language,
+            reference=reference,
+            reference_text=args.ref_text,
+            x_vector_only=args.x_vector_only,
+            size=args.size,
+            sampling=sampling,
         )
+    result = _run(TakeService.for_app(context), request)
     if audio_fd is not None:
         with os.fdopen(os.dup(audio_fd), "wb") as pipe:
             pipe.write(encode(result.audio, args.format or "wav"))
@@ -122,3 +120,22 @@ def _synthesize(args: argparse.Namespace, settings: Settings, text: str, audio_f
         file=sys.stderr if audio_fd is not None else sys.stdout,
     )
     return 0
+
+
+def _run(takes: TakeService, request: Request) -> SynthesisResult:
+    """The take as a job of the take runner, its progress on stderr; Ctrl-C stops it."""
+    jobs = JobRegistry(takes)
+    job = jobs.start_whole([TakeJob(request, "wav")], client="cli", tab="cli", keep=False)[0]
+    told = ""
+    try:
+        while not job.wait(0.2):
+            if job.message != told:
+                told = job.message
+                _progress(job.fraction(), told)
+    except KeyboardInterrupt:
+        jobs.stop(job.id)
+        job.wait(30)
+        raise
+    if job.state is not JobState.DONE or job.result is None:
+        raise job.error or InvalidInput("The take was not made.")
+    return job.result

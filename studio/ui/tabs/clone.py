@@ -23,7 +23,7 @@ from core.text import validate_text
 from core.types import CloneRequest, Mode
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
+from studio.ui.handlers import api_endpoint, wire_generate
 from studio.ui.tabs import clone_trim as trims
 from studio.ui.take_voice import save_voice_panel, wire_save_voice
 from studio.ui.transcribe import fill_if_empty, make_fill_transcript, register_transcribe_api, transcript_offer
@@ -517,8 +517,6 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         make_fill_transcript(ctx),
         [reference, start_s, end_s, language],
         [transcript, language, transcribe_note],
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
         **private,
     ).success(
         lambda state, script: (trims.transcript_written(state, script or ""), "", gr.update(visible="hidden")),
@@ -531,12 +529,10 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     # with --auto-transcribe a new clip fills an empty transcript by itself. A filled-in
     # transcript belongs to the current trim, as a typed one does.
     fill_transcript = make_fill_transcript(ctx)
-    device: dict[str, Any] = dict(concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
     transcribe.click(
         fill_transcript,
         [reference, start_s, end_s, language],
         [transcript, language, transcribe_note],
-        **device,
         **private,
     ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
     register_transcribe_api(ctx, [reference, start_s, end_s], transcribe_result)
@@ -552,7 +548,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                 return gr.skip(), gr.skip(), f"⚠️ Not transcribed automatically: {exc.message}"
 
         clip_changed.then(
-            auto_fill, [reference, transcript, language], [transcript, language, transcribe_note], **device, **private
+            auto_fill, [reference, transcript, language], [transcript, language, transcribe_note], **private
         ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
 
     voice.change(

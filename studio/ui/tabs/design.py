@@ -18,7 +18,7 @@ from core.takes.values import (
 from core.types import DesignRequest
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, wire_generate
+from studio.ui.handlers import api_endpoint, wire_generate
 from studio.ui.progress import gradio_progress
 from studio.ui.take_voice import save_voice_panel, wire_save_voice
 from studio.ui.widgets import (
@@ -163,8 +163,6 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
         [text, language, description, save_name, widgets.seed, save_tags],
         save_result,
         "voice_design_save",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
     )
     return {"text": text, "language": language, "description": description, "audio": audio, "info": info}
 

@@ -14,10 +14,9 @@ from core.errors import InvalidInput
 from core.storage.history import Take
 from core.types import MODES as TAKE_MODES
 from core.types import Mode
-from studio.ui.context import StudioContext
+from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE
-from studio.ui.progress import gradio_progress
+from studio.ui.handlers import job_result, owner_of
 from studio.ui.tabs.history_parts import build_parts_panel
 from studio.ui.tabs.history_resume import wire_resume
 
@@ -241,12 +240,14 @@ def build_history_tab(ctx: StudioContext) -> None:
         return (*listing(q, m), False, f"Deleted take {take_id}.")
 
     @friendly_errors
-    def regenerate_take(take_id, q, m, progress=gr.Progress()):
+    async def regenerate_take(take_id, q, m, progress=gr.Progress(), request: gr.Request | None = None):
         # Not named `replay`: a handler of that name shadowed core.takes.replay.replay and called itself.
         if not take_id:
             raise InvalidInput("Pick a take to regenerate.")
-        again = ctx.takes.regenerate(take_id, gradio_progress(progress))
-        original, path, new_id = again.original, again.kept.path, again.kept.take.id
+        # A job of the one take runner, as every take: listed in Running & recent, and Stop reaches it.
+        job = ctx.jobs.regenerate(take_id, client=client_id(request), owner=owner_of(request), tab="history")
+        path, _details = await job_result(ctx, job, progress)
+        original, new_id = history.get(take_id), job.kept[0].take.id
         verdict = ""
         if original.format in ("wav", "flac"):
             same = np.array_equal(load_audio(original.audio_path).samples, load_audio(path).samples)
@@ -256,7 +257,7 @@ def build_history_tab(ctx: StudioContext) -> None:
                 else " The audio differs from the original (another model or library voice version?)."
             )
         rows, choices, note = listing(q, m, new_id)
-        message = f"Regenerated as take {new_id} with seed {again.seed}.{verdict}"
+        message = f"Regenerated as take {new_id} with seed {job.kept[0].take.seed}.{verdict}"
         return rows, choices, note, path, summary(history.get(new_id)), message
 
     private: dict[str, Any] = {"api_visibility": "private"}
@@ -288,7 +289,5 @@ def build_history_tab(ctx: StudioContext) -> None:
         regenerate_take,
         [picker, query, mode],
         [*list_outputs, player, info, message],
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
         **private,
     )

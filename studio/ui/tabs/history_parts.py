@@ -23,7 +23,7 @@ from core.takes.part_edit import PartAction, edit_part
 from core.takes.subtitles import SubtitleFormat, write_subtitles
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, api_function
+from studio.ui.handlers import api_endpoint, api_function
 from studio.ui.progress import gradio_progress
 
 PART_COLUMNS = ["#", "Text", "Time", "Seed"]
@@ -197,7 +197,7 @@ def build_parts_panel(
     picker.change(show_parts, picker, [table, part, srt, vtt], **private)
     part.change(play_part, [picker, part], [audio, same, new, drop], **private)
     for button, action in ((same, PartAction.SAME_SEED), (new, PartAction.NEW_SEED), (drop, PartAction.DELETE)):
-        button.click(redo(action), inputs, outputs, concurrency_id=DEVICE_QUEUE, concurrency_limit=1, **private)
+        button.click(redo(action), inputs, outputs, **private)
 
     _register_api(ctx, subtitle_files)
 
@@ -247,6 +247,4 @@ def _register_api(ctx: StudioContext, subtitle_files: Callable[[Take], tuple[str
         [take_box, part_box, action_box, seed_box],
         [gr.Audio(visible=False, type="filepath"), gr.JSON(visible=False)],
         "part_redo",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
     )

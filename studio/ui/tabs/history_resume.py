@@ -18,7 +18,7 @@ from core.errors import InvalidInput, StudioError
 from core.takes.jobs import Job, JobState
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, job_result, owner_of
+from studio.ui.handlers import api_endpoint, job_result, owner_of
 
 TAB = "history"
 
@@ -122,6 +122,4 @@ def wire_resume(
         [gr.Textbox(visible=False)],
         [gr.Audio(visible=False, type="filepath"), gr.JSON(visible=False)],
         "resume",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
     )

@@ -29,7 +29,7 @@ from core.errors import InvalidInput, LibraryError, VoiceNotFound
 from core.storage.library import Voice, VoiceLibrary
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, api_function
+from studio.ui.handlers import api_endpoint, api_function
 from studio.ui.tabs.clone import NO_VOICE, library_choices
 from studio.ui.tabs.lexicon import build_lexicon_panel
 from studio.ui.transcribe import fill_if_empty, library_transcript_offer, make_fill_library_transcript
@@ -645,8 +645,6 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         make_fill_library_transcript(ctx),
         [picker, edit_language],
         [transcript, edit_language, transcribe_note],
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
         **private,
     )
     for picked in (picker.input, table.select):

@@ -12,7 +12,6 @@ from core.engine.selection import SWITCHABLE, mlx_weights, switch_engine
 from core.settings import MLX_QUANTIZE, EngineKind
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE
 from studio.ui.progress import gradio_progress
 from studio.ui.widgets import demo_banner
 
@@ -123,7 +122,8 @@ def build_models_tab(ctx: StudioContext) -> None:
 
     @friendly_errors
     def do_load(key, progress=gr.Progress()):
-        loaded = manager.get(ctx.app.catalog.get(key), gradio_progress(progress))
+        with ctx.jobs.device():  # a turn of the device, as a take is (core/takes/jobs.py)
+            loaded = manager.get(ctx.app.catalog.get(key), gradio_progress(progress))
         return (
             *snapshot(),
             f"Loaded **{loaded.checkpoint.key}** on {loaded.device} ({loaded.dtype}) in {loaded.load_seconds:.1f} s.",
@@ -131,7 +131,8 @@ def build_models_tab(ctx: StudioContext) -> None:
 
     @friendly_errors
     def do_unload(key):
-        removed = manager.unload(ctx.app.catalog.get(key).key)
+        with ctx.jobs.device():
+            removed = manager.unload(ctx.app.catalog.get(key).key)
         return *snapshot(), f"Unloaded **{key}**." if removed else f"{key} was not loaded."
 
     @friendly_errors
@@ -167,13 +168,11 @@ def build_models_tab(ctx: StudioContext) -> None:
         [engine, mlx_weights],
         outputs,
         api_visibility="private",
-        concurrency_id=DEVICE_QUEUE,
-        concurrency_limit=1,
     )
-    load.click(do_load, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
-    unload.click(do_unload, choice, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    load.click(do_load, choice, outputs, api_visibility="private")
+    unload.click(do_unload, choice, outputs, api_visibility="private")
     download.click(do_download, choice, outputs, api_visibility="private")
-    apply_max.click(do_apply, max_resident, outputs, api_visibility="private", concurrency_id=DEVICE_QUEUE)
+    apply_max.click(do_apply, max_resident, outputs, api_visibility="private")
     refresh.click(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)
     # Other tabs and scripts load models too; show the truth whenever the tab opens.
     tab.select(lambda: (*snapshot(), ""), None, outputs, api_visibility="private", queue=False)

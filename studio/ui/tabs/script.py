@@ -39,7 +39,7 @@ from core.takes.values import (
 from core.types import Mode
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, job_result, owner_of
+from studio.ui.handlers import api_endpoint, job_result, owner_of
 from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, sampling_widgets
 
 EXAMPLE_SCRIPT = """\
@@ -467,9 +467,7 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
 
         script_render, script_stream, resume_handler, stopped_here = make_script_handlers(ctx)
         inputs = [script, casting, language, size, pause, *widgets.inputs]
-        api_endpoint(
-            script_render, inputs, [take, zip_file, info], "script", concurrency_id=DEVICE_QUEUE, concurrency_limit=1
-        )
+        api_endpoint(script_render, inputs, [take, zip_file, info], "script")
 
         def offer_resume(request: gr.Request | None = None) -> dict[str, Any]:
             """Resume is offered when this session's last script was stopped part-way."""
@@ -491,8 +489,6 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                 outputs,
                 api_visibility="private",
                 show_progress="hidden",  # the progress line under Render says it
-                concurrency_id=DEVICE_QUEUE,
-                concurrency_limit=1,
             )
             event.success(summary_from_info, info, summary, api_visibility="private", queue=False)
             for after in (event.success, event.failure):

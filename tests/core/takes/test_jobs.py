@@ -29,7 +29,7 @@ def registry(demo_context):
     demo_context.synthesis.batching = False
     registry = JobRegistry(TakeService.for_app(demo_context))
     yield registry
-    registry.close()
+    registry.stop_all()
 
 
 def take_job(text: str = LONG) -> TakeJob:
@@ -116,7 +116,7 @@ def test_resume_after_a_restart_uses_the_stored_chunks(registry, demo_context):
         made = load_audio(again.kept[0].path).samples
         np.testing.assert_allclose(made, load_audio(whole.path).samples, atol=1e-4)
     finally:
-        fresh.close()
+        fresh.stop_all()
 
 
 def test_a_queued_job_waits_and_a_stopped_one_never_runs(registry):

@@ -27,7 +27,7 @@ def registry(demo_context):
     demo_context.synthesis.batching = False  # line by line, so there is a line to stop after
     registry = JobRegistry(TakeService.for_app(demo_context))
     yield registry
-    registry.close()
+    registry.stop_all()
 
 
 def plan(ctx):

@@ -77,14 +77,18 @@ def test_batch_items_equal_each_item_alone_with_fewer_engine_calls(server, calls
     data = response.json()["data"]
     assert [d["index"] for d in data] == [0, 1, 2, 3]
     assert [d["seed"] for d in data] == [3, 4, 5, 6]
+    # Every item is a job of the take runner, listed for its client, with its own take.
+    jobs = {j.id: j for j in ctx.jobs.all()}
+    assert all(jobs[d["job_id"]].state.value == "done" and jobs[d["job_id"]].client == "127.0.0.1" for d in data)
     # Measured like any generation (the server wraps synthesize_many: metrics, in-flight count).
     text = httpx.get(f"{url}metrics").text
     counts = [line for line in text.splitlines() if line.startswith("qwen_tts_studio_generation_seconds_count")]
     assert any('mode="custom_voice"' in c and float(c.split()[-1]) >= 3 for c in counts), counts
     assert any('mode="voice_design"' in c and float(c.split()[-1]) >= 1 for c in counts), counts
     # The three custom-voice items (5 chunks: LONG has 3) share one call despite different
-    # speakers and seeds; the design item (another model) goes alone: 2 calls for 4 items.
-    assert calls == {"generate_batch": [5], "generate_one": [1], "stream_chunk": []}, calls
+    # speakers and seeds; the design item (another model) goes alone, as an ordinary take
+    # (its chunk through stream_chunk, which makes it with generate_one): 2 calls for 4 items.
+    assert calls == {"generate_batch": [5], "generate_one": [1], "stream_chunk": [1]}, calls
     assert all(ctx.app.history.get(d["take_id"]) for d in data)  # each item is a kept take
 
     for name in calls:

@@ -1,9 +1,9 @@
 """Concurrent /v1/audio/speech calls that queue for a busy device are served together.
 
 A real server on the demo models; real clients (the openai package) on threads.
-The device is kept busy by holding the engine's device lock, as a running take
-does; the calls that arrive meanwhile queue, and when it frees the first of them
-serves all of them through one batched engine call. Each answer must be byte for
+The device is kept busy by a turn of the take runner's device lane, as a running take
+does; the calls that arrive meanwhile queue as jobs, and when it frees the runner
+serves all of them through one batched engine call, each still its own job. Each answer must be byte for
 byte the answer the same call got alone, and /metrics and the log must say the
 takes were served together.
 """
@@ -68,12 +68,11 @@ def test_concurrent_calls_queued_behind_a_busy_device_are_served_together(server
 
     url, ctx = server
     alone = [speak(url, call) for call in CALLS]  # the device is free: each call runs alone
-    coalescer = ctx.app.synthesis.coalescer
-    assert coalescer.counts() == (0, 0)
+    assert ctx.jobs.counts() == (0, 0)
     busy, free = threading.Event(), threading.Event()
 
     def running_take() -> None:  # what a take in progress does: hold the device
-        with ctx.app.synthesis._device_lock:
+        with ctx.jobs.device():
             busy.set()
             free.wait(120)
 
@@ -83,18 +82,22 @@ def test_concurrent_calls_queued_behind_a_busy_device_are_served_together(server
     with caplog.at_level(logging.INFO), ThreadPoolExecutor(len(CALLS)) as pool:
         futures = [pool.submit(speak, url, call) for call in CALLS]
         deadline = time.monotonic() + 120
-        while coalescer.waiting() < len(CALLS):
-            assert time.monotonic() < deadline, coalescer.waiting()
+        while len([j for j in ctx.jobs.all() if j.state.value == "queued"]) < len(CALLS):
+            assert time.monotonic() < deadline, "the calls never queued"
             time.sleep(0.02)
         free.set()
         together = [f.result(timeout=600) for f in futures]
     holder.join()
     assert together == alone  # each caller got exactly what it got alone
-    assert coalescer.counts() == (3, 1)
+    assert ctx.jobs.counts() == (3, 1)
+    served = [j for j in ctx.jobs.all() if j.together == 3]
+    assert len(served) == 3 and all(j.state.value == "done" and j.kept for j in served)  # each its own job
     metrics = httpx.get(f"{url}metrics", timeout=30).text
     assert counter(metrics, "qwen_tts_studio_requests_served_together_total") == 3
     assert counter(metrics, "qwen_tts_studio_coalesced_batches_total") == 1
     lines = [r.getMessage() for r in caplog.records if "event=coalesce" in r.getMessage()]
-    assert len(lines) == 1 and "requests=3" in lines[0] and "engine_calls=1" in lines[0]
+    assert len(lines) == 1 and "requests=3" in lines[0] and "clients=127.0.0.1" in lines[0]
+    batched = [r.getMessage() for r in caplog.records if "event=request_batch" in r.getMessage()]
+    assert len(batched) == 1 and "engine_calls=1" in batched[0]
     # Every caller's take is in the history, as any API take is.
     assert len(ctx.app.history.list()) >= 2 * len(CALLS)

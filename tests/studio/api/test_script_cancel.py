@@ -33,9 +33,9 @@ def test_cancel_stops_a_script_keeps_its_lines_and_resume_finishes_it(studio_ser
         assert kept.mode == "script" and kept.status == "stopped"
         assert 2 <= kept.stopped_at < 8 and kept.total_chunks == 8 and len(kept.parts) == kept.stopped_at
         assert kept.status_label == f"stopped at line {kept.stopped_at + 1} of 8"
-        # The device is free: nothing holds its lock, and the next request is served at once.
+        # The device is free: no job runs on it, and the next request is served at once.
         deadline = time.monotonic() + 10
-        while synthesis._device_lock.locked():
+        while ctx.jobs.busy():
             assert time.monotonic() < deadline, "the device is still busy after the cancel"
             time.sleep(0.05)
         path, details = client.predict(

@@ -225,11 +225,66 @@ def test_client_disconnect_stops_the_generation(server):
         assert response.status_code == 200
         next(response.iter_raw())
     # The response is closed after the first piece: the generation must stop well before a minute of audio.
-    deadline = time.monotonic() + 30
-    while ctx.lifecycle.in_flight and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert ctx.lifecycle.in_flight == 0, "the generation kept running after the client left"
-    assert len(ctx.app.history.list()) == before  # an abandoned stream keeps no take
+    job = ctx.jobs.get(response.headers["X-Job-Id"])
+    assert job.wait(30), "the generation kept running after the client left"
+    assert job.state.value == "stopped" and ctx.lifecycle.in_flight == 0
+    assert len(ctx.app.history.list()) == before  # no chunk was finished: nothing to keep
+
+
+LONG = " ".join(f"Sentence number {n} of a long streamed take." for n in range(1, 7))
+
+
+def test_a_stream_left_midway_keeps_a_partial_take_and_frees_the_device_within_a_second(server):
+    url, ctx = server
+    synthesis = ctx.app.synthesis
+    saved = synthesis.chunk_chars, synthesis.batching
+    synthesis.chunk_chars, synthesis.batching = 50, False  # six chunks, made one by one
+    body = {"model": "tts-1", "voice": "Ryan", "input": LONG, "stream": True, "response_format": "pcm"}
+    try:
+        with httpx.stream(
+            "POST", f"{url}v1/audio/speech", json={**body, "seed": 7, "max_seconds": 2}, timeout=120
+        ) as response:
+            assert response.status_code == 200
+            job = ctx.jobs.get(response.headers["X-Job-Id"])
+            assert job.client == "127.0.0.1" and job in ctx.jobs.all()  # listed in Running & recent
+            pieces = response.iter_raw()
+            while job.chunks_done < 2:  # reading keeps the take going
+                next(pieces)
+        left = time.monotonic()
+        assert job.wait(1.0), "the job kept running after the client left"
+        next_one = post(url, {"model": "tts-1", "voice": "Ryan", "input": "Next.", "response_format": "wav"})
+    finally:
+        synthesis.chunk_chars, synthesis.batching = saved
+    assert next_one.status_code == 200
+    assert ctx.jobs.get(next_one.headers["X-Job-Id"]).started - left < 1.0  # the device was free at once
+    assert job.state.value == "stopped"
+    kept = ctx.app.history.get(job.partial.take.id)  # the chunks made are a partial take in History
+    assert kept.status == "stopped" and 2 <= kept.stopped_at < 6 and kept.total_chunks == 6
+
+
+def test_takes_are_jobs_cancelled_by_id_and_logged_with_their_client(server, caplog):
+    import logging
+
+    url, ctx = server
+    with caplog.at_level(logging.INFO):
+        whole = post(url, {"model": "tts-1", "voice": "Ryan", "input": "A whole take.", "response_format": "wav"})
+    assert whole.status_code == 200
+    job = ctx.jobs.get(whole.headers["X-Job-Id"])  # listed in Running & recent, for its client
+    assert job.state.value == "done" and job.client == "127.0.0.1" and job.kept[0].take.id == whole.headers["X-Take-Id"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=generation")]
+    assert lines and all("client=127.0.0.1" in line for line in lines)  # not client=local
+    # A running take stops by its id (a stream here: its id arrives with the first bytes).
+    body = {"model": "tts-1", "voice": "Ryan", "input": "Hello.", "stream": True, "response_format": "pcm"}
+    with httpx.stream(
+        "POST", f"{url}v1/audio/speech", json={**body, "seed": 2, "max_seconds": 60}, timeout=120
+    ) as response:
+        job_id = response.headers["X-Job-Id"]
+        cancelled = httpx.post(f"{url}v1/audio/speech/{job_id}/cancel", timeout=30)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["id"] == job_id and cancelled.json()["status"] == "stopped"
+        assert sum(len(p) for p in response.iter_raw()) / 2 / 24_000 < 30  # the stream ended early
+    missing = httpx.post(f"{url}v1/audio/speech/job-0-0/cancel", timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"
 
 
 # --------------------------------------------------------------------------- voices

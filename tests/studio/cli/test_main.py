@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -36,7 +37,7 @@ def base_args(tmp_path, demo_checkpoints):
     ]
 
 
-def test_synth_design_custom_and_clone(base_args, tmp_path, speech_wav, capsys):
+def test_synth_design_custom_and_clone(base_args, tmp_path, speech_wav, capsys, caplog):
     runs = [
         (["--mode", "design", "--instruct", "A deep calm voice."], "design.wav"),
         (["--mode", "custom", "--speaker", "Aiden", "--instruct", "Slowly", "--size", "1.7B"], "custom.flac"),
@@ -44,27 +45,32 @@ def test_synth_design_custom_and_clone(base_args, tmp_path, speech_wav, capsys):
     ]
     for extra, name in runs:
         out = tmp_path / name
-        code = main(
-            [
-                "synth",
-                *base_args,
-                "--text",
-                "Hello from the command line.",
-                "--seed",
-                "3",
-                "--max-new-tokens",
-                "10",
-                *extra,
-                "--out",
-                str(out),
-            ]
-        )
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="core.takes.jobs"):
+            code = main(
+                [
+                    "synth",
+                    *base_args,
+                    "--text",
+                    "Hello from the command line.",
+                    "--seed",
+                    "3",
+                    "--max-new-tokens",
+                    "10",
+                    *extra,
+                    "--out",
+                    str(out),
+                ]
+            )
         printed = capsys.readouterr().out
         assert code == 0, printed
         info = sf.info(str(out))
         assert info.samplerate == 24_000 and info.frames > 0
         assert re.search(r"wrote .*: [\d.]+ s of audio at 24000 Hz, seed 3", printed)
         assert "real-time factor" in printed
+        # A job of the take runner, as every take (not kept in History: the file is the take).
+        jobs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=job ")]
+        assert len(jobs) == 1 and "kind=take state=done" in jobs[0] and "client=cli" in jobs[0], jobs
 
 
 def test_synth_reads_text_files_and_formats_from_flag(base_args, tmp_path, capsys):

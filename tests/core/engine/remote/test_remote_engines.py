@@ -25,7 +25,9 @@ from core.engine.remote.discovery import ServerKind, discover
 from core.engine.remote.pool import Pool
 from core.engine.synthesis import ChunkAudio
 from core.errors import GenerationError, SettingsError
+from core.takes.jobs import JobRegistry
 from core.takes.recipes import clone_request_for_voice
+from core.takes.service import TakeJob, TakeService
 from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Sampling, SynthesisResult
 from tests.conftest import make_demo_settings
 from tests.core.engine.remote.conftest import AUTH, EngineStudio, running
@@ -289,15 +291,14 @@ def test_circuit_breaker_opens_then_half_opens_when_the_server_is_back(engines, 
 
 
 def test_remote_takes_never_wait_for_the_local_device_and_run_at_once_on_two_servers(engines, make_context):
-    from concurrent.futures import ThreadPoolExecutor
 
     a, b = (running(s) for s in engines)
     ctx = make_context(a, b)
-    # A local generation holds the device (the lock every local take takes) the whole time.
+    runner = JobRegistry(TakeService.for_app(ctx))  # the take runner: its device lane is busy the whole time
     holding, release = threading.Event(), threading.Event()
 
     def local_generation() -> None:
-        with ctx.synthesis._device_lock:
+        with runner.device():
             holding.set()
             release.wait(120)
 
@@ -319,12 +320,13 @@ def test_remote_takes_never_wait_for_the_local_device_and_run_at_once_on_two_ser
         CustomVoiceRequest(text="Two remote takes at once, the second.", speaker="Aiden", size="0.6B"),
     ]
     try:
-        with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(ctx.synthesis.synthesize, requests, timeout=120))
+        jobs = [runner.start_take(TakeJob(r, "wav"), live=False) for r in requests]
+        assert all(job.wait(120) for job in jobs)
+        results = [job.result for job in jobs]
     finally:
         stop.set()
         watcher.join()
-        still_held = ctx.synthesis._device_lock.locked()
+        still_held = holder.is_alive()
         release.set()
         holder.join()
     assert still_held  # both takes finished while the local device was busy

@@ -29,4 +29,4 @@ def test_stop_ends_a_script_render_and_keeps_the_lines_made(demo_context):
     final = updates[-1][5]
     assert final.startswith("Stopped at line ") and "line(s) made are in the files list" in final, final
     assert 2 <= job.chunks_done < 8
-    assert not demo_context.synthesis._device_lock.locked()
+    assert not ctx.jobs.busy()
