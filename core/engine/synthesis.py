@@ -34,7 +34,6 @@ from core.engine.cancel import DeviceTurn, check_current
 from core.engine.catalog import Catalog, Checkpoint
 from core.engine.interface import BatchItem, Engine
 from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
-    FastPath,
     LiveAudio,
 )
 from core.engine.model_manager import LoadedModel, ModelManager
