@@ -11,9 +11,11 @@ import json
 
 import pytest
 
+from core.engine.cancel import CancelToken, cancellable
+from core.errors import Stopped
 from core.events import Events, GenerationFinished, VoiceAction, VoiceChanged
 from core.serving.context import ServingContext
-from core.serving.lifecycle import Cancelled, ShuttingDown
+from core.serving.lifecycle import ShuttingDown
 from core.serving.metrics import current_endpoint
 from core.types import DesignRequest, Sampling, SynthesisResult
 from tests.conftest import spoken
@@ -98,12 +100,14 @@ def test_generations_are_counted_by_entry_point_and_admitted_by_the_lifecycle(wa
     assert _metric(watched, "qwen_tts_studio_requests_total", **labels) == 1
     assert _metric(watched, "qwen_tts_studio_generation_seconds_count", mode="voice_design") == 2
 
-    # A shutdown stops a running take at its next piece (counted as a failed generation) ...
-    stream = synthesis.stream(_request("A longer take. " * 4))
-    next(stream)
-    watched.lifecycle.cancel()
-    with pytest.raises(Cancelled):
-        list(stream)
+    # A take stopped by its job's token (Stop, or a shutdown through JobRegistry.stop_all)
+    # is counted as a failed generation ...
+    token = CancelToken()
+    with cancellable(token):
+        stream = synthesis.stream(_request("A longer take. " * 4))
+        token.cancel()  # before its first chunk: the service checks the token before every chunk
+        with pytest.raises(Stopped):
+            list(stream)
     assert _metric(watched, "qwen_tts_studio_request_errors_total", status="500", **labels) == 1
     assert watched.lifecycle.in_flight == 0
     # ... and once draining, none starts.
