@@ -68,7 +68,8 @@ def _text(value: Any, name: str) -> str:
 
 
 def _optional(value: Any, name: str) -> str | None:
-    return _text(value, name).strip() or None
+    """A text field or None when empty: kept as given, as the model hears it (and replays it)."""
+    return _text(value, name) or None
 
 
 def request_for(
@@ -77,7 +78,7 @@ def request_for(
     """The engine request for ``ask``: (request, the library voice it clones or None, whether that
     voice's clone prompt came from its cache). A library voice needs ``library`` and ``synthesis``."""
     text = _text(ask.text, "Text")
-    size = _optional(ask.size, "Size")
+    size = _text(ask.size, "Size").strip() or None
     sampling, post = ask.options.sampling, ask.options.post
     common: dict[str, Any] = dict(text=text, size=size, sampling=sampling, post=post)
     if ask.mode is Mode.VOICE_DESIGN:
@@ -90,7 +91,7 @@ def request_for(
         return CustomVoiceRequest(speaker=speaker, instruct=instruct, language=language, **common), None, False
     if ask.mode is not Mode.BASE:
         raise InvalidInput(f"'{ask.mode}' cannot speak; choose VoiceDesign, CustomVoice or Base.")
-    name = _optional(ask.voice, "Voice")
+    name = _text(ask.voice, "Voice").strip() or None
     if name is None:
         if ask.reference is None:
             raise InvalidInput("A clone needs a reference clip or a library voice.")

@@ -1,7 +1,7 @@
 """The Advanced fields, in one table: the accordion's widgets and the named API's parameters.
 
-Each row is one field: its widget (kind, label, starting value, range or
-choices, help), the default a handler's signature gives it, and its name — the
+Each entry is one field: its widget (Gradio class, label, starting value, range
+or choices, help), the default a handler's signature gives it, and its name: the
 named API's parameter and ``core.takes.values.options_from_values``' keyword.
 ``advanced_accordion`` lays the widgets out; ``with_advanced`` gives a tab's
 handler the fields as parameters (in table order, where its ``advanced``
@@ -15,7 +15,6 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import gradio as gr
@@ -24,122 +23,75 @@ from core.audio.edit import POST_NORMALIZE_MODES
 from core.takes.values import OUTPUT_FORMATS, options_from_values
 from studio.ui.widgets import MAX_TAKES
 
-
-class Widget(str, Enum):
-    NUMBER = "number"
-    SLIDER = "slider"
-    DROPDOWN = "dropdown"
-    CHECKBOX = "checkbox"
+SAME = object()  # a handler default equal to the widget's starting value
+Component = type[gr.components.Component]
 
 
 @dataclass(frozen=True)
 class Field:
-    name: str  # the named API's parameter; the OpenAI body field and CLI option of the same name where they exist
+    name: str  # the named API's parameter (and the OpenAI body field or CLI option of that name, where one exists)
     label: str
-    widget: Widget
+    widget: Component  # gr.Number, gr.Slider, gr.Dropdown or gr.Checkbox
     value: Any  # what the widget starts at, so what gradio_client sends when a script leaves it out
-    default: Any  # the handler's default: a direct call that leaves it out
-    annotation: Any
-    row: int  # fields with the same row share one line of the accordion
-    range: tuple[float, float, float] | None = None  # minimum, maximum, step
-    choices: tuple[str, ...] = ()
-    info: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # widget arguments of this field alone
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the widget's own: range, choices, help...
+    default: Any = SAME  # the handler's default, for a direct call that leaves it out (None: the model's own)
+
+    def widget_of(self) -> gr.components.Component:
+        return self.widget(value=self.value, label=self.label, **self.kwargs)
+
+    @property
+    def parameter(self) -> inspect.Parameter:
+        default = self.value if self.default is SAME else self.default
+        annotation = {gr.Dropdown: str, gr.Checkbox: bool}.get(self.widget, float | None)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        return inspect.Parameter(self.name, kind, default=default, annotation=annotation)
 
 
-FINISHING_ROW = 4  # the rows from here on finish the whole take
-ADVANCED: tuple[Field, ...] = (
-    # One seed control: empty means random; a number repeats a take exactly. -1 still means random,
-    # for scripts written against the old checkbox + "-1" pair.
-    Field(
-        "seed",
-        "Seed",
-        Widget.NUMBER,
-        # A callable: Gradio shows (and sends) a Number's initial None as 0, a fixed seed; None
-        # sent at page load shows as an empty box that sends None (random).
-        lambda: None,
-        None,
-        float | None,
-        0,
-        info="Leave empty for a new random seed each take; type a take's seed to make it again exactly",
-        extra=dict(placeholder="random", precision=0, minimum=-1, elem_classes=["seed-control"]),
+def slider(minimum: float, maximum: float, step: float, info: str | None = None) -> dict[str, Any]:
+    return dict(minimum=minimum, maximum=maximum, step=step, info=info)
+
+
+def menu(choices: Any, info: str | None = None) -> dict[str, Any]:
+    return dict(choices=list(choices), info=info, allow_custom_value=True)
+
+
+TEMPERATURE_HELP = "Higher = livelier and less predictable"
+MAX_SECONDS_HELP = "0 = automatic, derived from the text"
+NORMALISE_HELP = "peak: -1 dBFS · loudness: -20 LUFS"
+SEED_HELP = "Leave empty for a new random seed each take; type a take's seed to make it again exactly"
+SEED = dict(placeholder="random", precision=0, minimum=-1, info=SEED_HELP, elem_classes=["seed-control"])
+FADE = dict(minimum=0, maximum=10)
+# The accordion's rows, top to bottom; the rows from FINISHING on finish the whole take.
+ROWS: tuple[tuple[Field, ...], ...] = (
+    # One seed control: empty (or -1, as old scripts send) means random; a number repeats a take exactly.
+    # Its value is a callable: Gradio shows (and sends) a Number's initial None as 0, a fixed seed;
+    # None sent at page load shows as an empty box that sends None (random).
+    (Field("seed", "Seed", gr.Number, lambda: None, SEED, default=None),),
+    (
+        Field("temperature", "Temperature", gr.Slider, 0.9, slider(0.1, 1.5, 0.05, TEMPERATURE_HELP), default=None),
+        Field("top_k", "Top-k", gr.Slider, 50, slider(1, 100, 1), default=None),
     ),
-    Field(
-        "temperature",
-        "Temperature",
-        Widget.SLIDER,
-        0.9,
-        None,
-        float | None,
-        1,
-        (0.1, 1.5, 0.05),
-        info="Higher = livelier and less predictable",
+    (
+        Field("top_p", "Top-p", gr.Slider, 1.0, slider(0.05, 1.0, 0.05), default=None),
+        Field("repetition_penalty", "Repetition penalty", gr.Slider, 1.05, slider(1.0, 1.5, 0.01), default=None),
     ),
-    Field("top_k", "Top-k", Widget.SLIDER, 50, None, float | None, 1, (1, 100, 1)),
-    Field("top_p", "Top-p", Widget.SLIDER, 1.0, None, float | None, 2, (0.05, 1.0, 0.05)),
-    Field("repetition_penalty", "Repetition penalty", Widget.SLIDER, 1.05, None, float | None, 2, (1.0, 1.5, 0.01)),
-    Field(
-        "max_seconds",
-        "Max length per chunk (s)",
-        Widget.SLIDER,
-        0,
-        0,
-        float | None,
-        3,
-        (0, 160, 1),
-        info="0 = automatic, derived from the text",
+    (
+        Field("max_seconds", "Max length per chunk (s)", gr.Slider, 0, slider(0, 160, 1, MAX_SECONDS_HELP)),
+        Field("format", "Output format", gr.Dropdown, "wav", menu(OUTPUT_FORMATS)),
     ),
-    Field("format", "Output format", Widget.DROPDOWN, "wav", "wav", str, 3, choices=tuple(OUTPUT_FORMATS)),
-    Field(
-        "output_normalize",
-        "Normalise",
-        Widget.DROPDOWN,
-        "none",
-        "none",
-        str,
-        FINISHING_ROW,
-        choices=tuple(POST_NORMALIZE_MODES),
-        info="peak: -1 dBFS · loudness: -20 LUFS",
+    (
+        Field("output_normalize", "Normalise", gr.Dropdown, "none", menu(POST_NORMALIZE_MODES, NORMALISE_HELP)),
+        Field("output_fade_in_s", "Fade in (s)", gr.Number, 0.0, FADE),
+        Field("output_fade_out_s", "Fade out (s)", gr.Number, 0.0, FADE),
     ),
-    Field(
-        "output_fade_in_s",
-        "Fade in (s)",
-        Widget.NUMBER,
-        0.0,
-        0.0,
-        float,
-        FINISHING_ROW,
-        extra=dict(minimum=0, maximum=10),
+    (
+        Field("output_trim_silence", "Trim leading/trailing silence", gr.Checkbox, False),
+        Field("output_remove_dc", "Remove DC offset", gr.Checkbox, False),
     ),
-    Field(
-        "output_fade_out_s",
-        "Fade out (s)",
-        Widget.NUMBER,
-        0.0,
-        0.0,
-        float,
-        FINISHING_ROW,
-        extra=dict(minimum=0, maximum=10),
-    ),
-    Field("output_trim_silence", "Trim leading/trailing silence", Widget.CHECKBOX, False, False, bool, 5),
-    Field("output_remove_dc", "Remove DC offset", Widget.CHECKBOX, False, False, bool, 5),
 )
+FINISHING = 4
+ADVANCED: tuple[Field, ...] = tuple(f for row in ROWS for f in row)
 NAMES = tuple(f.name for f in ADVANCED)
-SAMPLING_NAMES = NAMES[: NAMES.index("max_seconds") + 1]  # those that shape the generation itself
-
-
-def make_widget(spec: Field) -> gr.components.Component:
-    """The widget of one field of the table."""
-    common: dict[str, Any] = dict(label=spec.label, info=spec.info, **spec.extra)
-    if spec.widget is Widget.SLIDER:
-        assert spec.range is not None
-        minimum, maximum, step = spec.range
-        return gr.Slider(minimum, maximum, value=spec.value, step=step, **common)
-    if spec.widget is Widget.DROPDOWN:
-        return gr.Dropdown(list(spec.choices), value=spec.value, allow_custom_value=True, **common)
-    if spec.widget is Widget.CHECKBOX:
-        return gr.Checkbox(spec.value, **common)
-    return gr.Number(spec.value, **common)
 
 
 @dataclass
@@ -167,22 +119,18 @@ def advanced_accordion(*, takes: bool = False) -> AdvancedWidgets:
                 info="Generate several takes at once (seeds s, s+1, ...) to compare side by side",
                 elem_id="takes-count",
             )
-        for row in sorted({f.row for f in ADVANCED}):
-            if row == FINISHING_ROW:
+        for number, row in enumerate(ROWS):
+            if number == FINISHING:
                 gr.Markdown("**Finishing** (applied to the whole take)")
-            fields = [f for f in ADVANCED if f.row == row]
-            if len(fields) == 1:
-                inputs.append(make_widget(fields[0]))
+            if len(row) == 1:
+                inputs.append(row[0].widget_of())
                 continue
             with gr.Row():
-                inputs.extend(make_widget(f) for f in fields)
+                inputs.extend(f.widget_of() for f in row)
     return AdvancedWidgets(inputs, takes_slider)
 
 
-PARAMETERS = [
-    inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.annotation)
-    for f in ADVANCED
-]
+PARAMETERS = [f.parameter for f in ADVANCED]
 Handler = Callable[..., Any]
 
 
@@ -198,7 +146,8 @@ def with_advanced(fn: Handler) -> Handler:
         bound = spread.bind(*args, **kwargs)
         bound.apply_defaults()
         values = dict(bound.arguments)
-        return values | {"advanced": options_from_values(**{name: values.pop(name) for name in NAMES})}
+        advanced = options_from_values(**{name: values.pop(name) for name in NAMES})
+        return {**values, "advanced": advanced}
 
     if inspect.iscoroutinefunction(fn):
 
@@ -217,7 +166,6 @@ def with_advanced(fn: Handler) -> Handler:
             return fn(**unpack(args, kwargs))
 
     wrapper.__signature__ = spread  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "advanced"} | {
-        f.name: f.annotation for f in ADVANCED
-    }
+    annotations = {p.name: p.annotation for p in PARAMETERS}
+    wrapper.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k != "advanced"} | annotations
     return wrapper

@@ -32,7 +32,7 @@ def test_design_ask_becomes_a_design_request_with_its_options_and_details():
 
 
 def test_custom_voice_ask_reports_the_speakers_name_and_drops_an_empty_instruction():
-    job = take_job(Ask(Mode.CUSTOM_VOICE, "Hi.", None, " ", speaker="ryan", instruct="  "))
+    job = take_job(Ask(Mode.CUSTOM_VOICE, "Hi.", None, " ", speaker="ryan", instruct=""))
     assert isinstance(job.request, CustomVoiceRequest)
     assert (job.request.speaker, job.request.instruct, job.request.size, job.request.language) == (
         "ryan",
