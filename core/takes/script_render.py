@@ -28,7 +28,8 @@ from core.engine.speakers import Speaker, find_speaker, speakers
 from core.engine.synthesis import DEMO_WARNING, SynthesisService
 from core.errors import GenerationError, InvalidInput, Stopped, StudioError
 from core.storage.library import Voice, VoiceLibrary
-from core.takes.recipes import RECIPE_VERSION, clone_request_for_voice
+from core.takes.recipes import RECIPE_VERSION
+from core.takes.requests import Ask, request_for
 from core.takes.script_grammar import (
     MAX_LINES,
     Casting,
@@ -41,6 +42,7 @@ from core.takes.script_grammar import (
     script_text,
     strip_group,
 )
+from core.takes.values import Options
 from core.types import (
     MAX_SEED,
     CloneRequest,
@@ -606,16 +608,11 @@ def _line_request(
     prompt_times: dict[str, float],
     progress: ProgressCallback | None,
 ) -> ScriptRequest:
+    ask = Ask(Mode.CUSTOM_VOICE, line.text, voice.language, voice.checkpoint.size, options=Options(sampling, post))
     if voice.speaker is not None:
-        return CustomVoiceRequest(
-            text=line.text,
-            speaker=voice.speaker.id,
-            language=voice.language,
-            instruct=voice.spec.instruct,
-            size=voice.checkpoint.size,
-            sampling=sampling,
-            post=post,
-        )
+        request, _, _ = request_for(replace(ask, speaker=voice.speaker.id, instruct=voice.spec.instruct))
+        assert isinstance(request, CustomVoiceRequest)
+        return request
     key = name_key(line.speaker)
     if key not in templates:
         library_voice = voice.voice
@@ -624,15 +621,10 @@ def _line_request(
         if progress:
             progress(0.0, f"preparing the voice '{library_voice.name}'")
         start = time.perf_counter()
-        templates[key], cached_prompts[key] = clone_request_for_voice(
-            library,
-            synthesis,
-            library_voice.id,
-            text=line.text,
-            language=voice.language,
-            size=voice.checkpoint.size,
-            sampling=sampling,
-        )
+        ask = replace(ask, mode=Mode.BASE, voice=library_voice.id)
+        template, _, cached_prompts[key] = request_for(ask, library, synthesis)
+        assert isinstance(template, CloneRequest)
+        templates[key] = template
         prompt_times[key] = time.perf_counter() - start
     return replace(templates[key], text=line.text, sampling=sampling, post=post)
 

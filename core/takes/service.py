@@ -10,7 +10,7 @@ dict the UI and the API return is built in one place.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from core.audio.assembly import assemble
@@ -23,24 +23,10 @@ from core.storage.history import History, KeptTake, Take
 from core.storage.library import VoiceLibrary
 from core.takes.recipes import recipe_of, request_from_recipe, voice_summary
 from core.takes.replay import replay
+from core.takes.requests import TakeJob  # made by the request factory; its users import it from here too
 from core.takes.script_render import ScriptPlan, ScriptResult, script_recipe, script_voice_summary
 from core.text import chunk_text
-from core.types import Request, SynthesisResult
-
-__all__ = ["KeptTake", "Regenerated", "TakeJob", "TakeService", "stored_info"]
-
-
-@dataclass
-class TakeJob:
-    """One take to make: the engine request plus what is kept and reported with it."""
-
-    request: Request
-    fmt: str  # the format the take is stored in
-    info: dict[str, Any] = field(default_factory=dict)  # merged into the details dict
-    warnings: list[str] = field(default_factory=list)  # e.g. reference problems, shown first
-    voice_id: str | None = None  # the library voice a clone used, for replaying it later
-    voice_name: str | None = None
-    variants: int = 1  # "Generate N takes": N takes of the request with seeds s, s+1, ... (1-8)
+from core.types import SynthesisResult
 
 
 @dataclass(frozen=True)

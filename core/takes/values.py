@@ -3,14 +3,16 @@
 Widgets, JSON bodies and scripts hand over numbers as floats, strings or
 None; these turn them into ``Sampling``, ``PostProcessing``, an output format
 and a language, with one clear sentence (``InvalidInput``) for a bad value.
-The Gradio tabs and the OpenAI-compatible routes share them, so both accept
-and refuse exactly the same values.
+``options_from_values`` takes the Advanced fields by the named API's parameter
+names (studio/ui/advanced.py is their one table); the tabs, the OpenAI-compatible
+routes and the CLI share these, so all accept and refuse exactly the same values.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from core.audio.edit import PostProcessing
@@ -65,6 +67,45 @@ def sampling_from_values(
         repetition_penalty=optional_number(repetition_penalty, "Repetition penalty", float),
         max_new_tokens=None if not seconds else max(1, math.ceil(seconds * FRAMES_PER_SECOND)),
     ).validated()
+
+
+@dataclass(frozen=True)
+class Options:
+    """The Advanced values, checked: how a take is sampled, finished and stored."""
+
+    sampling: Sampling = Sampling()
+    post: PostProcessing = PostProcessing()
+    fmt: str = "wav"  # the format the take is stored in (OUTPUT_FORMATS)
+
+
+def options_from_values(
+    seed: Any = None,
+    temperature: Any = None,
+    top_k: Any = None,
+    top_p: Any = None,
+    repetition_penalty: Any = None,
+    max_seconds: Any = 0,
+    format: Any = "wav",
+    output_normalize: Any = "none",
+    output_fade_in_s: Any = 0.0,
+    output_fade_out_s: Any = 0.0,
+    output_trim_silence: Any = False,
+    output_remove_dc: Any = False,
+    max_new_tokens: Any = None,
+) -> Options:
+    """The Advanced fields, by the named API's parameter names, to checked Options. ``max_new_tokens``
+    (the CLI's and the OpenAI dialect's own cap, in codec frames) caps what ``max_seconds`` allows."""
+    sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
+    tokens = optional_number(max_new_tokens, "Max new tokens", float)
+    if tokens is not None:
+        if tokens != int(tokens) or tokens < 1:
+            raise InvalidInput(f"Max new tokens is {tokens:g}; it must be a whole number of at least 1.")
+        cap = sampling.max_new_tokens
+        sampling = replace(sampling, max_new_tokens=int(tokens) if cap is None else min(int(tokens), cap))
+    post = post_from_values(
+        output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
+    )
+    return Options(sampling, post, output_format(format))
 
 
 def post_from_values(

@@ -1,4 +1,5 @@
-"""Widgets more than one tab lays out: the Advanced accordion, the take players, the demo banner."""
+"""Widgets more than one tab lays out: the take players, the action bar, the demo banner (the
+Advanced accordion is built from its table in studio/ui/advanced.py)."""
 
 from __future__ import annotations
 
@@ -8,118 +9,11 @@ from typing import Any
 
 import gradio as gr
 
-from core.audio.edit import POST_NORMALIZE_MODES
-from core.takes.values import OUTPUT_FORMATS
 from core.types import LANGUAGES
 from studio.ui.context import StudioContext
 
 LANGUAGE_CHOICES = [lang.capitalize() for lang in LANGUAGES]
 MAX_TAKES = 8  # as core.engine.synthesis.MAX_VARIANTS
-
-
-@dataclass
-class SamplingWidgets:
-    seed: gr.Number  # empty (or -1) = a new random seed each take
-    temperature: gr.Slider
-    top_k: gr.Slider
-    top_p: gr.Slider
-    repetition_penalty: gr.Slider
-    max_seconds: gr.Slider
-    output_format: gr.Dropdown
-    output_normalize: gr.Dropdown
-    output_fade_in_s: gr.Number
-    output_fade_out_s: gr.Number
-    output_trim_silence: gr.Checkbox
-    output_remove_dc: gr.Checkbox
-    takes: gr.Slider | None = None  # "Generate N takes" (only where a tab offers variants)
-
-    @property
-    def inputs(self) -> list[gr.components.Component]:
-        """In the order every parse function takes them."""
-        return [
-            self.seed,
-            self.temperature,
-            self.top_k,
-            self.top_p,
-            self.repetition_penalty,
-            self.max_seconds,
-            self.output_format,
-            self.output_normalize,
-            self.output_fade_in_s,
-            self.output_fade_out_s,
-            self.output_trim_silence,
-            self.output_remove_dc,
-        ]
-
-
-def sampling_widgets(*, takes: bool = False) -> SamplingWidgets:
-    with gr.Accordion("Advanced", open=False):
-        takes_slider = None
-        if takes:
-            takes_slider = gr.Slider(
-                1,
-                MAX_TAKES,
-                value=1,
-                step=1,
-                label="Takes",
-                info="Generate several takes at once (seeds s, s+1, ...) to compare side by side",
-                elem_id="takes-count",
-            )
-        # One seed control (issue 14): empty means random; a number repeats a take exactly.
-        # -1 still means random, for scripts written against the old checkbox + "-1" pair.
-        seed = gr.Number(
-            # A callable: Gradio 6.17 shows (and sends) a Number's initial None as 0, a fixed seed;
-            # None sent at page load shows as an empty box that sends None (random).
-            value=lambda: None,
-            label="Seed",
-            placeholder="random",
-            precision=0,
-            minimum=-1,
-            info="Leave empty for a new random seed each take; type a take's seed to make it again exactly",
-            elem_classes=["seed-control"],
-        )
-        with gr.Row():
-            temperature = gr.Slider(
-                0.1, 1.5, value=0.9, step=0.05, label="Temperature", info="Higher = livelier and less predictable"
-            )
-            top_k = gr.Slider(1, 100, value=50, step=1, label="Top-k")
-        with gr.Row():
-            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
-            repetition_penalty = gr.Slider(1.0, 1.5, value=1.05, step=0.01, label="Repetition penalty")
-        with gr.Row():
-            max_seconds = gr.Slider(
-                0, 160, value=0, step=1, label="Max length per chunk (s)", info="0 = automatic, derived from the text"
-            )
-            fmt = gr.Dropdown(OUTPUT_FORMATS, value="wav", label="Output format", allow_custom_value=True)
-        gr.Markdown("**Finishing** (applied to the whole take)")
-        with gr.Row():
-            normalize = gr.Dropdown(
-                list(POST_NORMALIZE_MODES),
-                value="none",
-                label="Normalise",
-                info="peak: -1 dBFS · loudness: -20 LUFS",
-                allow_custom_value=True,
-            )
-            fade_in = gr.Number(0.0, label="Fade in (s)", minimum=0, maximum=10)
-            fade_out = gr.Number(0.0, label="Fade out (s)", minimum=0, maximum=10)
-        with gr.Row():
-            trim = gr.Checkbox(False, label="Trim leading/trailing silence")
-            dc = gr.Checkbox(False, label="Remove DC offset")
-    return SamplingWidgets(
-        seed,
-        temperature,
-        top_k,
-        top_p,
-        repetition_penalty,
-        max_seconds,
-        fmt,
-        normalize,
-        fade_in,
-        fade_out,
-        trim,
-        dc,
-        takes_slider,
-    )
 
 
 def demo_banner(ctx: StudioContext) -> None:

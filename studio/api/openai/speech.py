@@ -37,19 +37,14 @@ from core.errors import AudioError, GenerationError, InvalidInput, VoiceNotFound
 from core.serving.context import ServingContext
 from core.storage.library import Voice
 from core.takes.job import Job, JobState
-from core.takes.recipes import clone_request_for_voice
-from core.takes.service import TakeJob
-from core.takes.values import sampling_from_values
+from core.takes.requests import Ask, TakeJob, take_job
+from core.takes.values import Options, sampling_from_values
 from core.types import (
-    CloneRequest,
-    CustomVoiceRequest,
-    DesignRequest,
     Mode,
     Sampling,
     SynthesisResult,
     normalize_language,
 )
-from core.types import Request as SynthesisRequest
 from studio.api.openai.errors import ApiError, bad_request
 
 log = logging.getLogger("studio.api.openai")
@@ -420,51 +415,25 @@ def _checkpoint_for(
 
 
 def build_job(ctx: ServingContext, plan: SpeechPlan) -> TakeJob:
-    """The engine request for a plan (blocking: a library voice may encode its prompt)."""
-    app = ctx.app
-    request: SynthesisRequest
+    """The take for a plan, through the request factory (blocking: a library voice may encode its prompt)."""
     keep_format = RESPONSE_FORMATS[plan.response_format][0]
     keep_format = "wav" if keep_format in ("pcm", "aac") else keep_format  # the history keeps a playable file
-    if plan.mode is Mode.VOICE_DESIGN:
-        request = DesignRequest(
-            text=plan.text,
-            description=plan.instructions or "",
-            language=plan.language or "auto",
-            size=plan.checkpoint.size,
-            sampling=plan.sampling,
-        )
-    elif plan.speaker is not None:
-        request = CustomVoiceRequest(
-            text=plan.text,
-            speaker=plan.speaker.name,
-            language=plan.language or "auto",
-            instruct=plan.instructions,
-            size=plan.checkpoint.size,
-            sampling=plan.sampling,
-        )
-    elif plan.reference is not None:
-        request = CloneRequest(
-            text=plan.text,
-            language=plan.language or "auto",
-            reference=plan.reference,
-            reference_text=plan.ref_text,
-            x_vector_only=plan.x_vector_only,
-            size=plan.checkpoint.size,
-            sampling=plan.sampling,
-        )
-    else:
-        assert plan.voice is not None
-        request, _ = clone_request_for_voice(
-            app.library,
-            app.synthesis,
-            plan.voice.id,
-            text=plan.text,
-            language=plan.language or plan.voice.language or "auto",
-            size=plan.checkpoint.size,
-            sampling=plan.sampling,
-        )
-        return TakeJob(request, keep_format, voice_id=plan.voice.id, voice_name=plan.voice.name)
-    return TakeJob(request, keep_format)
+    design = plan.mode is Mode.VOICE_DESIGN
+    ask = Ask(
+        plan.mode,
+        plan.text,
+        plan.language,  # None: a library voice's own language, else auto
+        plan.checkpoint.size,
+        description=plan.instructions if design else None,
+        speaker=plan.speaker.name if plan.speaker else None,
+        instruct=None if design else plan.instructions,
+        voice=plan.voice.id if plan.voice else None,
+        reference=plan.reference,
+        reference_text=plan.ref_text,
+        x_vector_only=plan.x_vector_only,
+        options=Options(plan.sampling, fmt=keep_format),
+    )
+    return take_job(ask, ctx.app.library, ctx.app.synthesis)
 
 
 def encode_aac(audio: Audio) -> bytes:

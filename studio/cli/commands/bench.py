@@ -39,7 +39,7 @@ from core.tools.bench.compare_suite import CompareReport
 from core.tools.bench.studio_suite import BenchReport, OverheadFigure
 from core.types import FRAMES_PER_SECOND, MODES, DesignRequest, Mode, Sampling
 
-# The studio's default Advanced values (studio/ui/widgets.py sampling_widgets):
+# The studio's default Advanced values (the widgets of studio/ui/advanced.py: ROWS):
 # sent explicitly to the API and used for the direct call, so both do the same work.
 API_SAMPLING: dict[str, Any] = dict(temperature=0.9, top_k=50, top_p=1.0, repetition_penalty=1.05)
 

@@ -15,8 +15,10 @@ from core.context import build_context
 from core.errors import InvalidInput
 from core.settings import Settings
 from core.takes.jobs import JobRegistry, JobState
+from core.takes.requests import Ask, request_for
 from core.takes.service import TakeJob, TakeService
-from core.types import CloneRequest, CustomVoiceRequest, DesignRequest, Mode, Request, Sampling, SynthesisResult
+from core.takes.values import options_from_values
+from core.types import Mode, Request, SynthesisResult
 
 STDIO = "-"  # --text - reads the text from stdin; --out - writes the audio to stdout (Unix pipes)
 
@@ -62,47 +64,31 @@ def run_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _synthesize(args: argparse.Namespace, settings: Settings, text: str, audio_fd: int | None) -> int:
-    sampling = Sampling(
-        seed=args.seed,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        max_new_tokens=args.max_new_tokens,
-    )
     mode = Mode.from_user(args.mode)
+    # The interface's own words for what a mode needs (they name the flags), before any model loads.
+    if mode == Mode.VOICE_DESIGN and not args.instruct:
+        raise InvalidInput("Design mode needs --instruct with a description of the voice.")
+    if mode == Mode.CUSTOM_VOICE and not args.speaker:
+        raise InvalidInput("Custom mode needs --speaker, e.g. --speaker Ryan.")
+    if mode == Mode.BASE and args.ref_audio is None:
+        raise InvalidInput("Clone mode needs --ref-audio with a reference clip.")
+    names = ("seed", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")
+    options = options_from_values(**{name: getattr(args, name) for name in names})
+    ask = Ask(
+        mode,
+        text,
+        args.language,
+        args.size,
+        description=args.instruct,
+        speaker=args.speaker,
+        instruct=args.instruct,
+        reference=None if args.ref_audio is None else load_audio(args.ref_audio),
+        reference_text=args.ref_text,
+        x_vector_only=args.x_vector_only,
+        options=options,
+    )
     context = build_context(settings)
-    request: Request
-    if mode == Mode.VOICE_DESIGN:
-        if not args.instruct:
-            raise InvalidInput("Design mode needs --instruct with a description of the voice.")
-        request = DesignRequest(
-            text=text, description=args.instruct, language=args.language, size=args.size, sampling=sampling
-        )
-    elif mode == Mode.CUSTOM_VOICE:
-        if not args.speaker:
-            raise InvalidInput("Custom mode needs --speaker, e.g. --speaker Ryan.")
-        request = CustomVoiceRequest(
-            text=text,
-            speaker=args.speaker,
-            language=args.language,
-            instruct=args.instruct,
-            size=args.size,
-            sampling=sampling,
-        )
-    else:
-        if args.ref_audio is None:
-            raise InvalidInput("Clone mode needs --ref-audio with a reference clip.")
-        reference = load_audio(args.ref_audio)
-        request = CloneRequest(
-            text=text,
-            language=args.language,
-            reference=reference,
-            reference_text=args.ref_text,
-            x_vector_only=args.x_vector_only,
-            size=args.size,
-            sampling=sampling,
-        )
+    request, _, _ = request_for(ask, context.library, context.synthesis)
     result = _run(TakeService.for_app(context), request)
     if audio_fd is not None:
         with os.fdopen(os.dup(audio_fd), "wb") as pipe:

@@ -11,16 +11,10 @@ from core.audio.cleanup import HIGHPASS_DEFAULT_HZ
 from core.audio.io import load_audio
 from core.audio.reference import MAX_REFERENCE_UPLOAD_S, PreparedReference, ReferenceOptions, prepare_reference
 from core.errors import InvalidInput, StudioError
-from core.takes.recipes import clone_request_for_voice
-from core.takes.service import TakeJob
-from core.takes.values import (
-    language_value,
-    output_format,
-    post_from_values,
-    sampling_from_values,
-)
-from core.text import validate_text
-from core.types import CloneRequest, Mode
+from core.takes.requests import Ask, TakeJob, take_job
+from core.takes.values import Options, language_value
+from core.types import Mode
+from studio.ui.advanced import advanced_accordion, with_advanced
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, wire_generate
@@ -32,7 +26,6 @@ from studio.ui.widgets import (
     LANGUAGE_CHOICES,
     action_bar,
     demo_banner,
-    sampling_widgets,
     take_players,
 )
 
@@ -98,6 +91,7 @@ def library_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 
 
 def make_parse_clone(ctx: StudioContext):
+    @with_advanced
     def parse_clone(
         reference: str | None = None,
         voice: str = "",
@@ -109,81 +103,28 @@ def make_parse_clone(ctx: StudioContext):
         end_s: float | None = None,
         trim_silence: bool = True,
         normalize: bool = True,
-        seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        max_seconds: float | None = 0,
-        format: str = "wav",
-        output_normalize: str = "none",
-        output_fade_in_s: float = 0.0,
-        output_fade_out_s: float = 0.0,
-        output_trim_silence: bool = False,
-        output_remove_dc: bool = False,
+        advanced: Options = Options(),
         highpass: bool | float = False,
         denoise: bool = False,
     ) -> TakeJob:
         """Voice Clone: speak `text` in the voice of a library voice (by name or id) or of a
         reference clip (trimmed as given; `highpass` true or a cut-off in Hz and `denoise` clean it
         before the model hears it)."""
-        fmt = output_format(format)
-        sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-        post = post_from_values(
-            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
-        )
+        ask = Ask(Mode.BASE, text, language, size, voice=voice, options=advanced)
         if voice and voice.strip():
-            # Validate the text before the (possibly slow) prompt encoding.
-            validate_text(text, max_chars=ctx.app.settings.max_text_chars)
-            entry = ctx.app.library.get(voice.strip())
-            request, cached = clone_request_for_voice(
-                ctx.app.library,
-                ctx.app.synthesis,
-                entry.id,
-                text=text or "",
-                language=language_value(language),
-                size=size or None,
-                sampling=sampling,
-            )
-            request = replace(request, post=post)
-            return TakeJob(
-                request,
-                fmt,
-                voice_id=entry.id,
-                voice_name=entry.name,
-                info={
-                    "language": request.language.lower(),
-                    "voice": entry.name,
-                    "prompt_cached": cached,
-                    "reference_s": entry.reference_seconds,
-                },
-            )
+            return take_job(ask, ctx.app.library, ctx.app.synthesis)
         if not reference:
             raise InvalidInput("Add a reference clip (upload or record one) or pick a voice from the library.")
         options = reference_options(start_s, end_s, trim_silence, normalize, highpass, denoise)
         prepared = prepare_reference(reference, options)
         # --auto-transcribe: an empty transcript becomes what the model hears, transcribed.
         transcript, heard = fill_if_empty(ctx, prepared.audio, transcript)
-        request = CloneRequest(
-            text=text or "",
-            language=language_value(language),
-            reference=prepared.audio,
-            reference_text=transcript or None,
-            size=size or None,
-            sampling=sampling,
-            post=post,
-            reference_options=options.as_dict(),
+        job = take_job(
+            replace(ask, reference=prepared.audio, reference_text=transcript, reference_options=options.as_dict())
         )
-        return TakeJob(
-            request,
-            fmt,
-            info={
-                "language": request.language.lower(),
-                "reference_s": round(prepared.audio.duration, 3),
-                **({"transcription": heard.as_dict()} if heard else {}),
-            },
-            warnings=list(prepared.report.warnings),
-        )
+        job.info |= {"transcription": heard.as_dict()} if heard else {}
+        job.warnings = list(prepared.report.warnings)
+        return job
 
     return parse_clone
 
@@ -370,7 +311,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                         elem_id="clone-language",
                     )
                     size = gr.Radio(sizes, value=default_size, label="Model size")
-                widgets = sampling_widgets(takes=True)
+                widgets = advanced_accordion(takes=True)
                 # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
                 bar = action_bar("clone")
                 generate, status = bar.generate, bar.status

@@ -7,64 +7,31 @@ from typing import Any
 import gradio as gr
 
 from core.engine.speakers import find_speaker, speakers
-from core.takes.service import TakeJob
-from core.takes.values import (
-    language_value,
-    output_format,
-    post_from_values,
-    sampling_from_values,
-)
-from core.types import CustomVoiceRequest, Mode
+from core.takes.requests import Ask, TakeJob, take_job
+from core.takes.values import Options
+from core.types import Mode
+from studio.ui.advanced import advanced_accordion, with_advanced
 from studio.ui.context import StudioContext
 from studio.ui.handlers import wire_generate
 from studio.ui.take_voice import save_voice_panel, wire_save_voice
-from studio.ui.widgets import (
-    LANGUAGE_CHOICES,
-    action_bar,
-    demo_banner,
-    sampling_widgets,
-    take_players,
-)
+from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, take_players
 
 INSTRUCT_HELP = "How to say it, e.g. 'Speak slowly and sadly, almost whispering.'"
 INSTRUCT_DISABLED = "The 0.6B CustomVoice model ignores style instructions; choose 1.7B to use one."
 
 
+@with_advanced
 def parse_custom_voice(
     text: str,
     speaker: str = "Ryan",
     language: str = "Auto",
     instruct: str = "",
     size: str = "1.7B",
-    seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
-    temperature: float | None = None,
-    top_k: float | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float | None = None,
-    max_seconds: float | None = 0,
-    format: str = "wav",
-    output_normalize: str = "none",
-    output_fade_in_s: float = 0.0,
-    output_fade_out_s: float = 0.0,
-    output_trim_silence: bool = False,
-    output_remove_dc: bool = False,
+    advanced: Options = Options(),
 ) -> TakeJob:
     """Custom Voice: one of the nine built-in speakers, with an optional style instruction."""
-    request = CustomVoiceRequest(
-        text=text or "",
-        speaker=speaker or "",
-        language=language_value(language),
-        instruct=instruct or None,
-        size=size or None,
-        sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        post=post_from_values(
-            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
-        ),
-    )
-    fmt = output_format(format)
-    return TakeJob(
-        request, fmt, info={"speaker": find_speaker(request.speaker).name, "language": request.language.lower()}
-    )
+    ask = Ask(Mode.CUSTOM_VOICE, text, language, size, speaker=speaker, instruct=instruct, options=advanced)
+    return take_job(ask)
 
 
 def speaker_card(speaker_id: str) -> str:
@@ -114,7 +81,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                     info=INSTRUCT_HELP if supports else INSTRUCT_DISABLED,
                     elem_id="custom-instruct",
                 )
-                widgets = sampling_widgets(takes=True)
+                widgets = advanced_accordion(takes=True)
                 # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
                 bar = action_bar("custom")
                 generate, status = bar.generate, bar.status

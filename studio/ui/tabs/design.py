@@ -8,58 +8,22 @@ import gradio as gr
 
 from core.engine.speakers import design_presets
 from core.errors import InvalidInput, VoiceNotFound
-from core.takes.service import TakeJob
-from core.takes.values import (
-    language_value,
-    output_format,
-    post_from_values,
-    sampling_from_values,
-)
-from core.types import DesignRequest
+from core.takes.requests import Ask, TakeJob, take_job
+from core.takes.values import Options
+from core.types import DesignRequest, Mode
+from studio.ui.advanced import advanced_accordion, with_advanced
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, wire_generate
 from studio.ui.progress import gradio_progress
 from studio.ui.take_voice import save_voice_panel, wire_save_voice
-from studio.ui.widgets import (
-    LANGUAGE_CHOICES,
-    action_bar,
-    demo_banner,
-    sampling_widgets,
-    take_players,
-)
+from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, take_players
 
 
-def parse_design(
-    text: str,
-    language: str = "Auto",
-    description: str = "",
-    seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
-    temperature: float | None = None,
-    top_k: float | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float | None = None,
-    max_seconds: float | None = 0,
-    format: str = "wav",
-    output_normalize: str = "none",
-    output_fade_in_s: float = 0.0,
-    output_fade_out_s: float = 0.0,
-    output_trim_silence: bool = False,
-    output_remove_dc: bool = False,
-) -> TakeJob:
+@with_advanced
+def parse_design(text: str, language: str = "Auto", description: str = "", advanced: Options = Options()) -> TakeJob:
     """Voice Design: speak `text` in a voice described in words."""
-    request = DesignRequest(
-        text=text or "",
-        description=description or "",
-        language=language_value(language),
-        sampling=sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds),
-        post=post_from_values(
-            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
-        ),
-    )
-    return TakeJob(
-        request, output_format(format), info={"description": request.description, "language": request.language.lower()}
-    )
+    return take_job(Ask(Mode.VOICE_DESIGN, text, language, description=description, options=advanced))
 
 
 def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
@@ -96,7 +60,7 @@ def build_design_tab(ctx: StudioContext) -> dict[str, Any]:
                     elem_id="design-description",
                     placeholder="A warm, low male voice in his fifties, speaking slowly and calmly.",
                 )
-                widgets = sampling_widgets(takes=True)
+                widgets = advanced_accordion(takes=True)
                 # Generate, Stop, Resume and progress stay on screen (a sticky bar at the end of the column).
                 bar = action_bar("design")
                 generate, status = bar.generate, bar.status

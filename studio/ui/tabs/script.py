@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import re
@@ -30,17 +29,13 @@ from core.takes.script_render import (
 )
 from core.takes.service import KeptTake
 from core.takes.subtitles import SubtitleFormat, write_subtitles
-from core.takes.values import (
-    language_value,
-    output_format,
-    post_from_values,
-    sampling_from_values,
-)
+from core.takes.values import Options, language_value
 from core.types import Mode
+from studio.ui.advanced import advanced_accordion, with_advanced
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, job_result, owner_of
-from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner, sampling_widgets
+from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner
 
 EXAMPLE_SCRIPT = """\
 # Lines are 'Name: text'. Lines starting with # are comments.
@@ -196,64 +191,30 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
 
 
 def make_script_handlers(ctx: StudioContext):
-    def prepare(
-        script,
-        casting,
-        language,
-        size,
-        pause_s,
-        seed,
-        temperature,
-        top_k,
-        top_p,
-        repetition_penalty,
-        max_seconds,
-        format,
-        output_normalize,
-        output_fade_in_s,
-        output_fade_out_s,
-        output_trim_silence,
-        output_remove_dc,
-    ) -> tuple[ScriptPlan, str]:
-        fmt = output_format(format)
-        sampling = sampling_from_values(seed, temperature, top_k, top_p, repetition_penalty, max_seconds)
-        post = post_from_values(
-            output_normalize, output_fade_in_s, output_fade_out_s, output_trim_silence, output_remove_dc
-        )
+    def prepare(script: Any, casting: Any, language: Any, size: Any, pause_s: Any, advanced: Options) -> ScriptPlan:
         if not isinstance(script, str) and script is not None:
             raise InvalidInput("The script must be text.")
-        plan = plan_script(
+        return plan_script(
             ctx.app.synthesis,
             ctx.app.library,
             script or "",
             casting or "",
             language=language_value(language),
             size=(size or "").strip() or None,
-            sampling=sampling,
+            sampling=advanced.sampling,
             pause_s=pause_value(pause_s),
-            post=post,
+            post=advanced.post,
         )
-        return plan, fmt
 
     @friendly_errors
+    @with_advanced
     async def script_render(
         script: str,
         casting: str = "",
         language: str = "Auto",
         size: str = "1.7B",
         pause_s: float = DEFAULT_PAUSE_S,
-        seed: float | None = None,  # None (or -1) = random; None keeps it optional in the API
-        temperature: float | None = None,
-        top_k: float | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        max_seconds: float | None = 0,
-        format: str = "wav",
-        output_normalize: str = "none",
-        output_fade_in_s: float = 0.0,
-        output_fade_out_s: float = 0.0,
-        output_trim_silence: bool = False,
-        output_remove_dc: bool = False,
+        advanced: Options = Options(),
         progress=gr.Progress(),
         request: gr.Request | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
@@ -263,26 +224,7 @@ def make_script_handlers(ctx: StudioContext):
         Cancelling the call (gradio_client's job.cancel()) stops the render and keeps the lines made as a
         partial take ("stopped at line k of n") that /resume finishes."""
         ctx.check_request_rate(request)
-        plan, fmt = prepare(
-            script,
-            casting,
-            language,
-            size,
-            pause_s,
-            seed,
-            temperature,
-            top_k,
-            top_p,
-            repetition_penalty,
-            max_seconds,
-            format,
-            output_normalize,
-            output_fade_in_s,
-            output_fade_out_s,
-            output_trim_silence,
-            output_remove_dc,
-        )
-        run = ScriptRun(ctx, plan, fmt)
+        run = ScriptRun(ctx, prepare(script, casting, language, size, pause_s, advanced), advanced.fmt)
         # A job in the studio's worker, as in the tab: the call only waits for it, so a cancelled
         # call stops the model (job_result) and the device is free for the next request.
         await job_result(ctx, start(run, request), progress)
@@ -352,16 +294,20 @@ def make_script_handlers(ctx: StudioContext):
         else:
             raise job.error or InvalidInput("The script failed.")
 
-    def script_stream(*args: Any, **kwargs: Any):
+    @with_advanced
+    def script_stream(
+        script: str,
+        casting: str = "",
+        language: str = "Auto",
+        size: str = "1.7B",
+        pause_s: float = DEFAULT_PAUSE_S,
+        advanced: Options = Options(),
+        progress=gr.Progress(),
+        request: gr.Request | None = None,
+    ):
         # Gradio calls it with script_render's parameters, progress and request in their places.
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        values = bound.arguments
-        request = values.pop("request")
-        values.pop("progress")
         ctx.check_request_rate(request)
-        plan, fmt = prepare(*values.values())
-        run = ScriptRun(ctx, plan, fmt)
+        run = ScriptRun(ctx, prepare(script, casting, language, size, pause_s, advanced), advanced.fmt)
         yield from follow(start(run, request), run)
 
     def stopped_here(request: gr.Request | None) -> str | None:
@@ -382,11 +328,6 @@ def make_script_handlers(ctx: StudioContext):
         run = ScriptRun(ctx, plan, fmt)
         yield from follow(start(run, request, done=done, replaces=take_id), run, frozenset(done))
 
-    # The API's parameters (so Gradio maps the same inputs). Progress and request stay positional:
-    # Gradio injects gr.Progress and gr.Request only up to the first keyword-only parameter.
-    signature = inspect.signature(script_render)
-    script_stream.__signature__ = signature  # type: ignore[attr-defined]
-    script_stream.__annotations__ = dict(script_render.__annotations__)  # Gradio finds gr.Request by its hint
     return script_render, friendly_errors(script_stream), friendly_errors(resume_script_in_tab), stopped_here
 
 
@@ -432,7 +373,7 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                     info="Silence between lines, with short fades at every cut",
                     elem_id="script-pause",
                 )
-                widgets = sampling_widgets()
+                widgets = advanced_accordion()
                 # Render, Stop and progress stay on screen (a sticky bar at the end of the column).
                 bar = action_bar("script", "Render script", button_id="script-render")
                 render = bar.generate

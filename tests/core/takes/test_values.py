@@ -13,6 +13,7 @@ from core.takes.values import (
     OUTPUT_FORMATS,
     language_value,
     optional_number,
+    options_from_values,
     output_format,
     post_from_values,
     sampling_from_values,
@@ -93,3 +94,25 @@ def test_output_format():
 def test_language_value():
     assert language_value(None) == language_value("") == "auto"
     assert language_value(" English ") == "English"
+
+
+def test_options_take_the_named_apis_advanced_parameters():
+    options = options_from_values(
+        seed=3, top_k=40, max_seconds=4, format="MP3", output_fade_in_s="0.5", output_trim_silence=True
+    )
+    assert options.fmt == "mp3"
+    assert options.sampling == Sampling(seed=3, top_k=40, max_new_tokens=math.ceil(4 * FRAMES_PER_SECOND))
+    assert options.post == PostProcessing(fade_in_s=0.5, trim_silence=True)
+
+
+def test_max_new_tokens_caps_what_max_seconds_allows():
+    assert options_from_values(max_new_tokens=30).sampling.max_new_tokens == 30
+    assert options_from_values(max_seconds=1, max_new_tokens=300).sampling.max_new_tokens == math.ceil(
+        FRAMES_PER_SECOND
+    )
+    assert options_from_values(max_seconds=10, max_new_tokens=30).sampling.max_new_tokens == 30
+    for bad in (0, 2.5, -3):
+        with pytest.raises(InvalidInput, match="^Max new tokens is"):
+            options_from_values(max_new_tokens=bad)
+    with pytest.raises(InvalidInput, match="^Max new tokens must be a number"):
+        options_from_values(max_new_tokens="many")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -29,6 +31,21 @@ def test_view_api_lists_exactly_the_documented_endpoints(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(named) == DOCUMENTED
     assert not client.view_api(return_format="dict", print_info=False)["unnamed_endpoints"]
+
+
+# Every named endpoint's parameters as gradio_client sees them: (name, has a default, default).
+# The Advanced fields come from one table (studio/ui/advanced.py); scripts call these by name and
+# position, so a change here breaks them: update this file only for a deliberate API change.
+PINNED_PARAMETERS = json.loads((Path(__file__).parent / "named_api_parameters.json").read_text())
+
+
+def test_every_named_endpoint_keeps_its_parameter_names_order_and_defaults(client):
+    named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    seen = {
+        path: [[p["parameter_name"], p["parameter_has_default"], p.get("parameter_default")] for p in ep["parameters"]]
+        for path, ep in named.items()
+    }
+    assert seen == PINNED_PARAMETERS
 
 
 def test_design(client):
