@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.ui.errors import ERROR_TITLE
+from studio.ui.errors import ERROR_TITLE, refusal
 
 
 class StudioBlocks(gr.Blocks):
@@ -62,10 +62,10 @@ def check_input(block_fn: Any, index: int, block: Any, value: Any) -> None:
         or (isinstance(value, bool) and bool not in types)
         or (isinstance(value, dict) and not is_file_data(value))
     ):
-        raise gr.Error(f"'{name}' must be {what}, not {shown(value)}.", title=ERROR_TITLE)
+        raise refusal(f"'{name}' must be {what}, not {shown(value)}.", "input check")
     choices = [str(c[1]) for c in getattr(block, "choices", None) or []]
     if isinstance(block, gr.Radio) and value not in choices:
-        raise gr.Error(f"'{name}' must be one of {', '.join(choices)}; not {shown(value)}.", title=ERROR_TITLE)
+        raise refusal(f"'{name}' must be one of {', '.join(choices)}; not {shown(value)}.", "input check")
 
 
 def expected_type(block: Any) -> tuple[tuple[type, ...], str] | None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from core.audio.io import load_audio
 from core.engine.speakers import design_presets
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StudioError
 from core.storage.history import Take
 from core.types import MODES as TAKE_MODES
 from core.types import Mode
@@ -185,7 +185,10 @@ def build_history_tab(ctx: StudioContext) -> None:
         warnings = gr.Markdown()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                picker = gr.Dropdown([], label="Take", elem_id="history-picker")
+                # A custom value is allowed: a search replaces the choices while an event that carries
+                # the old pick may still be on its way, and Gradio refused it with a traceback
+                # ("Value … is not in the list of choices"). show() tells a take that is gone.
+                picker = gr.Dropdown([], label="Take", allow_custom_value=True, elem_id="history-picker")
                 player = gr.Audio(
                     label="Take audio",
                     type="filepath",
@@ -222,7 +225,11 @@ def build_history_tab(ctx: StudioContext) -> None:
         if not take_id:
             nothing = gr.update(interactive=False)
             return None, "", nothing, nothing
-        take = history.get(take_id)
+        try:
+            take = history.get(take_id)
+        except StudioError:  # deleted or pruned since the list was shown
+            nothing = gr.update(interactive=False)
+            return None, "This take is no longer in the history.", nothing, nothing
         can = gr.update(interactive=True)
         return str(take.audio_path), summary(take), can, can
 
