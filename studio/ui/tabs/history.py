@@ -27,11 +27,16 @@ COLUMN_WIDTHS: list[str | int] = [150, 80, 160, 300, 80, 110, 170, 80, 200]
 # Gradio 6.17's table only re-counts its rows on a scroll or resize, so a list that grows (a new
 # take, a search cleared) would show only as many rows as it had before. A no-op scroll makes it
 # look again; tests/e2e/test_creator_workflow.py fails without it.
-REFRESH_ROWS_JS = """() => requestAnimationFrame(() => {
-  for (const v of document.querySelectorAll('#history-table .virtual-table-viewport')) {
+def refresh_rows_js(elem_id: str) -> str:
+    """The no-op scroll that makes the table with this elem_id count its rows again (see above)."""
+    return f"""() => requestAnimationFrame(() => {{
+  for (const v of document.querySelectorAll('#{elem_id} .virtual-table-viewport')) {{
     v.dispatchEvent(new Event('scroll'));
-  }
-})"""
+  }}
+}})"""
+
+
+REFRESH_ROWS_JS = refresh_rows_js("history-table")
 SCRIPT = "script"
 # The history filter: every mode, plus whole scripts, under the words a person reads.
 MODE_CHOICES = [("All", "all"), *((mode.label, mode.value) for mode in TAKE_MODES), ("Script", SCRIPT)]
