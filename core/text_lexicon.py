@@ -1,4 +1,4 @@
-"""The pronunciation lexicon: the creator's own "say it like this" replacements.
+r"""The pronunciation lexicon: the creator's own "say it like this" replacements.
 
 An entry maps a word (matched whole and case-insensitively) or a regular
 expression to the spoken form the model should read instead, e.g. "Qwen" →
@@ -88,7 +88,7 @@ class LexiconEntry:
         return entry
 
     def replacement(self) -> str | Callable[[re.Match[str]], str]:
-        """What ``sub`` puts in: a regular expression's template (\1, \g<name> are its groups),
+        r"""What ``sub`` puts in: a regular expression's template (\1, \g<name> are its groups),
         a word's spoken form as it is (a backslash there is just a character)."""
         return self.spoken if self.regex else _literal(self.spoken)
 

@@ -499,7 +499,7 @@ def _gender_detector() -> Any:
 
 
 def name_gender(name: str) -> str | None:
-    """"female" or "male" when a script name is a first name that mostly says so (Maya, Tom),
+    """ "female" or "male" when a script name is a first name that mostly says so (Maya, Tom),
     else None (Narrator, Alex, Kim, 小明): the caller then balances the voices instead."""
     first = name.strip().split()[0] if name.strip() else ""
     if not first.isalpha():

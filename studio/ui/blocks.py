@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.ui.errors import ERROR_TITLE, refusal
+from studio.ui.errors import refusal
 
 
 class StudioBlocks(gr.Blocks):

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StudioError
 from core.takes.jobs import Job, JobState
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
@@ -30,8 +30,26 @@ ICONS = {
 }
 
 
-def job_line(job: Job) -> str:
+def resumed(job: Job, jobs: list[Job], ctx: StudioContext) -> bool:
+    """Whether a stopped job's take was resumed since: it left History (a resume replaces it), or a
+    newer job of the same client on the same text is making the rest now. Such a row stayed
+    "Stopped" with its Resume, and a second Resume said "There is no take … in the history"."""
+    if job.state is not JobState.STOPPED or job.partial is None:
+        return False
+    try:
+        ctx.app.history.get(job.partial.take.id)
+    except StudioError:
+        return True
+    return any(
+        other.created > job.created and not other.finished and (other.mode, other.summary) == (job.mode, job.summary)
+        for other in jobs
+    )
+
+
+def job_line(job: Job, done_since: bool = False) -> str:
     """One job in plain words: what it is, and where it stands or where its take is."""
+    if done_since:  # a stopped take resumed since: the newer line tells how that went
+        return f"Resumed · **{job.mode}** · “{markdown_text(job.summary, 60)}” · the rest is made in the line above"
     head = f"{ICONS[job.state]} · **{job.mode}** · “{markdown_text(job.summary, 60)}”"
     if job.state is JobState.DONE and job.kept:
         where = f"take `{job.kept[0].take.id}` is in History"
@@ -81,11 +99,14 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         running = [j for j in jobs if not j.finished]
         label = f"Running & recent ({len(running)} running)" if running else "Running & recent"
         # Running takes (to follow or stop) and stopped ones that can be resumed.
-        resumable = [j for j in jobs if j.state is JobState.STOPPED and j.partial is not None]
+        done_since = {j.id for j in jobs if resumed(j, jobs, ctx)}
+        resumable = [
+            j for j in jobs if j.state is JobState.STOPPED and j.partial is not None and j.id not in done_since
+        ]
         choices = [(f"{j.mode} · {j.summary[:50]}", j.id) for j in running]
         choices += [(f"Stopped · {j.mode} · {j.summary[:40]}", j.id) for j in resumable]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
-        text = "\n".join(f"- {job_line(j)}" for j in jobs) or "No takes yet in this session."
+        text = "\n".join(f"- {job_line(j, j.id in done_since)}" for j in jobs) or "No takes yet in this session."
         return gr.update(label=label), text, gr.update(choices=choices, value=value)
 
     def on_load(request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -105,6 +126,8 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         job = ctx.jobs.get(job_id) if job_id else None
         if job is None or job.client != client_id(request) or job.partial is None:
             raise InvalidInput("Pick a stopped take to resume (it is marked 'Stopped').")
+        if resumed(job, ctx.jobs.all(), ctx):
+            raise InvalidInput("That take was resumed already; its newer line shows how far it got.")
         ctx.check_request_rate(request)
         again = ctx.jobs.resume(job.partial.take.id, client=client_id(request), owner=job.owner, tab=job.tab)
         yield from follow_pieces(again)

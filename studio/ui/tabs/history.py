@@ -24,6 +24,8 @@ from studio.ui.tabs.history_resume import wire_resume
 COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
 # Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
 COLUMN_WIDTHS: list[str | int] = [150, 80, 160, 300, 80, 110, 170, 80, 200]
+
+
 # Gradio 6.17's table only re-counts its rows on a scroll or resize, so a list that grows (a new
 # take, a search cleared) would show only as many rows as it had before. A no-op scroll makes it
 # look again; tests/e2e/test_creator_workflow.py fails without it.
