@@ -21,9 +21,11 @@ from studio.ui.progress import gradio_progress
 from studio.ui.tabs.history_parts import build_parts_panel
 from studio.ui.tabs.history_resume import wire_resume
 
-COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
-# Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
-COLUMN_WIDTHS: list[str | int] = [150, 80, 160, 300, 80, 110, 170, 80, 200]
+# What a person looks for first (when, what was said, how long) comes first: on a phone the
+# table showed only When, Mode and Voice before it had to be scrolled (issue 23).
+COLUMNS = ["When", "Text", "Length", "Voice", "Mode", "Seed", "Model", "Format", "Take id"]
+# Content-sized columns; on a phone the table scrolls sideways with "When" pinned, When and Text in view.
+COLUMN_WIDTHS: list[str | int] = [130, 220, 70, 160, 80, 110, 170, 80, 200]
 
 
 # Gradio 6.17's table only re-counts its rows on a scroll or resize, so a list that grows (a new
@@ -85,14 +87,14 @@ def take_rows(takes: list[Take], searched: bool = False) -> list[list[Any]]:
     if not takes:
         # One row that says so: Gradio 6.17's table keeps showing its old rows when given none.
         empty = "No take matches this search." if searched else "No takes yet: generate one in any tab."
-        return [["", "", "", empty, "", "", "", "", ""]]
+        return [["", empty, "", "", "", "", "", "", ""]]
     return [
         [
             local_time(t.created_at),
-            mode_label(t.mode),
-            voice_label(t),
             f"({t.status_label}) {preview(t.text)}" if t.stopped else preview(t.text),
             f"{t.duration_s:.1f} s",
+            voice_label(t),
+            mode_label(t.mode),
             t.seed,
             t.model,
             t.format,
