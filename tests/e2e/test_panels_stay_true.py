@@ -14,7 +14,9 @@ Screenshots: <flow>-<size>.png in the session folder and /tmp/e2e-shots/.
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,15 @@ PLACEHOLDER_FITS = """e => {
   const room = e.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
   return [ctx.measureText(e.placeholder).width, room];
 }"""
+SHOTS = Path("/tmp/shots/panels")  # a copy for people: other runs empty /tmp/e2e-shots
 LONG = " ".join(f"Sentence number {n} of a long take." for n in range(1, 9))
+
+
+def shoot(studio: Studio, flow: str, must_see: dict) -> Path:
+    path = studio.shoot(flow, must_see)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+    return path
 
 
 def clean_log(text: str, recwarn) -> None:
@@ -92,7 +102,8 @@ def test_history_follows_the_picked_take(studio, size, e2e_client, capfd, recwar
             assert box is not None and box["x"] + box["width"] <= 390, f"{header} is cut off: {box}"
     width, room = search.evaluate(PLACEHOLDER_FITS)
     assert width <= room, f"the search placeholder needs {width:.0f}px and has {room:.0f}px"
-    studio.shoot(
+    shoot(
+        studio,
         "panels-history",
         {"table": table, "search": search, "part": part_player, "picker": studio.field("history-picker")},
     )
@@ -121,7 +132,9 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     studio.choose("jobs-pick", "Stopped")
     chosen = pick.input_value()
     page.locator("#jobs-resume").click()
-    expect(page.locator("#jobs-progress")).to_contain_text(re.compile(r"^Done|take `"), timeout=TAKE_TIMEOUT_S * 1000)
+    expect(page.locator("#jobs-progress")).to_contain_text(
+        re.compile(r"Done · .* is in History"), timeout=TAKE_TIMEOUT_S * 1000
+    )
     listing = page.locator("#jobs-list")
     expect(listing).to_contain_text("Resumed ·", timeout=10_000)
     # Only the other try's stopped take is left to resume; this one's row no longer offers it.
@@ -130,7 +143,7 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     expect(options.filter(has_text=re.compile(r"Stop try 2"))).to_have_count(0 if "try 2" in chosen else 1)
     expect(options.filter(has_text=re.compile(r"Stop try 1"))).to_have_count(0 if "try 1" in chosen else 1)
     page.keyboard.press("Escape")
-    studio.shoot("panels-resumed", {"list": listing, "pick": pick})
+    shoot(studio, "panels-resumed", {"list": listing, "pick": pick})
 
     # Lexicon: a regex's group is used, and the new row shows without a reload.
     studio.tab("Voice Library")
@@ -144,7 +157,7 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     studio.fill("lexicon-try", "In Ep. 4 we meet.")
     page.locator("#lexicon-try-button").click()
     expect(page.locator("#lexicon-try-result")).to_contain_text("In episode 4 we meet.")
-    studio.shoot("panels-lexicon", {"table": page.locator("#lexicon-table")})
+    shoot(studio, "panels-lexicon", {"table": page.locator("#lexicon-table")})
     e2e_server["ctx"].app.synthesis.lexicon.save([])  # the other flows speak without it
     clean_log("".join(capfd.readouterr()), recwarn)
 
@@ -182,7 +195,7 @@ def test_script_tab_knows_the_library_and_the_names(
         expect(progress).to_contain_text(re.compile(r"\d of 3 lines made"), timeout=TAKE_TIMEOUT_S * 1000)
         expect(page.locator("#script-summary")).to_contain_text("3 lines", timeout=TAKE_TIMEOUT_S * 1000)
         expect(page.locator("#script-summary")).to_contain_text("2 voices")
-        studio.shoot("panels-script", {"voices": voices, "casting": casting, "progress": progress})
+        shoot(studio, "panels-script", {"voices": voices, "casting": casting, "progress": progress})
     finally:
         studio.page.close()
     clean_log("".join(capfd.readouterr()), recwarn)

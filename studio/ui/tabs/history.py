@@ -181,8 +181,11 @@ def build_history_tab(ctx: StudioContext) -> None:
             f"{settings.history_max_mb:,} MB; the oldest are pruned first). Click a row to pick a take."
         )
         with gr.Row():
-            query = gr.Textbox(label="Search", placeholder="text, voice, model…", scale=3, elem_id="history-search")
-            mode = gr.Dropdown(MODE_CHOICES, value="all", label="Mode", scale=1, elem_id="history-mode")
+            # min_width: on a phone the two share no line (the placeholder was cut off), each is full width.
+            query = gr.Textbox(
+                label="Search", placeholder="text, voice, model…", scale=3, min_width=240, elem_id="history-search"
+            )
+            mode = gr.Dropdown(MODE_CHOICES, value="all", label="Mode", scale=1, min_width=140, elem_id="history-mode")
         table = gr.Dataframe(
             headers=COLUMNS,
             interactive=False,
