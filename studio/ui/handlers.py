@@ -343,7 +343,19 @@ def wire_generate(
                 concurrency_limit=1,
             )
         )
-    bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+    stopped = bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+
+    def resume_after_stop(request: gr.Request | None = None) -> dict[str, Any]:
+        """Resume, once the stopped take is kept. Not left to the take's own follow alone: its
+        .then came too early or not at all now and then, and no Resume showed (issue 23)."""
+        for job in ctx.jobs.active(owner_of(request), tab):
+            job.wait(STOP_WAIT_S)
+        return offer_resume(request)
+
+    # Queued (it waits for the stop), never for the device: concurrency_limit=None.
+    stopped.then(
+        resume_after_stop, None, bar.resume, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+    )
 
     def idle() -> tuple[Any, ...]:
         return (

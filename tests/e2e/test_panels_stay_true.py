@@ -4,7 +4,8 @@
   previous take's); a search typed fast is not refused with a traceback; on a phone the table shows
   When and Text without scrolling, and the search box's placeholder fits (desktop and phone).
 - stop-resume: Stop in Custom Voice offers Resume; Resume from "Running & recent" leaves no stale
-  "Stopped" row to resume twice; the lexicon's regex group (\\1) is used and a new row shows at once.
+  "Stopped" row to resume twice; the lexicon's regex group (\\1) is used and a new row shows at
+  once; a reload keeps the open tab and the text typed.
 - script: the voices list names the library's voices (it said "none yet"), auto-cast gives Maya a
   woman's voice, and the progress line counts the lines made and names the line being made.
 Every flow ends by checking the server's log: no traceback for an ordinary refusal, no HTTP 422.
@@ -159,6 +160,17 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     expect(page.locator("#lexicon-try-result")).to_contain_text("In episode 4 we meet.")
     shoot(studio, "panels-lexicon", {"table": page.locator("#lexicon-table")})
     e2e_server["ctx"].app.synthesis.lexicon.save([])  # the other flows speak without it
+
+    # A reload keeps the open tab and the text typed.
+    studio.tab("Custom Voice")
+    typed = f"Kept over a reload {uuid.uuid4().hex[:6]}."
+    studio.fill("custom-text", typed)
+    studio.tab("Voice Library")
+    page.reload()
+    page.get_by_role("tab").first.wait_for()
+    expect(page.locator("#library-count")).to_be_visible()
+    studio.tab("Custom Voice")
+    expect(studio.field("custom-text")).to_have_value(typed)
     clean_log("".join(capfd.readouterr()), recwarn)
 
 
