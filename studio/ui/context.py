@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
@@ -22,6 +23,9 @@ class StudioContext(ServingContext):
     # Takes being made (and just made) in the studio's worker thread, not in a browser's request:
     # they survive a closed or reloaded tab, and Stop reaches them (core/takes/jobs.py).
     jobs: JobRegistry = field(init=False)
+    # "Running & recent"'s gr.State of the job it last saw finish: each tab listens, so the tab
+    # that stopped a take stops saying "Press Resume" once it is resumed there (issue 23).
+    panel_resumed: Any = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -352,6 +352,19 @@ def wire_generate(
             job.wait(STOP_WAIT_S)
         return offer_resume(request)
 
+    def after_panel_resume(request: gr.Request | None = None) -> tuple[Any, ...]:
+        """A take this tab stopped was just resumed in "Running & recent": the tab stops saying
+        "Press Resume" (it kept saying it, and its Resume said there was nothing to resume)."""
+        latest = ctx.jobs.latest(owner_of(request), tab)
+        if latest is None or latest.kind != "resume" or not latest.finished:
+            return gr.skip(), gr.skip()  # not this tab's take
+        return offer_resume(request), f"Resumed: {latest.progress_text()}"
+
+    if ctx.panel_resumed is not None:  # "Running & recent" saw a job finish (studio/ui/jobs_panel.py)
+        ctx.panel_resumed.change(
+            after_panel_resume, None, [bar.resume, bar.progress], api_visibility="private", queue=False
+        )
+
     # Queued (it waits for the stop), never for the device: concurrency_limit=None.
     stopped.then(
         resume_after_stop, None, bar.resume, api_visibility="private", concurrency_limit=None, show_progress="hidden"

@@ -93,6 +93,10 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
             elem_id="jobs-audio",
         )
         summary = gr.Markdown(elem_id="jobs-summary")
+        # The id of the job a Follow or Resume here saw finish: the tabs listen to its change, so
+        # the tab that stopped a take stops saying "Press Resume" once it is resumed here. The
+        # event's own end can come long after (Gradio ends it when the live stream has played).
+        ended = gr.State(None)
 
     def refresh(current: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
         jobs = mine(ctx, request)
@@ -137,13 +141,13 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         for audio in player_audio(job):
             started = started or audio is not None
             live = gr.skip() if audio is None else (audio.sample_rate, audio.samples)
-            yield live, gr.skip(), job.progress_text(), gr.skip()
+            yield live, gr.skip(), job.progress_text(), gr.skip(), gr.skip()
         first = gr.skip() if started else SILENCE
         kept = job.kept[0] if job.kept else job.partial
         if kept is None:
-            yield first, gr.skip(), job_line(job), ""
+            yield first, gr.skip(), job_line(job), "", job.id
         else:
-            yield first, kept.path, job_line(job), summary_from_info(kept.details)
+            yield first, kept.path, job_line(job), summary_from_info(kept.details), job.id
 
     def stop_job(job_id: str | None, request: gr.Request | None = None) -> str:
         if not job_id:
@@ -154,6 +158,7 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         ctx.jobs.stop(job_id)
         return "Stopping…"
 
+    ctx.panel_resumed = ended  # the tabs listen (handlers.wire_generate)
     outputs = [panel, listing, pick]
     timer = gr.Timer(REFRESH_S)
     timer.tick(refresh, pick, outputs, api_visibility="private", queue=False, show_progress="hidden")
@@ -167,7 +172,7 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         ).then(
             friendly_errors(handler),
             pick,
-            [live, take, progress, summary],
+            [live, take, progress, summary, ended],
             api_visibility="private",
             show_progress="hidden",
             concurrency_limit=None,  # only follows: the job waits its own turn for the device

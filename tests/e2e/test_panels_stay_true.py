@@ -138,6 +138,9 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     )
     listing = page.locator("#jobs-list")
     expect(listing).to_contain_text("Resumed ·", timeout=10_000)
+    # The tab that stopped it no longer says "Press Resume", and offers no Resume of its own.
+    expect(progress).to_contain_text("Resumed: Done", timeout=30_000)
+    expect(page.locator("#custom-resume")).to_be_hidden()
     # Only the other try's stopped take is left to resume; this one's row no longer offers it.
     pick.click()
     options = page.locator("ul.options li[role=option]").filter(visible=True)
