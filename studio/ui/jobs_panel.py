@@ -17,7 +17,7 @@ from core.errors import InvalidInput, StudioError
 from core.takes.jobs import Job, JobState
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
-from studio.ui.handlers import SILENCE, player_audio
+from studio.ui.handlers import SILENCE, STOP_WAIT_S, player_audio
 from studio.ui.widgets import markdown_text, summary_from_info
 
 REFRESH_S = 2.0
@@ -185,6 +185,26 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
                 api_visibility="private",
                 queue=False,
             )
-    stop.click(friendly_errors(stop_job), pick, progress, api_visibility="private", queue=False)
+
+    def stopped_line(job_id: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+        """Once a job Stop reached has stopped: its line and the list, at once. The line stayed
+        "Stopping…" until a Follow's stream or the timer caught up (15.7 s once, issue 23)."""
+        try:
+            job = ctx.jobs.get(job_id or "")
+        except StudioError:
+            return (gr.skip(),) * 4
+        if job.client != client_id(request):
+            return (gr.skip(),) * 4
+        job.wait(STOP_WAIT_S)
+        return (job_line(job), *refresh(job_id, request))
+
+    stop.click(friendly_errors(stop_job), pick, progress, api_visibility="private", queue=False).then(
+        stopped_line,
+        pick,
+        [progress, *outputs],
+        api_visibility="private",
+        show_progress="hidden",
+        concurrency_limit=None,  # only waits for the stop
+    )
     # Opening (or reloading) the page lists the jobs at once, and opens the panel while one runs.
     app.load(on_load, None, outputs, api_visibility="private", queue=False)

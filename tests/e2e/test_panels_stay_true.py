@@ -148,6 +148,14 @@ def test_stop_resume_and_lexicon_stay_true(studio, e2e_server, long_takes, capfd
     expect(options.filter(has_text=re.compile(r"Stop try 1"))).to_have_count(0 if "try 1" in chosen else 1)
     page.keyboard.press("Escape")
     shoot(studio, "panels-resumed", {"list": listing, "pick": pick})
+    # Stop from Running & recent shows "Stopped" at once (it said "Stopping…" until the timer or a
+    # Follow caught up).
+    studio.fill("custom-text", f"Stop try 3. {LONG}")
+    page.locator("#custom-generate").click()
+    expect(progress).to_contain_text(re.compile(r"Chunk [2-8] of 9"), timeout=TAKE_TIMEOUT_S * 1000)
+    studio.choose("jobs-pick", "Stop try 3")
+    page.locator("#jobs-stop").click()
+    expect(page.locator("#jobs-progress")).to_contain_text(re.compile(r"Stopped · .*Stop try 3"), timeout=10_000)
 
     # Lexicon: a regex's group is used, and the new row shows without a reload.
     studio.tab("Voice Library")
