@@ -15,7 +15,6 @@ import threading
 import time
 from typing import Any
 
-from starlette import status as starlette_status
 from starlette.middleware import Middleware
 
 from core.context import AppContext, build_context
@@ -29,11 +28,6 @@ from studio.ui.app import build_app, studio_css, studio_head, studio_theme
 from studio.ui.context import StudioContext, client_id
 
 log = logging.getLogger(__name__)
-# Gradio 6.17 reads Starlette's renamed HTTP_422_UNPROCESSABLE_ENTITY on every queued event (the
-# error map in routes.queue_join_helper), and Starlette warned each time: dozens of "422" warnings
-# in the log, none of them a refused request. As a plain attribute the name is found without
-# Starlette's deprecation hook (a module __getattr__); the value is the same 422.
-setattr(starlette_status, "HTTP_422_UNPROCESSABLE_ENTITY", starlette_status.HTTP_422_UNPROCESSABLE_CONTENT)  # noqa: B010
 CANCEL_GRACE_S = 10.0  # after cancelling, how long a running chunk may take to notice
 
 

@@ -16,8 +16,15 @@ import inspect
 from typing import Any
 
 import gradio as gr
+from starlette import status as starlette_status
 
 from studio.ui.errors import refusal
+
+# Gradio 6.17 reads Starlette's renamed HTTP_422_UNPROCESSABLE_ENTITY on every queued event (the
+# error map in routes.queue_join_helper), and Starlette warned each time: dozens of "422" warnings
+# in the log, none of them a refused request. As a plain attribute the name is found without
+# Starlette's deprecation hook (a module __getattr__); the value is the same 422.
+setattr(starlette_status, "HTTP_422_UNPROCESSABLE_ENTITY", starlette_status.HTTP_422_UNPROCESSABLE_CONTENT)  # noqa: B010
 
 
 class StudioBlocks(gr.Blocks):
