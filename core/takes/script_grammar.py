@@ -478,8 +478,8 @@ def draft_casting(script: str | None, casting: str | None = "", language: str | 
         # A first name that tells a gender (Maya, Tom) gets a speaker of it: a native one if there
         # is one, else any free one (told to speak the language). A name that tells none (Narrator,
         # 小明) gets the natives first and, among them, the gender heard least so far (file order).
-        gender = name_gender(name)
-        matching = [s for s in native if s.gender == gender] or [s for s in free if s.gender == gender]
+        told = name_gender(name)
+        matching = [s for s in native if s.gender == told] or [s for s in free if s.gender == told]
         pool = matching or sorted(native or free, key=lambda s: genders.get(s.gender, 0))
         native = [s for s in pool if s in native]
         pick = pool[0]

@@ -557,6 +557,6 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
         )
         # The library changes from other tabs and scripts: refresh the list when the tab or the list
         # opens, and when the casting is edited.
-        for trigger in (tab.select, voices_panel.expand, casting.focus):
-            trigger(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
+        for opened in (tab.select, voices_panel.expand, casting.focus):
+            opened(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
     return {"script": script, "casting": casting, "audio": take, "info": info}
