@@ -1,8 +1,9 @@
-"""The pronunciation lexicon: the creator's own "say it like this" replacements.
+r"""The pronunciation lexicon: the creator's own "say it like this" replacements.
 
 An entry maps a word (matched whole and case-insensitively) or a regular
 expression to the spoken form the model should read instead, e.g. "Qwen" →
-"Chwen", optionally only for one language. The lexicon is applied once, in
+"Chwen", optionally only for one language. A regular expression's spoken form
+may use its groups (``\1``, ``\g<name>``): "Ep\.? ?(\d+)" → "episode \1". The lexicon is applied once, in
 ``SynthesisService._prepare`` (before chunking), so every mode, tab, API
 route and the CLI speak the same way.
 
@@ -77,7 +78,19 @@ class LexiconEntry:
             raise InvalidInput(f"{where}: '{pattern}' is not a valid regular expression ({exc}).") from None
         if compiled.search("") is not None:
             raise InvalidInput(f"{where}: '{pattern}' matches empty text; make it match at least one character.")
+        if regex:
+            try:  # \1 or \g<name> must name a group of the pattern
+                compiled.sub(spoken, "")
+            except (re.error, IndexError) as exc:
+                raise InvalidInput(
+                    f"{where}: the spoken form '{spoken}' refers to a group the pattern does not have ({exc})."
+                ) from None
         return entry
+
+    def replacement(self) -> str | Callable[[re.Match[str]], str]:
+        r"""What ``sub`` puts in: a regular expression's template (\1, \g<name> are its groups),
+        a word's spoken form as it is (a backslash there is just a character)."""
+        return self.spoken if self.regex else _literal(self.spoken)
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,7 @@ class Lexicon:
         for entry in self.entries:
             if entry.language != "auto" and lang not in ("auto", entry.language):
                 continue
-            # A function replacement, so a backslash in the spoken form is just a character.
-            text = entry.compiled().sub(_literal(entry.spoken), text)
+            text = entry.compiled().sub(entry.replacement(), text)
         return text
 
     def as_dicts(self) -> list[dict[str, Any]]:

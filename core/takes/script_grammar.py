@@ -40,6 +40,7 @@ parsed lines and casting into audio.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -59,6 +60,7 @@ __all__ = [
     "VoiceSpec",
     "casting_from",
     "draft_casting",
+    "name_gender",
     "name_key",
     "parse_casting",
     "parse_script",
@@ -473,14 +475,37 @@ def draft_casting(script: str | None, casting: str | None = "", language: str | 
             new.append(f"{name} = {speakers()[len(new) % len(speakers())].name}")
             continue
         native = [s for s in free if _speaks(s.native_language, wanted)]
-        # Natives first; among them (or else among all), the gender heard least so far (stable: file order).
-        pool = sorted(native or free, key=lambda s: genders.get(s.gender, 0))
+        # A first name that tells a gender (Maya, Tom) gets a speaker of it: a native one if there
+        # is one, else any free one (told to speak the language). A name that tells none (Narrator,
+        # 小明) gets the natives first and, among them, the gender heard least so far (file order).
+        told = name_gender(name)
+        matching = [s for s in native if s.gender == told] or [s for s in free if s.gender == told]
+        pool = matching or sorted(native or free, key=lambda s: genders.get(s.gender, 0))
+        native = [s for s in pool if s in native]
         pick = pool[0]
         free.remove(pick)
         genders[pick.gender] = genders.get(pick.gender, 0) + 1
         tag = f" [{wanted.capitalize()}]" if not native and chosen == "auto" else ""
         new.append(f"{name} = {pick.name}{tag}")
     return "\n".join(part for part in ((casting or "").rstrip(), *new) if part)
+
+
+@functools.cache
+def _gender_detector() -> Any:
+    """gender-guesser's first-name list (about 40,000 names across countries), loaded once."""
+    import gender_guesser.detector as detector  # loading its list takes a moment: only when casting
+
+    return detector.Detector(case_sensitive=False)
+
+
+def name_gender(name: str) -> str | None:
+    """ "female" or "male" when a script name is a first name that mostly says so (Maya, Tom),
+    else None (Narrator, Alex, Kim, 小明): the caller then balances the voices instead."""
+    first = name.strip().split()[0] if name.strip() else ""
+    if not first.isalpha():
+        return None
+    guess = _gender_detector().get_gender(first)
+    return {"female": "female", "mostly_female": "female", "male": "male", "mostly_male": "male"}.get(guess)
 
 
 def _speaks(native_language: str, language: str) -> bool:

@@ -30,7 +30,9 @@ def studio_head() -> str:
 
     Gradio 6.17's launch(js=...) did not run it (checked in the browser), so it goes in the head.
     """
-    js = resources.files("assets").joinpath("studio.js").read_text(encoding="utf-8")
+    folder = resources.files("assets")
+    # studio.js: small fixes; restore.js: a reload keeps the open tab and the text typed.
+    scripts = [folder.joinpath(name).read_text(encoding="utf-8").strip() for name in ("studio.js", "restore.js")]
     # Gradio may add the head after the document has loaded: then run it at once.
     return (
         # Phone: Gradio hides "Use via API" there, which left a stray "· Settings" in the footer.
@@ -39,8 +41,11 @@ def studio_head() -> str:
         # The sticky action bar (studio.css .action-bar) needs the page as its scroller: Gradio's
         # container clips with overflow: hidden, which makes it a scroll container; clip does not.
         " .gradio-container { overflow: clip !important; }</style>"
-        f"<script>(f => document.readyState === 'loading' ? "
-        f"addEventListener('DOMContentLoaded', f) : f())({js.strip()});</script>"
+        + "".join(
+            f"<script>(f => document.readyState === 'loading' ? "
+            f"addEventListener('DOMContentLoaded', f) : f())({js});</script>"
+            for js in scripts
+        )
     )
 
 

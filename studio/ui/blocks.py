@@ -16,8 +16,15 @@ import inspect
 from typing import Any
 
 import gradio as gr
+from starlette import status as starlette_status
 
-from studio.ui.errors import ERROR_TITLE
+from studio.ui.errors import refusal
+
+# Gradio 6.17 reads Starlette's renamed HTTP_422_UNPROCESSABLE_ENTITY on every queued event (the
+# error map in routes.queue_join_helper), and Starlette warned each time: dozens of "422" warnings
+# in the log, none of them a refused request. As a plain attribute the name is found without
+# Starlette's deprecation hook (a module __getattr__); the value is the same 422.
+setattr(starlette_status, "HTTP_422_UNPROCESSABLE_ENTITY", starlette_status.HTTP_422_UNPROCESSABLE_CONTENT)  # noqa: B010
 
 
 class StudioBlocks(gr.Blocks):
@@ -62,10 +69,10 @@ def check_input(block_fn: Any, index: int, block: Any, value: Any) -> None:
         or (isinstance(value, bool) and bool not in types)
         or (isinstance(value, dict) and not is_file_data(value))
     ):
-        raise gr.Error(f"'{name}' must be {what}, not {shown(value)}.", title=ERROR_TITLE)
+        raise refusal(f"'{name}' must be {what}, not {shown(value)}.", "input check")
     choices = [str(c[1]) for c in getattr(block, "choices", None) or []]
     if isinstance(block, gr.Radio) and value not in choices:
-        raise gr.Error(f"'{name}' must be one of {', '.join(choices)}; not {shown(value)}.", title=ERROR_TITLE)
+        raise refusal(f"'{name}' must be one of {', '.join(choices)}; not {shown(value)}.", "input check")
 
 
 def expected_type(block: Any) -> tuple[tuple[type, ...], str] | None:

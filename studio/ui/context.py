@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
@@ -18,6 +19,9 @@ class StudioContext(ServingContext):
     # Takes whose chunk failed, per browser session and tab, so "Retry failed
     # chunk" can continue them. Bounded: the oldest are dropped.
     failed: dict[str, tuple[TakeJob, ChunkFailed]] = field(default_factory=dict)
+    # "Running & recent"'s gr.State of the job it last saw finish: each tab listens, so the tab
+    # that stopped a take stops saying "Press Resume" once it is resumed there (issue 23).
+    panel_resumed: Any = None
 
     def check_request_rate(self, request: gr.Request | None) -> None:
         """Counts one generation against the calling client's per-minute limit."""

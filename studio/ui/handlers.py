@@ -338,7 +338,32 @@ def wire_generate(
                 show_progress="hidden",  # the progress line says it, and the players stay usable
             )
         )
-    bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+    stopped = bar.stop.click(stop, None, bar.progress, api_visibility="private", queue=False)
+
+    def resume_after_stop(request: gr.Request | None = None) -> dict[str, Any]:
+        """Resume, once the stopped take is kept. Not left to the take's own follow alone: its
+        .then came too early or not at all now and then, and no Resume showed (issue 23)."""
+        for job in ctx.jobs.active(owner_of(request), tab):
+            job.wait(STOP_WAIT_S)
+        return offer_resume(request)
+
+    def after_panel_resume(request: gr.Request | None = None) -> tuple[Any, ...]:
+        """A take this tab stopped was just resumed in "Running & recent": the tab stops saying
+        "Press Resume" (it kept saying it, and its Resume said there was nothing to resume)."""
+        latest = ctx.jobs.latest(owner_of(request), tab)
+        if latest is None or latest.kind != "resume" or not latest.finished:
+            return gr.skip(), gr.skip()  # not this tab's take
+        return offer_resume(request), f"Resumed: {latest.progress_text()}"
+
+    if ctx.panel_resumed is not None:  # "Running & recent" saw a job finish (studio/ui/jobs_panel.py)
+        ctx.panel_resumed.change(
+            after_panel_resume, None, [bar.resume, bar.progress], api_visibility="private", queue=False
+        )
+
+    # Queued (it waits for the stop), never for the device: concurrency_limit=None.
+    stopped.then(
+        resume_after_stop, None, bar.resume, api_visibility="private", concurrency_limit=None, show_progress="hidden"
+    )
 
     def idle() -> tuple[Any, ...]:
         return (

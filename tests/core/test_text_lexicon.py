@@ -29,6 +29,18 @@ def test_words_match_whole_and_any_case_regex_and_language():
     assert lexicon.apply("A GIF.", "german") == "A GIF."
 
 
+def test_a_regex_spoken_form_uses_its_groups_and_a_word_keeps_backslashes():
+    lexicon = Lexicon.from_values(
+        [
+            {"pattern": r"\bEp\.? ?(\d+)", "spoken": r"episode \1", "regex": True},
+            {"pattern": r"(?P<n>\d+)km", "spoken": r"\g<n> kilometres", "regex": True},
+            {"pattern": "slash", "spoken": r"back\1slash"},
+        ]
+    )
+    assert lexicon.apply("In Ep. 12 we ran 5km.") == "In episode 12 we ran 5 kilometres."
+    assert lexicon.apply("a slash") == r"a back\1slash"
+
+
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
@@ -36,6 +48,7 @@ def test_words_match_whole_and_any_case_regex_and_language():
         ([{"pattern": "x", "spoken": ""}], "no spoken form"),
         ([{"pattern": "(", "spoken": "x", "regex": True}], "not a valid regular expression"),
         ([{"pattern": "a*", "spoken": "x", "regex": True}], "matches empty text"),
+        ([{"pattern": r"Ep (\d+)", "spoken": r"episode \2", "regex": True}], "refers to a group"),
         ([{"pattern": "x", "spoken": "y", "language": "klingon"}], "not supported"),
         ("Qwen=Chwen", "must be a list"),
     ],

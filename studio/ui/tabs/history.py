@@ -10,7 +10,7 @@ import numpy as np
 
 from core.audio.io import load_audio
 from core.engine.speakers import design_presets
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StudioError
 from core.storage.history import Take
 from core.types import MODES as TAKE_MODES
 from core.types import Mode
@@ -20,17 +20,26 @@ from studio.ui.handlers import job_result, owner_of
 from studio.ui.tabs.history_parts import build_parts_panel
 from studio.ui.tabs.history_resume import wire_resume
 
-COLUMNS = ["When", "Mode", "Voice", "Text", "Length", "Seed", "Model", "Format", "Take id"]
-# Content-sized columns; on a phone the table scrolls sideways with "When" pinned.
-COLUMN_WIDTHS: list[str | int] = [150, 80, 160, 300, 80, 110, 170, 80, 200]
+# What a person looks for first (when, what was said, how long) comes first: on a phone the
+# table showed only When, Mode and Voice before it had to be scrolled (issue 23).
+COLUMNS = ["When", "Text", "Length", "Voice", "Mode", "Seed", "Model", "Format", "Take id"]
+# Content-sized columns; on a phone the table scrolls sideways with "When" pinned, When and Text in view.
+COLUMN_WIDTHS: list[str | int] = [130, 220, 70, 160, 80, 110, 170, 80, 200]
+
+
 # Gradio 6.17's table only re-counts its rows on a scroll or resize, so a list that grows (a new
 # take, a search cleared) would show only as many rows as it had before. A no-op scroll makes it
 # look again; tests/e2e/test_creator_workflow.py fails without it.
-REFRESH_ROWS_JS = """() => requestAnimationFrame(() => {
-  for (const v of document.querySelectorAll('#history-table .virtual-table-viewport')) {
+def refresh_rows_js(elem_id: str) -> str:
+    """The no-op scroll that makes the table with this elem_id count its rows again (see above)."""
+    return f"""() => requestAnimationFrame(() => {{
+  for (const v of document.querySelectorAll('#{elem_id} .virtual-table-viewport')) {{
     v.dispatchEvent(new Event('scroll'));
-  }
-})"""
+  }}
+}})"""
+
+
+REFRESH_ROWS_JS = refresh_rows_js("history-table")
 SCRIPT = "script"
 # The history filter: every mode, plus whole scripts, under the words a person reads.
 MODE_CHOICES = [("All", "all"), *((mode.label, mode.value) for mode in TAKE_MODES), ("Script", SCRIPT)]
@@ -77,14 +86,14 @@ def take_rows(takes: list[Take], searched: bool = False) -> list[list[Any]]:
     if not takes:
         # One row that says so: Gradio 6.17's table keeps showing its old rows when given none.
         empty = "No take matches this search." if searched else "No takes yet: generate one in any tab."
-        return [["", "", "", empty, "", "", "", "", ""]]
+        return [["", empty, "", "", "", "", "", "", ""]]
     return [
         [
             local_time(t.created_at),
-            mode_label(t.mode),
-            voice_label(t),
             f"({t.status_label}) {preview(t.text)}" if t.stopped else preview(t.text),
             f"{t.duration_s:.1f} s",
+            voice_label(t),
+            mode_label(t.mode),
             t.seed,
             t.model,
             t.format,
@@ -171,8 +180,11 @@ def build_history_tab(ctx: StudioContext) -> None:
             f"{settings.history_max_mb:,} MB; the oldest are pruned first). Click a row to pick a take."
         )
         with gr.Row():
-            query = gr.Textbox(label="Search", placeholder="text, voice, model…", scale=3, elem_id="history-search")
-            mode = gr.Dropdown(MODE_CHOICES, value="all", label="Mode", scale=1, elem_id="history-mode")
+            # min_width: on a phone the two share no line (the placeholder was cut off), each is full width.
+            query = gr.Textbox(
+                label="Search", placeholder="text, voice, model…", scale=3, min_width=240, elem_id="history-search"
+            )
+            mode = gr.Dropdown(MODE_CHOICES, value="all", label="Mode", scale=1, min_width=140, elem_id="history-mode")
         table = gr.Dataframe(
             headers=COLUMNS,
             interactive=False,
@@ -184,7 +196,10 @@ def build_history_tab(ctx: StudioContext) -> None:
         warnings = gr.Markdown()
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                picker = gr.Dropdown([], label="Take", elem_id="history-picker")
+                # A custom value is allowed: a search replaces the choices while an event that carries
+                # the old pick may still be on its way, and Gradio refused it with a traceback
+                # ("Value … is not in the list of choices"). show() tells a take that is gone.
+                picker = gr.Dropdown([], label="Take", allow_custom_value=True, elem_id="history-picker")
                 player = gr.Audio(
                     label="Take audio",
                     type="filepath",
@@ -221,7 +236,11 @@ def build_history_tab(ctx: StudioContext) -> None:
         if not take_id:
             nothing = gr.update(interactive=False)
             return None, "", nothing, nothing
-        take = history.get(take_id)
+        try:
+            take = history.get(take_id)
+        except StudioError:  # deleted or pruned since the list was shown
+            nothing = gr.update(interactive=False)
+            return None, "This take is no longer in the history.", nothing, nothing
         can = gr.update(interactive=True)
         return str(take.audio_path), summary(take), can, can
 

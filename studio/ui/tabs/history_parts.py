@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StudioError
 from core.storage.history import Take
 from core.takes.part_edit import PartAction, edit_part
 from core.takes.subtitles import SubtitleFormat, write_subtitles
@@ -121,7 +121,8 @@ def build_parts_panel(
             elem_id="history-parts",
         )
         with gr.Row(equal_height=False):
-            part = gr.Dropdown([], label="Part", scale=2, elem_id="history-part-picker")
+            # allow_custom_value: as History's take picker (a new take replaces the choices under an event).
+            part = gr.Dropdown([], label="Part", scale=2, allow_custom_value=True, elem_id="history-part-picker")
             audio = gr.Audio(
                 label="Part audio", interactive=False, buttons=["download"], scale=3, elem_id="history-part-audio"
             )
@@ -139,10 +140,10 @@ def build_parts_panel(
 
     @friendly_errors
     def show_parts(take_id):
-        if not take_id:
+        take = picked_take(take_id)
+        if take is None:
             off = gr.update(value=None, interactive=False)
-            return part_rows(None), gr.update(choices=[], value=None), off, off
-        take = history.get(take_id)
+            return part_rows(None), gr.update(choices=[], value=None), off, off, *part_player(None, None)
         first = str(take.parts[0].index) if take.parts else None
         srt_path, vtt_path = subtitle_files(take)
         return (
@@ -150,16 +151,32 @@ def build_parts_panel(
             gr.update(choices=part_choices(take), value=first),
             gr.update(value=srt_path, interactive=True),
             gr.update(value=vtt_path, interactive=True),
+            # The part player is filled here, not only by the part picker's change: the new take's
+            # first part has the same value ("0") as the old one's, so no change event would come
+            # and the player kept the previous take's part.
+            *part_player(take, first),
         )
+
+    def picked_take(take_id) -> Take | None:
+        """The picked take, or None when nothing is picked or it is gone (deleted, pruned)."""
+        if not take_id:
+            return None
+        try:
+            return history.get(take_id)
+        except StudioError:
+            return None
 
     @friendly_errors
     def play_part(take_id, index):
-        if not take_id or index is None or index == "":
+        return part_player(picked_take(take_id), index)
+
+    def part_player(take: Take | None, index) -> tuple[Any, ...]:
+        """The part's audio and its three buttons (off when there is no such part)."""
+        if take is None or index is None or index == "":
             off = gr.update(interactive=False)
             return None, off, off, off
-        take = history.get(take_id)
         parts = {p.index: p for p in take.parts}
-        if int(index) not in parts:
+        if not str(index).isdigit() or int(index) not in parts:
             off = gr.update(interactive=False)
             return None, off, off, off
         clip = parts[int(index)].load()
@@ -194,7 +211,7 @@ def build_parts_panel(
     inputs = [picker, part, query, mode]
     outputs = [*list_outputs, message]
     private: dict[str, Any] = {"api_visibility": "private"}
-    picker.change(show_parts, picker, [table, part, srt, vtt], **private)
+    picker.change(show_parts, picker, [table, part, srt, vtt, audio, same, new, drop], **private)
     part.change(play_part, [picker, part], [audio, same, new, drop], **private)
     for button, action in ((same, PartAction.SAME_SEED), (new, PartAction.NEW_SEED), (drop, PartAction.DELETE)):
         button.click(redo(action), inputs, outputs, **private)

@@ -18,6 +18,7 @@ import pandas as pd
 from core.errors import StudioError
 from core.text_lexicon import Lexicon, LexiconStore
 from studio.ui.context import StudioContext
+from studio.ui.tabs.history import refresh_rows_js
 from studio.ui.widgets import LANGUAGE_CHOICES
 
 COLUMNS = ["#", "Word or pattern", "Say it as", "Regex", "Language"]
@@ -165,6 +166,8 @@ def build_lexicon_panel(ctx: StudioContext) -> None:
         return index, e.pattern, e.spoken, e.regex, e.language
 
     table.select(pick, None, form, **private)
+    # An added entry showed only after a reload: the table re-counts its rows on a scroll.
+    table.change(None, None, None, js=refresh_rows_js("lexicon-table"), **private)
     # Scripts change the lexicon too (/lexicon_set): show the stored one whenever the panel opens.
     panel.expand(lambda index: view(store.current() if store else Lexicon(), "", index), selected, outputs, **private)
 

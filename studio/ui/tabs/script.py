@@ -16,7 +16,7 @@ import numpy as np
 from core.audio.io import write_audio
 from core.engine.speakers import speakers
 from core.errors import InvalidInput
-from core.takes.jobs import Job, JobState
+from core.takes.jobs import Job, JobState, format_seconds
 from core.takes.script_grammar import draft_casting
 from core.takes.script_jobs import script_work, stopped_script
 from core.takes.script_render import (
@@ -91,6 +91,44 @@ def pcm16(samples: np.ndarray) -> np.ndarray:
 def file_stem(index: int, speaker: str) -> str:
     slug = re.sub(r"[^\w-]+", "_", speaker).strip("_")[:40] or "line"
     return f"{index + 1:03d}-{slug}"
+
+
+def lines_word(count: int) -> str:
+    """ "1 line", "2 lines" (the stop message said "1 lines")."""
+    return f"{count} line{'' if count == 1 else 's'}"
+
+
+def progress_line(job: Job, run: ScriptRun) -> str:
+    """Where a render stands: the lines made so far and the line being made now, by its number.
+
+    The job's own "Line k of n" counted lines done plus one, which read "Line 2 of 6" while line 1
+    was still waiting (lines are made in batches, or grouped by model, not always in order).
+    """
+    if job.state is not JobState.RUNNING:
+        return job.progress_text()
+    total = len(run.plan.lines)
+    parts = [f"{len(run.durations)} of {total} lines made"]
+    if job.message.startswith("Line"):  # the engine's label: "Line 3 of 6 (Tom)", "Lines 2-4 of 6 together"
+        parts.append(f"making {job.message[0].lower()}{job.message[1:]}")
+    parts.append(f"{format_seconds(job.elapsed_s())} elapsed")
+    eta = job.eta_s()
+    parts.append(f"about {format_seconds(eta)} left" if eta is not None else "estimating time left…")
+    if job.token.cancelled:
+        parts.insert(0, "Stopping…")
+    return " · ".join(parts)
+
+
+def stop_note(run: ScriptRun, partial: KeptTake | None) -> str:
+    """One consistent sentence for a stopped render (it said "Stopped at line 4… stopped at line 2 of 6")."""
+    total = len(run.plan.lines)
+    made = len(run.files)
+    if partial is None:
+        return f"Stopped: {made} of {total} lines made; nothing new was kept."
+    kept = partial.take.stopped_at or made
+    return (
+        f"Stopped with {kept} of {total} lines made. They are in the files list and in History "
+        f"(take `{partial.take.id}`, {lines_word(total - kept)} to go). Press **Resume** to render the rest."
+    )
 
 
 def md(text: str) -> str:
@@ -180,8 +218,8 @@ def summary_from_info(info: dict[str, Any] | None) -> str:
     t = info.get("timings", {})
     parts = [
         f"**{info.get('duration_s', 0):.1f} s** of audio",
-        f"{len(info.get('lines', []))} lines",
-        f"{len(info.get('cast', []))} voices",
+        lines_word(len(info.get("lines", []))),
+        f"{len(info.get('cast', []))} voice{'' if len(info.get('cast', [])) == 1 else 's'}",
         f"seed `{info.get('seed')}`",
         f"generated in {t.get('generate_s', 0):.1f} s",
     ]
@@ -252,45 +290,37 @@ def make_script_handlers(ctx: StudioContext):
         plan, skip, hide = run.plan, gr.skip(), gr.update(visible=False)
         # Only intermediate yields change visibility: Gradio can drop prop updates
         # that arrive with a stream's final message.
-        yield skip, None, run.lines, gr.update(value=None, visible=False), skip, job.progress_text(), hide
-        ready: dict[int, RenderedLine] = {}
-        played = 0
+        yield skip, None, run.lines, gr.update(value=None, visible=False), skip, progress_line(job, run), hide
         started = False
         for pieces, done in job.follow():
             for item in pieces:
-                ready[item.index] = item
-                # The live player gets lines in script order, with the pauses, as soon as they are contiguous.
-                chunk: list[np.ndarray] = []
-                while played in ready:
-                    audio = ready.pop(played)
-                    if played not in reused:
-                        if played and plan.pause_s > 0 and (chunk or started):
-                            chunk.append(np.zeros(round(plan.pause_s * audio.audio.sample_rate), dtype=np.float32))
-                        chunk.append(audio.audio.samples)
-                    played += 1
-                live = (item.audio.sample_rate, pcm16(np.concatenate(chunk))) if chunk else skip
-                started = started or bool(chunk)
+                # The live player gets each line as soon as it is made, with the pause before it. It
+                # waited for the lines before it in the script, and lines made grouped by model (or in
+                # a batch) left it silent until the render ended, then it all played at once.
+                live = skip
+                if item.index not in reused:
+                    chunk = [item.audio.samples]
+                    if started and plan.pause_s > 0:
+                        chunk.insert(0, np.zeros(round(plan.pause_s * item.audio.sample_rate), dtype=np.float32))
+                    live = (item.audio.sample_rate, pcm16(np.concatenate(chunk)))
+                    started = True
                 files = gr.update(value=run.file_list, visible=True)
-                yield live, skip, run.lines, files, skip, job.progress_text(), skip
+                yield live, skip, run.lines, files, skip, progress_line(job, run), skip
             if not done:
-                yield skip, skip, skip, skip, skip, job.progress_text(), skip
+                yield skip, skip, skip, skip, skip, progress_line(job, run), skip
         first = skip if started else (24_000, np.zeros(2_400, dtype=np.int16))
         if job.state is JobState.DONE and run.outputs is not None:
             take, zip_path, info = run.outputs
             yield first, take, run.lines, [zip_path, *run.subtitles, *run.file_list], info, job.progress_text(), skip
         elif job.state is JobState.STOPPED:
-            note = f"{job.progress_text()} The {len(run.files)} line(s) made are in the files list"
             partial = job.partial
+            note = stop_note(run, partial)
             if partial is not None:
-                note += (
-                    f" and in History ({partial.take.status_label}, take `{partial.take.id}`). "
-                    "Press **Resume** to render the rest."
-                )
                 # Resume shows in an intermediate yield: Gradio can drop a stream's last visibility change.
                 yield first, partial.path, run.lines, skip, partial.details, note, gr.update(visible=True)
                 yield skip, skip, skip, skip, skip, note, skip
             else:
-                yield first, skip, run.lines, skip, skip, note + ".", skip
+                yield first, skip, run.lines, skip, skip, note, skip
         else:
             raise job.error or InvalidInput("The script failed.")
 
@@ -334,7 +364,7 @@ def make_script_handlers(ctx: StudioContext):
 def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
     sizes = ctx.app.catalog.sizes(Mode.CUSTOM_VOICE)
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
-    with gr.Tab("Script", id="script"):
+    with gr.Tab("Script", id="script") as tab:
         demo_banner(ctx)
         gr.Markdown(
             "Write a dialogue, one `Name: line` per line, give each name a voice, and render the "
@@ -356,8 +386,12 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                 with gr.Row():
                     fill = gr.Button("Cast the script's names", size="sm", elem_id="script-fill")
                     example = gr.Button("Load an example", size="sm", elem_id="script-example")
-                with gr.Accordion("Available voices and casting syntax", open=False, elem_id="script-voices"):
-                    voices = gr.Markdown(voices_help(ctx), elem_id="script-voices-list")
+                with gr.Accordion(
+                    "Available voices and casting syntax", open=False, elem_id="script-voices"
+                ) as voices_panel:
+                    # A callable: read on every page load. The list made when the studio started said
+                    # "Library voices: none yet" for good, reloads included (issue 23).
+                    voices = gr.Markdown(lambda: voices_help(ctx), elem_id="script-voices-list")
                     gr.Markdown(CASTING_HELP)
                 with gr.Row():
                     language = gr.Dropdown(
@@ -458,6 +492,8 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
         example.click(
             lambda: (EXAMPLE_SCRIPT, EXAMPLE_CASTING), None, [script, casting], api_visibility="private", queue=False
         )
-        # The library changes from other tabs and scripts: refresh the list when the casting is edited.
-        casting.focus(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
+        # The library changes from other tabs and scripts: refresh the list when the tab or the list
+        # opens, and when the casting is edited.
+        for opened in (tab.select, voices_panel.expand, casting.focus):
+            opened(lambda: voices_help(ctx), None, voices, api_visibility="private", queue=False)
     return {"script": script, "casting": casting, "audio": take, "info": info}

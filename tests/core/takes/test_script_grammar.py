@@ -11,6 +11,7 @@ from core.takes.script_grammar import (
     VoiceSpec,
     casting_from,
     draft_casting,
+    name_gender,
     parse_casting,
     parse_script,
     script_language,
@@ -149,22 +150,32 @@ def test_casting_errors_name_the_line(text, message):
 
 def test_draft_casting_fills_uncast_names_with_unused_speakers_of_the_scripts_language():
     drafted = draft_casting(SCRIPT + "anna: Again.\nBob: Me too.", "Narrator = Ryan")
-    # Aiden is the other native English speaker; then a non-native one, of the gender not heard
-    # yet, told to speak English.
-    assert drafted.splitlines() == ["Narrator = Ryan", "Anna = Aiden", "Bob = Vivian [English]"]
+    # Anna is a woman's name: no native English speaker is a woman, so a non-native one, told to
+    # speak English; Bob gets Aiden, the other native English speaker.
+    assert drafted.splitlines() == ["Narrator = Ryan", "Anna = Vivian [English]", "Bob = Aiden"]
     assert draft_casting("not a script", "A = Ryan") == "A = Ryan"
 
 
 def test_an_english_dialogue_gets_the_english_speakers_one_each():
-    # Issue 14: Maya and Tom were cast as Vivian and Serena, two Chinese voices.
+    # Issue 14: Maya and Tom were cast as Vivian and Serena, two Chinese voices; issue 23: then as
+    # Ryan and Aiden, a man's voice for Maya. Names that tell a gender get a speaker of it.
     script = "Maya: Good morning, Tom.\nTom: Morning, Maya! Coffee?\nMaya: Please."
-    assert draft_casting(script, "").splitlines() == ["Maya = Ryan", "Tom = Aiden"]
+    assert draft_casting(script, "").splitlines() == ["Maya = Vivian [English]", "Tom = Ryan"]
     # With the language chosen, the setting applies to every voice: no tag is needed.
-    assert draft_casting(script + "\nZoe: Me too.", "", "English").splitlines() == [
-        "Maya = Ryan",
-        "Tom = Aiden",
-        "Zoe = Vivian",
+    assert draft_casting(script + "\nZoe: Me too.\nNarrator: Later.", "", "English").splitlines() == [
+        "Maya = Vivian",
+        "Tom = Ryan",
+        "Zoe = Serena",
+        "Narrator = Aiden",  # no gender in the name: the natives first
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "gender"),
+    [("Maya", "female"), ("tom", "male"), ("Zoe Smith", "female"), ("Narrator", None), ("小明", None), ("R2", None)],
+)
+def test_a_first_name_tells_a_gender_or_nothing(name, gender):
+    assert name_gender(name) == gender
 
 
 def test_other_languages_get_their_native_speakers_with_genders_mixed():

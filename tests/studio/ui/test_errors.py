@@ -34,6 +34,26 @@ def test_a_gr_error_passes_through_unchanged():
     assert info.value is original
 
 
+@pytest.mark.parametrize("exc", [VoiceNotFound("No voice named 'Bob'."), gr.Error("Tick the box first.")])
+def test_a_refusal_is_one_log_line_without_a_traceback(exc, caplog):
+    # Issue 23: Gradio printed the stack of every gr.Error; a refusal is not a bug.
+    with caplog.at_level(logging.INFO, logger="studio.ui.errors"):
+        with pytest.raises(gr.Error) as info:
+            friendly_errors(raises(exc))("hi")
+    assert info.value.print_exception is False
+    [record] = caplog.records
+    assert record.levelno == logging.INFO and record.exc_info is None
+    assert record.getMessage().startswith("event=refused where=handler message=")
+
+
+def test_a_bug_is_logged_once_with_its_traceback_not_twice(caplog):
+    with caplog.at_level(logging.INFO, logger="studio.ui.errors"):
+        with pytest.raises(gr.Error) as info:
+            friendly_errors(raises(KeyError("x")))("hi")
+    assert info.value.print_exception is False  # the studio's log has it; Gradio does not print it again
+    assert [r.exc_info[0] for r in caplog.records] == [KeyError]
+
+
 def test_an_unexpected_error_is_a_generic_message_and_a_logged_traceback(caplog):
     with caplog.at_level(logging.ERROR, logger="studio.ui.errors"):
         with pytest.raises(gr.Error) as info:

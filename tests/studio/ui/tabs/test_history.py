@@ -31,7 +31,8 @@ def test_regenerate_a_take_gives_the_same_audio_as_a_new_take(client, studio_ser
     assert again.mode == "voice_design" and again.seed == 21
     # The readable summary, not a JSON tree: plain mode name, seed, model.
     assert summary.startswith("**Design** take") and "**Seed:** 21" in summary, summary
-    assert rows[0][-1] == new_id and rows[0][5] == 21 and rows[0][1] == "Design"  # listed first, selected
+    assert rows[0][-1] == new_id and rows[0][5] == 21 and rows[0][4] == "Design"  # listed first, selected
+    assert rows[0][1] == "Regenerate me." and rows[0][2].endswith(" s")  # When, Text, Length first
 
 
 def test_regenerate_a_script_take(client, studio_server, regenerate):

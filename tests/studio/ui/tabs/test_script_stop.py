@@ -3,6 +3,7 @@ the lines made so far stay as files, and the progress line says so (demo models,
 
 from __future__ import annotations
 
+import re
 import threading
 
 from studio.ui.context import StudioContext
@@ -25,8 +26,15 @@ def test_stop_ends_a_script_render_and_keeps_the_lines_made(demo_context):
             threading.Thread(target=ctx.jobs.stop, args=(job.id,)).start()
     job = ctx.jobs.all()[0]
     assert job.state.value == "stopped" and job.kind == "script"
-    assert any(str(u[5]).startswith("Line ") and "elapsed" in str(u[5]) for u in updates[:-1])
+    # Progress counts the lines made and names the line being made (issue 23: it said "Line 2 of 6"
+    # while line 1 was still waiting).
+    running = [str(u[5]) for u in updates[:-1] if "elapsed" in str(u[5])]
+    assert running and all(re.match(r"(Stopping… · )?\d of 8 lines made · ", text) for text in running), running
+    assert any(" · making line " in text for text in running), running
+    # One consistent stop message: the count agrees with the partial take ("stopped at line k+1").
     final = updates[-1][5]
-    assert final.startswith("Stopped at line ") and "line(s) made are in the files list" in final, final
+    kept = job.partial.take.stopped_at
+    assert final.startswith(f"Stopped with {kept} of 8 lines made. ") and "line(s)" not in final, final
+    assert re.search(rf"\b{8 - kept} lines? to go", final) and "Stopped at line" not in final, final
     assert 2 <= job.chunks_done < 8
     assert not ctx.jobs.busy()
