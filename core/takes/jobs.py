@@ -35,6 +35,7 @@ from core.engine.cancel import CancelToken, cancellable
 from core.engine.live_decoding import LiveAudio
 from core.engine.synthesis import ChunkAudio, ChunkFailed, TakeStopped
 from core.errors import InvalidInput, Stopped, StudioError
+from core.takes import progress
 from core.takes.script_jobs import script_work, stopped_script
 from core.takes.service import KeptTake, TakeJob, TakeService
 from core.types import SynthesisResult
@@ -113,6 +114,7 @@ class Job:
     client: str = ""  # user@address: a reloaded page lists the jobs of its own client
     tab: str = ""  # the tab (parse function) that started it
     chars: int = 0
+    speech_s: float = 0.0  # the text's expected seconds of speech (core/takes/progress.py)
     chunks_total: int = 0
     chunks_done: int = 0
     message: str = "Waiting for the device…"
@@ -171,18 +173,8 @@ class Job:
             return self.error.args[0] if self.error else "Stopped."
         if self.state is JobState.FAILED:
             return f"Failed: {self.error}" if self.error else "Failed."
-        parts = []
-        if self.chunks_total:
-            current = min(self.chunks_done + 1, self.chunks_total)
-            parts.append(f"{'Line' if self.kind == 'script' else 'Chunk'} {current} of {self.chunks_total}")
-        else:
-            parts.append(self.message)
-        parts.append(f"{format_seconds(self.elapsed_s())} elapsed")
-        eta = self.eta_s()
-        parts.append(f"about {format_seconds(eta)} left" if eta is not None else "estimating time left…")
-        if self.token.cancelled:
-            parts.insert(0, "Stopping…")
-        return " · ".join(parts)
+        # Audio made and time left from the model's frames, moving while a chunk is made.
+        return progress.running_line(self, self.eta_s())
 
     def fraction(self) -> float:
         return self.chunks_done / self.chunks_total if self.chunks_total else 0.0
@@ -283,6 +275,7 @@ class JobRegistry:
             client=client or "",
             tab=tab,
             chars=plan.chars,
+            speech_s=plan.speech_s,
             chunks_total=plan.chunks if chunks is None else chunks,
             guess_s_per_char=self._s_per_char,
         )

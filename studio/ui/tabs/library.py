@@ -25,7 +25,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.errors import InvalidInput, LibraryError, VoiceNotFound
+from core.errors import InvalidInput, LibraryError, StudioError, VoiceNotFound
 from core.storage.library import Voice, VoiceLibrary
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
@@ -396,6 +396,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                         height=140,
                         elem_id="library-import",
                     )
+                    # What the last import did, next to the box it was dropped on (a toast goes by).
+                    import_status = gr.Markdown(elem_id="library-import-status", elem_classes=["inline-status"])
 
         # The pronunciation lexicon: kept with the voices, used by every take (studio/ui/tabs/lexicon.py).
         build_lexicon_panel(ctx)
@@ -572,14 +574,19 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         library.delete(voice.id)
         return {"select": None, "message": f"Deleted **{_md(voice.name)}**."}
 
-    @friendly_errors
     def do_import(file):
-        if not file:
-            raise InvalidInput("Choose a .zip file made with Export to import.")
-        imported = library.import_zip(file)
+        """The outcome and the line under the import box; a refusal is told there too (and as a toast)."""
+        try:
+            if not file:
+                raise InvalidInput("Choose a .zip file made with Export to import.")
+            imported = library.import_zip(file)
+        except StudioError as exc:
+            gr.Warning(str(exc), title="Nothing was imported")
+            return {}, f"**Nothing was imported.** {_md(str(exc))}"
         names = ", ".join(f"**{_md(v.name)}**" for v in imported)
         plural = "s" if len(imported) != 1 else ""
-        return {"select": imported[0].id, "message": f"Imported {len(imported)} voice{plural}: {names}."}
+        message = f"Imported {len(imported)} voice{plural}: {names}."
+        return {"select": imported[0].id, "message": message}, f"✅ {message}"
 
     @friendly_errors
     def do_use(voice_id):
@@ -654,7 +661,11 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     action(duplicate.click, do_duplicate, [picker])
     action(delete.click, do_delete, [picker, confirm])
     # The upload box is emptied whatever happened, so the same file can be chosen again.
-    action(upload.upload, do_import, [upload]).then(lambda: None, None, upload, queue=False, **private)
+    imported = upload.upload(friendly_errors(do_import), [upload], [outcome, import_status], **private)
+    imported.success(show_outcome, [outcome, *view_inputs], [*view_outputs, status], **private)
+    imported.then(lambda: None, None, upload, queue=False, **private)
+    # A new import, or an export, starts with a clean line under the box.
+    export_all.click(lambda: "", None, import_status, queue=False, **private)
     action(use.click, do_use, [picker], switch_to_clone, [outcome], [clone_voice, tabs])
     action(export_one.click, do_export_one, [picker], show_file, [outcome], [exported, status])
     action(export_all.click, do_export_all, [], show_file, [outcome], [exported, status])
