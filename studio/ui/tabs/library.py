@@ -32,7 +32,12 @@ from studio.ui.errors import friendly_errors
 from studio.ui.handlers import DEVICE_QUEUE, api_endpoint, api_function
 from studio.ui.tabs.clone import NO_VOICE, library_choices
 from studio.ui.tabs.lexicon import build_lexicon_panel
-from studio.ui.transcribe import fill_if_empty, library_transcript_offer, make_fill_library_transcript
+from studio.ui.transcribe import (
+    fill_if_empty,
+    library_transcript_offer,
+    make_fill_library_transcript,
+    use_heard_language,
+)
 from studio.ui.widgets import LANGUAGE_CHOICES
 
 PLAY = "▶"  # each row's first cell: clicking it plays that voice in the tab's one player
@@ -358,6 +363,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 # Fills the transcript and the language from the voice's own clip (studio/ui/transcribe.py).
                 transcribe = gr.Button("Transcribe", size="sm", scale=0, min_width=130, elem_id="library-transcribe")
                 transcribe_note = gr.Markdown(elem_id="library-transcribe-note")
+                use_language = gr.Button("Use it", size="sm", visible="hidden", elem_id="library-use-language")
                 with gr.Row():
                     edit_language = gr.Dropdown(
                         LANGUAGE_CHOICES,
@@ -651,13 +657,14 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     transcribe.click(
         make_fill_library_transcript(ctx),
         [picker, edit_language],
-        [transcript, edit_language, transcribe_note],
+        [transcript, edit_language, transcribe_note, use_language],
         concurrency_id=DEVICE_QUEUE,
         concurrency_limit=1,
         **private,
     )
     for picked in (picker.input, table.select):
-        picked(lambda: "", None, transcribe_note, queue=False, **private)
+        picked(lambda: ("", gr.update(visible="hidden")), None, [transcribe_note, use_language], queue=False, **private)
+    use_language.click(use_heard_language, use_language, [edit_language, use_language], queue=False, **private)
     action(duplicate.click, do_duplicate, [picker])
     action(delete.click, do_delete, [picker, confirm])
     # The upload box is emptied whatever happened, so the same file can be chosen again.
