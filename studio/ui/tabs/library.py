@@ -45,6 +45,17 @@ COLUMNS = ["Play", "Name", "Kind", "Language", "Tags", "Length (s)", "Created", 
 NAME_COLUMN = COLUMNS.index("Name")
 # Presses the player's Play once the clip a row's ▶ chose is loaded (retried for up to 5 s: the
 # player may still be loading the new clip).
+# Downloads the file a File component just received (its url), as a link click would.
+DOWNLOAD_JS = """(file) => {
+  if (!file || !file.url) return;
+  const link = document.createElement('a');
+  link.href = file.url;
+  link.download = file.orig_name || '';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}"""
+
 PLAY_JS = """(request) => {
   if (!request) return;
   const started = Date.now();
@@ -392,9 +403,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 status = gr.Markdown(elem_id="library-status")
                 with gr.Accordion("Export and import", open=True, elem_id="library-transfer"):
                     export_all = gr.Button("Export all voices", elem_id="library-export-all")
-                    exported = gr.File(
-                        label="Exported .zip (download)", interactive=False, visible=False, elem_id="library-exported"
-                    )
+                    # Never shown: an export downloads at once (DOWNLOAD_JS); the status line names the file.
+                    exported = gr.File(interactive=False, visible=False, elem_id="library-exported")
                     upload = gr.File(
                         label="Import voices from a .zip export",
                         file_types=[".zip"],
@@ -602,14 +612,20 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     def do_export_one(voice_id):
         voice = library.get(voice_id or "")
         path = export_voices(ctx, [voice])
-        return {"file": str(path), "message": f"Exported **{_md(voice.name)}**: download the .zip below."}
+        return {
+            "file": str(path),
+            "message": f"Exported **{_md(voice.name)}**: the download of `{path.name}` has started.",
+        }
 
     @friendly_errors
     def do_export_all():
         path = export_voices(ctx, None)
         total = len(library.list())
         plural = "s" if total != 1 else ""
-        return {"file": str(path), "message": f"Exported all **{total}** voice{plural}: download the .zip below."}
+        return {
+            "file": str(path),
+            "message": f"Exported all **{total}** voice{plural}: the download of `{path.name}` has started.",
+        }
 
     @friendly_errors
     def show_outcome(outcome, query, kind_v, language_v, tag_v, voice_id, clone_current):
@@ -624,7 +640,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
 
     def show_file(outcome):
         outcome = outcome or {}
-        return gr.update(value=outcome.get("file"), visible=True), outcome.get("message", "")
+        return gr.update(value=outcome.get("file"), visible=False), outcome.get("message", "")
 
     def switch_to_clone(outcome):
         return gr.update(choices=library_choices(ctx), value=(outcome or {}).get("name", NO_VOICE)), gr.Tabs(
@@ -674,5 +690,12 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     # A new import, or an export, starts with a clean line under the box.
     export_all.click(lambda: "", None, import_status, queue=False, **private)
     action(use.click, do_use, [picker], switch_to_clone, [outcome], [clone_voice, tabs])
-    action(export_one.click, do_export_one, [picker], show_file, [outcome], [exported, status])
-    action(export_all.click, do_export_all, [], show_file, [outcome], [exported, status])
+    # One step: the export is written, then the browser downloads it (no link to press after).
+    for export_click, export_fn, export_inputs in (
+        (export_one.click, do_export_one, [picker]),
+        (export_all.click, do_export_all, []),
+    ):
+        export_event = export_click(export_fn, export_inputs, outcome, **private)
+        export_event.success(show_file, [outcome], [exported, status], **private).then(
+            None, exported, None, js=DOWNLOAD_JS, **private
+        )

@@ -8,6 +8,7 @@ import gradio as gr
 
 from core.engine.mlx import MLX_QUANTIZE, active_engine, switch_engine
 from core.engine.mlx.install import installed as mlx_installed
+from core.engine.mlx.install import is_apple_silicon
 from core.engine.model_manager import ModelStatus
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
@@ -101,11 +102,18 @@ def build_models_tab(ctx: StudioContext) -> None:
             )
             apply_max = gr.Button("Apply", scale=1)
             # torch runs qwen-tts here; mlx runs mlx-audio in its own process (README "The MLX engine").
+            # Shown only where MLX can help: Apple Silicon, or MLX installed (or in use) here.
+            offer_mlx = (
+                is_apple_silicon()
+                or mlx_installed(ctx.app.settings.data_dir)
+                or active_engine(ctx.app.synthesis) == "mlx"
+            )
             engine = gr.Dropdown(
                 ["torch", "mlx"],
                 value=active_engine(ctx.app.synthesis),
                 label="Engine",
                 scale=1,
+                visible=offer_mlx,
                 elem_id="models-engine",
             )
             # The MLX engine's weights (README "Memory: quantized weights"); torch ignores it.
@@ -114,9 +122,10 @@ def build_models_tab(ctx: StudioContext) -> None:
                 value=current_mlx_quantize(ctx),
                 label="MLX weights",
                 scale=1,
+                visible=offer_mlx,
                 elem_id="models-mlx-quantize",
             )
-            switch = gr.Button("Switch engine", scale=1, elem_id="models-engine-switch")
+            switch = gr.Button("Switch engine", scale=1, visible=offer_mlx, elem_id="models-engine-switch")
         message = gr.Markdown()
 
     def snapshot():
