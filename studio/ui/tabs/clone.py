@@ -481,7 +481,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         shown = view(ref, None, None, silence, norm, hp, dn, trims.new_state("", ref), "")
         language_back = "Auto" if heard and lang == heard else gr.skip()
         hidden = gr.update(visible="hidden")
-        return (*shown, "", trims.REPLACED_NOTE if ref else "", "", "", hidden, language_back, None, hidden)
+        return (*shown, "", trims.REPLACED_NOTE, "", "", hidden, language_back, None, hidden)
 
     def from_field(index: int):
         """Start (0) or End (1) was edited: only that field's value is taken, the other comes from

@@ -49,8 +49,8 @@ def replaces_clip(state: dict[str, Any] | None, clip: str | None) -> bool:
 
 
 REPLACED_NOTE = (
-    "ℹ️ **A new clip**: the transcript, the language heard and the voice name of the previous clip "
-    "were cleared. Write what this clip says, or press **Transcribe**."
+    "ℹ️ **The clip changed**: the transcript, the language heard and the voice name of the previous "
+    "clip were cleared. Write what the new clip says, or press **Transcribe**."
 )
 
 
