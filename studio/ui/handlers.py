@@ -371,7 +371,7 @@ def wire_generate(
             show_progress="hidden",
         )
     if players.download is not None and players.download_format is not None:
-        chosen = [take, players.download_format]
+        chosen = [take, players.download_format, info]
         for change in (take.change, players.download_format.change):
             change(
                 friendly_errors(functools.partial(take_download, ctx)),
@@ -395,17 +395,21 @@ def wire_generate(
         wire_gallery(gallery, players.takes, take, info, summary)
 
 
-def take_download(ctx: StudioContext, path: str | None, fmt: str | None) -> dict[str, Any]:
+def take_download(
+    ctx: StudioContext, path: str | None, fmt: str | None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The take in the chosen format, for the Download button (written once per take and format)."""
     if not path:
         return gr.update(value=None, interactive=False)
     fmt = output_format(fmt or "wav")
     source = Path(path)
-    take_id = source.parent.name if source.parent.name else source.stem
-    try:  # named as its subtitles are: who speaks and the first words
-        stem = take_file_stem(ctx.app.history.get(take_id))
+    # Named as its subtitles are (who speaks, the first words, the take's id), from the details of
+    # the take the tab shows; the player's path is Gradio's cached copy, named by a hash.
+    take_id = details.get("take_id") if isinstance(details, dict) else None
+    try:
+        stem = take_file_stem(ctx.app.history.get(str(take_id))) if take_id else f"take-{source.parent.name}"
     except StudioError:
-        stem = f"take-{take_id}"
+        stem = f"take-{source.parent.name}"
     target = Path(ctx.outputs_dir) / "downloads" / f"{stem}.{fmt}"
     if not target.exists():
         write_audio(load_audio(source), target, fmt)
