@@ -110,6 +110,7 @@ def test_tab_bar_finished_take_variants_and_downloads(studio, size, e2e_server):
     studio.shoot(
         "clonephone-done", {"take": page.locator("#design-audio"), "progress": page.locator("#design-progress")}
     )
+    page.screenshot(path=str(studio.shots_dir / f"clonephone-done-viewport-{size}.png"))  # what the eye sees
 
     # The take in use is marked, and follows a pick.
     pick1, pick2 = page.locator("#design-pick-1"), page.locator("#design-pick-2")
