@@ -472,7 +472,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     # finish after the undo and put the undone trim back.
     in_order: dict[str, Any] = dict(concurrency_id="clone-trim", concurrency_limit=1, **private)
 
-    def new_clip(ref, silence, norm, hp, dn, script, state, lang, heard):
+    def new_clip(ref, silence, norm, hp, dn, script, state=None, lang=None, heard=None):
         """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo; one that
         replaces another clears what was written for that one (transcript, language heard, name)."""
         if not trims.replaces_clip(state, ref):
