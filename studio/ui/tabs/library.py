@@ -48,12 +48,8 @@ NAME_COLUMN = COLUMNS.index("Name")
 # Downloads the file a File component just received (its url), as a link click would.
 DOWNLOAD_JS = """(file) => {
   if (!file || !file.url) return;
-  const link = document.createElement('a');
-  link.href = file.url;
-  link.download = file.orig_name || '';
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
+  const link = Object.assign(document.createElement('a'), {href: file.url, download: file.orig_name || ''});
+  document.body.appendChild(link); link.click(); link.remove();
 }"""
 
 PLAY_JS = """(request) => {
