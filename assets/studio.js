@@ -60,12 +60,15 @@
       said.set(line, text);
       if (before === undefined || !/^Done in /.test(text) || !matchMedia("(max-width: 640px)").matches) continue;
       const prefix = line.id.slice(0, -"-progress".length);
-      const bring = () => {
+      // The take player is shown again just after the line says done: wait for it (up to ~4 s).
+      const bring = tries => {
         const player = document.getElementById(`${prefix}-audio`);
-        const target = player && player.offsetParent ? player : document.getElementById(`${prefix}-summary`);
-        if (target) target.scrollIntoView({ block: "center", behavior: "smooth" });
+        if (player && player.offsetParent) return player.scrollIntoView({ block: "start" });
+        if (tries > 0) return setTimeout(() => bring(tries - 1), 200);
+        const summary = document.getElementById(`${prefix}-summary`);
+        if (summary) summary.scrollIntoView({ block: "start" });
       };
-      setTimeout(bring, 300);  // the take player is shown again just after the line says done
+      bring(20);
     }
   };
   new MutationObserver(followDone).observe(document.body, { subtree: true, childList: true, characterData: true });
