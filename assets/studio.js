@@ -48,4 +48,45 @@
   };
   document.addEventListener("change", e => e.target.type === "file" && refuse(e, e.target.files), true);
   document.addEventListener("drop", e => refuse(e, e.dataTransfer && e.dataTransfer.files), true);
+  // Phone: the finished take sat about 1,000 px below "Done in 5 s" with nothing bringing it into
+  // view (issue 23). When a tab's progress line turns to "Done in …" on a narrow screen, the take
+  // player of that tab (<prefix>-audio, next to <prefix>-progress) is scrolled into view.
+  const said = new WeakMap();
+  const followDone = () => {
+    for (const line of document.querySelectorAll(".take-progress[id$='-progress']")) {
+      const text = line.textContent.trim();
+      if (said.get(line) === text) continue;
+      const before = said.get(line);
+      said.set(line, text);
+      if (before === undefined || !/^Done in /.test(text) || !matchMedia("(max-width: 640px)").matches) continue;
+      const prefix = line.id.slice(0, -"-progress".length);
+      // The take player is shown again just after the line says done: wait for it (up to ~4 s).
+      const bring = tries => {
+        const player = document.getElementById(`${prefix}-audio`);
+        if (player && player.offsetParent) return player.scrollIntoView({ block: "start" });
+        if (tries > 0) return setTimeout(() => bring(tries - 1), 200);
+        const summary = document.getElementById(`${prefix}-summary`);
+        if (summary) summary.scrollIntoView({ block: "start" });
+      };
+      bring(20);
+    }
+  };
+  new MutationObserver(followDone).observe(document.body, { subtree: true, childList: true, characterData: true });
+  // One take plays at a time (issue 23: variants played over each other): a player that starts
+  // pauses every other one on the page.
+  document.addEventListener("play", e => {
+    if (!(e.target instanceof HTMLMediaElement)) return;
+    for (const other of document.querySelectorAll("audio, video")) {
+      if (other !== e.target && !other.paused) other.pause();
+    }
+  }, true);
+  // Gradio's waveform players keep their <audio> out of the page: their Play buttons are paired.
+  document.addEventListener("click", e => {
+    const play = e.target.closest && e.target.closest("button.play-pause-button[aria-label=Play]");
+    if (!play) return;
+    for (const other of document.querySelectorAll("button.play-pause-button[aria-label=Pause]")) {
+      if (other !== play) other.click();
+    }
+    for (const plain of document.querySelectorAll("audio")) if (!plain.paused) plain.pause();
+  }, true);
 }

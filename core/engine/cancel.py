@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -30,10 +31,26 @@ from core.errors import Stopped
 
 
 class CancelToken:
-    """Set once by Stop; read by the engine on every frame (an Event: cheap to check, thread-safe)."""
+    """Set once by Stop; read by the engine on every frame (an Event: cheap to check, thread-safe).
+
+    The same per-frame call counts the frames made (summed over a batch's rows), so a job's
+    progress moves with the model and not only when a whole chunk is done
+    (core/takes/progress.py reads ``frames`` and ``first_frame_at``).
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.frames = 0  # codec frames made so far (80 ms of audio each), every row of a batch
+        self.first_frame_at: float | None = None  # monotonic time of the first one (model loaded)
+        self.rows = 0  # the widest batch seen (variants: one row per take)
+
+    def step(self, rows: int = 1) -> None:
+        """One talker step: ``rows`` frames made; raises :class:`Stopped` once cancelled."""
+        self.check("Stopped while generating.")
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        self.rows = max(self.rows, rows)
+        self.frames += rows  # one writer (the generating thread); readers only need a recent value
 
     def cancel(self) -> None:
         self._event.set()
@@ -85,10 +102,10 @@ def stop_on_cancel(model: Any, token: CancelToken | None) -> Iterator[None]:
         yield
         return
 
-    def before_step(_module: Any, _args: Any) -> None:
-        token.check("Stopped while generating.")
+    def before_step(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        token.step(_rows(args, kwargs))
 
-    handle = talker.register_forward_pre_hook(before_step)
+    handle = talker.register_forward_pre_hook(before_step, with_kwargs=True)
     try:
         yield
     finally:
@@ -112,3 +129,12 @@ class DeviceTurn:
 
     def __exit__(self, *exc: Any) -> None:
         self._held.stack.pop().__exit__(*exc)
+
+
+def _rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The batch size of a talker step: the first dimension of its first tensor input."""
+    for value in (*args, *kwargs.values()):
+        shape = getattr(value, "shape", None)
+        if shape is not None and len(shape) >= 2:
+            return int(shape[0])
+    return 1

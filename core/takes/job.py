@@ -14,6 +14,8 @@ from core import text as textlib
 from core.engine.cancel import CancelToken
 from core.engine.synthesis import TakeStopped
 from core.errors import StudioError
+from core.takes import progress
+from core.takes.progress import format_seconds  # re-exported: the tabs and the API format durations with it
 from core.takes.service import KeptTake, TakeJob
 from core.types import SynthesisResult
 
@@ -65,14 +67,6 @@ def plan_text(text: str, chunk_chars: int) -> TextPlan:
     return TextPlan(len(text), len(textlib.chunk_text(text, max_chars=chunk_chars)), seconds)
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{minutes} min {rest:02d} s"
-
-
 Work = Callable[["Job"], list[KeptTake]]
 
 
@@ -88,6 +82,7 @@ class Job:
     client: str = ""  # user@address: a reloaded page lists the jobs of its own client
     tab: str = ""  # the tab (parse function) that started it
     chars: int = 0
+    speech_s: float = 0.0  # the text's expected seconds of speech (core/takes/progress.py)
     chunks_total: int = 0
     chunks_done: int = 0
     message: str = "Waiting for the device…"
@@ -149,18 +144,8 @@ class Job:
             return self.error.args[0] if self.error else "Stopped."
         if self.state is JobState.FAILED:
             return f"Failed: {self.error}" if self.error else "Failed."
-        parts = []
-        if self.chunks_total:
-            current = min(self.chunks_done + 1, self.chunks_total)
-            parts.append(f"{'Line' if self.kind == 'script' else 'Chunk'} {current} of {self.chunks_total}")
-        else:
-            parts.append(self.message)
-        parts.append(f"{format_seconds(self.elapsed_s())} elapsed")
-        eta = self.eta_s()
-        parts.append(f"about {format_seconds(eta)} left" if eta is not None else "estimating time left…")
-        if self.token.cancelled:
-            parts.insert(0, "Stopping…")
-        return " · ".join(parts)
+        # Audio made and time left from the model's frames, moving while a chunk is made.
+        return progress.running_line(self, self.eta_s())
 
     def fraction(self) -> float:
         return self.chunks_done / self.chunks_total if self.chunks_total else 0.0

@@ -114,6 +114,7 @@ class JobRegistry:
             client=client or "",
             tab=tab,
             chars=plan.chars,
+            speech_s=plan.speech_s,
             chunks_total=plan.chunks if chunks is None else chunks,
             guess_s_per_char=self._s_per_char,
             lane=lane,

@@ -24,6 +24,7 @@ How cues are cut and timed:
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from core.errors import InvalidInput
 from core.storage.durable import write_file
 from core.storage.history import Take
 
-__all__ = ["MAX_CUE_CHARS", "Cue", "SubtitleFormat", "cues_for", "subtitle_text", "write_subtitles"]
+__all__ = ["MAX_CUE_CHARS", "Cue", "SubtitleFormat", "cues_for", "subtitle_text", "take_file_stem", "write_subtitles"]
 
 MAX_CUE_CHARS = 84
 LINE_CHARS = 42
@@ -123,10 +124,23 @@ def subtitle_text(take: Take, fmt: SubtitleFormat | str) -> str:
     return "WEBVTT\n\n" + "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
-def write_subtitles(take: Take, folder: Path | str, fmt: SubtitleFormat | str) -> Path:
-    """Writes ``<take id>.<srt|vtt>`` into ``folder`` (atomically) and returns its path."""
+def take_file_stem(take: Take, words: int = 5) -> str:
+    """A file name people can read, for a take's downloads: who speaks and its first words, then
+    the take's id so two takes never share a name ("vivian-hello-there-how-are-you-<id>")."""
+    voice = take.voice or {}
+    who = voice.get("voice") or voice.get("speaker") or ("design" if voice.get("kind") == "design" else take.mode)
+    start = " ".join(take.text.split()[:words])
+    slug = "-".join(re.findall(r"\w+", f"{who} {start}".lower()))[:60].strip("-_") or "take"
+    return f"{slug}-{take.id}"
+
+
+def write_subtitles(take: Take, folder: Path | str, fmt: SubtitleFormat | str, *, readable: bool = False) -> Path:
+    """Writes ``<take id>.<srt|vtt>`` into ``folder`` (atomically) and returns its path;
+    ``readable``: named as the take's audio download is, ``<voice>-<first words>-<take id>``
+    (:func:`take_file_stem`)."""
     fmt = SubtitleFormat.from_user(fmt)
-    target = Path(folder) / f"{take.id}.{fmt.value}"
+    stem = take_file_stem(take) if readable else take.id
+    target = Path(folder) / f"{stem}.{fmt.value}"
     target.parent.mkdir(parents=True, exist_ok=True)
     write_file(target, subtitle_text(take, fmt).encode("utf-8"))
     return target

@@ -26,13 +26,13 @@ from core.engine.synthesis import ChunkAudio, ChunkFailed
 from core.errors import InvalidInput, StudioError
 from core.takes.jobs import Job, JobState, plan_text
 from core.takes.service import KeptTake, TakeJob
-from core.takes.subtitles import SubtitleFormat, write_subtitles
+from core.takes.subtitles import SubtitleFormat, take_file_stem, write_subtitles
 from core.takes.values import output_format
 from studio.api.endpoints import declared
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.progress import gradio_progress
-from studio.ui.widgets import MAX_TAKES, ActionBar, TakePlayers, summary_from_info
+from studio.ui.widgets import MAX_TAKES, ActionBar, TakePlayers, summary_from_info, wire_gallery
 
 # Failed takes kept for "Retry failed chunk" across all sessions; the oldest are dropped.
 MAX_FAILED_TAKES = 50
@@ -391,7 +391,7 @@ def wire_generate(
             show_progress="hidden",
         )
     if players.download is not None and players.download_format is not None:
-        chosen = [take, players.download_format]
+        chosen = [take, players.download_format, info]
         for change in (take.change, players.download_format.change):
             change(
                 friendly_errors(functools.partial(take_download, ctx)),
@@ -412,24 +412,25 @@ def wire_generate(
             show_progress="hidden",
         )
     if gallery is not None:
-        for number, pick in enumerate(gallery.picks):
-            pick.click(
-                lambda kept, n=number: (kept[n]["path"], kept[n]) if n < len(kept) else (gr.skip(), gr.skip()),
-                gallery.details,
-                [take, info],
-                api_visibility="private",
-                queue=False,
-            ).success(summary_from_info, info, summary, api_visibility="private", queue=False)
+        wire_gallery(gallery, players.takes, take, info, summary)
 
 
-def take_download(ctx: StudioContext, path: str | None, fmt: str | None) -> dict[str, Any]:
+def take_download(
+    ctx: StudioContext, path: str | None, fmt: str | None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The take in the chosen format, for the Download button (written once per take and format)."""
     if not path:
         return gr.update(value=None, interactive=False)
     fmt = output_format(fmt or "wav")
     source = Path(path)
-    stem = source.parent.name if source.parent.name else source.stem  # the take's id
-    target = Path(ctx.outputs_dir) / "downloads" / f"take-{stem}.{fmt}"
+    # Named as its subtitles are (who speaks, the first words, the take's id), from the details of
+    # the take the tab shows; the player's path is Gradio's cached copy, named by a hash.
+    take_id = details.get("take_id") if isinstance(details, dict) else None
+    try:
+        stem = take_file_stem(ctx.app.history.get(str(take_id))) if take_id else f"take-{source.parent.name}"
+    except StudioError:
+        stem = f"take-{source.parent.name}"
+    target = Path(ctx.outputs_dir) / "downloads" / f"{stem}.{fmt}"
     if not target.exists():
         write_audio(load_audio(source), target, fmt)
     return gr.update(value=str(target), interactive=True)
@@ -446,7 +447,7 @@ def take_subtitles(ctx: StudioContext, details: dict[str, Any] | None) -> tuple[
     except StudioError:  # deleted from History meanwhile: nothing to time
         return off, off
     folder = Path(ctx.outputs_dir) / "subtitles"
-    srt, vtt = (write_subtitles(take, folder, fmt) for fmt in (SubtitleFormat.SRT, SubtitleFormat.VTT))
+    srt, vtt = (write_subtitles(take, folder, fmt, readable=True) for fmt in (SubtitleFormat.SRT, SubtitleFormat.VTT))
     return gr.update(value=str(srt), interactive=True), gr.update(value=str(vtt), interactive=True)
 
 
@@ -467,7 +468,9 @@ def inline_errors(handler: Handler, width: int) -> Handler:
         except gr.Error as exc:
             # Gradio ends every streaming output when a generator finishes, and fails the event
             # (the pill again) if the live player never started: it gets a moment of silence.
-            yield (SILENCE, *(gr.skip(),) * (width - 1), f"⚠️ {exc.message}")
+            # The progress line (the 4th output: live, take, details, progress) is cleared: it
+            # must not stay on "Waiting for the device… 0 s elapsed" under a refusal.
+            yield (SILENCE, gr.skip(), gr.skip(), "", *(gr.skip(),) * (width - 4), f"⚠️ {exc.message}")
 
     wrapper.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
     return wrapper

@@ -34,17 +34,42 @@ AUTO_NOTE = (
 )
 
 
-def note_for(result: Transcript, *, automatic: bool = False) -> str:
-    """The line under the transcript: what was transcribed, by which model, and a demo label."""
+def note_for(result: Transcript, *, automatic: bool = False, language_line: str = "") -> str:
+    """The line under the transcript: what was transcribed, by which model, the language heard
+    (and what became of the Language field), and a demo label."""
     heard = result.language_label if result.language != "auto" else f"'{result.language_code or '?'}'"
     kept = "" if result.language != "auto" else " (not a studio language: the language field was left as it was)"
     how = "Filled in automatically" if automatic else "Transcribed"
     line = f"{how}: {result.seconds:.1f} s · heard {heard}{kept} · {result.model} in {result.elapsed_s:.1f} s."
+    if language_line:
+        line = f"{line}\n\n{language_line}"
     return f"{line}\n\n{DEMO_NOTE}" if result.demo else f"✓ {line} Check it against the clip."
 
 
-def _language_update(result: Transcript, current: Any) -> Any:
-    return result.language_label if result.language != "auto" else (current or "Auto")
+def language_choice(result: Transcript, current: Any) -> tuple[str, str, Any]:
+    """What Transcribe does to the Language field: (new value, the line that says so, the
+    "Use <language>" offer).
+
+    Auto (no choice made) takes the language heard, said next to the transcript; a language the
+    user chose is never changed behind their back: the note says what was heard and the offer
+    button switches only when pressed.
+    """
+    chosen = str(current or "Auto")
+    hidden = gr.update(visible="hidden")
+    if result.language == "auto" or result.language_label == chosen:
+        return chosen, "", hidden
+    if chosen == "Auto":
+        return result.language_label, f"**Language** set to **{result.language_label}** (it was Auto).", hidden
+    line = (
+        f"⚠️ The clip sounds **{result.language_label}**, but **Language** is **{chosen}** (your choice, "
+        f"left as it is). Press **Use {result.language_label}** to switch."
+    )
+    return chosen, line, gr.update(visible=True, value=f"Use {result.language_label}")
+
+
+def use_heard_language(offer: Any) -> tuple[str, Any]:
+    """The offer button pressed: the language it names, and the button hidden again."""
+    return str(offer or "Use Auto").removeprefix("Use ").strip() or "Auto", gr.update(visible="hidden")
 
 
 def make_transcribe(ctx: StudioContext):
@@ -70,33 +95,47 @@ def register_transcribe_api(ctx: StudioContext, inputs: list[Any], output: Any) 
 def make_fill_transcript(ctx: StudioContext, *, automatic: bool = False):
     """The Clone tab's Transcribe (and Re-transcribe) action.
 
-    ``fill_transcript(reference, start_s, end_s, language) -> (transcript, language, note)``:
+    ``fill_transcript(reference, start_s, end_s, language) -> (transcript, language, note, offer)``:
     transcribes the clip between Start and End, the part the model hears, and returns the
-    new transcript, the detected language (the current one when Whisper heard a language
-    the studio does not speak) and the note for under the field (``automatic``: the
-    ``--auto-transcribe`` fill when a clip is loaded, said so in the note).
+    new transcript, the Language field (see :func:`language_choice`), the note for under the
+    field (``automatic``: the ``--auto-transcribe`` fill when a clip is loaded, said so in the
+    note) and the "Use <language>" offer button.
     """
 
     @friendly_errors
-    def fill_transcript(reference: str | None, start_s: Any, end_s: Any, language: Any) -> tuple[str, Any, str]:
+    def fill_transcript(reference: str | None, start_s: Any, end_s: Any, language: Any) -> tuple[str, Any, str, Any]:
         if not reference:
             raise InvalidInput("Add a reference clip first: upload a file or record one, then press Transcribe.")
         result = ctx.app.transcriber.transcribe(reference, start_s=_seconds(start_s), end_s=_seconds(end_s))
-        return result.text, _language_update(result, language), note_for(result, automatic=automatic)
+        value, line, offer = language_choice(result, language)
+        return result.text, value, note_for(result, automatic=automatic, language_line=line), offer
 
     return fill_transcript
+
+
+def transcribe_clip(fill):
+    """A Transcribe action for the Clone tab: ``fill``'s four values, then the language it set
+    from Auto (kept, so a new clip can put Auto back) or a skip."""
+
+    def run(ref, start, end, lang):
+        text, value, note, offer = fill(ref, start, end, lang)
+        return text, value, note, offer, (value if value != (lang or "Auto") else gr.skip())
+
+    run.__name__ = getattr(fill, "__name__", "transcribe_clip")
+    return run
 
 
 def make_fill_library_transcript(ctx: StudioContext):
     """The Library edit form's Transcribe: the saved voice's own reference clip."""
 
     @friendly_errors
-    def fill_library_transcript(voice_id: str | None, language: Any) -> tuple[str, Any, str]:
+    def fill_library_transcript(voice_id: str | None, language: Any) -> tuple[str, Any, str, Any]:
         if not voice_id:
             raise InvalidInput("Pick a voice first, then press Transcribe.")
         audio = ctx.app.library.reference_audio(voice_id)
         result = ctx.app.transcriber.transcribe(audio)
-        return result.text, _language_update(result, language), note_for(result)
+        value, line, offer = language_choice(result, language)
+        return result.text, value, note_for(result, language_line=line), offer
 
     return fill_library_transcript
 

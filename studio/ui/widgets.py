@@ -147,6 +147,39 @@ def take_gallery(prefix: str) -> TakeGallery:
     return TakeGallery(row, columns, players, picks, gr.State([]))
 
 
+def in_use_marks(details: dict[str, Any] | None, kept: list[dict[str, Any]] | None) -> list[Any]:
+    """Each variant's button: "✓ In use" (primary) on the take the tab shows, "Use take n" on the rest."""
+    in_use = details.get("take_id") if isinstance(details, dict) else None
+    marks = []
+    for number in range(1, MAX_TAKES + 1):
+        shown = bool(kept) and number <= len(kept or []) and in_use is not None
+        if shown and (kept or [])[number - 1].get("take_id") == in_use:
+            marks.append(gr.update(value=f"✓ Take {number} in use", variant="primary"))
+        else:
+            marks.append(gr.update(value=f"Use take {number}", variant="secondary"))
+    return marks
+
+
+def wire_gallery(
+    gallery: TakeGallery, takes: gr.Slider | None, take: gr.Audio, info: gr.JSON, summary: gr.Markdown
+) -> None:
+    """A pick makes its variant the take; the take in use is marked; Takes back to 1 hides the grid.
+
+    (Only one player plays at a time: assets/studio.js pauses the others.)
+    """
+    private: dict[str, Any] = dict(api_visibility="private", queue=False)
+    for number, pick in enumerate(gallery.picks):
+        pick.click(
+            lambda kept, n=number: (kept[n]["path"], kept[n]) if n < len(kept) else (gr.skip(), gr.skip()),
+            gallery.details,
+            [take, info],
+            **private,
+        ).success(summary_from_info, info, summary, **private)
+    info.change(in_use_marks, [info, gallery.details], gallery.picks, show_progress="hidden", **private)
+    if takes is not None:
+        takes.change(lambda n: gr.update(visible=False) if (n or 1) <= 1 else gr.skip(), takes, gallery.row, **private)
+
+
 def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
     """One player per take: the live one while it is made, then the take in its place
     (no autoplay of the finished take, no Share button: the files are local)."""

@@ -90,7 +90,7 @@ class Studio:
             () => (window.requestIdleCallback || setTimeout)(() => done(), {timeout: 2000}))))""")
 
     def tab(self, name: str) -> None:
-        """Opens a tab from the tab bar, or from its overflow menu on a narrow window.
+        """Opens a tab from the tab bar, or from the list of the other tabs on a narrow window.
 
         Retried until the tab's content shows: right after a load or a resize the bar may still be
         laying out (a tab shown in the bar moves into the overflow menu, and the click misses).
@@ -102,8 +102,11 @@ class Studio:
             assert time.monotonic() < deadline, f"could not open the {name} tab"
             try:
                 tab = page.get_by_role("tab", name=name)
+                listed = page.locator(".overflow-dropdown button", has_text=name)  # on a phone: always shown
                 if tab.count() and tab.first.is_visible():
                     tab.first.click(timeout=5_000)
+                elif listed.count() and listed.first.is_visible():
+                    listed.first.click(timeout=5_000)
                 else:
                     page.locator(".overflow-menu > button").click(timeout=5_000)
                     page.locator(".overflow-dropdown button", has_text=name).click(timeout=5_000)

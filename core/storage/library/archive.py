@@ -34,7 +34,7 @@ from typing import Any
 import soundfile as sf
 
 from core.audio.io import encode, load_audio
-from core.audio.speech_check import require_speech
+from core.audio.speech_check import measure_speech, require_speech
 from core.errors import AudioError, LibraryError
 from core.storage.durable import fsync_file
 from core.storage.folder_store import record_bytes
@@ -94,6 +94,8 @@ def write_export(dest: Path, voices: Iterable[tuple[Voice, bytes]]) -> None:
             for voice, wav in voices:
                 record = voice.as_dict()
                 record["reference_sha256"] = hashlib.sha256(wav).hexdigest()
+                if voice.kind != "design":  # a design is the studio's own output by its kind
+                    record["model_output"] = studio_made(voice, wav)
                 archive.writestr(f"{voice.id}/{VOICE_FILE}", record_bytes(record))
                 archive.writestr(f"{voice.id}/{REFERENCE_FILE}", wav)
         fsync_file(part)
@@ -102,6 +104,21 @@ def write_export(dest: Path, voices: Iterable[tuple[Voice, bytes]]) -> None:
         raise LibraryError(f"Could not write the export to {dest} ({exc.strerror or exc}).") from exc
     finally:
         part.unlink(missing_ok=True)
+
+
+def studio_made(voice: Voice, wav: bytes) -> bool:
+    """Whether the export marks this voice's clip as the studio's own output (no speech check on import).
+
+    A voice saved from a take records it. A record from before that was kept says nothing; it is
+    in the library, so it passed the save checks: if its clip holds no speech, only a take saved
+    as a voice (or a design) could have got it there.
+    """
+    if voice.model_output is not None:
+        return voice.model_output
+    try:
+        return not measure_speech(load_audio(wav)).enough
+    except AudioError:
+        return False
 
 
 # --- import ------------------------------------------------------------------
@@ -216,8 +233,12 @@ def read_archived_voice(
         raise LibraryError(f"{where} has a {REFERENCE_FILE} that is not WAV audio; nothing was imported.")
     try:
         audio = check_reference(load_audio(wav_in, max_seconds=MAX_REFERENCE_SECONDS + 1.0), saving=True)
-        # Imports are always checked for speech: a record's kind is only a claim.
-        require_speech(audio, saving=True)
+        # The speech check guards against cloning a hum or a tone by mistake; it is no safety
+        # check (the clip was just validated as WAV of a sane length). So what the studio
+        # exported as its own output (a design, a take saved as a voice) comes back as it left;
+        # every other clip is checked, as on save.
+        if not (voice.kind == "design" or voice.model_output):
+            require_speech(audio, saving=True)
     except AudioError as exc:
         raise LibraryError(f"{where} has an unusable {REFERENCE_FILE}: {exc} Nothing was imported.") from None
     # Re-encoded so the stored clip is always 24 kHz mono PCM_16; an export of
@@ -229,6 +250,7 @@ def read_archived_voice(
         reference_seconds=wav_seconds(wav),
         created_at=voice.created_at,
         updated_at=voice.updated_at,
+        model_output=voice.model_output,
     )
     return record, wav
 

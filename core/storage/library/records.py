@@ -81,6 +81,10 @@ class Voice:
     created_at: str  # ISO 8601, UTC
     updated_at: str
     root: Path = field(repr=False, compare=False)
+    # The reference is audio the studio made (a take saved as a voice), so it skipped the
+    # speech check on save and skips it on import too. None: a record from before this was
+    # kept (the export decides; see archive.studio_made).
+    model_output: bool | None = None
 
     @property
     def folder(self) -> Path:
@@ -109,6 +113,7 @@ class Voice:
             "reference_seconds": self.reference_seconds,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "model_output": self.model_output,
         }
 
 
@@ -327,6 +332,7 @@ def voice_from_record(data: Any, root: Path, folder_name: str) -> Voice:
         created_at=get("created_at", _is_timestamp, "an ISO 8601 time"),
         updated_at=get("updated_at", _is_timestamp, "an ISO 8601 time"),
         root=root,
+        model_output=get("model_output", lambda v: v is None or isinstance(v, bool), "true, false or null", None),
     )
 
 

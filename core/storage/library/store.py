@@ -226,6 +226,7 @@ class VoiceLibrary:
             reference_seconds=wav_seconds(wav),
             created_at=stamp,
             updated_at=stamp,
+            model_output=bool(model_output),
         )
         with self._store.disk_errors(f"save the voice '{name}'"), self._store.staging() as staged:
             write_file(staged / REFERENCE_FILE, wav)
@@ -294,6 +295,7 @@ class VoiceLibrary:
                 reference_sha256=hashlib.sha256(wav).hexdigest(),
                 reference_seconds=wav_seconds(wav),
                 trim=clean_trim(trim),
+                model_output=False,
             )
         elif trim is not None:
             raise LibraryError("Trim settings describe a reference clip; pass them together with the new reference.")

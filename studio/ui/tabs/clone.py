@@ -20,7 +20,14 @@ from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, wire_generate
 from studio.ui.tabs import clone_trim as trims
 from studio.ui.take_voice import save_voice_panel, wire_save_voice
-from studio.ui.transcribe import fill_if_empty, make_fill_transcript, register_transcribe_api, transcript_offer
+from studio.ui.transcribe import (
+    fill_if_empty,
+    make_fill_transcript,
+    register_transcribe_api,
+    transcribe_clip,
+    transcript_offer,
+    use_heard_language,
+)
 from studio.ui.trim_wave import trim_wave, wave_value
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
@@ -294,6 +301,10 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     # Transcribe fills the transcript and the language from the clip between Start and End.
                     transcribe = gr.Button("Transcribe", size="sm", scale=0, min_width=130, elem_id="clone-transcribe")
                     transcribe_note = gr.Markdown(elem_id="clone-transcribe-note")
+                    # Transcribe heard another language than the one chosen: switching is offered, never done.
+                    use_language = gr.Button(
+                        "Use the language heard", size="sm", visible="hidden", elem_id="clone-use-language"
+                    )
                     # The clip was trimmed after its transcript was written: it may no longer match.
                     transcript_warning = gr.Markdown(elem_id="clone-transcript-warning")
                     retranscribe = gr.Button(
@@ -346,6 +357,8 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     save_result = gr.JSON(visible=False)
                     transcribe_result = gr.JSON(visible=False)
         trim_state = gr.State(trims.new_state())
+        # The Language value a transcription set (from Auto): a new clip puts Auto back.
+        heard_language = gr.State(None)
 
     def check_upload(ref: str | None) -> tuple[Any, str]:
         """A file that is not readable audio is taken off the player (it showed an empty 0:00
@@ -400,9 +413,16 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     # finish after the undo and put the undone trim back.
     in_order: dict[str, Any] = dict(concurrency_id="clone-trim", concurrency_limit=1, **private)
 
-    def new_clip(ref, silence, norm, hp, dn, script):
-        """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo."""
-        return view(ref, None, None, silence, norm, hp, dn, trims.new_state(script or ""), script)
+    def new_clip(ref, silence, norm, hp, dn, script, state=None, lang=None, heard=None):
+        """A new clip (uploaded, recorded or cleared) starts untrimmed, with nothing to undo; one that
+        replaces another clears what was written for that one (transcript, language heard, name)."""
+        if not trims.replaces_clip(state, ref):
+            kept = (gr.skip(),) * len(replaced_outputs)
+            return (*view(ref, None, None, silence, norm, hp, dn, trims.new_state(script or "", ref), script), *kept)
+        shown = view(ref, None, None, silence, norm, hp, dn, trims.new_state("", ref), "")
+        language_back = "Auto" if heard and lang == heard else gr.skip()
+        hidden = gr.update(visible="hidden")
+        return (*shown, "", trims.REPLACED_NOTE, "", "", hidden, language_back, None, hidden)
 
     def from_field(index: int):
         """Start (0) or End (1) was edited: only that field's value is taken, the other comes from
@@ -432,7 +452,14 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
         return view(ref, start, end, silence, norm, hp, dn, state, script)
 
     rest = [*cleanup, trim_state, transcript]
-    clip_changed = reference.change(new_clip, [reference, *cleanup, transcript], trim_outputs, **in_order)
+    replaced_outputs = [transcript, transcribe_note, save_name, save_status, save_anyway, language, heard_language]
+    replaced_outputs.append(use_language)
+    clip_changed = reference.change(
+        new_clip,
+        [reference, *cleanup, transcript, trim_state, language, heard_language],
+        [*trim_outputs, *replaced_outputs],
+        **in_order,
+    )
     for index, box in enumerate((start_s, end_s)):
         for trigger in (box.submit, box.blur):
             trigger(from_field(index), [reference, box, *rest], trim_outputs, **in_order)
@@ -454,10 +481,11 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     )
     # The warning's offer: transcribe the trimmed clip (helper studio/ui/transcribe.py), then the
     # transcript belongs to the current trim again.
+    transcribed = [transcript, language, transcribe_note, use_language, heard_language]
     retranscribe.click(
-        make_fill_transcript(ctx),
+        transcribe_clip(make_fill_transcript(ctx)),
         [reference, start_s, end_s, language],
-        [transcript, language, transcribe_note],
+        transcribed,
         **private,
     ).success(
         lambda state, script: (trims.transcript_written(state, script or ""), "", gr.update(visible="hidden")),
@@ -469,28 +497,32 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     # Transcription (studio/ui/transcribe.py): the button, its named twin /transcribe, and
     # with --auto-transcribe a new clip fills an empty transcript by itself. A filled-in
     # transcript belongs to the current trim, as a typed one does.
-    fill_transcript = make_fill_transcript(ctx)
     transcribe.click(
-        fill_transcript,
+        transcribe_clip(make_fill_transcript(ctx)),
         [reference, start_s, end_s, language],
-        [transcript, language, transcribe_note],
+        transcribed,
         **private,
     ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
     register_transcribe_api(ctx, [reference, start_s, end_s], transcribe_result)
     if ctx.app.settings.auto_transcribe:
-        fill_automatically = make_fill_transcript(ctx, automatic=True)
+        fill_automatically = transcribe_clip(make_fill_transcript(ctx, automatic=True))
 
         def auto_fill(ref, script, lang):
             if not ref or (script or "").strip():
-                return gr.skip(), gr.skip(), gr.skip()
+                return (gr.skip(),) * len(transcribed)
             try:
                 return fill_automatically(ref, None, None, lang)
             except gr.Error as exc:  # no speech, model missing offline: said under the field, no toast
-                return gr.skip(), gr.skip(), f"⚠️ Not transcribed automatically: {exc.message}"
+                skips = (gr.skip(),) * (len(transcribed) - 3)
+                return gr.skip(), gr.skip(), f"⚠️ Not transcribed automatically: {exc.message}", *skips
 
-        clip_changed.then(
-            auto_fill, [reference, transcript, language], [transcript, language, transcribe_note], **private
-        ).success(transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private)
+        clip_changed.then(auto_fill, [reference, transcript, language], transcribed, **private).success(
+            transcript_changed, [trim_state, transcript], [trim_state, transcript_warning], **private
+        )
+
+    use_language.click(use_heard_language, use_language, [language, use_language], queue=False, **private)
+    # Chosen by hand: a new clip leaves it alone, and an offer to switch is moot.
+    language.input(lambda: (None, gr.update(visible="hidden")), None, [heard_language, use_language], **private)
 
     voice.change(
         lambda name: voice_view(ctx, name),
@@ -569,7 +601,10 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
     def save_confirmed(*values):  # "Save anyway"
         return save_from_ui(True, *values)
 
-    save.click(friendly_errors(save_clicked), save_inputs, save_outputs, **private)
+    # A new attempt starts clean: no question or "Save anyway" left from the last one.
+    save.click(
+        lambda: ("", gr.update(visible="hidden")), None, [save_status, save_anyway], queue=False, **private
+    ).then(friendly_errors(save_clicked), save_inputs, save_outputs, **private)
     save_anyway.click(friendly_errors(save_confirmed), save_inputs, save_outputs, **private)
     # The library changes from other tabs and scripts: refresh the picker when it is opened.
     voice.focus(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.audio.speech_check import MIN_SPEECH_SECONDS
+
 Trim = list[float | None]  # [start_s, end_s]; None = the clip's own start / end
 MAX_UNDO = 50
 # Below this many seconds of speech, saving a voice asks first (under 1 s is refused outright).
@@ -28,10 +30,28 @@ def _key(start: Any, end: Any) -> Trim:
     return [one(start), one(end)]
 
 
-def new_state(transcript: str = "") -> dict[str, Any]:
+def new_state(transcript: str = "", clip: str | None = None) -> dict[str, Any]:
     """A fresh clip: no trim, nothing to undo; a transcript already typed is taken as written for
-    the whole clip."""
-    return {"last": [None, None], "stack": [], "transcript_trim": [None, None] if transcript.strip() else None}
+    the whole clip. ``clip``: the file it is (a later, different one replaces it)."""
+    return {
+        "last": [None, None],
+        "stack": [],
+        "transcript_trim": [None, None] if transcript.strip() else None,
+        "clip": clip,
+    }
+
+
+def replaces_clip(state: dict[str, Any] | None, clip: str | None) -> bool:
+    """Whether ``clip`` replaces (or removes) a clip the tab had: what was written for that one
+    (its transcript, the language heard, the voice name) no longer applies."""
+    previous = (state or {}).get("clip")
+    return previous is not None and previous != clip
+
+
+REPLACED_NOTE = (
+    "ℹ️ **The clip changed**: the transcript, the language heard and the voice name of the previous "
+    "clip were cleared. Write what the new clip says, or press **Transcribe**."
+)
 
 
 def commit(state: dict[str, Any] | None, start: Any, end: Any) -> dict[str, Any]:
@@ -94,8 +114,10 @@ def length_line(duration: float | None, start: Any, end: Any) -> str:
 
 
 def save_question(speech_s: float | None) -> str:
-    """The question asked before saving a clip with little speech ('' when it has enough)."""
-    if speech_s is None or speech_s >= CONFIRM_SPEECH_S:
+    """The question asked before saving a clip with little speech ('' when it has enough, and
+    when it has too little to be saved at all: the save then says why, never offering "Save
+    anyway" for a clip it would refuse)."""
+    if speech_s is None or speech_s >= CONFIRM_SPEECH_S or speech_s < MIN_SPEECH_SECONDS:
         return ""
     return (
         f"⚠️ This clip has only **{speech_s:.1f} s of speech**; clones are steadier from "

@@ -25,14 +25,19 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.errors import InvalidInput, LibraryError, VoiceNotFound
+from core.errors import InvalidInput, LibraryError, StudioError, VoiceNotFound
 from core.storage.library import Voice, VoiceLibrary
 from studio.ui.context import StudioContext
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, api_function
 from studio.ui.tabs.clone import NO_VOICE, library_choices
 from studio.ui.tabs.lexicon import build_lexicon_panel
-from studio.ui.transcribe import fill_if_empty, library_transcript_offer, make_fill_library_transcript
+from studio.ui.transcribe import (
+    fill_if_empty,
+    library_transcript_offer,
+    make_fill_library_transcript,
+    use_heard_language,
+)
 from studio.ui.widgets import LANGUAGE_CHOICES
 
 PLAY = "▶"  # each row's first cell: clicking it plays that voice in the tab's one player
@@ -40,6 +45,13 @@ COLUMNS = ["Play", "Name", "Kind", "Language", "Tags", "Length (s)", "Created", 
 NAME_COLUMN = COLUMNS.index("Name")
 # Presses the player's Play once the clip a row's ▶ chose is loaded (retried for up to 5 s: the
 # player may still be loading the new clip).
+# Downloads the file a File component just received (its url), as a link click would.
+DOWNLOAD_JS = """(file) => {
+  if (!file || !file.url) return;
+  const link = Object.assign(document.createElement('a'), {href: file.url, download: file.orig_name || ''});
+  document.body.appendChild(link); link.click(); link.remove();
+}"""
+
 PLAY_JS = """(request) => {
   if (!request) return;
   const started = Date.now();
@@ -358,6 +370,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 # Fills the transcript and the language from the voice's own clip (studio/ui/transcribe.py).
                 transcribe = gr.Button("Transcribe", size="sm", scale=0, min_width=130, elem_id="library-transcribe")
                 transcribe_note = gr.Markdown(elem_id="library-transcribe-note")
+                use_language = gr.Button("Use it", size="sm", visible="hidden", elem_id="library-use-language")
                 with gr.Row():
                     edit_language = gr.Dropdown(
                         LANGUAGE_CHOICES,
@@ -386,9 +399,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                 status = gr.Markdown(elem_id="library-status")
                 with gr.Accordion("Export and import", open=True, elem_id="library-transfer"):
                     export_all = gr.Button("Export all voices", elem_id="library-export-all")
-                    exported = gr.File(
-                        label="Exported .zip (download)", interactive=False, visible=False, elem_id="library-exported"
-                    )
+                    # Never shown: an export downloads at once (DOWNLOAD_JS); the status line names the file.
+                    exported = gr.File(interactive=False, visible=False, elem_id="library-exported")
                     upload = gr.File(
                         label="Import voices from a .zip export",
                         file_types=[".zip"],
@@ -396,6 +408,8 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
                         height=140,
                         elem_id="library-import",
                     )
+                    # What the last import did, next to the box it was dropped on (a toast goes by).
+                    import_status = gr.Markdown(elem_id="library-import-status", elem_classes=["inline-status"])
 
         # The pronunciation lexicon: kept with the voices, used by every take (studio/ui/tabs/lexicon.py).
         build_lexicon_panel(ctx)
@@ -572,14 +586,19 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
         library.delete(voice.id)
         return {"select": None, "message": f"Deleted **{_md(voice.name)}**."}
 
-    @friendly_errors
     def do_import(file):
-        if not file:
-            raise InvalidInput("Choose a .zip file made with Export to import.")
-        imported = library.import_zip(file)
+        """The outcome and the line under the import box; a refusal is told there too (and as a toast)."""
+        try:
+            if not file:
+                raise InvalidInput("Choose a .zip file made with Export to import.")
+            imported = library.import_zip(file)
+        except StudioError as exc:
+            gr.Warning(str(exc), title="Nothing was imported")
+            return {}, f"**Nothing was imported.** {_md(str(exc))}"
         names = ", ".join(f"**{_md(v.name)}**" for v in imported)
         plural = "s" if len(imported) != 1 else ""
-        return {"select": imported[0].id, "message": f"Imported {len(imported)} voice{plural}: {names}."}
+        message = f"Imported {len(imported)} voice{plural}: {names}."
+        return {"select": imported[0].id, "message": message}, f"✅ {message}"
 
     @friendly_errors
     def do_use(voice_id):
@@ -589,14 +608,20 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     def do_export_one(voice_id):
         voice = library.get(voice_id or "")
         path = export_voices(ctx, [voice])
-        return {"file": str(path), "message": f"Exported **{_md(voice.name)}**: download the .zip below."}
+        return {
+            "file": str(path),
+            "message": f"Exported **{_md(voice.name)}**: the download of `{path.name}` has started.",
+        }
 
     @friendly_errors
     def do_export_all():
         path = export_voices(ctx, None)
         total = len(library.list())
         plural = "s" if total != 1 else ""
-        return {"file": str(path), "message": f"Exported all **{total}** voice{plural}: download the .zip below."}
+        return {
+            "file": str(path),
+            "message": f"Exported all **{total}** voice{plural}: the download of `{path.name}` has started.",
+        }
 
     @friendly_errors
     def show_outcome(outcome, query, kind_v, language_v, tag_v, voice_id, clone_current):
@@ -611,7 +636,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
 
     def show_file(outcome):
         outcome = outcome or {}
-        return gr.update(value=outcome.get("file"), visible=True), outcome.get("message", "")
+        return gr.update(value=outcome.get("file"), visible=False), outcome.get("message", "")
 
     def switch_to_clone(outcome):
         return gr.update(choices=library_choices(ctx), value=(outcome or {}).get("name", NO_VOICE)), gr.Tabs(
@@ -644,15 +669,27 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     transcribe.click(
         make_fill_library_transcript(ctx),
         [picker, edit_language],
-        [transcript, edit_language, transcribe_note],
+        [transcript, edit_language, transcribe_note, use_language],
         **private,
     )
     for picked in (picker.input, table.select):
-        picked(lambda: "", None, transcribe_note, queue=False, **private)
+        picked(lambda: ("", gr.update(visible="hidden")), None, [transcribe_note, use_language], queue=False, **private)
+    use_language.click(use_heard_language, use_language, [edit_language, use_language], queue=False, **private)
     action(duplicate.click, do_duplicate, [picker])
     action(delete.click, do_delete, [picker, confirm])
     # The upload box is emptied whatever happened, so the same file can be chosen again.
-    action(upload.upload, do_import, [upload]).then(lambda: None, None, upload, queue=False, **private)
+    imported = upload.upload(friendly_errors(do_import), [upload], [outcome, import_status], **private)
+    imported.success(show_outcome, [outcome, *view_inputs], [*view_outputs, status], **private)
+    imported.then(lambda: None, None, upload, queue=False, **private)
+    # A new import, or an export, starts with a clean line under the box.
+    export_all.click(lambda: "", None, import_status, queue=False, **private)
     action(use.click, do_use, [picker], switch_to_clone, [outcome], [clone_voice, tabs])
-    action(export_one.click, do_export_one, [picker], show_file, [outcome], [exported, status])
-    action(export_all.click, do_export_all, [], show_file, [outcome], [exported, status])
+    # One step: the export is written, then the browser downloads it (no link to press after).
+    for export_click, export_fn, export_inputs in (
+        (export_one.click, do_export_one, [picker]),
+        (export_all.click, do_export_all, []),
+    ):
+        export_event = export_click(export_fn, export_inputs, outcome, **private)
+        export_event.success(show_file, [outcome], [exported, status], **private).then(
+            None, exported, None, js=DOWNLOAD_JS, **private
+        )

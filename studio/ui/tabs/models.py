@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from core.engine.mlx.install import installed as mlx_installed
+from core.engine.mlx.install import is_apple_silicon
 from core.engine.model_manager import ModelStatus
 from core.engine.selection import SWITCHABLE, mlx_weights, switch_engine
 from core.settings import MLX_QUANTIZE, EngineKind
@@ -99,11 +100,18 @@ def build_models_tab(ctx: StudioContext) -> None:
             )
             apply_max = gr.Button("Apply", scale=1)
             # torch runs qwen-tts here; mlx runs mlx-audio in its own process (README "The MLX engine").
+            # Shown only where MLX can help: Apple Silicon, or MLX installed (or in use) here.
+            offer_mlx = (
+                is_apple_silicon()
+                or mlx_installed(ctx.app.settings.data_dir)
+                or ctx.app.synthesis.engine.kind is EngineKind.MLX
+            )
             engine = gr.Dropdown(
                 [kind.value for kind in SWITCHABLE],
                 value=ctx.app.synthesis.engine.kind.value,
                 label="Engine",
                 scale=1,
+                visible=offer_mlx,
                 elem_id="models-engine",
             )
             # The MLX engine's weights (README "Memory: quantized weights"); torch ignores it.
@@ -112,9 +120,10 @@ def build_models_tab(ctx: StudioContext) -> None:
                 value=current_mlx_quantize(ctx),
                 label="MLX weights",
                 scale=1,
+                visible=offer_mlx,
                 elem_id="models-mlx-quantize",
             )
-            switch = gr.Button("Switch engine", scale=1, elem_id="models-engine-switch")
+            switch = gr.Button("Switch engine", scale=1, visible=offer_mlx, elem_id="models-engine-switch")
         message = gr.Markdown()
 
     def snapshot():

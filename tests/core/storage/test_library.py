@@ -898,3 +898,47 @@ def test_a_take_the_studio_made_skips_the_speech_check_an_upload_gets(lib):
         name="From a take", kind="clone", reference=noise, transcript="Hello.", source_name="take 1", model_output=True
     )
     assert voice.kind == "clone" and voice.source_name == "take 1" and lib.get("From a take").reference_seconds == 2.0
+
+
+def test_export_all_then_import_brings_back_the_studios_own_takes_without_speech(tmp_path, lib, root):
+    """Issue 23: a take saved as a voice (noise with the demo models), a design voice and a voice
+    saved before the record kept the mark all come back from the studio's own export; a noise
+    clip the export does not mark as studio-made is still refused."""
+    rng = np.random.default_rng(11)
+
+    def noise(seconds: float) -> Audio:
+        return Audio((rng.standard_normal(int(24_000 * seconds)) * 0.2).astype(np.float32), 24_000)
+
+    take = lib.save(name="From a take", kind="clone", reference=noise(2), transcript="Hi.", model_output=True)
+    design = lib.save(name="Designed", kind="design", reference=noise(2), transcript=None, description="Warm")
+    legacy = lib.save(name="Old take", kind="clone", reference=noise(2.5), transcript="Old.", model_output=True)
+    upload = save(lib, "Spoken")
+    assert take.model_output is True and upload.model_output is False
+    assert lib.get("From a take").model_output is True  # read back from voice.json
+    # A record written before the mark existed: no "model_output" key at all.
+    record = json.loads((legacy.folder / "voice.json").read_text())
+    del record["model_output"]
+    (legacy.folder / "voice.json").write_text(json.dumps(record))
+    assert lib.get("Old take").model_output is None
+
+    archive = lib.export_zip([v.name for v in lib.list()], tmp_path / "all.zip")
+    with zipfile.ZipFile(archive) as z:
+        marks = {n.split("/")[0]: json.loads(z.read(n))["model_output"] for n in z.namelist() if n.endswith(".json")}
+    assert marks == {take.id: True, design.id: False, legacy.id: True, upload.id: False}  # design: by kind
+
+    other = VoiceLibrary(tmp_path / "other")
+    imported = {v.name: v for v in other.import_zip(archive)}
+    assert sorted(imported) == ["Designed", "From a take", "Old take", "Spoken"]
+    assert imported["Old take"].model_output is True and imported["Spoken"].model_output is False
+    # ... and the imported library exports and imports again (the round trip holds).
+    again = other.export_zip(list(imported), tmp_path / "again.zip")
+    assert len(VoiceLibrary(tmp_path / "third").import_zip(again)) == 4
+
+    # A noise clip whose record does not claim to be the studio's own output is checked for speech.
+    with zipfile.ZipFile(archive) as z, zipfile.ZipFile(tmp_path / "claimless.zip", "w") as out:
+        data = json.loads(z.read(f"{take.id}/voice.json"))
+        data["model_output"] = False
+        out.writestr(f"{take.id}/voice.json", json.dumps(data))
+        out.writestr(f"{take.id}/reference.wav", z.read(f"{take.id}/reference.wav"))
+    with pytest.raises(LibraryError, match="speech"):
+        VoiceLibrary(tmp_path / "fourth").import_zip(tmp_path / "claimless.zip")

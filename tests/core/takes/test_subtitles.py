@@ -11,7 +11,14 @@ from core.errors import InvalidInput
 from core.storage.take_parts import TakePart
 from core.takes.script_render import plan_script, render_script
 from core.takes.service import TakeJob, TakeService
-from core.takes.subtitles import MAX_CUE_CHARS, SubtitleFormat, cues_for, subtitle_text, write_subtitles
+from core.takes.subtitles import (
+    MAX_CUE_CHARS,
+    SubtitleFormat,
+    cues_for,
+    subtitle_text,
+    take_file_stem,
+    write_subtitles,
+)
 from core.types import CustomVoiceRequest, Sampling
 from tests.core.storage.test_take_parts import LONG_TEXT
 
@@ -72,6 +79,11 @@ def test_srt_has_one_numbered_cue_per_chunk_timed_within_the_take(take):
 def test_webvtt_is_the_same_timeline_with_its_header_and_dots(take, tmp_path):
     path = write_subtitles(take, tmp_path, "webvtt")
     assert path.name == f"{take.id}.vtt"
+    # Issue 23: the take player's downloads read as who speaks and the first words, then the id.
+    named = write_subtitles(take, tmp_path, "srt", readable=True)
+    assert named.name == f"{take_file_stem(take)}.srt" and named.name.endswith(f"-{take.id}.srt")
+    first = re.findall(r"\w+", take.text.lower())[:2]
+    assert "-".join(first) in take_file_stem(take)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("WEBVTT\n\n")
     assert " --> " in text and "," not in text.split("\n")[2]

@@ -95,3 +95,17 @@ def parse_long(text: str, seed: float | None = -1) -> TakeJob:
     """Long: speak `text` in several chunks."""
     request = DesignRequest(text=text, description="Calm.", sampling=sampling_from_values(seed, max_seconds=2))
     return TakeJob(request, "wav")
+
+
+def test_a_refusal_after_a_progress_line_clears_it():
+    """Issue 23: the line stayed on "Waiting for the device… 0 s elapsed" under a refusal."""
+    from studio.ui.handlers import inline_errors
+
+    def follow():
+        yield gr.skip(), gr.skip(), gr.skip(), "Waiting for the device… · 0 s elapsed", gr.skip()
+        raise gr.Error("The reference has no speech.")
+
+    updates = list(inline_errors(follow, 5)())
+    assert updates[0][3].startswith("Waiting") and updates[0][-1] == ""
+    last = updates[-1]
+    assert last[3] == "" and last[-1] == "⚠️ The reference has no speech." and len(last) == 6
