@@ -57,10 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=48, help="codec frames per chunk (12.5 per second)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--openai", action="store_true", help="over HTTP: /v1/audio/speech with stream: true")
+    parser.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=None,
+        help="build (or reuse) the demo checkpoints here instead of in the scratch folder",
+    )
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="streaming-bench-"))
     try:
-        demo = build_demo_checkpoints(scratch / "demo-models")
+        demo = build_demo_checkpoints(args.demo_dir or scratch / "demo-models")
         settings = Settings(
             data_dir=scratch,
             demo_models=True,

@@ -1,8 +1,11 @@
 """A real studio on the demo models, a real chromium, and a folder for the screenshots.
 
 The server runs in this process on a free localhost port with its own temporary data dir, one per
-test module. Chromium is Debian's (/usr/bin/chromium, installed by scripts/test.sh); Playwright's
-own browser download is not used.
+test module. Chromium is launched once for the whole e2e package (a launch costs seconds on a
+2-core machine); every test still gets a fresh page. Package, not session, scope: a live sync
+Playwright marks the main thread's event loop as running, which would break ``asyncio.run`` in the
+tests that run after the e2e package. Chromium is Debian's (/usr/bin/chromium, installed by
+scripts/test.sh); Playwright's own browser download is not used.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ def e2e_server(tmp_path_factory, demo_checkpoints):
         app.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # module: a module with its own e2e_server gets a client of it
 def e2e_client(e2e_server):
     from gradio_client import Client
 
     return Client(e2e_server["url"], verbose=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 
