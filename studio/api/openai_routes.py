@@ -33,6 +33,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
+from core.engine.catalog import real_checkpoint
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
 from core.serving.instrument import current_endpoint
@@ -48,7 +49,7 @@ from studio.api.openai.speech import (
     parse_speech,
 )
 from studio.api.openai.streaming import stream_response
-from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, voice_row, voices_payload
+from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, uploaded_voice, voices_payload
 
 __all__ = ["MODEL_ALIASES", "RESPONSE_FORMATS", "openai_routes", "voices_payload"]
 
@@ -74,7 +75,11 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
     metrics = ctx.metrics
 
     def count_error(request: Request, error: ApiError) -> None:
-        metrics.error(request.url.path, getattr(request.state, "mode", "none"), error.status)
+        # The route's template (/v1/{rest:path}), never the raw path: a made-up path or
+        # voice name must not become a new series.
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or f"{PREFIX}/{{rest:path}}"
+        metrics.error(endpoint, getattr(request.state, "mode", "none"), error.status)
 
     def enter(request: Request, endpoint: str) -> str:
         """Authenticates and labels this request; returns its client key."""
@@ -134,7 +139,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         ctx.lifecycle.admit()
         fields, data, filename = await read_upload(request, settings.max_upload_mb)
         voice = await run_in_threadpool(save_uploaded_voice, ctx, fields, data, filename)
-        return JSONResponse({"object": "voice", **voice_row(voice)}, status_code=201)
+        # vLLM-Omni's answer (200, success and the voice), with the studio's row in it.
+        return JSONResponse({"success": True, "voice": uploaded_voice(voice)})
 
     async def remove_voice(request: Request) -> Response:
         enter(request, f"{PREFIX}/audio/voices")
@@ -152,6 +158,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         for model_id in model_ids(ctx):
             if model_id.lower() == wanted.lower():
                 return JSONResponse(model_object(model_id))
+        if real_checkpoint(wanted) is not None:  # mlx-community's ids name the same checkpoints
+            return JSONResponse(model_object(wanted))
         raise ApiError(404, f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
 
     async def not_found(request: Request) -> Response:

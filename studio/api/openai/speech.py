@@ -28,9 +28,9 @@ import numpy as np
 
 from core import text as textlib
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
-from core.audio.io import encode
+from core.audio.io import encode, load_audio
 from core.audio.reference import prepare_reference
-from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint
+from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint, real_checkpoint
 from core.engine.speakers import Speaker, find_speaker, speakers
 from core.errors import AudioError, GenerationError, InvalidInput, StudioError, VoiceNotFound
 from core.serving.context import ServingContext
@@ -49,6 +49,7 @@ from core.types import (
 )
 from core.types import Request as SynthesisRequest
 from studio.api.openai.errors import ApiError, bad_request
+from studio.api.openai.fields import speech_fields
 
 log = logging.getLogger("studio.api.openai")
 
@@ -61,7 +62,7 @@ RESPONSE_FORMATS: dict[str, tuple[str, str]] = {
     "pcm": ("pcm", "audio/pcm"),  # raw 16-bit little-endian mono at 24 kHz
     "aac": ("aac", "audio/aac"),  # AAC in ADTS frames, through ffmpeg
 }
-DEFAULT_FORMAT = "mp3"
+DEFAULT_FORMAT = "wav"  # vLLM-Omni's default (its clients save .wav); OpenAI's is mp3: send it to get mp3
 STREAM_FORMATS = ("audio", "sse")
 STREAMABLE = ("pcm", "wav")
 # Model aliases -> size (None: the preferred size); the mode follows from task_type or the voice.
@@ -100,6 +101,7 @@ class SpeechPlan:
     x_vector_only: bool = False
     stream: bool = False
     stream_format: str = "audio"
+    sample_rate: int | None = None  # resample the answer to this rate (None: the model's 24 kHz)
 
     @property
     def media_type(self) -> str:
@@ -113,10 +115,16 @@ def model_ids(ctx: ServingContext) -> list[str]:
 
 
 def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoint | None]:
-    """(size, None) for an alias — its mode follows from the request — or (None, checkpoint)."""
+    """(size, None) for an alias — its mode follows from the request — or (None, checkpoint).
+
+    No model (vLLM-Omni's clients leave it out) is (None, None): the checkpoint for the
+    request's task and voice, at the preferred size.
+    """
+    if model is None:
+        return None, None
     if not isinstance(model, str) or not model.strip():
         raise bad_request(
-            "You must provide a model parameter: " + ", ".join(MODEL_ALIASES) + " or a model id.", "model"
+            "model must be a model id: " + ", ".join(MODEL_ALIASES) + ", a model id, or leave it out.", "model"
         )
     name = model.strip().lower()
     if name in MODEL_ALIASES:
@@ -125,7 +133,7 @@ def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoin
     if family:
         return family, None
     # A Hugging Face id names a real checkpoint; in demo mode it means its demo mirror.
-    real = next((c for c in REAL_CHECKPOINTS if name in (c.repo_id.lower(), c.repo_name.lower())), None)
+    real = real_checkpoint(name)  # Qwen's id, or mlx-community's conversion of it
     try:
         checkpoint = ctx.app.catalog.get(real.key if real else name)
     except InvalidInput:
@@ -254,6 +262,37 @@ def _stream(body: dict, fmt: str, explicit_format: bool) -> tuple[bool, str]:
     return stream, chosen
 
 
+def _sample_rate(body: dict, stream: bool) -> int | None:
+    """vLLM-Omni's ``sample_rate``: the answer resampled to it (8-48 kHz); None for 24 kHz."""
+    rate = body.get("sample_rate")
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 8_000 <= rate <= 48_000:
+        raise bad_request(f"sample_rate is {rate!r}; send a whole number of Hz from 8000 to 48000.", "sample_rate")
+    if rate == TARGET_SAMPLE_RATE:
+        return None
+    if stream:
+        raise bad_request("Streamed audio is 24000 Hz; leave sample_rate out (or 24000) when streaming.", "sample_rate")
+    return rate
+
+
+def _non_streaming_mode(body: dict, task: Mode | None, has_ref: bool) -> None:
+    """vLLM-Omni's ``non_streaming_mode`` (how Qwen3-TTS builds its prompt): the studio uses
+    the model's own default — false for cloning, true otherwise — and refuses the other."""
+    value = body.get("non_streaming_mode")
+    if value is None:
+        return
+    if not isinstance(value, bool):
+        raise bad_request("non_streaming_mode must be true or false.", "non_streaming_mode")
+    clone = task is Mode.BASE or has_ref
+    if value == clone:
+        raise bad_request(
+            f"non_streaming_mode {str(value).lower()} is not supported: the studio builds the prompt as "
+            f"Qwen3-TTS does by default ({str(not clone).lower()} for this request); leave it out.",
+            "non_streaming_mode",
+        )
+
+
 def decode_ref_audio(value: Any) -> bytes:
     """The bytes of a ``ref_audio`` data URL; URLs and paths are refused, never fetched or read."""
     if not isinstance(value, str) or not value.strip():
@@ -295,6 +334,7 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
     """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
+    body = speech_fields(body)  # mlx-audio's names folded in; unknown fields refused
     size, checkpoint = _parse_model(ctx, body.get("model"))
     task = _parse_task(body.get("task_type"))
     raw_input = body.get("input")
@@ -334,10 +374,12 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
     has_ref = body.get("ref_audio") is not None
     common: dict[str, Any] = dict(text=text, response_format=fmt, language=language, sampling=sampling, stream=stream)
     common["stream_format"] = stream_format
+    common["sample_rate"] = _sample_rate(body, stream)
 
     explicit_task = task is not None
     if task is None:
         task = Mode(checkpoint.mode) if checkpoint else Mode.BASE if has_ref else None
+    _non_streaming_mode(body, task, has_ref)
     if task is Mode.VOICE_DESIGN:
         if not instructions:
             if not explicit_task and checkpoint is not None:
@@ -530,7 +572,12 @@ def deliver(
             data = ctx.app.history.get(take_id).audio_path.read_bytes()  # the history encoded it already
         except (StudioError, OSError):
             data = None
-    if data is None:
+    if plan.sample_rate:  # vLLM-Omni's sample_rate: the kept take stays 24 kHz
+        data = encode_for(
+            load_audio((result.audio.sample_rate, result.audio.samples), target_sr=plan.sample_rate),
+            plan.response_format,
+        )
+    elif data is None:
         data = encode_for(result.audio, plan.response_format)
     log.info(
         "event=api_speech mode=%s model=%s format=%s chars=%d audio_s=%.2f",
@@ -540,4 +587,7 @@ def deliver(
         len(plan.text),
         result.audio.duration,
     )
-    return data, result_headers(result, take_id)
+    headers = result_headers(result, take_id)
+    if plan.sample_rate:
+        headers["X-Sample-Rate"] = str(plan.sample_rate)
+    return data, headers
