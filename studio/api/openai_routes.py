@@ -9,6 +9,8 @@ URL at ``http://host:port/v1``:
   in studio/api/openai/speech.py;
 - ``POST /v1/audio/speech/batch`` — 1-32 requests, one base64 audio per item, generated
   together (batched) where they share a model;
+- ``WebSocket /v1/audio/speech/stream`` — vLLM-Omni's streaming-text protocol: text in as
+  it comes, audio out per sentence (studio/api/openai/websocket.py);
 - ``GET /v1/audio/voices`` — built-in speakers and library voices; ``POST`` uploads a
   voice into the library, ``DELETE /v1/audio/voices/{name}`` removes one;
 - ``GET /v1/models`` (and ``/v1/models/{id}``) — the model ids ``model`` accepts.
@@ -49,6 +51,7 @@ from studio.api.openai.speech import (
     parse_speech,
 )
 from studio.api.openai.streaming import stream_response
+from studio.api.openai.websocket import speech_stream_route
 from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, uploaded_voice, voices_payload
 
 __all__ = ["MODEL_ALIASES", "RESPONSE_FORMATS", "openai_routes", "voices_payload"]
@@ -57,6 +60,7 @@ PREFIX = "/v1"
 _KNOWN_ROUTES = {
     "audio/speech": "POST",
     "audio/speech/batch": "POST",
+    "audio/speech/stream": "a WebSocket connection (ws://)",
     "audio/voices": "GET, POST",
     "models": "GET",
 }
@@ -186,6 +190,7 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
     return [
         route(f"{PREFIX}/audio/speech", create_speech, ["POST"]),
         route(f"{PREFIX}/audio/speech/batch", create_speech_batch, ["POST"]),
+        speech_stream_route(ctx, auth, body_limit),
         route(f"{PREFIX}/audio/voices", list_voices, ["GET"]),
         route(f"{PREFIX}/audio/voices", upload_voice, ["POST"]),
         route(f"{PREFIX}/audio/voices/{{name}}", remove_voice, ["DELETE"]),
