@@ -51,8 +51,8 @@ from studio.api.openai.speech import (
     parse_speech,
 )
 from studio.api.openai.streaming import stream_response
-from studio.api.openai.websocket import speech_stream_route
 from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, uploaded_voice, voices_payload
+from studio.api.openai.websocket import speech_stream_route
 
 __all__ = ["MODEL_ALIASES", "RESPONSE_FORMATS", "openai_routes", "voices_payload"]
 
