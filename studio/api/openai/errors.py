@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import HTTPConnection
 
 from core.errors import (
     GenerationError,
@@ -136,7 +137,7 @@ class BearerAuth:
                 matched = user
         return matched
 
-    def user(self, request: Request) -> str | None:
+    def user(self, request: HTTPConnection) -> str | None:
         """The matching user name (None when auth is off), or raises a 401 ApiError."""
         if not self.enabled:
             return None

@@ -114,8 +114,7 @@ class _Session:
         self.sentence = 0
 
     async def error(self, error: ApiError | str) -> None:
-        body = {"message": error} if isinstance(error, str) else error.body()["error"]
-        await self.socket.send_json({"type": "error", **body})
+        await self.socket.send_json(error_message(error))
 
     async def configure(self, message: dict[str, Any]) -> bool:
         """Checks and applies a session.config; False (after an error message) when refused."""
@@ -203,9 +202,9 @@ def speech_stream_route(ctx: ServingContext, auth: BearerAuth, message_limit: in
     async def speech_stream(socket: WebSocket) -> None:
         await socket.accept()
         try:
-            user = auth.user(socket)  # type: ignore[arg-type] - a WebSocket is an HTTPConnection too
+            user = auth.user(socket)
         except ApiError as exc:
-            await socket.send_json({"type": "error", **exc.body()["error"]})
+            await socket.send_json(error_message(exc))
             await socket.close(code=1008)
             return
         client = client_key(socket.client.host if socket.client else None, user)
@@ -267,6 +266,20 @@ async def _serve(session: _Session, message_limit: int, max_chars: int) -> None:
             await session.error(
                 f"Unknown message type {kind!r}: use session.config, input.text, input.done or session.close."
             )
+
+
+def error_message(error: ApiError | str) -> dict[str, Any]:
+    """vLLM-Omni's ``{"type": "error", "message"}``, with the OpenAI error's param, code and type."""
+    if isinstance(error, str):
+        return {"type": "error", "message": error, "param": None, "code": None}
+    body = error.body()["error"]
+    return {
+        "type": "error",
+        "message": body["message"],
+        "param": body["param"],
+        "code": body["code"],
+        "error_type": body["type"],
+    }
 
 
 def _parse(raw: str, limit: int) -> dict[str, Any] | ApiError:
