@@ -6,8 +6,7 @@ points at ``instructions``), never silently dropped. mlx-audio's names are
 read as the studio's own (``instruct`` = ``instructions``, ``lang_code`` =
 ``language``, ``max_tokens`` = ``max_new_tokens``). A vLLM-Omni field the
 studio cannot honour is refused with a 400 naming it, unless the value asks
-for nothing (``speaker_embedding: null``, ``word_timestamps: false``,
-``pitch: 1.0``...). README's "Compatibility" table lists every field.
+for nothing (``speaker_embedding: null``, ``pitch: 1.0``...). README's "Compatibility" table lists every field.
 """
 
 from __future__ import annotations
@@ -132,13 +131,6 @@ def speech_fields(body: dict) -> dict:
         (),
         "the studio clones from audio; send ref_audio (with x_vector_only_mode true for the timbre "
         "only) or save the voice in the library and name it in voice.",
-    )
-    _refuse_unless(
-        out,
-        "word_timestamps",
-        (False,),
-        "the studio times takes by chunk, not by word; a take's subtitles (the named API's "
-        "/subtitles, or the History tab) give its timed text.",
     )
     _refuse_unless(
         out,

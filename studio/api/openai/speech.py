@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import logging
 import math
 import re
@@ -80,6 +81,7 @@ TASK_NAMES = {Mode.CUSTOM_VOICE: "CustomVoice", Mode.VOICE_DESIGN: "VoiceDesign"
 SAMPLING_FIELDS = ("seed", "temperature", "top_k", "top_p", "repetition_penalty", "max_seconds")
 MAX_INSTRUCTIONS_CHARS = 1000
 MAX_NEW_TOKENS = 4096
+WORD_TIMESTAMPS_MAX_BYTES = 4096  # vLLM-Omni's bound on the X-Word-Timestamps header
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)$", re.S)
 
 
@@ -102,6 +104,7 @@ class SpeechPlan:
     stream: bool = False
     stream_format: str = "audio"
     sample_rate: int | None = None  # resample the answer to this rate (None: the model's 24 kHz)
+    word_timestamps: bool = False  # vLLM-Omni's: time the take's words (the studio's Whisper)
 
     @property
     def media_type(self) -> str:
@@ -262,6 +265,29 @@ def _stream(body: dict, fmt: str, explicit_format: bool) -> tuple[bool, str]:
     return stream, chosen
 
 
+def _word_timestamps(body: dict, stream: bool, allow_stream: bool) -> bool:
+    """vLLM-Omni's word_timestamps: only a single, non-streamed answer carries them (a header)."""
+    wanted = _optional_bool(body, "word_timestamps")
+    if not wanted:
+        return False
+    if stream:
+        raise bad_request(
+            "word_timestamps is not supported with streaming (stream or stream_format): the words are "
+            "timed once the whole take exists. Send stream false to get them in X-Word-Timestamps.",
+            "word_timestamps",
+            "unsupported_field",
+        )
+    variants = body.get("variants")
+    if not allow_stream or (isinstance(variants, int) and not isinstance(variants, bool) and variants > 1):
+        raise bad_request(
+            "word_timestamps is only supported on a single POST /v1/audio/speech request (not in a "
+            "batch, variants or the WebSocket): send that request without stream.",
+            "word_timestamps",
+            "unsupported_field",
+        )
+    return True
+
+
 def _sample_rate(body: dict, stream: bool) -> int | None:
     """vLLM-Omni's ``sample_rate``: the answer resampled to it (8-48 kHz); None for 24 kHz."""
     rate = body.get("sample_rate")
@@ -375,6 +401,7 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
     common: dict[str, Any] = dict(text=text, response_format=fmt, language=language, sampling=sampling, stream=stream)
     common["stream_format"] = stream_format
     common["sample_rate"] = _sample_rate(body, stream)
+    common["word_timestamps"] = _word_timestamps(body, stream, allow_stream)
 
     explicit_task = task is not None
     if task is None:
@@ -556,7 +583,29 @@ def keep_take(ctx: ServingContext, job: TakeJob, result: SynthesisResult) -> str
 def generate(ctx: ServingContext, plan: SpeechPlan, client: str | None = None) -> tuple[bytes, dict[str, str]]:
     """Blocking: generates the take, keeps it in the history, returns (bytes, headers)."""
     job = build_job(ctx, plan)
-    return deliver(ctx, plan, job, ctx.app.synthesis.synthesize(job.request))
+    result = ctx.app.synthesis.synthesize(job.request)
+    data, headers = deliver(ctx, plan, job, result)
+    if plan.word_timestamps:
+        headers.update(word_timestamp_headers(ctx, plan, result.audio))
+    return data, headers
+
+
+def word_timestamp_headers(ctx: ServingContext, plan: SpeechPlan, audio: Audio) -> dict[str, str]:
+    """vLLM-Omni's answer to word_timestamps: ``X-Word-Timestamps``, a JSON list of
+    ``{word, start_ms, end_ms}`` (ASCII-escaped, so any header parser reads it), or
+    ``X-Word-Timestamps-Omitted`` when that is over 4 KB (headers are not for long texts).
+    The studio times the take's words with its own Whisper (the model manager's ASR)."""
+    timings = ctx.app.transcriber.word_timings(audio, language=plan.language)
+    words = [{"word": w.word, "start_ms": round(w.start * 1000), "end_ms": round(w.end * 1000)} for w in timings.words]
+    value = json.dumps(words, ensure_ascii=True, separators=(",", ":"))
+    headers = {"X-Word-Timestamps-Model": timings.model}
+    if timings.demo:  # labelled like the rest of the studio's demo output
+        headers["X-Word-Timestamps-Demo"] = "random-weight demo Whisper: the words are noise"
+    if len(value) > WORD_TIMESTAMPS_MAX_BYTES:
+        headers["X-Word-Timestamps-Omitted"] = f"{len(words)} words, {len(value)} bytes > {WORD_TIMESTAMPS_MAX_BYTES}"
+    else:
+        headers["X-Word-Timestamps"] = value
+    return headers
 
 
 def deliver(

@@ -212,7 +212,7 @@ def test_voices_and_models_listing(server, oai, library_voice):
         ({"input": "x" * 50_001}, "input", "the limit is 50,000"),
         ({"response_format": "wma"}, "response_format", "mp3, opus, wav, flac, pcm, aac"),
         ({"extra_body": {"speaker_embedding": [0.1, 0.2]}}, "speaker_embedding", "send ref_audio"),
-        ({"extra_body": {"word_timestamps": True}}, "word_timestamps", "subtitles"),
+        ({"extra_body": {"word_timestamps": True, "stream": True}}, "word_timestamps", "not supported with streaming"),
         ({"extra_body": {"initial_codec_chunk_frames": 4}}, "initial_codec_chunk_frames", "not supported"),
         ({"extra_body": {"non_streaming_mode": False}}, "non_streaming_mode", "leave it out"),
         ({"extra_body": {"sample_rate": 7}}, "sample_rate", "8000 to 48000"),

@@ -14,16 +14,17 @@ import pytest
 import soundfile as sf
 
 from studio.server import serve
-from tests.conftest import SPEECH_TEXT, free_port, make_demo_settings
+from tests.conftest import SPEECH_TEXT, free_port, make_demo_settings, spoken
 
 FAST = {"seed": 1, "max_seconds": 1}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, demo_checkpoints):
+def server(tmp_path_factory, demo_checkpoints, demo_asr):
     settings = make_demo_settings(
         tmp_path_factory.mktemp("dialect-data"),
         demo_checkpoints,
+        checkpoint_asr=demo_asr,  # word_timestamps: the tiny demo Whisper times the words
         port=free_port(),
         rate_limit_per_minute=0,
         mcp_server=False,
@@ -154,6 +155,10 @@ def test_aac_is_served(server):
         ({"model": "Qwen/Qwen3-TTS-99Hz"}, "model", "does not exist"),
         ({"stream": True, "response_format": "mp3"}, "response_format", "use response_format pcm or wav"),
         ({"stream_format": "chunks"}, "stream_format", "audio or sse"),
+        ({"word_timestamps": "yes"}, "word_timestamps", "true or false"),
+        ({"word_timestamps": True, "stream": True}, "word_timestamps", "not supported with streaming"),
+        ({"word_timestamps": True, "stream_format": "sse"}, "word_timestamps", "not supported with streaming"),
+        ({"word_timestamps": True, "variants": 2}, "word_timestamps", "single POST"),
     ],
 )
 def test_dialect_bad_input_is_a_clear_400(server, speech_bytes, body, param, match):
@@ -163,6 +168,56 @@ def test_dialect_bad_input_is_a_clear_400(server, speech_bytes, body, param, mat
     response = post(server[0], {"model": "qwen3-tts", "voice": "Ryan", "input": "Hi.", **body})
     error_of(response, 400, param, match)
     assert len(server[1].app.history.list()) == before  # nothing was made or kept
+
+
+def _assert_word_list(words: list, audio_ms: float) -> None:
+    """vLLM-Omni's X-Word-Timestamps list: {word, start_ms, end_ms}, in order, inside the audio."""
+    assert isinstance(words, list)
+    for word in words:
+        assert set(word) == {"word", "start_ms", "end_ms"}
+        assert isinstance(word["word"], str) and word["word"].strip()
+        assert isinstance(word["start_ms"], int) and isinstance(word["end_ms"], int)
+        assert 0 <= word["start_ms"] <= word["end_ms"] <= audio_ms + 1
+    for before, after in zip(words, words[1:]):
+        assert before["end_ms"] <= after["start_ms"]
+
+
+@pytest.mark.parametrize("response_format", ["wav", "mp3"])
+def test_word_timestamps_come_in_vllm_omni_header(server, response_format):
+    """vLLM-Omni's word_timestamps (protocol/audio.py): the audio as usual, and the words in
+    X-Word-Timestamps, a JSON list of {word, start_ms, end_ms}. The demo Whisper's words are noise
+    (and the demo TTS's noise has no speech, so its list is usually empty: see the next test)."""
+    body = {"voice": "vivian", "input": SPEECH_TEXT, "word_timestamps": True, "max_seconds": 3}
+    response = post(server[0], {**body, "response_format": response_format})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == {"wav": "audio/wav", "mp3": "audio/mpeg"}[response_format]
+    audio_ms = float(response.headers["X-Duration"]) * 1000
+    assert response.headers["X-Word-Timestamps-Model"] == "demo-whisper-small"
+    assert "demo" in response.headers["X-Word-Timestamps-Demo"]
+    assert "X-Word-Timestamps-Omitted" not in response.headers
+    _assert_word_list(json.loads(response.headers["X-Word-Timestamps"]), audio_ms)
+    if response_format == "wav":
+        assert sf.info(io.BytesIO(response.content)).duration * 1000 == pytest.approx(audio_ms, abs=2)
+        # false (vLLM-Omni's default) asks for nothing: no header
+        plain = post(server[0], {**body, "word_timestamps": False})
+        assert plain.status_code == 200 and "X-Word-Timestamps" not in plain.headers
+
+
+def test_word_timestamp_headers_of_real_speech(server, monkeypatch):
+    """The same headers for a take that holds real (espeak-ng) speech: words, then the 4 KB rule."""
+    from studio.api.openai import speech
+
+    ctx = server[1]
+    plan = speech.parse_speech(ctx, {"voice": "vivian", "input": "Hi.", "word_timestamps": True})
+    assert plan.word_timestamps
+    clip = spoken(4.0, seed=0)
+    headers = speech.word_timestamp_headers(ctx, plan, clip)
+    words = json.loads(headers["X-Word-Timestamps"])
+    assert words and headers["X-Word-Timestamps"].isascii()
+    _assert_word_list(words, clip.duration * 1000)
+    monkeypatch.setattr(speech, "WORD_TIMESTAMPS_MAX_BYTES", 10)  # a long take's list
+    over = speech.word_timestamp_headers(ctx, plan, clip)
+    assert "X-Word-Timestamps" not in over and f"{len(words)} words" in over["X-Word-Timestamps-Omitted"]
 
 
 def test_vllm_omni_e2e_requests(server):
@@ -336,6 +391,11 @@ def test_websocket_refuses_a_bad_config(server):
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)  # closed (policy violation)
         assert ws.close_code == 1008
+    with connect(server[0].replace("http://", "ws://") + "v1/audio/speech/stream") as ws:
+        # vLLM-Omni sends timestamp frames here; the studio does not yet, and says so
+        ws.send(json.dumps({"type": "session.config", "voice": "vivian", "word_timestamps": True}))
+        error = json.loads(ws.recv(timeout=30))
+        assert error["param"] == "word_timestamps" and "WebSocket" in error["message"]
     with connect(server[0].replace("http://", "ws://") + "v1/audio/speech/stream") as ws:
         ws.send(json.dumps({"type": "input.text", "text": "Hi."}))
         assert "session.config" in json.loads(ws.recv(timeout=30))["message"]
