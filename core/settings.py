@@ -122,7 +122,7 @@ class Settings:
     history_max_mb: int = 2000
     # Operations (docs in the README): browser origins allowed to call the HTTP API
     # (comma-separated; none by default), seconds to let in-flight takes finish on
-    # SIGTERM/SIGINT, and Gradio's MCP server at /gradio_api/mcp/.
+    # SIGTERM/SIGINT, and the MCP server at /mcp (studio/api/mcp_tools.py).
     cors_origins: str | None = None
     shutdown_timeout: int = 30
     mcp_server: bool = True

@@ -21,6 +21,7 @@ from core.context import AppContext, build_context
 from core.serving.access import check_serving
 from core.settings import Settings
 from studio.api.guard import StudioGuard
+from studio.api.mcp_tools import mcp_routes
 from studio.api.openai_routes import openai_routes
 from studio.api.ops_routes import ops_routes
 from studio.ui.app import build_app, studio_css, studio_head, studio_theme
@@ -67,6 +68,8 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
     app = build_app(ctx)
     tls = bool(settings.ssl_certfile)
     routes = [*ops_routes(ctx, auth), *openai_routes(ctx, auth)]  # ahead of Gradio's routes
+    if settings.mcp_server:  # our own MCP server (studio/api/mcp_tools.py), not Gradio's
+        routes += mcp_routes(ctx)
     fastapi_app, local_url, share_url = app.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -88,7 +91,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,
-        mcp_server=settings.mcp_server,
+        mcp_server=False,  # Gradio's names tools after Python handlers; ours is mounted above
         app_kwargs={"routes": routes},
     )
     _install_guard(fastapi_app, ctx, auth, tls)
@@ -97,7 +100,7 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
     if share_url:
         print(f"Public share link: {share_url}", flush=True)
     if settings.mcp_server:
-        print(f"MCP server (streamable HTTP): {local_url}gradio_api/mcp/", flush=True)
+        print(f"MCP server (streamable HTTP): {local_url}mcp", flush=True)
     if settings.demo_models:
         print("Demo models: outputs are random-weight test audio, not speech.", flush=True)
     if not block:

@@ -8,6 +8,7 @@ checkpoints built locally, so every code path that depends on size — such as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from core.errors import InvalidInput
@@ -59,6 +60,28 @@ DEMO_CHECKPOINTS: tuple[Checkpoint, ...] = tuple(
     Checkpoint(f"demo-{c.key}", f"local/demo-{c.mode}", c.mode, c.size, 0.012, demo=True) for c in REAL_CHECKPOINTS
 )
 
+# mlx-community publishes each checkpoint converted for MLX, named after it plus its precision.
+_MLX_PRECISION = re.compile(r"-(bf16|fp16|fp32|[2-8]bit)$")
+_PUBLISHERS = ("qwen", "mlx-community")
+
+
+def real_checkpoint(model_id: str) -> Checkpoint | None:
+    """The real checkpoint a Hugging Face id names, or None.
+
+    ``Qwen/Qwen3-TTS-12Hz-1.7B-Base``, its bare name, and mlx-community's conversions
+    (``mlx-community/Qwen3-TTS-12Hz-1.7B-Base-6bit``, ``-bf16``, ``-4bit``, ``-8bit``) all name
+    the same checkpoint: the precision a server runs at is its own setting, not the id's.
+    """
+    if not isinstance(model_id, str):
+        return None
+    publisher, _, name = model_id.strip().lower().rpartition("/")
+    if publisher and publisher not in _PUBLISHERS:
+        return None
+    if publisher != "qwen":
+        name = _MLX_PRECISION.sub("", name)
+    return next((c for c in REAL_CHECKPOINTS if c.repo_name.lower() == name), None)
+
+
 # The transcription model (docs/ASR.md): any Whisper repo on the Hub (--asr-model); the
 # safetensors weights alone, so sizes are those of model.safetensors plus tokenizer files.
 DEFAULT_ASR_REPO = "openai/whisper-small"
@@ -108,6 +131,9 @@ class Catalog:
         for c in self.every():
             if wanted in (c.key.lower(), c.repo_id.lower(), c.repo_name.lower()):
                 return c
+        real = real_checkpoint(key)  # mlx-community's ids name the same checkpoints
+        if real is not None:
+            return self.get(real.key)
         # Let scripts written against real keys work in demo mode and vice versa.
         for c in self.every():
             if wanted.removeprefix("demo-") == c.key.lower().removeprefix("demo-"):

@@ -86,6 +86,26 @@ class WhisperModel:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """One word Whisper heard, with its start and end in seconds from the clip's start."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class WordTimings:
+    """The words of a clip with their times (word-level subtitles, vLLM-Omni's word_timestamps)."""
+
+    words: tuple[WordTiming, ...]
+    language_code: str | None  # Whisper's code for what it heard ("en"); None when there was no speech
+    seconds: float  # length of the audio timed
+    demo: bool  # made by the random-weight demo model: the words are noise, the times only shaped
+    model: str  # the checkpoint key
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str
     language: str  # a studio language ("english"), or "auto" when Whisper heard one the studio does not speak
@@ -198,6 +218,41 @@ class Transcriber:
             progress(1.0, "Transcribed")
         return transcript
 
+    def word_timings(self, source: Audio | str | Path | tuple, *, language: str | None = None) -> WordTimings:
+        """Each word in ``source`` with its start and end (seconds from the clip's start).
+
+        Times are monotonic (a word starts no earlier than the one before ends) and inside the
+        clip. ``language`` is a studio language ("english"); None or "auto" detects it. A clip
+        without speech has no words (an empty answer, not an error: a take may be silent).
+        """
+        started = time.perf_counter()
+        audio = source if isinstance(source, Audio) else load_audio(source, max_seconds=MAX_TRANSCRIBE_S)
+        checkpoint = self.models.catalog.asr
+        speech = measure_speech(audio)
+        if speech.speech_s < MIN_SPEECH_S:
+            return WordTimings((), None, audio.duration, checkpoint.demo, checkpoint.key)
+        samples = _to_16k(audio)
+        windows = split_windows(samples, [(a, b) for a, b in speech.segments])
+        code = WHISPER_CODES.get((language or "").strip().lower())
+        words: list[WordTiming] = []
+        with self.device_lock:
+            bundle: WhisperModel = self.models.get(checkpoint).model
+            code = code or detect_language(bundle, windows[0])
+            offset = 0.0
+            for window in windows:
+                words.extend(time_window(bundle, window, code, offset))
+                offset += len(window) / ASR_SAMPLE_RATE
+        timings = WordTimings(tuple(words), code, audio.duration, checkpoint.demo or bundle.demo, checkpoint.key)
+        log.info(
+            "event=word_timings model=%s audio_s=%.1f windows=%d words=%d wall_s=%.2f",
+            checkpoint.key,
+            audio.duration,
+            len(windows),
+            len(words),
+            time.perf_counter() - started,
+        )
+        return timings
+
 
 def _to_16k(audio: Audio) -> np.ndarray:
     import librosa
@@ -268,3 +323,66 @@ def decode_window(bundle: WhisperModel, window: np.ndarray, code: str | None) ->
     with torch.inference_mode():
         tokens = bundle.model.generate(_features(bundle, window), max_new_tokens=cap, **kwargs)
     return str(bundle.processor.batch_decode(tokens, skip_special_tokens=True)[0]).strip()
+
+
+def _alignment_heads(bundle: WhisperModel) -> Any:
+    """The cross-attention heads that follow the audio. Real checkpoints name them in their
+    generation config; one that does not (the demo model) gets the last half of the decoder
+    layers, all heads: openai-whisper's own default."""
+    heads = getattr(bundle.model.generation_config, "alignment_heads", None)
+    if heads:
+        return heads
+    layers = int(bundle.model.config.decoder_layers)
+    per_layer = int(bundle.model.config.decoder_attention_heads)
+    return [[layer, head] for layer in range(layers // 2, layers) for head in range(per_layer)]
+
+
+def time_window(bundle: WhisperModel, window: np.ndarray, code: str | None, offset_s: float = 0.0) -> list[WordTiming]:
+    """The words of one window (at most 30 s) with times, shifted by ``offset_s``.
+
+    transformers' token timestamps (dynamic time warping over the alignment heads'
+    cross-attention) time each token; its own Whisper word grouping joins tokens into words
+    (by spaces, or by character for Chinese and Japanese), as its pipeline's
+    ``return_timestamps="word"`` does.
+    """
+    import torch
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES as WHISPER_LANGUAGES
+    from transformers.models.whisper.tokenization_whisper import _combine_tokens_into_words
+
+    seconds = len(window) / ASR_SAMPLE_RATE
+    kwargs: dict[str, Any] = {"task": "transcribe", "do_sample": False, "num_beams": 1}
+    if code:
+        kwargs["language"] = code
+    bundle.model.generation_config.alignment_heads = _alignment_heads(bundle)
+    with torch.inference_mode():
+        out = bundle.model.generate(
+            _features(bundle, window),
+            max_new_tokens=token_cap(bundle, seconds),
+            return_token_timestamps=True,
+            return_dict_in_generate=True,
+            **kwargs,
+        )
+    tokenizer = bundle.processor.tokenizer
+    ids = [int(t) for t in out["sequences"][0]]
+    stamps = [float(t) for t in out["token_timestamps"][0]]
+    # Only the text tokens Whisper wrote: after the last start-of-transcript, below the specials.
+    sot = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    first = max((i for i, t in enumerate(ids) if t == sot), default=-1) + 1
+    index = [i for i in range(first, len(ids)) if ids[i] < tokenizer.eos_token_id]
+    if not index:
+        return []
+    language = WHISPER_LANGUAGES.get(code or "", "english")
+    words, _, groups = _combine_tokens_into_words(tokenizer, [ids[i] for i in index], language)
+    timed: list[WordTiming] = []
+    previous_end = 0.0
+    for word, group in zip(words, groups):
+        text = word.strip()
+        if not text or not group:
+            continue
+        start_at, last = index[group[0]], index[group[-1]]
+        start = min(max(stamps[start_at], previous_end), seconds)
+        end = stamps[last + 1] if last + 1 < len(stamps) else seconds
+        end = min(max(end, start), seconds)
+        timed.append(WordTiming(text, round(offset_s + start, 3), round(offset_s + end, 3)))
+        previous_end = end
+    return timed

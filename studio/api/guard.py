@@ -12,7 +12,7 @@ streamed audio and hide client disconnects) that every request passes first:
   not on the list, and answers listed origins' preflights itself;
 - while the studio drains for shutdown, new work (speech requests, Gradio
   queue joins and calls, MCP) is refused with 503 and Retry-After;
-- the MCP endpoint (``/gradio_api/mcp/``) needs ``Authorization: Bearer <password>``
+- the MCP endpoint (``/mcp``, also ``/gradio_api/mcp/``) needs ``Authorization: Bearer <password>``
   when the studio has a password (Gradio's login does not cover it);
 - failed sign-ins on Gradio's login form go to the audit log.
 """
@@ -35,9 +35,9 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), geolocation=(), microphone=(self)",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-MCP_PREFIX = "/gradio_api/mcp"
+MCP_PREFIXES = ("/mcp", "/gradio_api/mcp")  # studio/api/mcp_tools.py (the second: older configurations)
 # Requests that start new work; everything else (pages, files, status) is served while draining.
-_WORK_PREFIXES = ("/v1/audio/", "/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", MCP_PREFIX)
+_WORK_PREFIXES = ("/v1/audio/", "/gradio_api/queue/join", "/gradio_api/call/", "/gradio_api/run/", *MCP_PREFIXES)
 _LOGIN_PATHS = ("/login", "/gradio_api/login")
 
 
@@ -83,7 +83,7 @@ class StudioGuard:
             return
         if (
             self.auth.enabled
-            and path.startswith(MCP_PREFIX)
+            and path.startswith(MCP_PREFIXES)
             and self.auth.check(headers.get("authorization", "")) is None
         ):
             self.auth.failed(host, path)
@@ -119,7 +119,9 @@ class StudioGuard:
                     if allowed:
                         headers["Access-Control-Allow-Origin"] = origin
                         headers["Access-Control-Expose-Headers"] = (
-                            "X-Model, X-Seed, X-Duration, X-Sample-Rate, X-Take-Id, X-Warnings"
+                            "X-Model, X-Seed, X-Duration, X-Sample-Rate, X-Take-Id, X-Job-Id, X-Warnings, "
+                            "X-Word-Timestamps, X-Word-Timestamps-Omitted, X-Word-Timestamps-Model, "
+                            "X-Word-Timestamps-Demo"
                         )
                         headers.add_vary_header("Origin")
             await send(message)

@@ -12,6 +12,8 @@ URL at ``http://host:port/v1``:
 - ``POST /v1/audio/speech/{job_id}/cancel`` — stops a take (``X-Job-Id`` of every speech
   response, ``job_id`` of every batch item), as the UI's Stop does: its finished chunks are
   kept in History as a partial take;
+- ``WebSocket /v1/audio/speech/stream`` — vLLM-Omni's streaming-text protocol: text in as
+  it comes, audio out per sentence (studio/api/openai/websocket.py);
 - ``GET /v1/audio/voices`` — built-in speakers and library voices; ``POST`` uploads a
   voice into the library, ``DELETE /v1/audio/voices/{name}`` removes one;
 - ``GET /v1/models`` (and ``/v1/models/{id}``) — the model ids ``model`` accepts.
@@ -36,6 +38,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
+from core.engine.catalog import real_checkpoint
 from core.errors import InvalidInput
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
@@ -53,7 +56,8 @@ from studio.api.openai.speech import (
     until_finished,
 )
 from studio.api.openai.streaming import stream_response
-from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, voice_row, voices_payload
+from studio.api.openai.voices import delete_voice, read_upload, save_uploaded_voice, uploaded_voice, voices_payload
+from studio.api.openai.websocket import speech_stream_route
 
 __all__ = ["MODEL_ALIASES", "RESPONSE_FORMATS", "openai_routes", "voices_payload"]
 
@@ -62,6 +66,7 @@ STOP_WAIT_S = 5.0  # how long a cancel waits to answer with the job's final stat
 _KNOWN_ROUTES = {
     "audio/speech": "POST",
     "audio/speech/batch": "POST",
+    "audio/speech/stream": "a WebSocket connection (ws://)",
     "audio/voices": "GET, POST",
     "models": "GET",
 }
@@ -80,7 +85,11 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
     metrics = ctx.metrics
 
     def count_error(request: Request, error: ApiError) -> None:
-        metrics.error(request.url.path, getattr(request.state, "mode", "none"), error.status)
+        # The route's template (/v1/{rest:path}), never the raw path: a made-up path or
+        # voice name must not become a new series.
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", None) or f"{PREFIX}/{{rest:path}}"
+        metrics.error(endpoint, getattr(request.state, "mode", "none"), error.status)
 
     def enter(request: Request, endpoint: str) -> str:
         """Authenticates and labels this request; returns its client key."""
@@ -160,7 +169,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         ctx.lifecycle.admit()
         fields, data, filename = await read_upload(request, settings.max_upload_mb)
         voice = await run_in_threadpool(save_uploaded_voice, ctx, fields, data, filename)
-        return JSONResponse({"object": "voice", **voice_row(voice)}, status_code=201)
+        # vLLM-Omni's answer (200, success and the voice), with the studio's row in it.
+        return JSONResponse({"success": True, "voice": uploaded_voice(voice)})
 
     async def remove_voice(request: Request) -> Response:
         enter(request, f"{PREFIX}/audio/voices")
@@ -178,6 +188,8 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         for model_id in model_ids(ctx):
             if model_id.lower() == wanted.lower():
                 return JSONResponse(model_object(model_id))
+        if real_checkpoint(wanted) is not None:  # mlx-community's ids name the same checkpoints
+            return JSONResponse(model_object(wanted))
         raise ApiError(404, f"The model '{wanted}' does not exist.", param="model", code="model_not_found")
 
     async def not_found(request: Request) -> Response:
@@ -206,6 +218,7 @@ def openai_routes(ctx: ServingContext, credentials: list[tuple[str, str]] | None
         route(f"{PREFIX}/audio/speech", create_speech, ["POST"]),
         route(f"{PREFIX}/audio/speech/batch", create_speech_batch, ["POST"]),
         route(f"{PREFIX}/audio/speech/{{job_id}}/cancel", cancel_speech, ["POST"]),
+        speech_stream_route(ctx, auth, body_limit),
         route(f"{PREFIX}/audio/voices", list_voices, ["GET"]),
         route(f"{PREFIX}/audio/voices", upload_voice, ["POST"]),
         route(f"{PREFIX}/audio/voices/{{name}}", remove_voice, ["DELETE"]),

@@ -55,7 +55,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--history-max-mb", dict(help="history size in MB before the oldest takes are pruned (default 2000)")),
     ("--cors-origins", dict(help="browser origins allowed to call the HTTP API, comma-separated (default none)")),
     ("--shutdown-timeout", dict(help="seconds in-flight takes may finish on SIGTERM/Ctrl-C (default 30)")),
-    ("--mcp-server", dict(help="serve the MCP server at /gradio_api/mcp/ (default true)")),
+    ("--mcp-server", dict(help="serve the MCP server at /mcp (default true)")),
     (
         "--remote-engine",
         dict(

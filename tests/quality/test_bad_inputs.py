@@ -601,6 +601,160 @@ def test_ui_save_button_and_streaming_generate_refuse_clearly(server, files):
     assert data_snapshot(settings) == before
 
 
+# --- hostile HTTP requests to the /v1 API and its WebSocket ---------------------------------------
+
+_SPEECH = {"model": "tts-1", "voice": "Ryan", "input": "Hi."}
+_HOSTILE_HTTP: list[tuple[str, str, dict[str, Any], int, str | None]] = [
+    # (name, method + path, httpx keyword arguments, status, param)
+    (
+        "not-json",
+        "POST v1/audio/speech",
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        400,
+        None,
+    ),
+    ("json-list", "POST v1/audio/speech", {"json": [1, 2]}, 400, None),
+    ("json-string", "POST v1/audio/speech", {"json": "hello"}, 400, None),
+    ("json-null", "POST v1/audio/speech", {"json": None}, 400, None),
+    ("deep-arrays", "POST v1/audio/speech", {"content": b"[" * 200_000 + b"]" * 200_000}, 400, None),
+    ("deep-objects", "POST v1/audio/speech", {"content": b'{"a":' * 5_000 + b"1" + b"}" * 5_000}, 400, None),
+    ("nested-voice", "POST v1/audio/speech", {"json": {**_SPEECH, "voice": {"id": {"id": {"id": {}}}}}}, 400, "voice"),
+    ("unknown-field", "POST v1/audio/speech", {"json": {**_SPEECH, "instruction": "x"}}, 400, "instruction"),
+    ("prototype-field", "POST v1/audio/speech", {"json": {**_SPEECH, "__proto__": {}}}, 400, "__proto__"),
+    ("input-number", "POST v1/audio/speech", {"json": {**_SPEECH, "input": 5}}, 400, "input"),
+    ("input-empty", "POST v1/audio/speech", {"json": {**_SPEECH, "input": ""}}, 400, "input"),
+    ("input-huge", "POST v1/audio/speech", {"json": {**_SPEECH, "input": "x" * 60_000}}, 400, "input"),
+    ("input-nul", "POST v1/audio/speech", {"json": {**_SPEECH, "input": "\x00\x00"}}, 400, "input"),
+    ("model-list", "POST v1/audio/speech", {"json": {**_SPEECH, "model": ["tts-1"]}}, 400, "model"),
+    ("model-unknown", "POST v1/audio/speech", {"json": {**_SPEECH, "model": "../../etc/passwd"}}, 400, "model"),
+    ("voice-traversal", "POST v1/audio/speech", {"json": {**_SPEECH, "voice": "../../etc/passwd"}}, 400, "voice"),
+    ("voice-number", "POST v1/audio/speech", {"json": {**_SPEECH, "voice": 3}}, 400, "voice"),
+    ("format-unknown", "POST v1/audio/speech", {"json": {**_SPEECH, "response_format": "exe"}}, 400, "response_format"),
+    (
+        "speed-nan",
+        "POST v1/audio/speech",
+        {"content": b'{"model":"tts-1","voice":"Ryan","input":"Hi","speed":NaN}'},
+        400,
+        "speed",
+    ),
+    ("seed-huge", "POST v1/audio/speech", {"json": {**_SPEECH, "seed": 10**40}}, 400, "seed"),
+    ("temperature-string", "POST v1/audio/speech", {"json": {**_SPEECH, "temperature": "hot"}}, 400, "temperature"),
+    ("max-tokens-negative", "POST v1/audio/speech", {"json": {**_SPEECH, "max_tokens": -1}}, 400, "max_new_tokens"),
+    ("sample-rate-zero", "POST v1/audio/speech", {"json": {**_SPEECH, "sample_rate": 0}}, 400, "sample_rate"),
+    (
+        "ref-audio-url",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "task_type": "Base", "ref_audio": "http://169.254.169.254/", "ref_text": "x"}},
+        400,
+        "ref_audio",
+    ),
+    (
+        "ref-audio-file",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "task_type": "Base", "ref_audio": "file:///etc/passwd", "ref_text": "x"}},
+        400,
+        "ref_audio",
+    ),
+    (
+        "ref-audio-garbage",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "task_type": "Base", "ref_audio": "data:audio/wav;base64,AAAA", "ref_text": "x"}},
+        400,
+        "ref_audio",
+    ),
+    ("task-unknown", "POST v1/audio/speech", {"json": {**_SPEECH, "task_type": "Singing"}}, 400, "task_type"),
+    (
+        "embedding",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "speaker_embedding": [1e308] * 10}},
+        400,
+        "speaker_embedding",
+    ),
+    (
+        "word-timestamps-streamed",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "word_timestamps": True, "stream": True}},
+        400,
+        "word_timestamps",
+    ),
+    (
+        "word-timestamps-text",
+        "POST v1/audio/speech",
+        {"json": {**_SPEECH, "word_timestamps": "1"}},
+        400,
+        "word_timestamps",
+    ),
+    ("variants-huge", "POST v1/audio/speech", {"json": {**_SPEECH, "variants": 10_000}}, 400, "variants"),
+    ("get-speech", "GET v1/audio/speech", {}, 405, None),
+    ("put-voices", "PUT v1/audio/voices", {}, 405, None),
+    ("made-up-path", "GET v1/audio/voices/x/y/z", {}, 404, None),
+    ("made-up-route", "POST v1/chat/completions", {"json": {}}, 404, None),
+    ("batch-empty", "POST v1/audio/speech/batch", {"json": {"items": []}}, 400, "items"),
+    ("batch-huge", "POST v1/audio/speech/batch", {"json": {"items": [_SPEECH] * 100}}, 400, "items"),
+    (
+        "batch-bad-item",
+        "POST v1/audio/speech/batch",
+        {"json": {"items": [_SPEECH, {**_SPEECH, "typo": 1}]}},
+        400,
+        "items[1].typo",
+    ),
+    ("upload-json", "POST v1/audio/voices", {"json": {"name": "x"}}, 400, None),
+    (
+        "upload-unknown-field",
+        "POST v1/audio/voices",
+        {
+            "files": {"audio_sample": ("a.wav", b"RIFF", "audio/wav")},
+            "data": {"name": "X", "consent": "y", "evil": "1"},
+        },
+        400,
+        "evil",
+    ),
+    (
+        "upload-not-audio",
+        "POST v1/audio/voices",
+        {"files": {"audio_sample": ("a.wav", b"MZ\x90\x00", "audio/wav")}, "data": {"name": "X", "consent": "y"}},
+        400,
+        "audio_sample",
+    ),
+    ("delete-builtin", "DELETE v1/audio/voices/Ryan", {}, 400, "name"),
+    ("delete-traversal", "DELETE v1/audio/voices/..%2F..%2Fetc", {}, 404, None),
+    ("delete-missing", "DELETE v1/audio/voices/nobody", {}, 404, "name"),
+    ("model-missing", "GET v1/models/nope", {}, 404, "model"),
+]
+
+
+@pytest.mark.parametrize("name, route, kwargs, status, param", _HOSTILE_HTTP, ids=[c[0] for c in _HOSTILE_HTTP])
+def test_hostile_http_request_gets_a_clear_4xx(name, route, kwargs, status, param, server):
+    import httpx
+
+    method, path = route.split(" ", 1)
+    response = httpx.request(method, server["url"] + path, timeout=60, **kwargs)
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["message"] and "Traceback" not in response.text
+    assert error["param"] == param, error
+
+
+def test_hostile_websocket_messages_get_errors_and_the_server_stays_up(server):
+    from websockets.sync.client import connect
+
+    url = server["url"].replace("http://", "ws://") + "v1/audio/speech/stream"
+    for first in ("not json", json.dumps([1]), json.dumps({"type": "session.config", "colour": "red"}), "[" * 100_000):
+        with connect(url, open_timeout=30) as ws:
+            ws.send(first)
+            reply = json.loads(ws.recv(timeout=30))
+            assert reply["type"] == "error" and reply["message"]
+    metrics = httpx_get(server["url"] + "metrics")
+    assert "x/y/z" not in metrics and "chat/completions" not in metrics
+
+
+def httpx_get(url: str) -> str:
+    import httpx
+
+    return httpx.get(url, timeout=30).text
+
+
 def test_server_still_healthy_after_the_battery(server, client):
     """Nothing above left the library or the history in a state the studio cannot read."""
     from core.storage.history import History

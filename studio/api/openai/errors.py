@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import HTTPConnection
 
 from core.errors import (
     GenerationError,
@@ -29,6 +30,7 @@ from core.serving.rate_limit import RateLimited
 
 log = logging.getLogger("studio.api.openai")
 _RETRY_AFTER = re.compile(r"in (\d+) s\b")
+MAX_DEPTH = 8  # a speech request is flat (a batch: three levels); anything deeper is not one
 
 
 @dataclass
@@ -138,7 +140,7 @@ class BearerAuth:
                 matched = user
         return matched
 
-    def user(self, request: Request) -> str | None:
+    def user(self, request: HTTPConnection) -> str | None:
         """The matching user name (None when auth is off), or raises a 401 ApiError."""
         if not self.enabled:
             return None
@@ -186,8 +188,26 @@ async def read_body(request: Request, limit: int, what: str = "the input is too 
 async def read_json(request: Request, limit: int) -> Any:
     data = await read_body(request, limit)
     try:
-        return json.loads(data)
+        body = json.loads(data)
+    except RecursionError:  # nested thousands deep: the parser gives up before our depth check
+        raise bad_request("The request body is nested too deeply; a speech request is a flat JSON object.") from None
     except ValueError as exc:
         raise bad_request(
             f"We could not parse the JSON body of your request ({exc}). Send a JSON object with model, input and voice."
         ) from None
+    check_depth(body)
+    return body
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuses JSON nested deeper than ``limit`` (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise bad_request(
+                    f"The request body is nested more than {limit} levels deep; a speech request is flat."
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import io
+import json
 import logging
 import math
 import re
@@ -29,9 +30,9 @@ import numpy as np
 
 from core import text as textlib
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
-from core.audio.io import encode
+from core.audio.io import encode, load_audio
 from core.audio.reference import prepare_reference
-from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint
+from core.engine.catalog import REAL_CHECKPOINTS, Checkpoint, real_checkpoint
 from core.engine.speakers import Speaker, find_speaker, speakers
 from core.errors import AudioError, GenerationError, InvalidInput, VoiceNotFound
 from core.serving.context import ServingContext
@@ -46,6 +47,7 @@ from core.types import (
     normalize_language,
 )
 from studio.api.openai.errors import ApiError, bad_request
+from studio.api.openai.fields import speech_fields
 
 log = logging.getLogger("studio.api.openai")
 
@@ -58,7 +60,7 @@ RESPONSE_FORMATS: dict[str, tuple[str, str]] = {
     "pcm": ("pcm", "audio/pcm"),  # raw 16-bit little-endian mono at 24 kHz
     "aac": ("aac", "audio/aac"),  # AAC in ADTS frames, through ffmpeg
 }
-DEFAULT_FORMAT = "mp3"
+DEFAULT_FORMAT = "wav"  # vLLM-Omni's default (its clients save .wav); OpenAI's is mp3: send it to get mp3
 STREAM_FORMATS = ("audio", "sse")
 STREAMABLE = ("pcm", "wav")
 # Model aliases -> size (None: the preferred size); the mode follows from task_type or the voice.
@@ -77,6 +79,7 @@ SAMPLING_FIELDS = ("seed", "temperature", "top_k", "top_p", "repetition_penalty"
 MAX_INSTRUCTIONS_CHARS = 1000
 MAX_NEW_TOKENS = 4096
 POLL_S = 0.02  # how often a response looks at its job (new pieces, finished, client gone)
+WORD_TIMESTAMPS_MAX_BYTES = 4096  # vLLM-Omni's bound on the X-Word-Timestamps header
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)$", re.S)
 
 
@@ -98,6 +101,8 @@ class SpeechPlan:
     x_vector_only: bool = False
     stream: bool = False
     stream_format: str = "audio"
+    sample_rate: int | None = None  # resample the answer to this rate (None: the model's 24 kHz)
+    word_timestamps: bool = False  # vLLM-Omni's: time the take's words (the studio's Whisper)
 
     @property
     def media_type(self) -> str:
@@ -111,10 +116,16 @@ def model_ids(ctx: ServingContext) -> list[str]:
 
 
 def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoint | None]:
-    """(size, None) for an alias — its mode follows from the request — or (None, checkpoint)."""
+    """(size, None) for an alias — its mode follows from the request — or (None, checkpoint).
+
+    No model (vLLM-Omni's clients leave it out) is (None, None): the checkpoint for the
+    request's task and voice, at the preferred size.
+    """
+    if model is None:
+        return None, None
     if not isinstance(model, str) or not model.strip():
         raise bad_request(
-            "You must provide a model parameter: " + ", ".join(MODEL_ALIASES) + " or a model id.", "model"
+            "model must be a model id: " + ", ".join(MODEL_ALIASES) + ", a model id, or leave it out.", "model"
         )
     name = model.strip().lower()
     if name in MODEL_ALIASES:
@@ -123,7 +134,7 @@ def _parse_model(ctx: ServingContext, model: Any) -> tuple[str | None, Checkpoin
     if family:
         return family, None
     # A Hugging Face id names a real checkpoint; in demo mode it means its demo mirror.
-    real = next((c for c in REAL_CHECKPOINTS if name in (c.repo_id.lower(), c.repo_name.lower())), None)
+    real = real_checkpoint(name)  # Qwen's id, or mlx-community's conversion of it
     try:
         checkpoint = ctx.app.catalog.get(real.key if real else name)
     except InvalidInput:
@@ -252,6 +263,60 @@ def _stream(body: dict, fmt: str, explicit_format: bool) -> tuple[bool, str]:
     return stream, chosen
 
 
+def _word_timestamps(body: dict, stream: bool, allow_stream: bool) -> bool:
+    """vLLM-Omni's word_timestamps: only a single, non-streamed answer carries them (a header)."""
+    wanted = _optional_bool(body, "word_timestamps")
+    if not wanted:
+        return False
+    if stream:
+        raise bad_request(
+            "word_timestamps is not supported with streaming (stream or stream_format): the words are "
+            "timed once the whole take exists. Send stream false to get them in X-Word-Timestamps.",
+            "word_timestamps",
+            "unsupported_field",
+        )
+    variants = body.get("variants")
+    if not allow_stream or (isinstance(variants, int) and not isinstance(variants, bool) and variants > 1):
+        raise bad_request(
+            "word_timestamps is only supported on a single POST /v1/audio/speech request (not in a "
+            "batch, variants or the WebSocket): send that request without stream.",
+            "word_timestamps",
+            "unsupported_field",
+        )
+    return True
+
+
+def _sample_rate(body: dict, stream: bool) -> int | None:
+    """vLLM-Omni's ``sample_rate``: the answer resampled to it (8-48 kHz); None for 24 kHz."""
+    rate = body.get("sample_rate")
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 8_000 <= rate <= 48_000:
+        raise bad_request(f"sample_rate is {rate!r}; send a whole number of Hz from 8000 to 48000.", "sample_rate")
+    if rate == TARGET_SAMPLE_RATE:
+        return None
+    if stream:
+        raise bad_request("Streamed audio is 24000 Hz; leave sample_rate out (or 24000) when streaming.", "sample_rate")
+    return rate
+
+
+def _non_streaming_mode(body: dict, task: Mode | None, has_ref: bool) -> None:
+    """vLLM-Omni's ``non_streaming_mode`` (how Qwen3-TTS builds its prompt): the studio uses
+    the model's own default — false for cloning, true otherwise — and refuses the other."""
+    value = body.get("non_streaming_mode")
+    if value is None:
+        return
+    if not isinstance(value, bool):
+        raise bad_request("non_streaming_mode must be true or false.", "non_streaming_mode")
+    clone = task is Mode.BASE or has_ref
+    if value == clone:
+        raise bad_request(
+            f"non_streaming_mode {str(value).lower()} is not supported: the studio builds the prompt as "
+            f"Qwen3-TTS does by default ({str(not clone).lower()} for this request); leave it out.",
+            "non_streaming_mode",
+        )
+
+
 def decode_ref_audio(value: Any) -> bytes:
     """The bytes of a ``ref_audio`` data URL; URLs and paths are refused, never fetched or read."""
     if not isinstance(value, str) or not value.strip():
@@ -293,6 +358,7 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
     """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
+    body = speech_fields(body)  # mlx-audio's names folded in; unknown fields refused
     size, checkpoint = _parse_model(ctx, body.get("model"))
     task = _parse_task(body.get("task_type"))
     raw_input = body.get("input")
@@ -332,10 +398,13 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
     has_ref = body.get("ref_audio") is not None
     common: dict[str, Any] = dict(text=text, response_format=fmt, language=language, sampling=sampling, stream=stream)
     common["stream_format"] = stream_format
+    common["sample_rate"] = _sample_rate(body, stream)
+    common["word_timestamps"] = _word_timestamps(body, stream, allow_stream)
 
     explicit_task = task is not None
     if task is None:
         task = Mode(checkpoint.mode) if checkpoint else Mode.BASE if has_ref else None
+    _non_streaming_mode(body, task, has_ref)
     if task is Mode.VOICE_DESIGN:
         if not instructions:
             if not explicit_task and checkpoint is not None:
@@ -488,6 +557,32 @@ async def until_finished(request: Any, ctx: ServingContext, jobs: list[Job]) -> 
         raise
 
 
+def generate(ctx: ServingContext, plan: SpeechPlan, client: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """Blocking (the WebSocket's sentences, MCP tools): the take as a job of the one take
+    runner, listed in Running & recent and stoppable like any other, then its answer."""
+    job = ctx.jobs.start_whole([build_job(ctx, plan)], client=client, owner=client or "", tab="api")[0]
+    job.wait()
+    return respond(ctx, plan, job)
+
+
+def word_timestamp_headers(ctx: ServingContext, plan: SpeechPlan, audio: Audio) -> dict[str, str]:
+    """vLLM-Omni's answer to word_timestamps: ``X-Word-Timestamps``, a JSON list of
+    ``{word, start_ms, end_ms}`` (ASCII-escaped, so any header parser reads it), or
+    ``X-Word-Timestamps-Omitted`` when that is over 4 KB (headers are not for long texts).
+    The studio times the take's words with its own Whisper (the model manager's ASR)."""
+    timings = ctx.app.transcriber.word_timings(audio, language=plan.language)
+    words = [{"word": w.word, "start_ms": round(w.start * 1000), "end_ms": round(w.end * 1000)} for w in timings.words]
+    value = json.dumps(words, ensure_ascii=True, separators=(",", ":"))
+    headers = {"X-Word-Timestamps-Model": timings.model}
+    if timings.demo:  # labelled like the rest of the studio's demo output
+        headers["X-Word-Timestamps-Demo"] = "random-weight demo Whisper: the words are noise"
+    if len(value) > WORD_TIMESTAMPS_MAX_BYTES:
+        headers["X-Word-Timestamps-Omitted"] = f"{len(words)} words, {len(value)} bytes > {WORD_TIMESTAMPS_MAX_BYTES}"
+    else:
+        headers["X-Word-Timestamps"] = value
+    return headers
+
+
 def respond(ctx: ServingContext, plan: SpeechPlan, job: Job) -> tuple[bytes, dict[str, str]]:
     """A finished job's take, encoded for the response: (bytes, headers); its error when it failed."""
     result = job.result
@@ -502,7 +597,12 @@ def respond(ctx: ServingContext, plan: SpeechPlan, job: Job) -> tuple[bytes, dic
             data = job.kept[0].take.audio_path.read_bytes()  # the history encoded it already
         except OSError:
             data = None
-    if data is None:
+    if plan.sample_rate:  # vLLM-Omni's sample_rate: the kept take stays 24 kHz
+        data = encode_for(
+            load_audio((result.audio.sample_rate, result.audio.samples), target_sr=plan.sample_rate),
+            plan.response_format,
+        )
+    elif data is None:
         data = encode_for(result.audio, plan.response_format)
     log.info(
         "event=api_speech mode=%s model=%s format=%s chars=%d audio_s=%.2f client=%s",
@@ -513,4 +613,9 @@ def respond(ctx: ServingContext, plan: SpeechPlan, job: Job) -> tuple[bytes, dic
         result.audio.duration,
         job.client or "local",
     )
-    return data, {**result_headers(result, take_id), "X-Job-Id": job.id}
+    headers = {**result_headers(result, take_id), "X-Job-Id": job.id}
+    if plan.sample_rate:
+        headers["X-Sample-Rate"] = str(plan.sample_rate)
+    if plan.word_timestamps:
+        headers.update(word_timestamp_headers(ctx, plan, result.audio))
+    return data, headers

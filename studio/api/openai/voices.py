@@ -1,17 +1,25 @@
 """GET / POST / DELETE /v1/audio/voices: the built-in speakers and the voice library.
 
+The shapes are vLLM-Omni's: ``GET`` answers ``{"voices": [names], "uploaded_voices":
+[{name, consent, created_at, ...}], "voice_details": [...]}`` — the names a client
+sends back as ``voice``, the library voices as vLLM-Omni describes uploads, and the
+studio's richer rows (id, type, description, language) under their own key.
+
 An upload (``multipart/form-data``: ``audio_sample``, ``name``, ``consent``,
-optional ``ref_text``, ``language``, ``description``) goes through the clone
+optional ``ref_text``, ``language``, ``description`` — or vLLM-Omni's
+``speaker_description``) goes through the clone
 tab's own pipeline — decode, mono 24 kHz, trim silence, normalise — and the
 library's own checks (name, length, silence, field limits), so the API accepts
 exactly what the UI accepts. ``consent`` is required here: an API upload has
-no dialog that asks.
+no dialog that asks. It answers vLLM-Omni's ``{"success": true, "voice": {...}}``
+with the studio's row (``id``, ``type``...) in the same ``voice`` object.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +33,11 @@ from core.serving.context import ServingContext
 from core.storage.library import Voice
 from core.types import normalize_language
 from studio.api.openai.errors import ApiError, bad_request
+from studio.api.openai.fields import unknown_field
 
 # Which form field a library refusal is about, from the words of its message.
 _FIELD_WORDS = (("transcript", "ref_text"), ("consent", "consent"), ("description", "description"), ("name", "name"))
-UPLOAD_FIELDS = ("audio_sample", "name", "consent", "ref_text", "language", "description")
+UPLOAD_FIELDS = ("audio_sample", "name", "consent", "ref_text", "language", "description", "speaker_description")
 
 
 def voice_row(v: Voice) -> dict[str, Any]:
@@ -44,13 +53,34 @@ def voice_row(v: Voice) -> dict[str, Any]:
     }
 
 
+def uploaded_voice(v: Voice) -> dict[str, Any]:
+    """A library voice as vLLM-Omni describes an uploaded one, plus the studio's row."""
+    created = datetime.fromisoformat(v.created_at.replace("Z", "+00:00"))
+    row: dict[str, Any] = {
+        "name": v.name,
+        "consent": v.consent,
+        "created_at": int(created.timestamp()),
+        "mime_type": "audio/wav",  # the library keeps every reference as 24 kHz WAV
+    }
+    if v.transcript:
+        row["ref_text"] = v.transcript
+    if v.description:
+        row["speaker_description"] = v.description
+    return {**row, **voice_row(v)}
+
+
 def voices_payload(ctx: ServingContext) -> dict[str, Any]:
+    library = ctx.app.library.list()
     rows = [
         {"id": s.id, "name": s.name, "type": "builtin", "description": s.description, "language": s.native_language}
         for s in speakers()
     ]
-    rows += [voice_row(v) for v in ctx.app.library.list()]
-    return {"voices": rows}
+    rows += [voice_row(v) for v in library]
+    return {
+        "voices": [row["name"] for row in rows],
+        "uploaded_voices": [uploaded_voice(v) for v in library],
+        "voice_details": rows,
+    }
 
 
 def _text_field(form: Any, name: str, *, required: bool = False, what: str = "") -> str | None:
@@ -76,11 +106,7 @@ async def read_upload(request: Request, limit_mb: int) -> tuple[dict[str, Any], 
         form = await request.form(max_files=1, max_fields=len(UPLOAD_FIELDS) + 4)
     except Exception as exc:  # noqa: BLE001 - a malformed multipart body
         raise bad_request(f"We could not read the form ({exc}).") from None
-    unknown = sorted(set(form.keys()) - set(UPLOAD_FIELDS))
-    if unknown:
-        raise bad_request(
-            f"Unknown field {unknown[0]!r}; the fields are: " + ", ".join(UPLOAD_FIELDS) + ".", unknown[0]
-        )
+    unknown_field(dict.fromkeys(form.keys()), frozenset(UPLOAD_FIELDS))  # the speech route's rule
     upload = form.get("audio_sample")
     if not isinstance(upload, UploadFile):
         raise bad_request("You must provide audio_sample: the reference clip, as a file.", "audio_sample")
@@ -96,7 +122,7 @@ async def read_upload(request: Request, limit_mb: int) -> tuple[dict[str, Any], 
         ),
         "ref_text": _text_field(form, "ref_text"),
         "language": _text_field(form, "language"),
-        "description": _text_field(form, "description"),
+        "description": _text_field(form, "description") or _text_field(form, "speaker_description"),
     }
     return fields, data, upload.filename
 

@@ -1,6 +1,6 @@
 import pytest
 
-from core.engine.catalog import REAL_CHECKPOINTS, Catalog
+from core.engine.catalog import REAL_CHECKPOINTS, Catalog, real_checkpoint
 from core.errors import InvalidInput
 from core.types import Mode
 
@@ -46,3 +46,24 @@ def test_unknown_keys_and_modes_are_clear():
         Mode.from_user("sing")
     with pytest.raises(InvalidInput, match="Unknown mode 'sing'"):
         Catalog(demo=False).sizes("sing")
+
+
+@pytest.mark.parametrize(
+    "model_id, key",
+    [
+        ("Qwen/Qwen3-TTS-12Hz-1.7B-CustomVoice", "1.7B-CustomVoice"),
+        ("Qwen3-TTS-12Hz-0.6B-Base", "0.6B-Base"),
+        ("mlx-community/Qwen3-TTS-12Hz-1.7B-CustomVoice-bf16", "1.7B-CustomVoice"),
+        ("mlx-community/Qwen3-TTS-12Hz-1.7B-Base-6bit", "1.7B-Base"),
+        ("mlx-community/Qwen3-TTS-12Hz-0.6B-Base-4bit", "0.6B-Base"),
+        ("mlx-community/Qwen3-TTS-12Hz-1.7B-VoiceDesign-8bit", "1.7B-VoiceDesign"),
+        ("someone/Qwen3-TTS-12Hz-1.7B-Base", None),  # another publisher's repo is not ours to vouch for
+        ("Qwen/Qwen3-TTS-12Hz-1.7B-Base-6bit", None),  # Qwen publishes no quantized names
+        ("mlx-community/Qwen3-TTS-12Hz-9B-Base-4bit", None),
+    ],
+)
+def test_real_checkpoint_reads_qwen_and_mlx_community_ids(model_id, key):
+    found = real_checkpoint(model_id)
+    assert (found.key if found else None) == key
+    if key:  # and the catalog resolves them, in demo mode to the demo mirror
+        assert Catalog(demo=True).get(model_id).key == f"demo-{key}"

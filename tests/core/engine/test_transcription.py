@@ -197,3 +197,34 @@ def test_chinese_is_decoded_with_the_simplified_prompt(asr_context, speech_wav):
     window = np.asarray(load_audio(speech_wav, target_sr=ASR_SAMPLE_RATE).samples[:ASR_SAMPLE_RATE])
     text = decode_window(bundle, window, "zh")
     assert text and "以下是普通话" not in text  # the prompt steers, it is not part of the transcript
+
+
+def _assert_timed(timings, seconds: float) -> None:
+    """Times in order, each word inside the clip and no longer than its gap to the next."""
+    assert timings.words, "real speech gives words"
+    assert all(w.word and w.word == w.word.strip() for w in timings.words)
+    assert all(0.0 <= w.start <= w.end <= seconds + 1e-3 for w in timings.words)
+    for before, after in zip(timings.words, timings.words[1:]):
+        assert before.end <= after.start + 1e-3
+
+
+def test_word_timings_of_real_speech(asr_context):
+    """espeak-ng speech over two Whisper windows: one entry per word, offsets added per window."""
+    clip = spoken(34.0, seed=1)
+    timings = asr_context.transcriber.word_timings(clip, language="english")
+    _assert_timed(timings, clip.duration)
+    assert timings.demo and timings.model == "demo-whisper-small"  # the demo's words are noise
+    assert timings.language_code == "en" and timings.seconds == pytest.approx(34.0, abs=0.01)
+    assert timings.words[-1].end > 3.0  # the second window's words are shifted past the first
+    short = spoken(3.0, seed=1)
+    timed = asr_context.transcriber.word_timings(short, language="english")
+    _assert_timed(timed, short.duration)
+    text = asr_context.transcriber.transcribe(short).text
+    # The same greedy decoding as the transcript: its words, one entry each.
+    assert "".join(w.word for w in timed.words) == "".join(text.split())
+
+
+def test_word_timings_of_silence_are_empty(asr_context):
+    timings = asr_context.transcriber.word_timings(Audio(np.zeros(48_000, dtype=np.float32), 24_000))
+    assert timings.words == () and timings.language_code is None and timings.seconds == pytest.approx(2.0)
+    assert asr_context.models.resident_keys() == []  # no speech, no Whisper loaded

@@ -102,10 +102,45 @@ def test_each_format_decodes_to_the_reported_duration(server, oai, fmt):
     assert take.seed == 1 and take.text == "Hello"
 
 
-def test_default_format_is_mp3_and_speaker_ids_work(oai):
-    raw = oai.audio.speech.with_raw_response.create(model="tts-1", voice="uncle_fu", input="Hi.", extra_body=FAST)
-    assert raw.headers["content-type"] == "audio/mpeg"
-    assert sf.info(io.BytesIO(raw.content)).format == "MP3"
+def test_default_format_is_wav_and_speaker_ids_work(server):
+    # vLLM-Omni's default (its clients save .wav), and no model: the task's checkpoint.
+    response = httpx.post(
+        f"{server[0]}v1/audio/speech", json={"voice": "uncle_fu", "input": "Hi.", **FAST}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav" and response.headers["x-model"] == "demo-1.7B-CustomVoice"
+    assert sf.info(io.BytesIO(response.content)).format == "WAV"
+    # vLLM-Omni's sample_rate: the answer resampled, the kept take still 24 kHz.
+    body = {"voice": "Ryan", "input": "Hi.", "sample_rate": 16_000, **FAST}
+    resampled = httpx.post(f"{server[0]}v1/audio/speech", json=body, timeout=120)
+    assert sf.info(io.BytesIO(resampled.content)).samplerate == 16_000 and resampled.headers["x-sample-rate"] == "16000"
+
+
+def test_mlx_audio_fields_change_the_take(server):
+    """mlx-audio's request shape: instruct, lang_code and max_tokens reach take.json; its ids resolve."""
+    body = {
+        "model": "mlx-community/Qwen3-TTS-12Hz-1.7B-CustomVoice-bf16",
+        "input": "Hello there.",
+        "voice": "Ryan",
+        "instruct": "Speak softly.",
+        "lang_code": "a",
+        "max_tokens": 9,
+        "seed": 1,
+    }
+    response = httpx.post(f"{server[0]}v1/audio/speech", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model"] == "demo-1.7B-CustomVoice"
+    take = server[1].app.history.get(response.headers["x-take-id"])
+    assert take.request["instruct"] == "Speak softly." and take.language == "english"
+    assert take.request["sampling"]["max_new_tokens"] == 9
+    assert float(response.headers["x-duration"]) <= 9 / 12.5 + 0.05  # 9 codec frames at 12.5 per second
+    for model in ("mlx-community/Qwen3-TTS-12Hz-0.6B-Base-4bit", "mlx-community/Qwen3-TTS-12Hz-1.7B-Base-6bit"):
+        assert httpx.get(f"{server[0]}v1/models/{model}").json()["id"] == model
+    # A typo is refused by name, with the field it was probably meant to be; so are conflicting aliases.
+    typo = httpx.post(f"{server[0]}v1/audio/speech", json={**body, "instruction": "x"})
+    assert_error(typo, 400, "invalid_request_error", "instruction", "Did you mean 'instructions'?")
+    both = httpx.post(f"{server[0]}v1/audio/speech", json={**body, "instructions": "Shout."})
+    assert_error(both, 400, "invalid_request_error", "instruct", "same field")
 
 
 def test_instructions_are_applied_on_tts_1_hd(server, oai):
@@ -144,7 +179,12 @@ def test_library_voice_is_cloned_with_base(server, oai, library_voice):
 
 
 def test_voices_and_models_listing(server, oai, library_voice):
-    voices = httpx.get(f"{server[0]}v1/audio/voices").json()["voices"]
+    listing = httpx.get(f"{server[0]}v1/audio/voices").json()
+    # vLLM-Omni's shape: names (what a client sends back as voice), then the library's uploads.
+    assert listing["voices"][:2] == ["Vivian", "Serena"] and "Narrator" in listing["voices"]
+    assert [v["name"] for v in listing["uploaded_voices"]] == ["Narrator"]
+    assert isinstance(listing["uploaded_voices"][0]["created_at"], int)
+    voices = listing["voice_details"]
     builtin = [v for v in voices if v["type"] == "builtin"]
     assert {v["id"] for v in builtin} == BUILTINS
     assert all(v["name"] and v["description"] and v["language"] for v in voices)
@@ -171,6 +211,13 @@ def test_voices_and_models_listing(server, oai, library_voice):
         ({"input": "   "}, "input", "Enter some text"),
         ({"input": "x" * 50_001}, "input", "the limit is 50,000"),
         ({"response_format": "wma"}, "response_format", "mp3, opus, wav, flac, pcm, aac"),
+        ({"extra_body": {"speaker_embedding": [0.1, 0.2]}}, "speaker_embedding", "send ref_audio"),
+        ({"extra_body": {"word_timestamps": True, "stream": True}}, "word_timestamps", "not supported with streaming"),
+        ({"extra_body": {"initial_codec_chunk_frames": 4}}, "initial_codec_chunk_frames", "not supported"),
+        ({"extra_body": {"non_streaming_mode": False}}, "non_streaming_mode", "leave it out"),
+        ({"extra_body": {"sample_rate": 7}}, "sample_rate", "8000 to 48000"),
+        ({"extra_body": {"pitch": 1.2}}, "pitch", "no pitch control"),
+        ({"extra_body": {"lang_code": "h"}}, "language", "not supported"),
         ({"speed": 1.5}, "speed", "speed is not supported"),
         ({"extra_body": {"seed": "lucky"}}, "seed", "seed must be a number"),
         ({"extra_body": {"language": "Klingon"}}, "language", "not supported"),
@@ -191,12 +238,20 @@ def test_malformed_and_missing_fields(server):
     assert_error(response, 400, "invalid_request_error", None, "could not parse the JSON body")
     assert_error(httpx.post(url, json=["tts-1"]), 400, "invalid_request_error", None, "a JSON object")
     assert_error(
-        httpx.post(url, json={"input": "Hi", "voice": "Ryan"}),
+        httpx.post(url, json={"input": "Hi", "voice": "Ryan", "model": 7}),
         400,
         "invalid_request_error",
         "model",
-        "must provide a model",
+        "model must be a model id",
     )
+    # Nested thousands deep (the JSON parser's own limit) or just deeper than a request can be.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = httpx.post(url, content=deep, headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_request_error", None, "nested too deeply")
+    nested: dict = {"input": "Hi"}
+    for _ in range(10):
+        nested = {"voice": nested}
+    assert_error(httpx.post(url, json=nested), 400, "invalid_request_error", None, "nested more than 8 levels")
     assert_error(
         httpx.post(url, json={"model": "tts-1", "input": "Hi"}),
         400,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import re
 
 import httpx
 import pytest
+import soundfile as sf
 from gradio_client import Client
 
 from studio.server import serve
@@ -102,6 +105,17 @@ def test_metrics_count_generations_by_endpoint_and_mode(open_server):
     assert metric(text, "qwen_tts_studio_queue_depth") == 0
     assert metric(text, "qwen_tts_studio_in_flight_generations") == 0
     assert metric(text, "qwen_tts_studio_process_memory_bytes") > 10_000_000
+    # Made-up paths and voice names are counted under the route's template: no new series.
+    series = len(re.findall(r"^qwen_tts_studio_request_errors_total", text, re.M))
+    for n in range(5):
+        assert httpx.get(f"{url}v1/made/up/{n}").status_code == 404
+        assert httpx.delete(f"{url}v1/audio/voices/nobody-{n}").status_code == 404
+    text = httpx.get(f"{url}metrics").text
+    assert (
+        metric(text, "qwen_tts_studio_request_errors_total", endpoint="/v1/{rest:path}", mode="none", status="404") >= 5
+    )
+    assert "nobody-" not in text and "/made/up" not in text
+    assert len(re.findall(r"^qwen_tts_studio_request_errors_total", text, re.M)) <= series + 2
 
 
 def test_metrics_need_the_password_when_one_is_set(protected):
@@ -193,36 +207,60 @@ def test_cors_is_off_by_default(protected):
 # --------------------------------------------------------------------------- MCP
 
 
-async def _mcp(url: str, headers: dict[str, str] | None = None, call: bool = True):
+async def _mcp(url: str, headers: dict[str, str] | None = None, call: bool = True, path: str = "mcp"):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
 
-    async with streamablehttp_client(f"{url}gradio_api/mcp/", headers=headers) as (read, write, _):
+    async with streamablehttp_client(f"{url}{path}", headers=headers) as (read, write, _):
         async with ClientSession(read, write) as session:
             await session.initialize()
             tools = (await session.list_tools()).tools
-            result = None
+            results = []
             if call:
-                tool = next(t for t in tools if t.name.endswith("custom_voice"))
-                result = await session.call_tool(
-                    tool.name, {"text": "Hello.", "speaker": "Ryan", "seed": 1, "max_seconds": 0.5}
-                )
-            return tools, result
+                quick = {"seed": 1, "max_seconds": 0.5}
+                results.append(await session.call_tool("custom_voice", {"text": "Hello.", "speaker": "Ryan", **quick}))
+                results.append(await session.call_tool("clone", {"text": "Hello.", "voice": "Narrator", **quick}))
+                results.append(await session.call_tool("custom_voice", {"text": "Hello.", "speaker": "Nobody"}))
+            return tools, results
 
 
-def test_mcp_lists_described_tools_and_calls_custom_voice(open_server):
-    tools, result = asyncio.run(_mcp(open_server[0]))
-    names = {t.name for t in tools}
-    assert any(n.endswith("custom_voice") for n in names) and any(n.endswith("design") for n in names)
-    custom = next(t for t in tools if t.name.endswith("custom_voice"))
-    assert custom.description and "speaker" in custom.description.lower()
-    assert "text" in custom.inputSchema["properties"]
-    assert not result.isError, result
-    assert open_server[1].app.history.list()[0].request["speaker"] == "Ryan"
+def test_mcp_tools_have_the_documented_names_and_return_audio(open_server, speech_wav):
+    from core.audio.io import load_audio
+    from tests.conftest import SPEECH_TEXT
+
+    url, ctx = open_server
+    ctx.app.library.save(
+        name="Narrator", kind="clone", reference=load_audio(speech_wav), transcript=SPEECH_TEXT, language="English"
+    )
+    tools, (spoken, cloned, refused) = asyncio.run(_mcp(url))
+    by_name = {t.name: t for t in tools}
+    assert {"custom_voice", "design", "clone", "speakers", "voices", "languages"} <= set(by_name)
+    custom = by_name["custom_voice"]
+    assert "speaker" in custom.description.lower()
+    properties = custom.inputSchema["properties"]
+    assert properties["text"]["type"] == "string" and properties["text"]["description"]
+    assert properties["speaker"]["default"] == "Ryan" and "context" not in properties
+    assert custom.inputSchema["required"] == ["text"]
+    for result, kind, voice in ((spoken, "custom_voice", "Ryan"), (cloned, "clone", "Narrator")):
+        assert not result.isError, result
+        audio, details = result.content
+        assert audio.type == "audio" and audio.mimeType == "audio/wav"
+        wav = base64.b64decode(audio.data)
+        assert wav[:4] == b"RIFF" and sf.info(io.BytesIO(wav)).samplerate == 24_000
+        info = json.loads(details.text)  # JSON, not a Python repr
+        assert info["seed"] == 1 and 0 < info["duration_s"] <= 0.6
+        take = ctx.app.history.get(info["take_id"])
+        assert take.request["kind"] == kind
+        assert (take.request.get("speaker") or take.voice.get("voice")) == voice
+    assert refused.isError and "Unknown voice 'Nobody'" in refused.content[0].text
+    # Configurations written for Gradio's MCP path reach the same server.
+    tools, _ = asyncio.run(_mcp(url, call=False, path="gradio_api/mcp/"))
+    assert "custom_voice" in {t.name for t in tools}
 
 
 def test_mcp_needs_the_password_when_one_is_set(protected):
-    response = httpx.post(f"{protected[0]}gradio_api/mcp/", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    assert response.status_code == 401
+    for path in ("mcp", "gradio_api/mcp/"):
+        response = httpx.post(f"{protected[0]}{path}", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert response.status_code == 401
     tools, _ = asyncio.run(_mcp(protected[0], {"Authorization": "Bearer pw"}, call=False))
-    assert any(t.name.endswith("custom_voice") for t in tools)
+    assert "custom_voice" in {t.name for t in tools}
