@@ -67,6 +67,14 @@ def test_a_take_runs_in_the_worker_and_lands_in_history(registry, demo_context):
     assert any(t.startswith("Chunk ") and " of 8 · " in t and "elapsed" in t and " left" in t for t in texts), texts
     assert job.progress_text().startswith("Done in ")
     assert registry.latest("s1", "parse_design") is job
+    # Regenerate is a job too: listed for its client, the same take again; and it stops like any job.
+    again = registry.regenerate(kept.take.id, client="me@127.0.0.1", tab="history")
+    assert again in registry.all() and again.kind == "regenerate" and again.client == "me@127.0.0.1"
+    assert again.wait(300) and again.state is JobState.DONE, again.error
+    assert again.kept[0].take.seed == kept.take.seed and again.kept[0].take.id != kept.take.id
+    stopped = registry.regenerate(kept.take.id)
+    registry.stop(stopped.id)
+    assert stopped.wait(120) and stopped.state is JobState.STOPPED and not stopped.kept
 
 
 def test_stop_keeps_a_partial_take_and_resume_makes_the_whole_take(registry, demo_context):

@@ -280,18 +280,19 @@ def test_rate_limit_is_429(server, oai, monkeypatch):
 def test_unavailable_model_is_503_and_surprises_are_500(server, oai, monkeypatch):
     synthesis = server[1].app.synthesis
 
-    def offline(request, progress=None):
+    # The take is a job of the runner, which makes it through SynthesisService.stream.
+    def offline(request, progress=None, **_kwargs):
         raise ModelUnavailable("1.7B-CustomVoice is not downloaded and the studio is offline.")
 
-    monkeypatch.setattr(synthesis, "synthesize", offline)
+    monkeypatch.setattr(synthesis, "stream", offline)
     with pytest.raises(openai.InternalServerError) as info:
         oai.audio.speech.create(model="tts-1", voice="Ryan", input="Hello")
     assert_error(info.value, 503, "server_error", "model", "is not downloaded and the studio is offline")
 
-    def broken(request, progress=None):
+    def broken(request, progress=None, **_kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(synthesis, "synthesize", broken)
+    monkeypatch.setattr(synthesis, "stream", broken)
     with pytest.raises(openai.InternalServerError) as info:
         oai.audio.speech.create(model="tts-1", voice="Ryan", input="Hello")
     assert_error(info.value, 500, "server_error", None, "Something went wrong (RuntimeError)")
@@ -300,14 +301,14 @@ def test_unavailable_model_is_503_and_surprises_are_500(server, oai, monkeypatch
 
 def test_generation_runs_off_the_event_loop(server, oai, monkeypatch):
     synthesis = server[1].app.synthesis
-    real, entered, release = synthesis.synthesize, threading.Event(), threading.Event()
+    real, entered, release = synthesis.stream, threading.Event(), threading.Event()
 
-    def slow(request, progress=None):
+    def slow(request, progress=None, **kwargs):  # in the runner's worker thread
         entered.set()
         assert release.wait(30)
-        return real(request, progress)
+        return real(request, progress, **kwargs)
 
-    monkeypatch.setattr(synthesis, "synthesize", slow)
+    monkeypatch.setattr(synthesis, "stream", slow)
     results = []
     worker = threading.Thread(target=lambda: results.append(speak(oai, response_format="wav")))
     worker.start()
