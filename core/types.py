@@ -91,6 +91,13 @@ LANGUAGES = (
     "italian",
 )
 MAX_SEED = 2**32 - 1
+
+
+def chunk_seeds(seed: int, count: int) -> list[int]:
+    """The seed each chunk of a take was made with: chunk i uses ``seed + i``."""
+    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
+
+
 # A clone reference, as the encoder gets it: below half a second there is no
 # voice to hear (and a few samples crash the encoder); above a minute every
 # encode takes ages for no gain. Cloning and the voice library share these

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from core.errors import InvalidInput
 from core.types import Mode
 
+# Said on every take a demo checkpoint makes (core/engine/synthesis.py, request_batch.py, scripts).
+DEMO_WARNING = "Made with a random-weight demo model: this is noise-like test audio, not speech."
+
 # A checkpoint's kind as its name reads ("1.7B Voice Design"), not the short mode label.
 MODE_LABELS = {
     Mode.VOICE_DESIGN: "Voice Design",

@@ -29,10 +29,11 @@ from core import text as textlib
 from core.audio.assembly import assemble
 from core.audio.clip import Audio
 from core.engine.cancel import CancelToken
+from core.engine.catalog import DEMO_WARNING
 from core.engine.interface import BatchItem
 from core.engine.model_store import ProgressCallback
 from core.errors import Stopped, StudioError
-from core.types import Request, SynthesisResult
+from core.types import Request, SynthesisResult, chunk_seeds
 
 if TYPE_CHECKING:
     from core.engine.model_manager import LoadedModel
@@ -224,7 +225,6 @@ def _generate(loaded: LoadedModel, service: SynthesisService, group: list, items
 
 
 def _result(service: SynthesisService, one: Member) -> SynthesisResult:
-    from core.engine.synthesis import DEMO_WARNING, chunk_seeds
 
     job = one.job
     pieces = [one.pieces[k] for k in range(len(one.chunks))]

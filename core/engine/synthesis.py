@@ -30,8 +30,9 @@ from core.audio.assembly import assemble
 from core.audio.clip import TARGET_SAMPLE_RATE, Audio
 from core.audio.edit import PostProcessing
 from core.audio.speech_check import require_speech
+from core.engine import request_batch
 from core.engine.cancel import DeviceTurn, check_current
-from core.engine.catalog import Catalog, Checkpoint
+from core.engine.catalog import DEMO_WARNING, Catalog, Checkpoint
 from core.engine.interface import BatchItem, Engine
 from core.engine.live_decoding import (  # the faster path (docs/PERFORMANCE.md)
     LiveAudio,
@@ -55,12 +56,12 @@ from core.types import (
     Sampling,
     SynthesisResult,
     check_reference,
+    chunk_seeds,
     normalize_language,
 )
 
 log = logging.getLogger(__name__)
 
-DEMO_WARNING = "Made with a random-weight demo model: this is noise-like test audio, not speech."
 MAX_VARIANTS = 8
 
 
@@ -572,12 +573,10 @@ class SynthesisService:
         """Independent requests with their chunks batched together where they share a model
         (``core/engine/request_batch.py``, which says what ``each`` may hold); one result or
         error per request, in order."""
-        from core.engine.request_batch import synthesize_many  # it imports this module
-
         # Admitted and counted in flight (a shutdown waits for a running batch to finish).
         self.lifecycle.admit()
         with self.lifecycle.work():
-            outcomes = synthesize_many(self, requests, progress, client=client, **each)[0]
+            outcomes = request_batch.synthesize_many(self, requests, progress, client=client, **each)[0]
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, SynthesisResult):
                 mode = mode_of(request)
@@ -666,8 +665,3 @@ class SynthesisService:
         if progress:
             progress(1.0, f"Done: {count} takes")
         return results
-
-
-def chunk_seeds(seed: int, count: int) -> list[int]:
-    """The seed each chunk of a take was made with: chunk i uses ``seed + i``."""
-    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
