@@ -54,7 +54,7 @@ def build_context(
         device_preference=settings.device,
         dtype_preference=settings.dtype,
         max_resident=settings.max_resident,
-        probe=probe or system_probe(),
+        probe=probe or system_probe(settings.data_dir / "cache"),  # caches the CPU bf16 probe
         loader=loader,
     )
     synthesis = SynthesisService(

@@ -372,6 +372,12 @@ class SynthesisService:
         details = getattr(self.engine, "take_details", None)  # the router (core/engine/remote/router.py)
         return details(loaded) if details else (self.engine.name, [])
 
+    def _dtype_details(self, loaded: LoadedModel, engine_name: str) -> str:
+        """The in-process torch engine's precision and why (core/engine/device.py); others say their own."""
+        if engine_name.split("+")[0] != "torch":
+            return ""
+        return self.manager.dtype_details(loaded)
+
     def checkpoint_for(self, mode: str, size: str | None) -> Checkpoint:
         return self.catalog.resolve(mode, size, self.preferred_size)
 
@@ -533,6 +539,7 @@ class SynthesisService:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")
         result = job.result(audio, seed=seed, chunks=chunks, timings=timings, warnings=warnings, engine=engine_name)
         result.parts, result.pause_s = parts, self.pause_s
+        result.dtype = self._dtype_details(loaded, engine_name)
         yield result
 
     def _batch(
@@ -626,6 +633,7 @@ class SynthesisService:
             )
             results[-1].parts = finished.parts(parts, chunks, chunk_seeds(seed, len(chunks)))
             results[-1].pause_s = self.pause_s
+            results[-1].dtype = self._dtype_details(loaded, engine_name)
         log.info(
             "event=variants mode=%s model=%s chars=%d chunks=%d takes=%d wall_s=%.2f client=%s",
             job.mode,

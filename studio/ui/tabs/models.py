@@ -47,7 +47,7 @@ def device_summary(ctx: StudioContext) -> str:
     weights = getattr(ctx.app.synthesis.engine, "weights", None) if engine == "mlx" else None
     summary = (
         f"**Engine:** `{engine}`{f' ({weights})' if weights else ''} · "
-        f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
+        f"**Device:** `{m.device}` · **dtype:** `{m.dtype_policy}` ({m.dtype_reason}) · **max resident models:** {m.max_resident}"
     )
     return summary + remote_summary(ctx)
 
