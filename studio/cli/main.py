@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compare", action="store_true", help="compare studio vs stock on the configured models")
     bench.add_argument("--int8", action="store_true", help="with --arch/--compare: also the opt-in, lossy int8 path")
     bench.add_argument(
+        "--no-dtypes",
+        action="store_true",
+        help="with --arch: skip the fp32 / bf16 / int8 / static-decode side-by-side table",
+    )
+    bench.add_argument(
         "--profile",
         action="store_true",
         help="with --arch/--compare: time talker, code predictor and decoder separately",
