@@ -63,6 +63,7 @@ def build_context(
         chunk_chars=settings.chunk_chars,
         preferred_size=settings.preferred_size,
         quantize=settings.quantize,
+        decode=settings.decode,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
     if resolve_engine(settings.engine, settings.data_dir) == "mlx":  # --engine (core/engine/mlx/)

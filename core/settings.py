@@ -35,6 +35,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 # int8: dynamic int8 Linears on the CPU (faster, lossy; docs/PERFORMANCE.md). none: as released.
 QUANTIZE = ("none", "int8")
+DECODE = ("stock", "static")  # the generate loop (core/engine/static_decode.py)
 # auto: the MLX engine on Apple Silicon once installed (core/engine/mlx/), torch otherwise.
 ENGINES = ("auto", "torch", "mlx")
 SIZES = ("0.6B", "1.7B")
@@ -71,6 +72,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
+    decode: str = "stock"  # static: the static-cache loop, same codes; stock until a GPU shows its gain
     engine: str = "auto"  # which engine generates: see ENGINES and core/engine/mlx/
     mlx_quantize: str = "bf16"  # the MLX engine's weights: bf16 (as stored) or 8/6/4-bit at load
     preferred_size: str = "1.7B"
@@ -237,6 +239,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "device": _choice(DEVICES),
     "dtype": _choice(DTYPES),
     "quantize": _choice(QUANTIZE),
+    "decode": _choice(DECODE),
     "engine": _choice(ENGINES),
     "mlx_quantize": _choice(MLX_QUANTIZE),
     "preferred_size": _choice(SIZES),

@@ -168,6 +168,7 @@ class SynthesisService:
         preferred_size: str = "1.7B",
         pause_s: float = 0.3,
         quantize: str = "none",
+        decode: str = "stock",
     ):
         self.manager = manager
         self.catalog: Catalog = manager.catalog
@@ -182,7 +183,7 @@ class SynthesisService:
         # Whole takes that queue for a busy device are served together (core/engine/coalescer.py).
         self.coalescer = Coalescer(self._device_lock)
         # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
-        self.engine = TorchEngine(manager, quantize=quantize)
+        self.engine = TorchEngine(manager, quantize=quantize, decode=decode)
         # Batching of long takes: False sends every chunk alone (the stock way).
         self.batching = True
         # The pronunciation lexicon (core/text_lexicon.py), applied in _prepare; None: none.

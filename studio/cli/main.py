@@ -38,6 +38,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--device", dict(help=f"one of {', '.join(DEVICES)}")),
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
     ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
+    ("--decode", dict(help="the generate loop: stock (default) or static (pre-allocated caches, same codes)")),
     ("--engine", dict(help="auto (default: MLX on Apple Silicon once installed, else torch), torch or mlx")),
     ("--mlx-quantize", dict(help="the MLX engine's weights: bf16 (default, as stored), 8bit, 6bit or 4bit")),
     ("--preferred-size", dict(help=f"default model size, one of {', '.join(SIZES)}")),
