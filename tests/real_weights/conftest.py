@@ -14,7 +14,6 @@ import pytest
 
 from core.engine.catalog import Checkpoint
 
-
 # Every precision the studio offers is measured where the weights exist (issue 26): WER per dtype.
 PRECISIONS: dict[str, dict[str, str]] = {
     "float32": {"dtype": "float32"},

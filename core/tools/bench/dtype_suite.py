@@ -32,7 +32,8 @@ from core.tools.bench.compare_suite import _request, _run_stock, _run_studio, _s
 from core.types import Mode, Sampling
 
 GOAL_AUTO_VS_FP32 = 0.6  # issue 26: the single take with auto at most 0.6 of fp32's RTF
-ROWS = ("float32", "bfloat16", "int8", "bfloat16+static")
+STATIC_ROW = "bfloat16+static"
+ROWS = ("float32", "bfloat16", "int8", STATIC_ROW)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def measure_dtypes(
 ) -> list[DtypeFigure]:
     """Every row of ``contexts`` (keys from :data:`ROWS`) per mode, rounds interleaved."""
     figures: list[DtypeFigure] = []
-    rows = [r for r in ROWS if r in contexts]
+    # The static row runs on the bf16 context's own model (one copy in memory), its loop switched.
+    rows = [r for r in ROWS if r in contexts or (r == STATIC_ROW and "bfloat16" in contexts)]
+    contexts = {**contexts, **({STATIC_ROW: contexts["bfloat16"]} if STATIC_ROW in rows else {})}
+    decodes = {r: "static" if r == STATIC_ROW else "stock" for r in rows}
     service = next(iter(contexts.values())).synthesis
     (chunk,) = textlib.chunk_text(  # the stock call gets the text the studio's one chunk holds
         textlib.validate_text(text, max_chars=service.max_text_chars), max_chars=service.chunk_chars
@@ -103,7 +107,11 @@ def measure_dtypes(
             order = rows[i % len(rows) :] + rows[: i % len(rows)]
             for row in order:
                 ctx = contexts[row]
-                studio[row].append(_run_studio(ctx, _request(requests[row], mode)))
+                ctx.synthesis.engine.decode = decodes[row]
+                try:
+                    studio[row].append(_run_studio(ctx, _request(requests[row], mode)))
+                finally:
+                    ctx.synthesis.engine.decode = "stock"
                 stock[row].append(
                     _run_stock(loaded[row].model, mode, requests[row], chunk, frames, seed, in_thread=True)
                 )
@@ -124,7 +132,7 @@ def measure_dtypes(
                     mode=mode,
                     row=row,
                     dtype=loaded[row].dtype,
-                    decode=contexts[row].synthesis.engine.decode,
+                    decode=decodes[row],
                     frames=frames,
                     rtf=median([x["wall"] for x in s]) / max(audio_s, 1e-9),
                     first_audio_s=median([x["ttfa"] for x in s]),
@@ -149,10 +157,8 @@ def dtype_contexts(settings: Settings, build: Callable[..., AppContext], int8_lo
         "float32": build(settings.replace(dtype="float32")),
         "bfloat16": build(settings.replace(dtype="bfloat16")),
         "int8": build(settings.replace(dtype="float32"), loader=int8_loader),
-        "bfloat16+static": build(settings.replace(dtype="bfloat16")),
     }
     contexts["int8"].synthesis.engine.name = "torch+int8"
-    contexts["bfloat16+static"].synthesis.engine.decode = "static"
     return contexts
 
 
@@ -162,7 +168,7 @@ def dtype_goals(figures: Sequence[DtypeFigure], auto_dtype: str) -> dict[str, An
     by = {(f.mode, f.row): f for f in figures}
     for mode in dict.fromkeys(f.mode for f in figures):
         fp32, auto = by.get((mode, "float32")), by.get((mode, auto_dtype))
-        static = by.get((mode, "bfloat16+static"))
+        static = by.get((mode, STATIC_ROW))
         if fp32 is None or auto is None:
             continue
         ratio = auto.rtf / max(fp32.rtf, 1e-9)
