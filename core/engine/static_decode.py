@@ -175,7 +175,8 @@ class _Predictor:
             mask = torch.cat([mask, mask.new_ones((1, 1))], dim=-1)
             position = position[-1:] + 1
             step_kwargs = {"input_ids": input_ids[:, -1:], "generation_steps": outputs.generation_steps}
-        return GenerateDecoderOnlyOutput(sequences=input_ids)
+        sequences: Any = input_ids  # a LongTensor, as generate() returns
+        return GenerateDecoderOnlyOutput(sequences=sequences)
 
 
 def static_generate(talker: Any, stock_generate: Any, **kwargs: Any) -> Any:
@@ -241,7 +242,9 @@ def static_generate(talker: Any, stock_generate: Any, **kwargs: Any) -> Any:
                 "past_hidden": outputs.past_hidden,
                 "generation_step": outputs.generation_step,
             }
-    return GenerateDecoderOnlyOutput(sequences=input_ids, hidden_states=tuple(hidden), past_key_values=cache)
+    sequences: Any = input_ids  # a LongTensor; hidden: what generate() returns, cut to what qwen_tts reads
+    steps: Any = tuple(hidden)
+    return GenerateDecoderOnlyOutput(sequences=sequences, hidden_states=steps, past_key_values=cache)
 
 
 @contextlib.contextmanager
@@ -261,10 +264,11 @@ def _predictor_generate(predictor: Any, generate: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def static_decoding(model: Any) -> Iterator[None]:
     """Within this block, ``model`` (a ``Qwen3TTSModel``) generates one item through :func:`static_generate`."""
-    talker = getattr(getattr(model, "model", None), "talker", None)
-    if talker is None or not isinstance(talker, torch.nn.Module):
+    found = getattr(getattr(model, "model", None), "talker", None)
+    if not isinstance(found, torch.nn.Module):
         yield
         return
+    talker: Any = found  # its generate is replaced for the block (an instance attribute)
     had = "generate" in vars(talker)
     stock = talker.generate
 
