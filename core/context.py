@@ -57,7 +57,7 @@ def build_context(
         device_preference=settings.device,
         dtype_preference=settings.dtype,
         max_resident=settings.max_resident,
-        probe=probe or system_probe(),
+        probe=probe or system_probe(settings.data_dir / "cache"),  # caches the CPU bf16 probe
         loader=loader,
         events=events,
     )
@@ -68,6 +68,7 @@ def build_context(
         preferred_size=settings.preferred_size,
         quantize=settings.quantize,
         events=events,
+        decode=settings.decode,
     )
     synthesis.lexicon = LexiconStore(settings.data_dir / "lexicon")
     synthesis.engine, remote = select_engine(settings, models, synthesis.device)

@@ -63,6 +63,7 @@ class MlxQuantize(str, Enum):
         return None if self is MlxQuantize.BF16 else int(self.value[0])
 
 
+DECODE = ("stock", "static")  # the generate loop (core/engine/static_decode.py)
 ENGINES = tuple(k.value for k in (EngineKind.AUTO, EngineKind.TORCH, EngineKind.MLX))
 MLX_QUANTIZE = tuple(q.value for q in MlxQuantize)
 # What a checkpoint served by remote engines does when every server for it is down.
@@ -101,6 +102,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "auto"
     quantize: str = "none"
+    decode: str = "stock"  # static: the static-cache loop, same codes; stock until a GPU shows its gain
     engine: str = EngineKind.AUTO.value  # which engine generates: see ENGINES
     mlx_quantize: str = "bf16"  # the MLX engine's weights: bf16 (as stored) or 8/6/4-bit at load
     preferred_size: str = "1.7B"
@@ -327,6 +329,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "device": _choice(DEVICES),
     "dtype": _choice(DTYPES),
     "quantize": _choice(QUANTIZE),
+    "decode": _choice(DECODE),
     "engine": _choice(ENGINES),
     "mlx_quantize": _choice(MLX_QUANTIZE),
     "preferred_size": _choice(SIZES),

@@ -317,6 +317,7 @@ class SynthesisResult:
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     engine: str = "torch"  # the engine that made it (core/engine/interface.py)
+    dtype: str = ""  # its precision and why, e.g. "bfloat16 (auto: CPU has AVX512-BF16, probe 0.58x fp32)"
     # The take's parts (chunks) and the pause the join put between them; the history keeps
     # each part's audio so one can be redone (core/takes/part_edit.py). Empty: not known.
     parts: list[PartAudio] = field(default_factory=list)
@@ -337,6 +338,7 @@ class SynthesisResult:
             "model": self.model,
             "demo": self.demo,
             "engine": self.engine,
+            **({"dtype": self.dtype} if self.dtype else {}),
             "seed": self.seed,
             "duration_s": round(self.duration, 3),
             "sample_rate": self.sample_rate,

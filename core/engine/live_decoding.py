@@ -7,25 +7,26 @@ studio's ``SynthesisService.generate_chunk``) in a worker thread and watches it:
 
 * a forward hook on the talker receives each frame's 16 codes the moment they
   exist (the talker's step ``t`` outputs the codes of frame ``t - 1``);
-* the calling thread decodes them in growing windows (2, 4, 8, 16, 32 frames, each
-  with 25 frames of left context -- what the package's own chunked decode uses)
-  and yields them as :class:`LiveAudio` for live playback;
+* between two talker steps, in the generating thread, that hook decodes them
+  in growing windows (2, 8, 32, 64, 64... frames, each with 25 frames of left
+  context -- what the package's own chunked decode uses) and hands them to the
+  calling thread, which yields them as :class:`LiveAudio` for live playback;
 * the worker's stock call then decodes the whole code sequence exactly as it
   always does, and that result is the take. The last live piece is cut from it.
 
 What the model says is unchanged by construction: codes come from the stock
-generate loop with the stock seed, and the final audio from the stock decode,
-run with the caller's thread count (the decoder's float results depend on the
-thread count; see docs/PERFORMANCE.md). Windowed decoding is NOT bit-exact --
-even decoding a prefix alone differs from the full decode by ~1e-5 because
-kernels reduce in shape-dependent order -- which is why live pieces serve
-playback only and never end up in the take.
+generate loop with the stock seed, and the final audio from the stock decode.
+Windowed decoding is NOT bit-exact -- even decoding a prefix alone differs
+from the full decode by ~1e-5 because kernels reduce in shape-dependent order
+-- which is why live pieces serve playback only and never end up in the take.
 
-Threads: while live pieces are decoded, generation and the live decoder each
-get their own cores (generation ``threads - 1``, at least 1; the decoder 1), so
-the two never oversubscribe the CPU. Thread counts change float reduction
-order in the generation loop (logits differ by ~1e-6); the codes were
-identical in every comparison we ran, and the bench checks that on every run.
+Threads: the worker runs with the caller's torch thread count, as the stock
+call would, and decodes the live windows itself between two steps, so nothing
+runs beside generation. An earlier design decoded in the calling thread while
+generation ran on ``threads - 1``: on this project's 2 cores that left the
+generation loop on one thread and made a live take 1.30x the stock call
+(issue 26; docs/PERFORMANCE.md). Serial decoding costs the windows' own
+decode time (the windows grow 4x so there are few of them) and nothing else.
 ``FastOptions(enabled=False)`` is the off switch: the stock call, unchanged.
 
 Opt-in and lossy: :func:`quantize_int8` swaps the talker's and code predictor's
@@ -59,17 +60,18 @@ _DONE = object()
 class FastOptions:
     enabled: bool = True  # False: the plain stock call in the calling thread
     live_first_frames: int = 2  # the first live piece after 2 frames (0.16 s of audio)
-    live_max_frames: int = 32  # windows double up to this many frames
+    live_growth: int = 4  # each window this many times the last: 2, 8, 32, 64, 64... frames
+    live_max_frames: int = 64  # windows grow up to this many frames
     live_left_context: int = 25  # frames of context before each window (as qwen_tts' own chunked decode)
-    # Threads of the generation loop while live pieces are decoded; None: one fewer than the
-    # caller's torch thread count (which follows the cores and OMP_NUM_THREADS), at least 1.
+    # Threads of the generation loop (and of its live decoding, which runs between its steps);
+    # None: the caller's torch thread count, as the stock call would have.
     generation_threads: int | None = None
     live_devices: tuple[str, ...] = ("cpu", "cuda")  # MPS is not used from two threads at once
 
     def generation_thread_count(self, caller_threads: int) -> int:
         if self.generation_threads is not None:
             return max(1, int(self.generation_threads))
-        return max(1, caller_threads - 1)
+        return max(1, caller_threads)
 
 
 @dataclass(frozen=True)
@@ -144,78 +146,57 @@ class FastPath:
         started = time.perf_counter()
         stats = FastStats(mode="fast")
         self.last = stats
-        stock_threads = torch.get_num_threads()
-        gen_threads = opts.generation_thread_count(stock_threads) if live else stock_threads
-        stats.generation_threads = gen_threads
-        frames: queue.Queue = queue.Queue()
+        threads = opts.generation_thread_count(torch.get_num_threads())
+        stats.generation_threads = threads
+        out: queue.Queue = queue.Queue()  # LiveAudio pieces, then _DONE
         cancel = threading.Event()
         outcome: dict[str, Any] = {}
-        prefix: list[torch.Tensor] = []  # reference codes a clone decodes in front of its own
+        codes: list[torch.Tensor] = []
+        window = Windows(opts, live)
 
         def worker() -> None:
             try:
-                torch.set_num_threads(gen_threads)
+                torch.set_num_threads(threads)  # the caller's: as the stock call in a server thread
                 with torch.inference_mode():
                     outcome["audio"] = generate_chunk(*args)
             except BaseException as exc:  # handed to the calling thread
                 outcome["error"] = exc
             finally:
-                torch.set_num_threads(stock_threads)
-                frames.put(_DONE)
+                out.put(_DONE)
+
+        def on_frame(frame: torch.Tensor, prefix: list) -> None:
+            """In the worker, between two talker steps: a live piece once a window is full."""
+            codes.append(frame)
+            if not window.due(len(codes)):
+                return
+            t0 = time.perf_counter()
+            samples = _decode_window(model, prefix, codes, window.emitted, len(codes), opts.live_left_context)
+            stats.live_decode_s += time.perf_counter() - t0
+            offset = window.emitted * SAMPLES_PER_FRAME / TARGET_SAMPLE_RATE
+            window.advance(len(codes))
+            out.put(LiveAudio(index, total, chunk, Audio(samples, TARGET_SAMPLE_RATE), offset, exact=False))
 
         thread = threading.Thread(target=worker, name="qwen-tts-generate", daemon=True)
-        with _instrumented(model, frames, cancel, prefix, decode_threads=stock_threads, worker=lambda: thread.ident):
-            codes: list[torch.Tensor] = []
-            emitted = 0
-            window = max(1, opts.live_first_frames)
-            main_threads = torch.get_num_threads()
+        with _instrumented(model, on_frame, cancel):
             try:
-                if live:
-                    torch.set_num_threads(1)  # the live decoder's core; generation has the others
                 thread.start()
-                done = False
-                while not done:
-                    item = frames.get()
-                    while True:  # take everything that is already there
-                        if item is _DONE:
-                            done = True
-                        else:
-                            codes.append(item)
-                        try:
-                            item = frames.get_nowait()
-                        except queue.Empty:
-                            break
-                    if live and not done and len(codes) - emitted >= window:
-                        t0 = time.perf_counter()
-                        samples = _decode_window(model, prefix, codes, emitted, len(codes), opts.live_left_context)
-                        stats.live_decode_s += time.perf_counter() - t0
-                        piece = LiveAudio(
-                            index,
-                            total,
-                            chunk,
-                            Audio(samples, TARGET_SAMPLE_RATE),
-                            emitted * SAMPLES_PER_FRAME / TARGET_SAMPLE_RATE,
-                            exact=False,
-                        )
-                        emitted = len(codes)
-                        window = min(max(window * 2, 1), max(opts.live_max_frames, 1))
-                        stats.live_pieces += 1
-                        if stats.first_live_s is None:
-                            stats.first_live_s = time.perf_counter() - started
-                        yield piece
+                while (item := out.get()) is not _DONE:
+                    stats.live_pieces += 1
+                    if stats.first_live_s is None:
+                        stats.first_live_s = time.perf_counter() - started
+                    yield item
                 thread.join()
             finally:
                 if thread.is_alive():  # the consumer stopped early: stop generating, then wait
                     cancel.set()
                     thread.join()
-                torch.set_num_threads(main_threads)
         stats.frames = len(codes)
         stats.codes = torch.stack(codes) if codes else None
         if "error" in outcome:
             raise outcome["error"]
         audio: Audio = outcome["audio"]
         if live:
-            start = min(emitted * SAMPLES_PER_FRAME, len(audio))
+            start = min(window.emitted * SAMPLES_PER_FRAME, len(audio))
             if start < len(audio):
                 stats.live_pieces += 1
                 if stats.first_live_s is None:
@@ -231,6 +212,25 @@ class FastPath:
         yield audio
 
 
+class Windows:
+    """Which frames the next live piece covers: the first after ``live_first_frames``, then
+    windows growing by ``live_growth`` up to ``live_max_frames`` (see FastOptions)."""
+
+    def __init__(self, options: FastOptions, live: bool):
+        self.live = live
+        self.size = max(1, options.live_first_frames)
+        self.growth = max(1, options.live_growth)
+        self.most = max(1, options.live_max_frames)
+        self.emitted = 0  # frames already sent as live pieces
+
+    def due(self, frames: int) -> bool:
+        return self.live and frames - self.emitted >= self.size
+
+    def advance(self, frames: int) -> None:
+        self.emitted = frames
+        self.size = min(self.size * self.growth, self.most)
+
+
 def _is_qwen_tts(model: Any) -> bool:
     """A loaded qwen_tts model with the parts the fast path hooks (anything else runs plainly)."""
     try:
@@ -244,38 +244,19 @@ def _is_qwen_tts(model: Any) -> bool:
 
 @contextlib.contextmanager
 def _instrumented(
-    model: Any,
-    frames: queue.Queue,
-    cancel: threading.Event,
-    prefix: list,
-    *,
-    decode_threads: int,
-    worker: Callable[[], int | None],
+    model: Any, on_frame: Callable[[torch.Tensor, list], None], cancel: threading.Event
 ) -> Iterator[None]:
-    """Hooks on the stock model for one call: frame codes out, stop on cancel, stock decode threads."""
+    """Hooks on the stock model for one call: each frame's codes to ``on_frame``, stop on cancel."""
     inner = model.model
     talker = inner.talker
-    decoder = inner.speech_tokenizer.model.decoder
+    prefix: list[torch.Tensor] = []  # reference codes a clone decodes in front of its own
 
     def on_talker_step(_module, _args, output) -> None:
         if cancel.is_set():
             raise _Cancelled()
         step_codes = output.hidden_states[1] if isinstance(output.hidden_states, tuple) else None
         if step_codes is not None and step_codes.shape[0] == 1:
-            frames.put(step_codes[0].detach().to("cpu", copy=True))
-
-    saved: dict[str, int] = {}
-
-    def before_decode(_module, _args) -> None:
-        # The take's decode runs in the worker: give it the caller's thread count so its
-        # float results are the stock ones (they depend on the thread count).
-        if threading.get_ident() == worker():
-            saved["threads"] = torch.get_num_threads()
-            torch.set_num_threads(decode_threads)
-
-    def after_decode(_module, _args, _output) -> None:
-        if threading.get_ident() == worker() and "threads" in saved:
-            torch.set_num_threads(saved.pop("threads"))
+            on_frame(step_codes[0].detach().to("cpu", copy=True), prefix)
 
     original_generate = inner.generate
 
@@ -289,17 +270,12 @@ def _instrumented(
             prefix.append(ref.detach().to("cpu"))
         return original_generate(*args, **kwargs)
 
-    handles = [
-        talker.register_forward_hook(on_talker_step),
-        decoder.register_forward_pre_hook(before_decode),
-        decoder.register_forward_hook(after_decode),
-    ]
+    handle = talker.register_forward_hook(on_talker_step)
     inner.generate = generate
     try:
         yield
     finally:
-        for handle in handles:
-            handle.remove()
+        handle.remove()
         with contextlib.suppress(AttributeError):
             del inner.generate  # the class's own method again
 

@@ -25,6 +25,7 @@ from core.engine.device import (
     DeviceProbe,
     dtype_candidates,
     dtype_name,
+    dtype_reason,
     prepare_environment,
     release_memory,
     resolve_device,
@@ -169,6 +170,17 @@ class ModelManager:
     @property
     def dtype_policy(self) -> str:
         return " -> ".join(dtype_name(d) for d in self._dtypes)
+
+    @property
+    def dtype_reason(self) -> str:
+        """Why (e.g. "auto: CPU has AVX512-BF16, probe 0.58x fp32"); core/engine/device.py decides."""
+        return dtype_reason(self.device, self.dtype_preference, self.probe)
+
+    def dtype_details(self, loaded: LoadedModel) -> str:
+        """What a take's details say: the model's precision and why (e.g. "bfloat16 (auto: ...)")."""
+        if len(self._dtypes) > 1 and loaded.dtype != dtype_name(self._dtypes[0]):
+            return f"{loaded.dtype} ({self.dtype_reason}; {dtype_name(self._dtypes[0])} failed to load)"
+        return f"{loaded.dtype} ({self.dtype_reason})"
 
     def resident_keys(self) -> list[str]:
         with self._state_lock:

@@ -176,6 +176,7 @@ class SynthesisService:
         pause_s: float = 0.3,
         quantize: str = "none",
         events: Events | None = None,
+        decode: str = "stock",
     ):
         self.manager = manager
         # Every generation is told to the observers (metrics) and admitted by the lifecycle
@@ -192,7 +193,7 @@ class SynthesisService:
         # turns (core/takes/jobs.py); takes made on a remote server never take one (_device_for).
         self.device = DeviceTurn()
         # The engine (core/engine/interface.py); the torch one runs qwen-tts in this process.
-        self.engine: Engine = TorchEngine(manager, quantize=quantize)
+        self.engine: Engine = TorchEngine(manager, quantize=quantize, decode=decode)
         # Batching of long takes: False sends every chunk alone (the stock way).
         self.batching = True
         # The pronunciation lexicon (core/text_lexicon.py), applied in _prepare; None: none.
@@ -395,6 +396,12 @@ class SynthesisService:
         """The engine a take's details name (e.g. "remote http://gpu:8000/v1") and the engine's notes."""
         return self.engine.take_details(loaded)
 
+    def _dtype_details(self, loaded: LoadedModel, engine_name: str) -> str:
+        """The in-process torch engine's precision and why (core/engine/device.py); others say their own."""
+        if engine_name.split("+")[0] != "torch":
+            return ""
+        return self.manager.dtype_details(loaded)
+
     def checkpoint_for(self, mode: str, size: str | None) -> Checkpoint:
         return self.catalog.resolve(mode, size, self.preferred_size)
 
@@ -547,6 +554,7 @@ class SynthesisService:
             progress(1.0, f"Done: {audio.duration:.1f} s of audio")
         result = job.result(audio, seed=seed, chunks=chunks, timings=timings, warnings=warnings, engine=engine_name)
         result.parts, result.pause_s = parts, self.pause_s
+        result.dtype = self._dtype_details(loaded, engine_name)
         yield result
 
     def _batch(
@@ -652,6 +660,7 @@ class SynthesisService:
             )
             results[-1].parts = finished.parts(parts, chunks, chunk_seeds(seed, len(chunks)))
             results[-1].pause_s = self.pause_s
+            results[-1].dtype = self._dtype_details(loaded, engine_name)
         log.info(
             "event=variants mode=%s model=%s chars=%d chunks=%d takes=%d wall_s=%.2f client=%s",
             job.mode,

@@ -54,6 +54,7 @@ from core.engine.interface import BatchItem, Capabilities, Engine
 from core.engine.live_decoding import FastPath, LiveAudio, quantize_int8
 from core.engine.model_manager import LoadedModel, ModelManager
 from core.engine.model_store import ProgressCallback
+from core.engine.static_decode import DECODE_CHOICES, static_decoding
 from core.errors import GenerationError, InvalidInput, StudioError
 from core.settings import EngineKind
 from core.types import MAX_SEED, MODES, ClonePrompt, Mode, Sampling
@@ -84,9 +85,15 @@ class TorchEngine(Engine):
         quantize: str = "none",
         max_batch: int | None = None,
         prepack: bool = True,
+        decode: str = "stock",
     ):
         if quantize not in QUANTIZE_CHOICES:
             raise InvalidInput(f"Unknown quantization '{quantize}'; choose one of: {', '.join(QUANTIZE_CHOICES)}.")
+        if decode not in DECODE_CHOICES:
+            raise InvalidInput(f"Unknown decode loop '{decode}'; choose one of: {', '.join(DECODE_CHOICES)}.")
+        # stock: qwen_tts' own generate(); static: the same codes through the manual loop over
+        # pre-allocated caches (core/engine/static_decode.py), one item at a time.
+        self.decode = decode
         self.manager = manager
         self.fast = fast or FastPath()
         self.quantize = quantize
@@ -177,7 +184,11 @@ class TorchEngine(Engine):
         """One item through the stock call, seeded the way a script seeds it (``torch.manual_seed``)."""
         kwargs = {**sampling.generate_kwargs(), "max_new_tokens": item.max_new_tokens}
         seed_everything(item.seed % (MAX_SEED + 1))
-        with _errors(loaded, f"chunk {index + 1} of {total}", item.text), stop_on_cancel(loaded.model, current()):
+        with (
+            _errors(loaded, f"chunk {index + 1} of {total}", item.text),
+            stop_on_cancel(loaded.model, current()),
+            static_decoding(loaded.model) if self.decode == "static" else contextlib.nullcontext(),
+        ):
             samples = self._stock_call(loaded, mode, [item], kwargs)[0]
         return _checked(samples, f"chunk {index + 1} of {total}", item.text)
 

@@ -297,7 +297,22 @@ def check_qwen_tts(report: dict[str, Any]) -> Check:
     return Check("qwen-tts", "pass", f"{version}")
 
 
-def check_device(preference: str, probe: DeviceProbe, describe: Callable[[], str]) -> Check:
+def check_device(preference: str, probe: DeviceProbe, describe: Callable[[], str], dtype: str | None = None) -> Check:
+    """The device (and, with ``dtype``, the precision auto or the setting picks on it and why)."""
+    check = _check_device(preference, probe, describe)
+    if dtype is None or check.status == "fail":
+        return check
+    from core.engine.device import describe_dtype, resolve_device
+    from core.errors import SettingsError
+
+    try:
+        precision = describe_dtype(resolve_device(preference, probe), dtype, probe)
+    except SettingsError as exc:
+        return Check("device", "fail", f"{check.detail}; {exc}", "pass --dtype auto")
+    return Check(check.name, check.status, f"{check.detail}; dtype {precision}", check.fix)
+
+
+def _check_device(preference: str, probe: DeviceProbe, describe: Callable[[], str]) -> Check:
     cuda, mps = bool(probe.cuda_available()), bool(probe.mps_available())
     found = f"cuda: {describe()}" if cuda else "mps (Apple Silicon GPU)" if mps else "cpu only"
     if preference in ("cuda", "mps") and not (cuda if preference == "cuda" else mps):
@@ -507,10 +522,11 @@ def run_checks(
 
     def device() -> Check:
         if probe is not None:
-            return check_device(settings.device, probe, cuda_describe)
+            return check_device(settings.device, probe, cuda_describe, settings.dtype)
         from core.engine.device import system_probe  # imports torch in this process
 
-        return check_device(settings.device, system_probe(), cuda_describe)
+        # The CPU bf16 probe's cache is the studio's own: doctor shows what a start would pick.
+        return check_device(settings.device, system_probe(settings.data_dir / "cache"), cuda_describe, settings.dtype)
 
     def disk() -> Check:
         locations: list[tuple[str, Path]] = [("data dir", settings.data_dir)]

@@ -38,6 +38,7 @@ _SETTING_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--device", dict(help=f"one of {', '.join(DEVICES)}")),
     ("--dtype", dict(help=f"one of {', '.join(DTYPES)}")),
     ("--quantize", dict(help="none (default) or int8: CPU only, faster, changes the audio")),
+    ("--decode", dict(help="the generate loop: stock (default) or static (pre-allocated caches, same codes)")),
     ("--engine", dict(help="auto (default: MLX on Apple Silicon once installed, else torch), torch or mlx")),
     ("--mlx-quantize", dict(help="the MLX engine's weights: bf16 (default, as stored), 8bit, 6bit or 4bit")),
     ("--preferred-size", dict(help=f"default model size, one of {', '.join(SIZES)}")),
@@ -171,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--compare", action="store_true", help="compare studio vs stock on the configured models")
     bench.add_argument("--int8", action="store_true", help="with --arch/--compare: also the opt-in, lossy int8 path")
+    bench.add_argument(
+        "--no-dtypes",
+        action="store_true",
+        help="with --arch: skip the fp32 / bf16 / int8 / static-decode side-by-side table",
+    )
     bench.add_argument(
         "--profile",
         action="store_true",

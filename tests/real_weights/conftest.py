@@ -14,12 +14,20 @@ import pytest
 
 from core.engine.catalog import Checkpoint
 
+# Every precision the studio offers is measured where the weights exist (issue 26): WER per dtype.
+PRECISIONS: dict[str, dict[str, str]] = {
+    "float32": {"dtype": "float32"},
+    "bfloat16": {"dtype": "bfloat16"},
+    "int8": {"dtype": "float32", "quantize": "int8"},  # opt-in, CPU only
+}
 
-def lane_settings(data_dir: Path):
+
+def lane_settings(data_dir: Path, **precision: str):
     from core.settings import load_settings
 
     # Two resident models: the TTS checkpoint under test and Whisper, so neither reloads per sentence.
-    return load_settings({"data_dir": data_dir, "offline": True, "demo_models": False, "max_resident": 2})
+    values = {"data_dir": data_dir, "offline": True, "demo_models": False, "max_resident": 2, **precision}
+    return load_settings(values)
 
 
 def missing_message(checkpoint: Checkpoint, settings) -> str:
@@ -39,9 +47,13 @@ def require(context, checkpoint: Checkpoint) -> None:
         pytest.skip(missing_message(checkpoint, context.settings))
 
 
-@pytest.fixture(scope="session")
-def lane(tmp_path_factory):
-    """One studio context for the whole lane (models stay loaded between tests)."""
+@pytest.fixture(scope="session", params=list(PRECISIONS))
+def lane(request, tmp_path_factory):
+    """One studio context per precision (models stay loaded between its tests)."""
     from core.context import build_context
 
-    return build_context(lane_settings(tmp_path_factory.mktemp("real-weights")))
+    context = build_context(lane_settings(tmp_path_factory.mktemp("real-weights"), **PRECISIONS[request.param]))
+    if request.param == "int8" and context.models.device != "cpu":
+        pytest.skip("--quantize int8 runs on the CPU only")
+    yield context
+    context.models.unload()

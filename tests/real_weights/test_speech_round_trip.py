@@ -115,5 +115,9 @@ def test_speaks_what_it_was_given(lane, key, language):
         heard = lane.transcriber.transcribe(result.audio)
         assert not heard.demo
         rate = error_rate(language, sentence, heard.text)
-        assert rate <= MAX_ERROR, f"{key} ({language}): said {sentence!r}, Whisper heard {heard.text!r} ({rate:.0%})"
+        precision = result.info().get("dtype", lane.models.dtype_policy)
+        assert rate <= MAX_ERROR, (
+            f"{key} ({language}, {precision}, engine {result.engine}): said {sentence!r}, "
+            f"Whisper heard {heard.text!r} ({rate:.0%})"
+        )
         assert heard.language == language, f"{key}: Whisper heard {heard.language_code}, not {language}"

@@ -48,6 +48,7 @@ def test_models_health_and_models_tab_show_remote_servers_without_the_key(remote
     assert [r["server"] for r in health.json()["remote"]] == [engine.url] * len(rows)
     summary = device_summary(remote_studio["ctx"])
     assert "Remote engines" in summary and engine.url in summary and "| up |" in summary
+    assert "**dtype:** `float32` (--dtype float32)" in summary  # which precision, and why (issue 26)
     for shown in (str(models), health.text, summary):
         assert AUTH not in shown and "s3cret" not in shown
 

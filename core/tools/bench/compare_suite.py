@@ -31,6 +31,7 @@ drifting background load hits both. One short untimed warm-up of each first.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -96,6 +97,12 @@ class CompareFigure:
     thread_stock_total_s: float  # the stock call in a worker thread (the studio's path before)
     thread_stock_rtf: float
     ratio_vs_thread_stock: float  # median of per-round studio / thread-stock wall
+    # Process CPU seconds (all threads), medians: on a loaded machine wall time mostly measures
+    # the wait for a core; CPU time measures the work (OpenMP spin-waits included).
+    studio_cpu_s: float
+    thread_stock_cpu_s: float
+    cpu_ratio_vs_thread_stock: float  # median of per-round studio / thread-stock CPU seconds
+    load_average: float  # 1-minute load average at the end of the mode's rounds
     studio_peak_bytes: int
     stock_peak_bytes: int
     same_codes: bool
@@ -145,6 +152,8 @@ class CompareReport:
     profile: list[ProfileFigure] = field(default_factory=list)
     total_seconds: float = 0.0
     long: dict[str, Any] = field(default_factory=dict)  # bench --long: long_take and variants (long_suite)
+    dtypes: list[Any] = field(default_factory=list)  # fp32 / bf16 / int8 / static side by side (dtype_suite)
+    dtype_goals: dict[str, Any] = field(default_factory=dict)
 
     def goals(self) -> dict[str, Any]:
         exact = [f for f in self.compare if f.path == "studio"]
@@ -166,6 +175,8 @@ class CompareReport:
             "compare": [asdict(f) for f in self.compare],
             "profile": [dict(asdict(f), per_frame_ms=f.per_frame_ms()) for f in self.profile],
             "goals": self.goals(),
+            "dtypes": [asdict(f) for f in self.dtypes],
+            "dtype_goals": self.dtype_goals,
             **self.long,
             "total_seconds": self.total_seconds,
         }
@@ -192,6 +203,8 @@ def goal_summary(figures: Sequence[CompareFigure], frames: int) -> dict[str, Any
         # Issue 13: the exact single-take path must stay within 5% of the stock call in a thread.
         "ratio_vs_thread_stock_goal_exact": GOAL_THREAD_RATIO,
         "ratio_vs_thread_stock_exact_met": max(f.ratio_vs_thread_stock for f in figures) <= GOAL_THREAD_RATIO,
+        "cpu_ratio_vs_thread_stock_worst_mode": max(f.cpu_ratio_vs_thread_stock for f in figures),
+        "load_average": max(f.load_average for f in figures),
         "ttfa_share_goal": GOAL_TTFA_SHARE,
         "ttfa_share_worst_mode": share,
         "ttfa_share_met": share <= GOAL_TTFA_SHARE,
@@ -275,12 +288,13 @@ def _run_stock(
 
     seed_everything(seed)
     with peak_rss() as peak, _talker_codes(model) as codes:
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         wavs, sr = stock_call(model, mode, requests, text, frames)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     samples = np.asarray(wavs[0], dtype=np.float32)
     return {
         "wall": wall,
+        "cpu": cpu,
         "ttfa": wall,
         "samples": samples,
         "audio_s": samples.size / sr,
@@ -298,7 +312,7 @@ def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
     result = None
     pieces = 0
     with peak_rss() as peak:
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         for item in service.stream(request, live=True):
             if isinstance(item, LiveAudio):
                 pieces += 1
@@ -306,13 +320,14 @@ def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
                     first = time.perf_counter() - start
             elif isinstance(item, SynthesisResult):
                 result = item
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if result is None:
         raise BenchError("The studio's stream ended without a result.")
     assert isinstance(service.engine, TorchEngine), "the comparison measures the torch engine's faster path"
     stats = service.engine.fast.last
     return {
         "wall": wall,
+        "cpu": cpu,  # the whole process's CPU seconds (every thread), for a loaded machine
         "ttfa": first if first is not None else wall,
         "samples": result.audio.samples,
         "audio_s": result.duration,
@@ -321,6 +336,13 @@ def _run_studio(context: AppContext, request: Any) -> dict[str, Any]:
         "pieces": pieces,
         "threads": stats.generation_threads,
     }
+
+
+def _load_average() -> float:
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # not on this platform
+        return -1.0
 
 
 def _stack(codes: list) -> Any:
@@ -437,6 +459,12 @@ def measure_compare(
                 thread_stock_total_s=thread_total,
                 thread_stock_rtf=thread_total / max(audio_s, 1e-9),
                 ratio_vs_thread_stock=median(thread_ratios),
+                studio_cpu_s=median([s["cpu"] for s in studio_runs]),
+                thread_stock_cpu_s=median([k["cpu"] for k in thread_runs]),
+                cpu_ratio_vs_thread_stock=median(
+                    [s["cpu"] / max(k["cpu"], 1e-9) for s, k in zip(studio_runs, thread_runs)]
+                ),
+                load_average=_load_average(),
                 studio_peak_bytes=max(s["peak"] for s in studio_runs),
                 stock_peak_bytes=max(k["peak"] for k in stock_runs),
                 same_codes=same_codes,

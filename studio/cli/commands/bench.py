@@ -15,7 +15,9 @@ instead the studio-vs-stock comparison of ``core.tools.bench.compare_suite``:
 real-time factor, time to first audio, peak memory and same-codes checks per
 mode, the studio path and the stock ``Qwen3TTSModel.generate_*`` call
 alternated; ``--int8`` adds the opt-in, lossy int8 path and ``--profile`` the
-talker / code predictor / decoder split (see docs/PERFORMANCE.md).
+talker / code predictor / decoder split (see docs/PERFORMANCE.md). ``--arch``
+also prints fp32, bf16, int8 and the static-cache decode loop side by side
+(``core.tools.bench.dtype_suite``; ``--no-dtypes`` skips it).
 """
 
 from __future__ import annotations
@@ -322,6 +324,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             int8=bool(getattr(args, "int8", False)),
             profile=bool(getattr(args, "profile", False)),
             long=long,
+            dtypes=bool(arch) and not getattr(args, "no_dtypes", False),
         )
         print(json.dumps(compare.as_json(), indent=2) if getattr(args, "json", False) else format_compare(compare))
         return 0
@@ -361,6 +364,7 @@ def collect_compare(
     progress=_progress,
     modes=None,
     long: bool = False,
+    dtypes: bool = False,
 ) -> CompareReport:
     """The studio path against the stock call, per mode; on ``arch`` models or the configured ones.
 
@@ -433,6 +437,21 @@ def collect_compare(
                 studio_context=int8_context,
             )
             int8_context.models.unload()
+        if dtypes:
+            if context.models.device != "cpu":
+                raise BenchError(
+                    "The precision table measures the CPU's fp32, bf16 and int8; run it with --device cpu."
+                )
+            from core.tools.bench import dtype_suite
+
+            context.models.unload()
+            contexts = dtype_suite.dtype_contexts(run_settings, build_context, _int8_loader)
+            report.dtypes = dtype_suite.measure_dtypes(
+                contexts, modes, frames=frames, runs=runs, seed=seed, text=text, progress=progress
+            )
+            auto = build_context(run_settings.replace(dtype="auto")).models.dtype_policy
+            report.dtype_goals = dtype_suite.dtype_goals(report.dtypes, auto)
+            del contexts
         if profile:
             mode = Mode.CUSTOM_VOICE if Mode.CUSTOM_VOICE in modes else modes[0]
             for threads in dict.fromkeys([torch.get_num_threads(), 1]):
@@ -503,6 +522,10 @@ def format_compare(report: CompareReport) -> str:
         lines.append("")
         lines.append("Goals (the exact studio path; int8 is opt-in and lossy)")
         lines.append(
+            f"  studio / stock in a thread, process CPU seconds: worst mode "
+            f"{goals['cpu_ratio_vs_thread_stock_worst_mode']:.2f} (1-minute load average {goals['load_average']:.1f})"
+        )
+        lines.append(
             f"  studio/stock wall <= {goals['ratio_goal']}: "
             f"{'met' if goals['ratio_met'] else 'NOT met'} (worst mode {goals['ratio_worst_mode']:.2f}); "
             f"against the stock call in a worker thread: "
@@ -559,6 +582,10 @@ def format_compare(report: CompareReport) -> str:
                 f"{co['queued_alone_s']:.1f} s; CPU time ratio {co['cpu_ratio']:.2f}; "
                 f"same audio as alone: {'yes' if co['same_audio'] else 'NO'}"
             )
+    if report.dtypes:
+        from core.tools.bench.dtype_suite import format_dtypes
+
+        lines.extend(format_dtypes(report.dtypes, report.dtype_goals))
     if report.build_seconds:
         lines.append("")
         lines.append(f"Model build/check {report.build_seconds:.1f} s")

@@ -48,7 +48,7 @@ def device_summary(ctx: StudioContext) -> str:
     weights = engine.weights
     summary = (
         f"**Engine:** `{engine.name}`{f' ({weights})' if weights else ''} · "
-        f"**Device:** `{m.device}` · **dtype policy:** `{m.dtype_policy}` · **max resident models:** {m.max_resident}"
+        f"**Device:** `{m.device}` · **dtype:** `{m.dtype_policy}` ({m.dtype_reason}) · **max resident models:** {m.max_resident}"
     )
     return summary + remote_summary(ctx)
 

@@ -59,3 +59,49 @@ def test_release_memory_empties_the_mps_cache_when_mps_is_there(monkeypatch):
     monkeypatch.setattr(device, "_mps_backend_available", lambda: False)
     device.release_memory("mps")  # a simulated MPS device on a machine without it: no crash
     assert calls == ["mps"]
+
+
+def test_cpu_auto_picks_bf16_only_where_native_and_measured_faster():
+    from core.engine.device import CpuBf16, dtype_reason
+
+    def cpu(verdict):
+        return DeviceProbe(lambda: False, lambda: False, lambda: False, lambda: verdict)
+
+    fast = cpu(CpuBf16("AVX512-BF16", 0.45))
+    assert dtype_candidates("cpu", "auto", fast) == [torch.bfloat16]
+    assert dtype_reason("cpu", "auto", fast) == "auto: CPU has AVX512-BF16, probe 0.45x fp32"
+    assert dtype_candidates("cpu", "auto", cpu(CpuBf16("AMX", 1.2))) == [torch.float32]
+    assert dtype_candidates("cpu", "auto", cpu(CpuBf16(None))) == [torch.float32]
+    assert dtype_candidates("cpu", "auto", cpu(CpuBf16("Arm BF16", None))) == [torch.float32]
+    # --dtype float32 stays exact fp32 whatever the CPU can do.
+    assert dtype_candidates("cpu", "float32", fast) == [torch.float32]
+    assert dtype_reason("cpu", "float32", fast) == "--dtype float32"
+
+
+def test_the_cpu_probe_is_measured_once_and_cached_per_machine(tmp_path, monkeypatch):
+    from core.engine import device
+
+    monkeypatch.setattr(device, "cpu_bf16_feature", lambda: "AVX512-BF16")
+    measured = []
+
+    def fake_measure(repeats=device.PROBE_REPEATS):
+        measured.append(repeats)
+        return 0.5
+
+    monkeypatch.setattr(device, "measure_cpu_bf16", fake_measure)
+    first = device.cached_cpu_bf16(tmp_path)
+    second = device.system_probe(tmp_path).cpu_bf16()
+    assert first == second == device.CpuBf16("AVX512-BF16", 0.5) and len(measured) == 1
+    assert (tmp_path / device.CPU_DTYPE_CACHE).is_file()
+    monkeypatch.setattr(device, "cpu_bf16_feature", lambda: None)  # another CPU: no native bf16, no probe
+    assert device.cached_cpu_bf16(tmp_path) == device.CpuBf16(None) and len(measured) == 1
+
+
+def test_the_real_probe_measures_a_ratio_on_this_machine():
+    from core.engine import device
+
+    ratio = device.measure_cpu_bf16(repeats=3)
+    assert 0 < ratio < 1000
+    # This project's CI CPU (AVX512-BF16) must pick bf16 under auto (issue 26).
+    if device.cpu_bf16_feature() is not None:
+        assert device.CpuBf16(device.cpu_bf16_feature(), device.measure_cpu_bf16()).use

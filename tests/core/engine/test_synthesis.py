@@ -37,6 +37,8 @@ def test_design_produces_audio_and_reports_everything(demo_context):
     assert "demo model" in result.warnings[0]
     info = result.info()
     assert info["sample_rate"] == 24_000 and info["timings"]["generate_s"] > 0
+    # Every take says its precision and why (the test settings pin exact fp32).
+    assert info["dtype"] == "float32 (--dtype float32)"
 
 
 def test_custom_voice_with_instruct_and_dialect_speaker(demo_context):

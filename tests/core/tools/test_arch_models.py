@@ -125,9 +125,25 @@ def test_bench_arch_plumbing_on_the_scaled_spec(arch_data, capsys, monkeypatch):
     assert figure["audio_seconds"] == pytest.approx(5 * 1920 / 24_000)
     assert data["goals"]["same_codes_all"] and "ratio_met" in data["goals"]
     assert data["profile"] and data["profile"][0]["frames"] == 5
+    # The live path generates at the caller's thread count (issue 26: 1 of 2 threads cost 1.30x).
+    assert figure["generation_threads"] == torch.get_num_threads()
+    assert figure["studio_cpu_s"] > 0 and figure["thread_stock_cpu_s"] > 0
+    # fp32, bf16, int8 and the static loop side by side, each exact against the stock call at its dtype.
+    rows = {row["row"]: row for row in data["dtypes"]}
+    assert set(rows) == {"float32", "bfloat16", "int8", "bfloat16+static"}
+    assert all(row["same_as_stock"] and row["rtf"] > 0 and row["peak_bytes"] > 0 for row in rows.values())
+    assert rows["float32"]["frames_equal_fp32"] == 1.0 and rows["float32"]["first_divergence"] is None
+    assert rows["bfloat16"]["dtype"] == "bfloat16" and rows["bfloat16+static"]["decode"] == "static"
+    assert rows["bfloat16+static"]["frames_equal_fp32"] == rows["bfloat16"]["frames_equal_fp32"]
+    assert "custom_voice" in data["dtype_goals"]["modes"]
     report = _report_from_json(data)
     text = format_compare(report)
-    for words in ("Studio vs stock", "RTF studio", "first audio", "Goals", "Where the time goes"):
+    from core.tools.bench.dtype_suite import DtypeFigure
+
+    report.dtypes = [DtypeFigure(**row) for row in data["dtypes"]]
+    report.dtype_goals = data["dtype_goals"]
+    text = format_compare(report)
+    for words in ("Studio vs stock", "RTF studio", "first audio", "Goals", "Where the time goes", "Precision side"):
         assert words in text
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.device import DeviceProbe
+from core.engine.device import CpuBf16, DeviceProbe
 from core.settings import Settings
 from core.tools import doctor
 from core.tools.doctor import Check, exit_code, run_checks, summary
@@ -25,8 +25,8 @@ GB = 1_000_000_000
 NAMES = ["python", "torch", "qwen-tts", "device", "ffmpeg", "data-dir", "disk", "models", "serving", "port"]
 
 
-def probe(cuda=False, mps=False):
-    return DeviceProbe(lambda: cuda, lambda: mps, lambda: cuda)
+def probe(cuda=False, mps=False, cpu_bf16=CpuBf16(None)):
+    return DeviceProbe(lambda: cuda, lambda: mps, lambda: cuda, lambda: cpu_bf16)
 
 
 def torch_report(torch="2.14.1+cu130", audio="2.11.1+cu132", torch_error=None, audio_error=None):
@@ -222,12 +222,24 @@ def test_real_child_probe_reports_a_failing_qwen_tts_import(tmp_path, monkeypatc
 
 
 def test_device_reports_what_auto_would_pick(settings, healthy):
-    cuda = run(settings, healthy, probe=probe(cuda=True, mps=True))["device"]
-    assert cuda.status == "pass" and cuda.detail == "cuda: Fake GPU 80GB, 85.0 GB"
-    mps = run(settings, healthy, probe=probe(mps=True))["device"]
+    auto = settings.replace(dtype="auto")
+    cuda = run(auto, healthy, probe=probe(cuda=True, mps=True))["device"]
+    assert cuda.status == "pass"
+    assert cuda.detail == "cuda: Fake GPU 80GB, 85.0 GB; dtype bfloat16 (auto: GPU supports bf16)"
+    mps = run(auto, healthy, probe=probe(mps=True))["device"]
     assert mps.status == "pass" and mps.detail.startswith("mps")
-    cpu = run(settings, healthy, probe=probe())["device"]
+    cpu = run(auto, healthy, probe=probe())["device"]
     assert cpu.status == "pass" and cpu.detail.startswith("cpu only")
+    assert cpu.detail.endswith("; dtype float32 (auto: CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16))")
+    # A CPU with native bf16 that the probe found faster: auto says bf16, and why.
+    bf16 = run(auto, healthy, probe=probe(cpu_bf16=CpuBf16("AVX512-BF16", 0.42)))["device"]
+    assert bf16.detail.endswith("; dtype bfloat16 (auto: CPU has AVX512-BF16, probe 0.42x fp32)")
+    slow = run(auto, healthy, probe=probe(cpu_bf16=CpuBf16("AVX512-BF16", 1.3)))["device"]
+    assert "dtype float32 (auto: CPU has AVX512-BF16, probe 1.30x fp32 (not under 0.8x))" in slow.detail
+    exact = run(settings.replace(dtype="float32"), healthy, probe=probe(cpu_bf16=CpuBf16("AMX", 0.3)))["device"]
+    assert exact.detail.endswith("; dtype float32 (--dtype float32)")
+    half = run(settings.replace(dtype="float16"), healthy, probe=probe())["device"]
+    assert half.status == "fail" and "float16 is not supported on the CPU" in half.detail
 
 
 @pytest.mark.parametrize("device, available", [("cuda", probe(mps=True)), ("mps", probe(cuda=True)), ("cuda", probe())])
