@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 from core.engine.speakers import speakers as builtin_speakers
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
-from core.serving.instrument import current_endpoint
+from core.serving.metrics import current_endpoint
 from core.types import LANGUAGES
 from studio.api.openai.errors import error_for
 from studio.api.openai.speech import generate, parse_speech

@@ -45,7 +45,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core import text as textlib
 from core.serving.audit import current_client
 from core.serving.context import ServingContext, client_key
-from core.serving.instrument import current_endpoint
+from core.serving.metrics import current_endpoint
 from studio.api.openai.errors import ApiError, BearerAuth, bad_request, error_for
 from studio.api.openai.fields import SPEECH_FIELDS, unknown_field
 from studio.api.openai.speech import generate, parse_speech
