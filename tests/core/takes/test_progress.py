@@ -54,7 +54,7 @@ def registry(demo_context):
     demo_context.synthesis.chunk_chars = 400
     registry = JobRegistry(TakeService.for_app(demo_context))
     yield registry
-    registry.close()
+    registry.stop_all()
 
 
 def test_a_real_take_shows_audio_made_growing_inside_one_chunk(registry):
