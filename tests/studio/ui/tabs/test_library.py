@@ -62,8 +62,11 @@ def open_library(browser, url: str, width: int = 1280, height: int = 800):
         assert time.monotonic() < deadline, "could not open the Voice Library tab"
         try:
             tab = page.get_by_role("tab", name="Voice Library")
+            listed = page.locator(".overflow-dropdown button", has_text="Voice Library")  # a phone: always shown
             if tab.count() and tab.first.is_visible():
                 tab.first.click(timeout=5_000)
+            elif listed.count() and listed.first.is_visible():
+                listed.first.click(timeout=5_000)
             else:
                 page.locator(".overflow-menu > button").click(timeout=5_000)
                 page.locator(".overflow-dropdown button", has_text="Voice Library").click(timeout=5_000)
