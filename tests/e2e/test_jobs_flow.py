@@ -75,7 +75,8 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     stop = page.locator("#design-stop")
     expect(stop).to_be_visible()
     expect(progress).to_contain_text(
-        re.compile(r"Chunk [3-8] of 9 · ([\d.]+ s of audio made · )?\d+ s elapsed · about [\d a-z]+ left"), timeout=TAKE_TIMEOUT_S * 1000
+        re.compile(r"Chunk [3-8] of 9 · ([\d.]+ s of audio made · )?\d+ s elapsed · about [\d a-z]+ left"),
+        timeout=TAKE_TIMEOUT_S * 1000,
     )
     expect(page.locator("#design-live")).to_be_visible()  # the one player, playing the pieces
     expect(page.locator("#design-audio")).to_be_hidden()
