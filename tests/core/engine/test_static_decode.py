@@ -20,26 +20,9 @@ from core.engine.static_decode import StaticKV, static_decoding
 from core.engine.torch_engine import TorchEngine
 from core.types import Mode, Sampling
 from tests.conftest import make_demo_settings
+from tests.core.engine.test_torch_engine import recorded_codes
 
 SAMPLED = Sampling(temperature=0.9, top_k=50, top_p=0.95, repetition_penalty=1.05)
-
-
-@contextlib.contextmanager
-def recorded_codes(loaded):
-    tokenizer = loaded.model.model.speech_tokenizer
-    stock = tokenizer.decode
-    seen: list[torch.Tensor] = []
-
-    def decode(encoded):
-        for one in encoded:
-            seen.append(torch.as_tensor(one["audio_codes"]).clone())
-        return stock(encoded)
-
-    tokenizer.decode = decode
-    try:
-        yield seen
-    finally:
-        del tokenizer.decode
 
 
 @pytest.fixture(scope="module", params=["float32", "bfloat16"])
