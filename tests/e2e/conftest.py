@@ -80,3 +80,14 @@ def studio(browser, e2e_server, size, shots_dir):
         yield studio
     finally:
         studio.page.close()
+
+
+@pytest.fixture
+def long_takes(e2e_server):
+    """Chunks of at most 40 characters made one by one, so a take lasts a few seconds and can be
+    stopped part-way (the Stop/Resume flows of several modules)."""
+    synthesis = e2e_server["ctx"].app.synthesis
+    saved = synthesis.chunk_chars, synthesis.batching
+    synthesis.chunk_chars, synthesis.batching = 40, False
+    yield
+    synthesis.chunk_chars, synthesis.batching = saved

@@ -31,16 +31,6 @@ SHOTS = Path("/tmp/shots/jobs")
 LONG = " ".join(f"Sentence number {n} of a long take." for n in range(1, 9))
 
 
-@pytest.fixture
-def long_takes(e2e_server):
-    """Eight chunks made one by one, so a take lasts a few seconds and can be stopped part-way."""
-    synthesis = e2e_server["ctx"].app.synthesis
-    saved = synthesis.chunk_chars, synthesis.batching
-    synthesis.chunk_chars, synthesis.batching = 40, False
-    yield
-    synthesis.chunk_chars, synthesis.batching = saved
-
-
 def shoot(studio, flow: str, must_see: dict) -> Path:
     """studio.shoot (checked, full page), with a copy kept in /tmp/shots/jobs/ for people."""
     path = studio.shoot(flow, must_see)

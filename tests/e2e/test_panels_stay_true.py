@@ -61,16 +61,6 @@ def clean_log(text: str, recwarn) -> None:
     assert not re.search(r"\b422\b", text), [line for line in text.splitlines() if re.search(r"\b422\b", line)]
 
 
-@pytest.fixture
-def long_takes(e2e_server):
-    """Eight chunks made one by one, so a take lasts a few seconds and can be stopped part-way."""
-    synthesis = e2e_server["ctx"].app.synthesis
-    saved = synthesis.chunk_chars, synthesis.batching
-    synthesis.chunk_chars, synthesis.batching = 40, False
-    yield
-    synthesis.chunk_chars, synthesis.batching = saved
-
-
 def test_history_follows_the_picked_take(studio, size, e2e_client, capfd, recwarn):
     page = studio.page
     tag = uuid.uuid4().hex[:6]

@@ -40,16 +40,6 @@ def shoot(studio, flow: str, must_see: dict) -> Path:
     return path
 
 
-@pytest.fixture
-def long_takes(e2e_server):
-    """Chunks of at most 40 characters made one by one, so a take can be stopped part-way."""
-    synthesis = e2e_server["ctx"].app.synthesis
-    saved = synthesis.chunk_chars, synthesis.batching
-    synthesis.chunk_chars, synthesis.batching = 40, False
-    yield
-    synthesis.chunk_chars, synthesis.batching = saved
-
-
 def stopped_take(ctx, words: str):
     """A Design take stopped after two or more of its chunks (through the job registry, as Stop does)."""
     import time
