@@ -100,7 +100,9 @@ def take_handlers(
         *args: Any, progress: Any = None, request: gr.Request | None = None, **kwargs: Any
     ) -> tuple[str, dict[str, Any]]:
         args, variants, progress, request = split(args, progress, request)
-        job = start(args, kwargs, variants, request)
+        # Parsing reads reference clips and the library: off the event loop, which also serves
+        # every other page's files and streams.
+        job = await asyncio.to_thread(start, args, kwargs, variants, request)
         return await job_result(ctx, job, progress)
 
     def stream(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from core.audio.io import load_audio
 from core.engine.speakers import design_presets
 from core.errors import InvalidInput, StudioError
 from core.storage.history import Take
+from core.takes.job import Job
 from core.types import MODES as TAKE_MODES
 from core.types import Mode
 from studio.ui.context import StudioContext, client_id
@@ -264,8 +266,14 @@ def build_history_tab(ctx: StudioContext) -> None:
         if not take_id:
             raise InvalidInput("Pick a take to regenerate.")
         # A job of the one take runner, as every take: listed in Running & recent, and Stop reaches it.
-        job = ctx.jobs.regenerate(take_id, client=client_id(request), owner=owner_of(request), tab="history")
+        job = await asyncio.to_thread(
+            ctx.jobs.regenerate, take_id, client=client_id(request), owner=owner_of(request), tab="history"
+        )
         path, _details = await job_result(ctx, job, progress)
+        # Reading both takes and the listing: off the event loop, which serves every other page.
+        return await asyncio.to_thread(regenerated, take_id, job, path, q, m)
+
+    def regenerated(take_id: str, job: Job, path: str, q: str, m: str) -> tuple[Any, ...]:
         original, new_id = history.get(take_id), job.kept[0].take.id
         verdict = ""
         if original.format in ("wav", "flac"):

@@ -9,6 +9,7 @@ The named API's twin: /resume (take_id -> file, details).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -114,7 +115,7 @@ def wire_resume(
     ) -> tuple[str, dict[str, Any]]:
         """Finish a stopped take ("stopped at chunk k of n") from its kept chunks, with the same
         seeds; returns the complete take's audio and details (it replaces the stopped take)."""
-        job = start_resume(ctx, take_id, request)
+        job = await asyncio.to_thread(start_resume, ctx, take_id, request)  # reads the kept chunks
         return await job_result(ctx, job, progress)
 
     api_endpoint(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -262,7 +263,9 @@ def make_script_handlers(ctx: StudioContext):
         Cancelling the call (gradio_client's job.cancel()) stops the render and keeps the lines made as a
         partial take ("stopped at line k of n") that /resume finishes."""
         ctx.check_request_rate(request)
-        run = ScriptRun(ctx, prepare(script, casting, language, size, pause_s, advanced), advanced.fmt)
+        # Casting reads library voices: off the event loop, which serves every other page.
+        plan = await asyncio.to_thread(prepare, script, casting, language, size, pause_s, advanced)
+        run = ScriptRun(ctx, plan, advanced.fmt)
         # A job in the studio's worker, as in the tab: the call only waits for it, so a cancelled
         # call stops the model (job_result) and the device is free for the next request.
         await job_result(ctx, start(run, request), progress)
