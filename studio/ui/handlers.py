@@ -319,7 +319,8 @@ def wire_generate(
     def busy() -> tuple[Any, ...]:
         return (
             gr.update(value=BUSY_LABEL, interactive=False),
-            gr.update(visible=True),
+            # Emptied first: a new take starts at 0:00, not at the last take's playhead (issue 23).
+            gr.update(visible=True, value=None),
             gr.update(visible=False),
             gr.update(visible=True, interactive=True),
         )

@@ -69,8 +69,22 @@ def test_history_search_row_pick_and_regenerate(studio, size, e2e_server, e2e_cl
     regenerate = page.locator("#history-regenerate")
     expect(regenerate).to_be_enabled()
     studio.dismiss_toasts()
-    regenerate.click()
+    # Polish (issue 23): no grey overlay over the panel while it runs; the message line says it.
+    # The model is held at its first chunk so the test can look while the take is being made.
+    loaded = e2e_server["ctx"].app.models.get(e2e_server["ctx"].app.catalog.resolve("design", None))
+    real, go = loaded.model.generate_voice_design, threading.Event()
+    loaded.model.generate_voice_design = lambda **kwargs: (go.wait(TAKE_TIMEOUT_S), real(**kwargs))[1]
     message = page.locator("#history-message")
+    try:
+        regenerate.click()
+        expect(message).to_contain_text("Regenerating the picked take")
+        for panel in ("history-table", "history-audio", "history-picker"):
+            tracker = page.locator(f"#{panel} [data-testid=status-tracker]").first
+            expect(tracker).to_have_class(re.compile(r"\bhide\b"))
+        studio.shoot("history-regenerate-running", {"table": table, "message": message})
+    finally:
+        go.set()
+        loaded.model.generate_voice_design = real
     expect(message).to_contain_text("Regenerated as take", timeout=TAKE_TIMEOUT_S * 1000)
     expect(message).to_contain_text("with seed 11. ✓ Identical to the original.")
     assert not studio.error_toasts(), studio.error_toasts()

@@ -313,8 +313,17 @@ def build_history_tab(ctx: StudioContext) -> None:
     picker.change(show, picker, [player, info, regenerate, delete], **private)
     delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], **private)
     regenerate.click(
+        lambda: "Regenerating the picked take with its seed and settings… (its progress is in Running & recent)",
+        None,
+        message,
+        queue=False,
+        **private,
+    ).then(
         regenerate_take,
         [picker, query, mode],
         [*list_outputs, player, info, message],
+        # The message line says it is running, and Running & recent shows its progress; the table,
+        # picker and player stay usable (the default laid a grey overlay over the panel, issue 23).
+        show_progress="hidden",
         **private,
     )
