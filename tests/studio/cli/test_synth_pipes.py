@@ -61,3 +61,56 @@ def test_empty_or_undecodable_stdin_is_one_clear_line(demo_checkpoints, tmp_path
     assert "text" in result.stderr.decode().lower() and "Traceback" not in result.stderr.decode()
     result = synth(["--text", "-", "--out", "-"], demo_checkpoints, tmp_path, b"\xff\xfe\xfa")
     assert result.returncode != 0 and "UTF-8" in result.stderr.decode()
+
+
+def test_ctrl_c_stops_the_take_and_says_so(demo_checkpoints, tmp_path):
+    """The CLI's take is a job of the one take runner; Ctrl-C (SIGINT) stops it part-way: the
+    process ends within seconds with exit 130 and one line, no traceback and no file."""
+    import signal
+    import time
+
+    out = tmp_path / "stopped.wav"
+    text = " ".join(f"Sentence {n} of a long take that Ctrl-C stops." for n in range(40))
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "qwen-tts-studio"),
+            "synth",
+            "--demo-models",
+            "--offline",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--checkpoint-custom-voice",
+            str(demo_checkpoints["custom_voice"]),
+            "--mode",
+            "custom",
+            "--speaker",
+            "Ryan",
+            "--text",
+            text,
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # Its progress goes to stderr; Ctrl-C once the model is generating.
+    seen = b""
+    deadline = time.monotonic() + 240
+    while b"chunk" not in seen.lower():
+        assert process.poll() is None, seen.decode()[-2000:]
+        assert time.monotonic() < deadline, seen.decode()[-2000:]
+        seen += process.stderr.read1(4096)  # type: ignore[union-attr]
+    process.send_signal(signal.SIGINT)
+    stopped_at = time.monotonic()
+    _, rest = process.communicate(timeout=60)
+    waited = time.monotonic() - stopped_at
+    log = (seen + rest).decode()
+    assert process.returncode == 130, log[-2000:]
+    assert waited < 15, f"Ctrl-C took {waited:.1f} s to stop the take"
+    assert log.rstrip().endswith("interrupted"), log[-500:]
+    assert "Traceback" not in log, log[-3000:]
+    assert not out.exists()
