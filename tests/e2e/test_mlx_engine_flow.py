@@ -36,6 +36,9 @@ def e2e_server(tmp_path_factory, demo_checkpoints, mlx_engine_home):  # noqa: F8
             process.stop()
 
 
+# Desktop only: switching engines starts the mlx-audio child twice (about 2 minutes a run on CI's
+# 2 cores), and the Models tab's phone layout is covered by the other flows (issue 22, CI time).
+@pytest.mark.parametrize("size", ["desktop"])
 def test_models_tab_shows_and_switches_the_engine_and_takes_use_it(studio, size, e2e_server):
     page = studio.page
     synthesis = e2e_server["ctx"].app.synthesis
