@@ -122,13 +122,13 @@ class Settings:
     rate_limit_per_minute: int = 30  # generation requests per client; 0 turns the limit off
     history_max_takes: int = 500  # the oldest takes are pruned beyond either limit
     history_max_mb: int = 2000
-    # Operations (docs in the README): browser origins allowed to call the HTTP API
+    # Operations (docs/OPERATIONS.md): browser origins allowed to call the HTTP API
     # (comma-separated; none by default), seconds to let in-flight takes finish on
     # SIGTERM/SIGINT, and the MCP server at /mcp (studio/api/mcp_tools.py).
     cors_origins: str | None = None
     shutdown_timeout: int = 30
     mcp_server: bool = True
-    # Remote engines (core/engine/remote/, README "Remote engines"): OpenAI-compatible
+    # Remote engines (core/engine/remote/, docs/OPERATIONS.md "Remote engines"): OpenAI-compatible
     # Qwen3-TTS servers that generate the checkpoints they serve, each URL with an
     # optional #key=... / #key_env=NAME; "local" fallback uses the local model when
     # every server for a checkpoint is down. Seconds per remote request, failures

@@ -4,7 +4,7 @@ Gradio registers an endpoint where its widgets are built (a tab's Generate
 button, a hidden trigger, ``gr.api``), so registration stays spread over the
 tabs; this table is what they must agree with. ``declared()`` refuses, at
 start-up, an endpoint that is missing here or served by a function other than
-the one named here, and the tests check ``view_api()`` and the README's
+the one named here, and the tests check ``view_api()`` and docs/API.md's
 endpoint table against ``NAMED_API``: adding an endpoint means adding a row.
 """
 

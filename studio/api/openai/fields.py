@@ -6,7 +6,7 @@ points at ``instructions``), never silently dropped. mlx-audio's names are
 read as the studio's own (``instruct`` = ``instructions``, ``lang_code`` =
 ``language``, ``max_tokens`` = ``max_new_tokens``). A vLLM-Omni field the
 studio cannot honour is refused with a 400 naming it, unless the value asks
-for nothing (``speaker_embedding: null``, ``pitch: 1.0``...). README's "Compatibility" table lists every field.
+for nothing (``speaker_embedding: null``, ``pitch: 1.0``...). docs/API.md's field table lists every field.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def unknown_field(body: dict, known: frozenset[str] | set[str] | tuple[str, ...]
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise bad_request(
         f"Unknown field '{name}'.{hint} The studio refuses fields it does not know rather than ignore "
-        "them; README's API section lists every field it reads.",
+        "them; docs/API.md lists every field it reads.",
         name,
         "unknown_field",
     )

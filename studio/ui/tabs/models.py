@@ -99,7 +99,7 @@ def build_models_tab(ctx: StudioContext) -> None:
                 manager.max_resident, label="Max resident models", precision=0, minimum=1, maximum=8, scale=1
             )
             apply_max = gr.Button("Apply", scale=1)
-            # torch runs qwen-tts here; mlx runs mlx-audio in its own process (README "The MLX engine").
+            # torch runs qwen-tts here; mlx runs mlx-audio in its own process (docs/SELF_HOSTING.md "The MLX engine").
             # Shown only where MLX can help: Apple Silicon, or MLX installed (or in use) here.
             offer_mlx = (
                 is_apple_silicon()
@@ -114,7 +114,7 @@ def build_models_tab(ctx: StudioContext) -> None:
                 visible=offer_mlx,
                 elem_id="models-engine",
             )
-            # The MLX engine's weights (README "Memory: quantized weights"); torch ignores it.
+            # The MLX engine's weights (docs/SELF_HOSTING.md "Memory: quantized weights"); torch ignores it.
             mlx_weights = gr.Dropdown(
                 list(MLX_QUANTIZE),
                 value=current_mlx_quantize(ctx),
