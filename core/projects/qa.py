@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import jiwer
@@ -176,6 +177,7 @@ def normalise_for_wer(text: str, *, english: bool) -> str:
     return " ".join(_normaliser(english)(text).split())
 
 
+@cache  # built once: the English one compiles its word and number tables
 def _normaliser(english: bool) -> Callable[[str], str]:
     # Deferred: importing transformers loads torch, which the project's store and lists do not need.
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
