@@ -7,6 +7,7 @@ are kept short with ``max_new_tokens``.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 
@@ -28,8 +29,6 @@ from core.projects.model import (
 )
 from core.takes.jobs import JobState
 from tests.conftest import make_demo_settings
-
-import importlib.util
 
 HAS_QA = importlib.util.find_spec("core.projects.qa") is not None  # TODO: until pj-qa lands
 FRAMES = 10  # codec frames per block: under a second of audio each
