@@ -46,6 +46,7 @@ from core.engine.cancel import check_current
 from core.engine.speakers import find_speaker
 from core.engine.synthesis import ChunkAudio
 from core.errors import GenerationError, InvalidInput, ModelUnavailable, Stopped, StudioError
+from core.projects import qa
 from core.projects.model import Block, BlockStatus, BlockTake, Chapter, Project, QAVerdict, VoiceChoice
 from core.projects.store import AUDIO_DIR, ProjectStore
 from core.takes.job import Job
@@ -347,10 +348,6 @@ class Renderer:
 
     def _check(self, audio: Audio, work: BlockWork, result: SynthesisResult) -> QAVerdict | None:
         """The take heard by the ASR and checked; without an ASR model the other checks still run."""
-        try:
-            from core.projects import qa  # type: ignore[attr-defined]
-        except ImportError:  # pragma: no cover - until core/projects/qa.py lands
-            return None
         heard = None
         if self._asr_missing is None:
             try:

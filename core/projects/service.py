@@ -22,6 +22,7 @@ from core.audio.io import load_audio
 from core.context import AppContext
 from core.errors import InvalidInput
 from core.projects import render
+from core.projects.manuscript import dialogue_speaker, read_manuscript
 from core.projects.model import (
     Block,
     BlockStatus,
@@ -415,16 +416,10 @@ def _preset(value: Any) -> MasteringPreset:
 
 
 def _read(source: Path | str | bytes, name: str) -> Manuscript:
-    from core.projects.manuscript import read_manuscript
-
     return read_manuscript(source, name=name)
 
 
 def _speaker_of(paragraph: str) -> str | None:
-    try:
-        from core.projects.manuscript import dialogue_speaker
-    except ImportError:  # pragma: no cover - until core/projects/manuscript.py lands
-        return None
     found = dialogue_speaker(paragraph)
     return found[0] if found else None
 

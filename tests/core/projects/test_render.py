@@ -7,7 +7,6 @@ are kept short with ``max_new_tokens``.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 
@@ -30,7 +29,6 @@ from core.projects.model import (
 from core.takes.jobs import JobState
 from tests.conftest import make_demo_settings
 
-HAS_QA = importlib.util.find_spec("core.projects.qa") is not None  # TODO: until pj-qa lands
 FRAMES = 10  # codec frames per block: under a second of audio each
 
 BOOK = Manuscript(
@@ -171,7 +169,7 @@ def test_a_project_renders_end_to_end_as_one_job(serving, calls):
         assert block.status is not BlockStatus.NOT_RENDERED
         path = serving.projects.take_path(project.id, take)
         assert path.is_file() and abs(load_audio(path).duration - take.seconds) < 0.01
-        assert HAS_QA is False or (take.qa is not None and take.qa.demo)  # heard by the demo ASR, and it says so
+        assert take.qa is not None and take.qa.demo  # heard by the demo ASR, and it says so
     maya = stored.block("b0002")[1]
     assert maya.speaker == "Maya" and maya.chosen_take.voice == "Vivian"
     assert [row["rendered"] for row in serving.projects.list() if row["id"] == project.id] == [5]
@@ -204,7 +202,6 @@ def test_a_stopped_render_keeps_its_blocks_and_rendering_again_finishes_only_the
 
 
 def test_a_block_that_fails_the_check_is_retaken_then_flagged(serving, calls):
-    pytest.importorskip("core.projects.qa")
     project = new_project(serving, qa_tries=2)
     job = serving.projects.render(project.id, block_id="b0001")
     finish(job)
