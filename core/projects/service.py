@@ -20,7 +20,7 @@ from core.audio.assembly import assemble
 from core.audio.edit import PostProcessing
 from core.audio.io import load_audio
 from core.context import AppContext
-from core.errors import InvalidInput
+from core.errors import InvalidInput, VoiceNotFound
 from core.projects import render
 from core.projects.manuscript import dialogue_speaker, read_manuscript
 from core.projects.model import (
@@ -400,7 +400,10 @@ class ProjectService:
             raise InvalidInput(f"{where}: choose a built-in speaker ('Ryan (calm)') or a library voice ('voice: Ada').")
         choice = render.voice_from_text(str(text), where)
         if choice.voice:
-            self.app.library.get(choice.voice)
+            try:
+                self.app.library.get(choice.voice)
+            except VoiceNotFound as exc:
+                raise InvalidInput(f"{where}: {exc}") from None
         return choice
 
 
