@@ -167,7 +167,10 @@ def _read_document(item: epub.EpubHtml, label: str) -> _Doc:
             raise ManuscriptError(_broken(label, f"its document {name} cannot be read as XHTML")) from None
     doc = _Doc(name)
     body = next((el for el in root.iter() if _local(el) == "body"), root)
-    _Walker(doc).walk(body)
+    try:
+        _Walker(doc).walk(body)
+    except RecursionError:  # elements nested thousands deep: no book is written like that
+        raise ManuscriptError(_broken(label, f"its document {name} nests its elements too deeply")) from None
     return doc
 
 

@@ -83,10 +83,12 @@ def read_manuscript(
     """A manuscript's title, author, chapters (and an EPUB's cover).
 
     ``source``: a ``Path`` (its suffix names the format), a file's ``bytes`` (``name``'s suffix
-    does), or a ``str``: the path of an existing file, otherwise pasted text. ``fmt`` overrides
-    the suffix. Raises :class:`ManuscriptError` with a sentence for the user.
+    does), or a ``str``: the path of an existing ``.txt``/``.md``/``.markdown``/``.epub`` file,
+    otherwise pasted text. ``fmt`` overrides the suffix; a ``str`` with ``fmt`` is always the
+    text itself (pass it for text that comes from a client, so no path on the server is read).
+    Raises :class:`ManuscriptError` with a sentence for the user.
     """
-    data, label, suffix = _load(source, name)
+    data, label, suffix = _load(source, name, fmt)
     if not data.strip():
         raise ManuscriptError(f"{label} is empty: there is nothing to read aloud.")
     kind = _format(fmt, suffix, label, data)
@@ -140,18 +142,22 @@ _NAME_PARTICLES = frozenset("de da di du del della der den van von la le of the 
 # --------------------------------------------------------------------------- sources
 
 
-def _load(source: Path | str | bytes, name: str) -> tuple[str | bytes, str, str]:
+def _load(source: Path | str | bytes, name: str, fmt: object) -> tuple[str | bytes, str, str]:
     """(content, label for messages, suffix)"""
-    if isinstance(source, str) and _is_file(source):
+    if isinstance(source, str) and not fmt and _is_file(source):
         source = Path(source)
     if isinstance(source, Path):
         if not source.is_file():
             raise ManuscriptError(f"There is no manuscript file at {source}.")
         label = name or source.name
-        size = source.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ManuscriptError(_too_big(label, size))
-        return source.read_bytes(), label, Path(name or source.name).suffix.lower()
+        try:
+            size = source.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ManuscriptError(_too_big(label, size))
+            content = source.read_bytes()
+        except OSError as error:
+            raise ManuscriptError(f"{label} cannot be read: {error.strerror or error}.") from None
+        return content, label, Path(name or source.name).suffix.lower()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = name or "The uploaded file"
@@ -164,8 +170,10 @@ def _load(source: Path | str | bytes, name: str) -> tuple[str | bytes, str, str]
 
 
 def _is_file(text: str) -> bool:
-    """Whether a string names an existing file (pasted text almost never does)."""
-    if not text or "\n" in text or len(text) > 1024:
+    """Whether a string is the path of an existing manuscript file. Only a manuscript suffix
+    counts, so pasted text that happens to name some other file on the server stays text;
+    callers that take pasted text from a client pass ``fmt`` and never read a path at all."""
+    if not text or "\n" in text or len(text) > 1024 or Path(text.strip()).suffix.lower() not in SUFFIXES:
         return False
     try:
         return Path(text).expanduser().is_file()

@@ -317,3 +317,13 @@ def test_unsupported_unreadable_and_oversized_files_say_what_is_accepted(tmp_pat
     with pytest.raises(ManuscriptError, match=r"^huge\.epub is 1\.5 MB; a manuscript file can be at most 1 MB\.$"):
         read_manuscript(b"PK" + bytes(1_500_000), name="huge.epub")
     assert issubclass(ManuscriptError, InvalidInput)  # the interfaces' one translation point catches it
+
+
+def test_a_string_is_read_from_disk_only_as_a_manuscript_path_and_never_with_a_format(tmp_path: Path):
+    secret = tmp_path / "server.cfg"
+    secret.write_text("password = hunter2\n")
+    assert read_manuscript(str(secret)).chapters[0].paragraphs == (str(secret),)  # pasted text, not the file
+    notes = tmp_path / "notes.txt"
+    notes.write_text("From the file.\n")
+    assert read_manuscript(str(notes)).chapters[0].paragraphs == ("From the file.",)
+    assert read_manuscript(str(notes), fmt="text").chapters[0].paragraphs == (str(notes),)
