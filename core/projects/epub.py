@@ -28,8 +28,8 @@ from ebooklib import epub
 from lxml import etree
 from lxml import html as lxml_html
 
-from core.projects.manuscript import ManuscriptError, paragraphs
 from core.projects.model import Manuscript, ManuscriptChapter
+from core.projects.paragraphs import ManuscriptError, paragraphs
 
 # What the archive may unpack to: a zip bomb is refused before ebooklib reads every member.
 MAX_UNPACKED_BYTES = 1_000_000_000

@@ -25,10 +25,8 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from core import text as textlib
-from core.errors import InvalidInput
 from core.projects.model import Manuscript, ManuscriptChapter
-from core.takes.script_grammar import split_speaker
+from core.projects.paragraphs import ManuscriptError, dialogue_speaker, paragraphs
 
 __all__ = [
     "MAX_CHARS",
@@ -46,10 +44,6 @@ MAX_CHARS = 5_000_000
 # An EPUB's images count too; a novel with a cover is a few MB.
 MAX_FILE_BYTES = 100 * 1024 * 1024
 PASTED = "The pasted text"
-
-
-class ManuscriptError(InvalidInput):
-    """A manuscript that cannot be imported: DRM, broken, empty, too large or not a manuscript."""
 
 
 class ManuscriptFormat(str, Enum):
@@ -113,30 +107,6 @@ def read_manuscript(
         )
     _check(manuscript, label)
     return manuscript
-
-
-def dialogue_speaker(paragraph: str) -> tuple[str, str] | None:
-    """``("Maya", "line")`` for ``"Maya: line"``, else None.
-
-    The Script tab's name rule (:func:`core.takes.script_grammar.split_speaker`), plus two
-    guards for prose, where colons are common: each word of the name starts with a capital
-    (or is in a script without case, or a particle such as "de"), so "The rule was clear:
-    nobody leaves." stays narration; and "At 10:30" is a time, not a speaker.
-    """
-    split = split_speaker(paragraph.strip())
-    if split is None or not split[1]:
-        return None
-    name, rest = split
-    if name[-1].isdigit() and rest[0].isdigit():
-        return None
-    for word in name.split():
-        first = word.lstrip("'’(.-·")[:1]
-        if first and first.islower() and word.lower() not in _NAME_PARTICLES:
-            return None
-    return name, rest
-
-
-_NAME_PARTICLES = frozenset("de da di du del della der den van von la le of the bin ibn al el y".split())
 
 
 # --------------------------------------------------------------------------- sources
@@ -234,28 +204,6 @@ def _too_big(label: str, size: int) -> str:
 
 
 # --------------------------------------------------------------------------- paragraphs
-
-
-def paragraphs(raw: str) -> list[str]:
-    """The paragraphs in one blank-line-separated block of text: its lines joined, except that
-    ``Name: line`` dialogue on consecutive lines gives one paragraph per line (a line without a
-    name continues the one before, as in the Script tab). Whitespace is normalised."""
-    lines = [line.strip() for line in textlib.normalize_text(raw).split("\n")]
-    lines = [line for line in lines if line]
-    if not lines:
-        return []
-    spoken = [dialogue_speaker(line) is not None for line in lines]
-    # One speaker line in wrapped prose is likely a colon mid-sentence; a block that opens with
-    # one, or has two, is dialogue.
-    if not (spoken[0] or sum(spoken) >= 2):
-        return [" ".join(lines)]
-    out: list[list[str]] = []
-    for line, is_line in zip(lines, spoken):
-        if is_line or not out:
-            out.append([line])
-        else:
-            out[-1].append(line)
-    return [" ".join(group) for group in out]
 
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
