@@ -24,6 +24,9 @@ from playwright.sync_api import Locator, Page, expect
 
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
 TIMEOUT_MS = 30_000  # one UI step; a busy 2-core CI machine can be slow to settle
+# Every `expect` waits as long as a step may take. Set here, on import, so a file run alone
+# waits as long as the whole suite does (two flow modules used to set it for everyone).
+expect.set_options(timeout=TIMEOUT_MS)
 TAKE_TIMEOUT_S = 180  # one demo take, model load included, on a busy machine
 # An element each tab shows, to know the tab is open.
 TAB_MARKERS = {

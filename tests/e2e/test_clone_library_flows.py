@@ -27,8 +27,6 @@ from playwright.sync_api import Locator, expect
 from tests.e2e.browser import Studio
 
 AREA_SHOTS = Path("/tmp/shots/clone-library")
-STEP_MS = 30_000  # one UI step (a reference's first speech check loads the VAD) on a busy 2-core machine
-expect.set_options(timeout=STEP_MS)
 TRIM_LABEL = re.compile(r"(\d+\.\d\d)–(\d+\.\d\d) s \(")
 
 

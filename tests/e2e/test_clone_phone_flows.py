@@ -32,8 +32,6 @@ pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (
 
 from playwright.sync_api import expect
 
-STEP_MS = 30_000
-expect.set_options(timeout=STEP_MS)
 AUDIO_MADE = re.compile(r"([\d.]+) s of audio made")
 
 
