@@ -58,17 +58,26 @@ class DatasetStore:
     """The datasets under one root folder. Safe to share between threads and processes."""
 
     def __init__(self, root: Path | str, *, lock_timeout: float = LOCK_TIMEOUT_S):
-        self._store = FolderStore(
-            root,
-            name="dataset folder",
-            error=DatasetError,
-            busy="The datasets are busy (another window or process is saving one); try again in a moment.",
-            failure_note="; nothing was changed",
-            lock_timeout=lock_timeout,
-            logger=log,
-        )
-        self.root = self._store.root
+        self.root = Path(root).expanduser().resolve()
+        self._lock_timeout = lock_timeout
+        self._folders: FolderStore | None = None
         self.warnings: list[str] = []  # human messages about folders the last listing skipped
+
+    @property
+    def _store(self) -> FolderStore:
+        """The folder store, made (with its folder) on the first write: a studio that never
+        builds a dataset has no datasets folder."""
+        if self._folders is None:
+            self._folders = FolderStore(
+                self.root,
+                name="dataset folder",
+                error=DatasetError,
+                busy="The datasets are busy (another window or process is saving one); try again in a moment.",
+                failure_note="; nothing was changed",
+                lock_timeout=self._lock_timeout,
+                logger=log,
+            )
+        return self._folders
 
     # --- reading ---------------------------------------------------------
 
@@ -76,6 +85,8 @@ class DatasetStore:
         """Every readable dataset, by name. A damaged folder is skipped and named in ``warnings``."""
         found: builtins.list[Dataset] = []
         warnings: builtins.list[str] = []
+        if self._folders is None and not self.root.is_dir():
+            return found
         for entry in self._store.entries():
             if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                 continue

@@ -10,8 +10,11 @@ checked (written, kept, edited, flagged as demo text), never their words.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -280,8 +283,43 @@ def test_a_stopped_build_leaves_nothing(asr_context, recording, tmp_path):
     assert store.list() == [] and folders(store) == []
 
 
+@contextmanager
+def files_capped_at(size: int) -> Iterator[None]:
+    """The OS refuses to grow any file of this process past ``size`` bytes (EFBIG), as a disk
+    that fills up refuses a write (ENOSPC) mid-save. Python ignores SIGXFSZ, so it is an OSError."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_disk_that_refuses_a_write_mid_save_leaves_nothing_half_saved(built, recording, tmp_path):
+    dataset, _ = built
+    store = copy_store(dataset, tmp_path / "datasets")
+    # The 12 s clip (about 560 KB) cannot be written: the build stops there, at its 5th clip.
+    with (
+        files_capped_at(300_000),
+        pytest.raises(
+            DatasetError, match=r"Could not save the dataset 'Full' \(File too large\); nothing was changed."
+        ),
+    ):
+        store.create("Full", [recording[0]])
+    assert folders(store) == [dataset.id]
+    record = (dataset.folder / "dataset.json").read_bytes()
+    with files_capped_at(1_000), pytest.raises(DatasetError, match="Could not save the review of 'Anna reads'"):
+        store.set_excluded(dataset.id, "u0001")
+    assert store.get(dataset.id) == DatasetStore(store.root).get(dataset.id)
+    assert not store.get(dataset.id).utterance("u0001").excluded
+    assert (store.root / dataset.id / "dataset.json").read_bytes() == record  # the old record, whole
+    assert sorted(p.name for p in (store.root / dataset.id).iterdir()) == ["audio", "dataset.json"]  # no temp file
+
+
 def test_the_store_lists_renames_and_deletes(built, tmp_path):
     dataset, _ = built
+    unused = DatasetStore(tmp_path / "unused")
+    assert unused.list() == [] and not unused.root.exists()  # no folder until a dataset is saved
     store = copy_store(dataset, tmp_path / "datasets")
     assert [d.id for d in store.list()] == [dataset.id]
     renamed = store.rename(dataset.id, "Anna, chapter one")
