@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import stat
-import uuid
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import soundfile as sf
@@ -33,7 +30,7 @@ from core.finetune.dataset import (
     dataset_from_record,
     utterance_id_ok,
 )
-from core.storage.durable import fsync_file, write_file
+from core.storage.durable import export_destination, replacing, write_file
 from core.storage.folder_store import record_bytes
 from core.storage.library.records import slugify
 
@@ -47,34 +44,23 @@ RATIO_CHECK_MIN_BYTES = 1 << 20
 
 def export_path(dest: Path | str, root: Path, name: str) -> Path:
     """The zip to write: ``dest`` itself, or a dated file in the folder ``dest``; never inside ``root``."""
-    path = Path(dest).expanduser()
-    if path.is_dir():
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = path / f"dataset-{slugify(name)[:40]}-{stamp}.zip"
-    path = path.resolve()
-    if path == root or root in path.parents:
-        raise DatasetError("Choose a destination outside the datasets folder for the export.")
-    if not path.parent.is_dir():
-        raise DatasetError(f"The folder {path.parent} does not exist; choose an existing folder for the export.")
-    return path
+    try:
+        return export_destination(dest, root, prefix=f"dataset-{slugify(name)[:40]}", where="the datasets folder")
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def write_export(dest: Path, dataset: Dataset) -> None:
     """Writes the zip next to ``dest`` and renames it into place: complete or absent."""
-    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with replacing(dest) as part, zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(DATASET_FILE, record_bytes(dataset.as_record()))
             for utterance in dataset.utterances:
                 archive.write(dataset.audio_path(utterance), utterance.file)
-        fsync_file(part)
-        os.replace(part, dest)
     except OSError as exc:
         raise DatasetError(
             f"Could not write the export to {dest} ({exc.strerror or exc}); nothing was written."
         ) from exc
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def unpack(path: Path, staged: Path) -> Dataset:
