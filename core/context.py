@@ -17,6 +17,7 @@ from core.engine.selection import select_engine
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
 from core.events import Events
+from core.finetune.dataset_store import DatasetStore
 from core.settings import Settings
 from core.storage.history import History
 from core.storage.library import VoiceLibrary
@@ -37,6 +38,8 @@ class AppContext:
     history: History
     # Transcription (Mode.ASR) through the same model manager (core/engine/transcription.py).
     transcriber: Transcriber
+    # Fine-tuning datasets in <data_dir>/datasets/ (core/finetune/dataset_store.py).
+    datasets: DatasetStore
     remote: Pool | None = None  # the remote engine servers, when configured (core/engine/remote/)
     # What the synthesis service, the library, the model manager and store emit (core/events.py).
     events: Events = field(default_factory=Events)
@@ -88,6 +91,7 @@ def build_context(
         history=history,
         # The synthesis service's device lock: a transcription waits for a take and vice versa.
         transcriber=Transcriber(models, device_lock=synthesis.device),
+        datasets=DatasetStore(settings.datasets_dir),
         remote=remote,
         events=events,
     )

@@ -54,6 +54,10 @@ class VoiceNotFound(LibraryError):
     """No voice with that name or id exists in the library."""
 
 
+class DatasetError(StudioError):
+    """The fine-tuning dataset store refused an operation (bad name, bad import, full disk, ...)."""
+
+
 class DependencyError(StudioError):
     """A package the studio needs is missing, or its compiled library cannot load.
 

@@ -147,6 +147,10 @@ class Settings:
     def history_dir(self) -> Path:
         return self.data_dir / "history"
 
+    @property
+    def datasets_dir(self) -> Path:  # fine-tuning datasets (core/finetune/dataset_store.py)
+        return self.data_dir / "datasets"
+
     def __repr__(self) -> str:  # never print passwords into logs or tracebacks
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if shown["auth"]:

@@ -146,22 +146,27 @@ def spoken(seconds: float = 2.0, seed: int = 0) -> Any:
 
 
 def _espeak_samples(seed: int) -> Any:
+    cached = _SPOKEN_CACHE.get(seed)
+    if cached is not None:
+        return cached
+    line = _SPOKEN_LINES[seed % len(_SPOKEN_LINES)]
+    samples = espeak(line, pitch=30 + (seed * 7) % 50)
+    _SPOKEN_CACHE[seed] = samples
+    return samples
+
+
+def espeak(line: str, *, pitch: int = 50) -> Any:
+    """``line`` spoken by espeak-ng, as 24 kHz float32 samples (with espeak's own short
+    silence at each end); skips the test when espeak-ng is not installed."""
     import tempfile
 
     from core.audio.io import load_audio
 
-    cached = _SPOKEN_CACHE.get(seed)
-    if cached is not None:
-        return cached
     need("espeak-ng")
-    line = _SPOKEN_LINES[seed % len(_SPOKEN_LINES)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.wav"
-        pitch = str(30 + (seed * 7) % 50)
-        subprocess.run(["espeak-ng", "-p", pitch, "-w", str(path), line], check=True)
-        samples = load_audio(path).samples
-    _SPOKEN_CACHE[seed] = samples
-    return samples
+        subprocess.run(["espeak-ng", "-p", str(pitch), "-w", str(path), line], check=True)
+        return load_audio(path).samples
 
 
 _SPOKEN_CACHE: dict[int, Any] = {}

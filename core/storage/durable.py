@@ -11,6 +11,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -70,3 +73,32 @@ def remove_if_stale(entry: os.DirEntry[str], now: float, max_age_s: float, where
         log.info("Removed the leftover %s from the %s.", entry.name, where)
     except OSError:
         pass
+
+
+@contextmanager
+def replacing(dest: Path) -> Iterator[Path]:
+    """A hidden file beside ``dest`` to write (an export zip); fsynced and renamed onto
+    ``dest`` when the block ends well, removed when it fails: ``dest`` is whole or untouched."""
+    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+    try:
+        yield part
+        fsync_file(part)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def export_destination(dest: Path | str, root: Path, *, prefix: str, where: str) -> Path:
+    """The export file to write: ``dest`` itself, or ``<prefix>-<UTC time>.zip`` in the folder
+    ``dest``. Raises ValueError with a sentence when it would land inside ``root`` (``where``
+    names it: "the voice library folder") or in a folder that does not exist."""
+    path = Path(dest).expanduser()
+    if path.is_dir():
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        path = path / f"{prefix}-{stamp}.zip"
+    path = path.resolve()
+    if path == root or root in path.parents:
+        raise ValueError(f"Choose a destination outside {where} for the export.")
+    if not path.parent.is_dir():
+        raise ValueError(f"The folder {path.parent} does not exist; choose an existing folder for the export.")
+    return path

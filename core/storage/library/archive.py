@@ -21,13 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import stat
-import uuid
 import zipfile
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,7 @@ import soundfile as sf
 from core.audio.io import encode, load_audio
 from core.audio.speech_check import measure_speech, require_speech
 from core.errors import AudioError, LibraryError
-from core.storage.durable import fsync_file
+from core.storage.durable import export_destination, replacing
 from core.storage.folder_store import record_bytes
 from core.storage.library.records import (
     ID_RE,
@@ -74,23 +71,16 @@ VoiceMembers = dict[str, zipfile.ZipInfo]
 
 def export_path(dest: Path | str, root: Path) -> Path:
     """The zip to write: ``dest`` itself, or a dated file in the folder ``dest``, never inside ``root``."""
-    path = Path(dest).expanduser()
-    if path.is_dir():
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = path / f"qwen-tts-voices-{stamp}.zip"
-    path = path.resolve()
-    if path == root or root in path.parents:
-        raise LibraryError("Choose a destination outside the voice library folder for the export.")
-    if not path.parent.is_dir():
-        raise LibraryError(f"The folder {path.parent} does not exist; choose an existing folder for the export.")
-    return path
+    try:
+        return export_destination(dest, root, prefix="qwen-tts-voices", where="the voice library folder")
+    except ValueError as exc:
+        raise LibraryError(str(exc)) from None
 
 
 def write_export(dest: Path, voices: Iterable[tuple[Voice, bytes]]) -> None:
     """Writes each (voice, reference bytes) pair; ``dest`` appears complete or not at all."""
-    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
     try:
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with replacing(dest) as part, zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for voice, wav in voices:
                 record = voice.as_dict()
                 record["reference_sha256"] = hashlib.sha256(wav).hexdigest()
@@ -98,12 +88,8 @@ def write_export(dest: Path, voices: Iterable[tuple[Voice, bytes]]) -> None:
                     record["model_output"] = studio_made(voice, wav)
                 archive.writestr(f"{voice.id}/{VOICE_FILE}", record_bytes(record))
                 archive.writestr(f"{voice.id}/{REFERENCE_FILE}", wav)
-        fsync_file(part)
-        os.replace(part, dest)
     except OSError as exc:
         raise LibraryError(f"Could not write the export to {dest} ({exc.strerror or exc}).") from exc
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def studio_made(voice: Voice, wav: bytes) -> bool:
