@@ -68,6 +68,7 @@ __all__ = [
     "preview",
     "script_language",
     "script_text",
+    "split_speaker",
     "strip_group",
 ]
 
@@ -188,6 +189,12 @@ def _split_name(line: str) -> tuple[str, str] | None:
     ):
         return None
     return name, rest
+
+
+def split_speaker(line: str) -> tuple[str, str] | None:
+    """(name, rest) when ``line`` is a script line with a speaker, by the rule above (a line
+    starting with a backslash is always text); Projects reuses it for ``Name: line`` dialogue."""
+    return None if line.startswith("\\") else _split_name(line)
 
 
 def preview(text: str, limit: int = 50) -> str:
