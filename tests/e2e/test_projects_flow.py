@@ -83,7 +83,7 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     studio.accordion("Import manuscript")
     studio.fill("projects-paste", BOOK)
     page.locator("#projects-import").click()
-    expect(page.locator("#projects-status")).to_contain_text("Imported 2 chapter(s) with 3 block(s)")
+    expect(page.locator("#projects-note")).to_contain_text("Imported 2 chapter(s) with 3 block(s)")
     expect(cell(studio, "chapters", "Storm")).to_be_visible()
     expect(cell(studio, "blocks", "The keeper climbed")).to_be_visible()
     pid = next(p["id"] for p in service.list() if p["title"] == title)
@@ -108,7 +108,7 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     # Edit it: only that block is marked for re-rendering, then Redo renders it.
     studio.fill("projects-block-text", "The keeper climbed the long stairs.")
     page.locator("#projects-save").click()
-    expect(page.locator("#projects-status")).to_contain_text("Only this block")
+    expect(page.locator("#projects-note")).to_contain_text("Only this block")
     expect(page.locator("#projects-block-info")).to_contain_text("edited after this take")
     statuses = {b.text: b.status.value for b in service.get(pid).chapters[0].blocks}
     assert statuses["The keeper climbed the long stairs."] == "not rendered"

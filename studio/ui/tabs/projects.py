@@ -106,13 +106,13 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
             "(every block is checked by ear and re-taken when it fails), fix single blocks, and "
             "export a mastered M4B with chapters."
         )
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             pick = gr.Dropdown([], label="Project", scale=4, min_width=220, elem_id="projects-pick")
             reload = gr.Button("↻ Refresh", size="sm", scale=0, min_width=110, elem_id="projects-refresh")
         header = gr.Markdown(elem_id="projects-header")
-        status = gr.Markdown(elem_id="projects-status", elem_classes=["inline-status"])
+        status = gr.Markdown(elem_id="projects-note", elem_classes=["inline-status"])
 
-        with gr.Accordion("New project", open=False, elem_id="projects-new"):
+        with gr.Accordion("New project", open=not service.list(), elem_id="projects-new") as new_panel:
             with gr.Row():
                 title = gr.Textbox(label="Title", min_width=200, elem_id="projects-title")
                 author = gr.Textbox(label="Author", min_width=200, elem_id="projects-author")
@@ -134,7 +134,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
             )
             create = gr.Button("Create project", variant="primary", elem_id="projects-create")
 
-        with gr.Accordion("Import manuscript", open=False, elem_id="projects-import-panel"):
+        with gr.Accordion("Import manuscript", open=False, elem_id="projects-import-panel") as import_panel:
             paste = gr.Textbox(
                 label="Paste the text",
                 lines=6,
@@ -175,7 +175,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
                     interactive=False,
                     max_height=260,
                     wrap=True,
-                    column_widths=[40, 200, 70, 90, 80, 80, 150, 180],
+                    column_widths=[36, 160, 64, 84, 76, 72, 140, 170],
                     pinned_columns=2,
                     elem_id="projects-chapters",
                 )
@@ -493,8 +493,13 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
     act(block.input, lambda b: {"block": b}, [block])
     act(chapters.select, pick_chapter_row, [pick])
     act(blocks.select, pick_block_row, [pick, chapter])
-    act(create.click, do_create, [title, author, narrator, language, cover])
-    act(import_button.click, do_import, [pick, paste, manuscript, replace])
+    # Made: the form folds away and the manuscript import opens; imported: it folds too.
+    made = create.click(friendly_errors(do_create), [title, author, narrator, language, cover], outcome, **private)
+    then_show(made)
+    made.success(lambda: (gr.update(open=False), gr.update(open=True)), None, [new_panel, import_panel], **private)
+    imported = import_button.click(friendly_errors(do_import), [pick, paste, manuscript, replace], outcome, **private)
+    then_show(imported)
+    imported.success(lambda: (gr.update(open=False), "", None), None, [import_panel, paste, manuscript], **private)
     act(delete.click, do_delete, [pick, confirm])
     act(save_file.click, do_save_file, [pick])
     act(load_file.upload, do_load_file, [load_file])
