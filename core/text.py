@@ -20,6 +20,7 @@ __all__ = [
     "split_sentences",
     "chunk_text",
     "estimate_max_new_tokens",
+    "speech_seconds",
 ]
 
 # --------------------------------------------------------------------------- normalising
@@ -326,3 +327,19 @@ def estimate_max_new_tokens(
     seconds = HEADROOM * (LEAD_SECONDS + spaced / SLOW_SPACED_CHARS_PER_SECOND + dense / SLOW_DENSE_CHARS_PER_SECOND)
     frames = math.ceil(seconds * frames_per_second)
     return max(floor, min(ceiling, frames))
+
+
+# --------------------------------------------------------------------------- speaking time
+
+# Speaking rates for the estimate of how long a text takes to say (the plan shown before a
+# take is made, the take QA's expected length; not the frame caps above, which are generous
+# upper bounds): about 150 words a minute in spaced scripts (~15 characters a second,
+# spaces and punctuation included) and 5 characters a second in Chinese, Japanese and Korean.
+SPACED_CHARS_PER_SECOND = 15.0
+DENSE_CHARS_PER_SECOND = 5.0
+
+
+def speech_seconds(text: str) -> float:
+    """About how many seconds ``text`` takes to say at an ordinary reading pace."""
+    dense = sum(1 for ch in text if _is_cjk(ch))
+    return (len(text) - dense) / SPACED_CHARS_PER_SECOND + dense / DENSE_CHARS_PER_SECOND

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import io
 import posixpath
+import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ _BLOCKS = {
     "article", "aside", "header", "footer", "main", "address", "center", "ul", "ol", "dl", "table",
     "thead", "tbody", "tfoot", "tr", "figure", "hr", "body", "hgroup",
 }  # fmt: skip
+_SPACES = re.compile(r"\s+")
 _UNREAD = {"script", "style", "head", "title", "nav", "rt", "rp", "svg", "math", "template"}
 
 
@@ -57,12 +59,15 @@ def read_epub(data: bytes, label: str) -> Manuscript:
         raise ManuscriptError(_broken(label, "a file inside it is damaged")) from None
     except epub.EpubException as error:
         raise ManuscriptError(_broken(label, f"ebooklib says: {error.msg}")) from None
-    except KeyError as error:
-        raise ManuscriptError(_broken(label, f"it lists a file it does not hold ({error.args[0]})")) from None
+    except KeyError as error:  # zipfile's "There is no item named 'EPUB/x.xhtml' in the archive"
+        missing = str(error.args[0]).split("'")[1] if str(error.args[0]).count("'") >= 2 else "a file"
+        raise ManuscriptError(_broken(label, f"it lists {missing} but does not hold it")) from None
     except etree.XMLSyntaxError as error:
         raise ManuscriptError(_broken(label, f"its package file is not valid XML ({error.msg})")) from None
-    except Exception as error:  # ebooklib's other failures on malformed packages (AttributeError, IndexError...)
-        raise ManuscriptError(_broken(label, f"its package cannot be read ({type(error).__name__})")) from None
+    except Exception:  # ebooklib's other failures on a malformed package (AttributeError, IndexError...)
+        raise ManuscriptError(
+            _broken(label, "its package file (the OPF, which lists its contents) is malformed")
+        ) from None
     docs = _spine_documents(book, label)
     chapters = _toc_chapters(book, docs) or _document_chapters(docs)
     cover, cover_type = _cover(book)
@@ -132,10 +137,9 @@ class _Doc:
     parts: list[tuple[int, int, str]] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)
 
-    def heading(self, start: int = -1, end: int | None = None) -> str:
-        return next(
-            (text for pos, level, text in self.parts if level and start <= pos and (end is None or pos < end)), ""
-        )
+    def heading(self, start: int = 0) -> str:
+        """The first heading at or after ``start``."""
+        return next((text for pos, level, text in self.parts if level and pos >= start), "")
 
 
 def _spine_documents(book: epub.EpubBook, label: str) -> list[_Doc]:
@@ -214,8 +218,8 @@ class _Walker:
             self.text(child.tail)
 
     def text(self, text: str | None) -> None:
-        if text:
-            self.buffer.append(" ".join(text.split()) if text.strip() else " ")
+        if text:  # source line breaks are spaces in HTML (only <br> breaks a line); edges kept
+            self.buffer.append(_SPACES.sub(" ", text))
 
     def flush(self) -> None:
         if self.buffer:
@@ -279,7 +283,7 @@ def _toc_chapters(book: epub.EpubBook, docs: list[_Doc]) -> list[ManuscriptChapt
             owner = bisect.bisect_right(keys, (index, pos)) - 1
             if owner >= 0 and not level:  # before the first entry: cover, title page, copyright
                 texts[owner].append(text)
-    chapters = []
+    chapters: list[ManuscriptChapter] = []
     for number, ((place, title), ps) in enumerate(zip(anchors, texts), start=1):
         if ps:
             name = " ".join(title.split()) or docs[place[0]].heading(place[1]) or f"Chapter {number}"
@@ -288,7 +292,7 @@ def _toc_chapters(book: epub.EpubBook, docs: list[_Doc]) -> list[ManuscriptChapt
 
 
 def _document_chapters(docs: list[_Doc]) -> list[ManuscriptChapter]:
-    chapters = []
+    chapters: list[ManuscriptChapter] = []
     for doc in docs:
         ps = tuple(text for _, level, text in doc.parts if not level)
         if ps:

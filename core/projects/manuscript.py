@@ -37,6 +37,7 @@ __all__ = [
     "ManuscriptError",
     "ManuscriptFormat",
     "dialogue_speaker",
+    "paragraphs",
     "read_manuscript",
 ]
 
@@ -85,7 +86,9 @@ def read_manuscript(
     does), or a ``str``: the path of an existing file, otherwise pasted text. ``fmt`` overrides
     the suffix. Raises :class:`ManuscriptError` with a sentence for the user.
     """
-    data, label, suffix, pasted = _load(source, name)
+    data, label, suffix = _load(source, name)
+    if not data.strip():
+        raise ManuscriptError(f"{label} is empty: there is nothing to read aloud.")
     kind = _format(fmt, suffix, label, data)
     if kind is ManuscriptFormat.EPUB:
         if isinstance(data, str):
@@ -106,7 +109,7 @@ def read_manuscript(
         manuscript = Manuscript(
             title=meta.get("title") or title, author=meta.get("author", ""), chapters=tuple(chapters)
         )
-    _check(manuscript, label, pasted)
+    _check(manuscript, label)
     return manuscript
 
 
@@ -137,8 +140,8 @@ _NAME_PARTICLES = frozenset("de da di du del della der den van von la le of the 
 # --------------------------------------------------------------------------- sources
 
 
-def _load(source: Path | str | bytes, name: str) -> tuple[str | bytes, str, str, bool]:
-    """(content, label for messages, suffix, pasted?)"""
+def _load(source: Path | str | bytes, name: str) -> tuple[str | bytes, str, str]:
+    """(content, label for messages, suffix)"""
     if isinstance(source, str) and _is_file(source):
         source = Path(source)
     if isinstance(source, Path):
@@ -148,15 +151,15 @@ def _load(source: Path | str | bytes, name: str) -> tuple[str | bytes, str, str,
         size = source.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ManuscriptError(_too_big(label, size))
-        return source.read_bytes(), label, Path(name or source.name).suffix.lower(), False
+        return source.read_bytes(), label, Path(name or source.name).suffix.lower()
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = name or "The uploaded file"
         if len(data) > MAX_FILE_BYTES:
             raise ManuscriptError(_too_big(label, len(data)))
-        return data, label, Path(name).suffix.lower() if name else "", False
+        return data, label, Path(name).suffix.lower() if name else ""
     if isinstance(source, str):
-        return source, PASTED, "", True
+        return source, PASTED, ""
     raise ManuscriptError(f"A manuscript is a file or text, not {type(source).__name__}.")
 
 
@@ -203,11 +206,9 @@ def _decode(data: bytes, label: str) -> str:
         ) from None
 
 
-def _check(manuscript: Manuscript, label: str, pasted: bool) -> None:
+def _check(manuscript: Manuscript, label: str) -> None:
     if not manuscript.chapters:
-        if pasted:
-            raise ManuscriptError("The pasted text is empty: paste the manuscript's text.")
-        raise ManuscriptError(f"{label} has no text to read: it is empty, or holds only headings or images.")
+        raise ManuscriptError(f"{label} has nothing to read aloud: it holds only headings, images or blank lines.")
     total = sum(len(p) for c in manuscript.chapters for p in c.paragraphs)
     if total > MAX_CHARS:
         raise ManuscriptError(_too_long(label, total))

@@ -19,12 +19,6 @@ from core.takes.progress import format_seconds  # re-exported: the tabs and the 
 from core.takes.service import KeptTake, TakeJob
 from core.types import SynthesisResult
 
-# Speaking rates for the estimate shown before a take is made (not the frame caps, which
-# are generous upper bounds in core/text.py): about 150 words a minute in spaced scripts
-# (~15 characters a second, spaces and punctuation included) and 5 characters a second in
-# Chinese, Japanese and Korean.
-SPACED_CHARS_PER_SECOND = 15.0
-DENSE_CHARS_PER_SECOND = 5.0
 DEVICE = "device"  # the lane of this machine's device (a remote checkpoint's takes get a lane of their own)
 
 
@@ -62,8 +56,7 @@ def plan_text(text: str, chunk_chars: int) -> TextPlan:
     text = textlib.normalize_text(text or "")
     if not text:
         return TextPlan(0, 0, 0.0)
-    dense = sum(1 for ch in text if textlib._is_cjk(ch))
-    seconds = (len(text) - dense) / SPACED_CHARS_PER_SECOND + dense / DENSE_CHARS_PER_SECOND
+    seconds = textlib.speech_seconds(text)
     return TextPlan(len(text), len(textlib.chunk_text(text, max_chars=chunk_chars)), seconds)
 
 

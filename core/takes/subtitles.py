@@ -36,7 +36,18 @@ from core.errors import InvalidInput
 from core.storage.durable import write_file
 from core.storage.history import Take
 
-__all__ = ["MAX_CUE_CHARS", "Cue", "SubtitleFormat", "cues_for", "subtitle_text", "take_file_stem", "write_subtitles"]
+__all__ = [
+    "MAX_CUE_CHARS",
+    "Cue",
+    "Span",
+    "SubtitleFormat",
+    "cues_for",
+    "cues_from_spans",
+    "format_cues",
+    "subtitle_text",
+    "take_file_stem",
+    "write_subtitles",
+]
 
 MAX_CUE_CHARS = 84
 LINE_CHARS = 42
@@ -70,7 +81,10 @@ class Cue:
 
 
 @dataclass(frozen=True)
-class _Span:
+class Span:
+    """A stretch of audio and the text said in it, before it is cut into cues
+    (a take's part here; a block of a chapter in core/projects/export.py)."""
+
     start_s: float
     end_s: float
     text: str
@@ -80,13 +94,14 @@ class _Span:
 def cues_for(take: Take) -> list[Cue]:
     """The take's subtitle cues, in order."""
     if take.parts:
-        spans = [_Span(p.start_s, p.end_s, p.text, p.speaker) for p in take.parts]
+        spans = [Span(p.start_s, p.end_s, p.text, p.speaker) for p in take.parts]
     else:
-        spans = [_Span(0.0, take.duration_s, take.text, None)]
+        spans = [Span(0.0, take.duration_s, take.text, None)]
     return cues_from_spans(spans, take.duration_s)
 
 
-def cues_from_spans(spans: Sequence[_Span], duration_s: float) -> list[Cue]:
+def cues_from_spans(spans: Sequence[Span], duration_s: float) -> list[Cue]:
+    """Cues for timed spans of text, cut and timed as the module's docstring says."""
     cues: list[Cue] = []
     floor = 0
     end_ms = int(duration_s * 1000)
@@ -112,8 +127,13 @@ def cues_from_spans(spans: Sequence[_Span], duration_s: float) -> list[Cue]:
 
 def subtitle_text(take: Take, fmt: SubtitleFormat | str) -> str:
     """The take's subtitles in ``fmt`` (srt or vtt), as text."""
+    return format_cues(cues_for(take), fmt)
+
+
+def format_cues(cues: Sequence[Cue], fmt: SubtitleFormat | str) -> str:
+    """Cues as SRT or WebVTT text: numbered (SRT), whole-millisecond stamps, each cue's
+    text wrapped onto at most two lines; speakers as ``Name:`` (SRT) or ``<v Name>`` (VTT)."""
     fmt = SubtitleFormat.from_user(fmt)
-    cues = cues_for(take)
     if fmt == SubtitleFormat.SRT:
         blocks = [
             f"{n}\n{_stamp(c.start_s, ',')} --> {_stamp(c.end_s, ',')}\n{_srt_text(c)}"

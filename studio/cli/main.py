@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     eremove = esub.add_parser("remove", parents=[parent], help="delete an engine's environment")
     eremove.add_argument("engine_name", metavar="ENGINE", help="mlx")
 
+    from studio.cli.commands.project import add_parser as add_project_parser
+
+    add_project_parser(sub, parent)
+
     bench = sub.add_parser("bench", parents=[parent], help="measure load time, speed, API overhead and memory")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     bench.add_argument(
@@ -275,6 +279,12 @@ def _cmd_engines(args: argparse.Namespace, settings: Settings) -> int:
     return run_engines(args, settings)
 
 
+def _cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    from studio.cli.commands.project import run_project
+
+    return run_project(args, settings)
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from studio.cli.commands.bench import run_bench
 
@@ -288,6 +298,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _cmd_serve,
     "synth": _cmd_synth,
     "models": _cmd_models,
+    "project": _cmd_project,
 }
 
 
