@@ -113,21 +113,33 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     statuses = {b.text: b.status.value for b in service.get(pid).chapters[0].blocks}
     assert statuses["The keeper climbed the long stairs."] == "not rendered"
     assert statuses["The lamp was lit at dusk."] != "not rendered"
+    page.locator("#projects-redo-same").click()
+    assert "Done" in wait_render(studio)
+    edited = service.get(pid).chapters[0].blocks[1]
+    assert edited.status.value != "not rendered" and edited.chosen_take.text == edited.text
+    expect(page.locator("#projects-block-info")).not_to_contain_text("edited after this take")
+
+    # An alternate: Redo the first block with a new seed, then choose its first take back.
+    cell(studio, "blocks", "The lamp was lit").click()
+    expect(studio.field("projects-block-text")).to_have_value("The lamp was lit at dusk.")
     page.locator("#projects-redo-new").click()
     assert "Done" in wait_render(studio)
-    _, block = service.get(pid).block(service.get(pid).chapters[0].blocks[1].id)
+    block = service.get(pid).chapters[0].blocks[0]
     assert len(block.takes) >= 2 and block.chosen == block.takes[-1].id
+    assert block.takes[0].seed != block.takes[-1].seed
     takes = page.locator("#projects-takes label")
     expect(takes).to_have_count(len(block.takes))
     expect(takes.last).to_contain_text("✓ chosen")
-
-    # Choose the older take: it plays in the one player, and Use marks it chosen.
     takes.first.click()
     expect(page.locator("#projects-player")).to_contain_text("Alternate take")
     page.locator("#projects-choose").click()
     expect(takes.first).to_contain_text("✓ chosen")
     expect(takes.last).not_to_contain_text("✓ chosen")
     assert service.get(pid).block(block.id)[1].chosen == block.takes[0].id
+    # Locked: the table says so.
+    page.locator("#projects-lock input").check()
+    expect(cell(studio, "blocks", "🔒")).to_be_visible()
+    assert service.get(pid).block(block.id)[1].locked
     studio.shoot(
         "projects-block", {"takes": page.locator("#projects-takes"), "text": page.locator("#projects-block-text")}
     )
@@ -138,7 +150,11 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     studio.accordion("Export")
     page.locator("#projects-export").click()
     files = page.locator("#projects-files")
-    expect(files).to_be_visible(timeout=TAKE_TIMEOUT_S * 1000)
+    deadline = time.monotonic() + TAKE_TIMEOUT_S
+    while not files.is_visible():
+        assert not studio.error_toasts(), f"the export failed: {studio.error_toasts()}"
+        assert time.monotonic() < deadline, "no export"
+        page.wait_for_timeout(250)
     expect(files).to_contain_text(".m4b")
     expect(page.locator("#projects-compliance")).to_contain_text("Harbour")
     expect(page.locator("#projects-compliance")).to_contain_text(re.compile("pass|fail"))
@@ -169,5 +185,6 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     studio.choose("projects-chapter", "1. Harbour")
     studio.choose("projects-block", "1. The lamp")
     expect(studio.field("projects-block-text")).to_have_value("The lamp was lit at dusk.")
-    expect(page.locator("#projects-takes label")).to_have_count(1)
+    expect(page.locator("#projects-takes label")).to_have_count(len(block.takes))
+    expect(page.locator("#projects-lock input")).to_be_checked()
     e2e_client.predict(project_id=other["id"], api_name="/project_get")  # still there

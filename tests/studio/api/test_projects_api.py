@@ -89,7 +89,7 @@ def test_a_markdown_manuscript_becomes_an_m4b(client, studio_server, short_block
     assert chapters_of(m4b) == ["One", "Two", "Three"]
     with zipfile.ZipFile(zip_path) as archive:
         names = archive.namelist()
-    assert any(n.endswith(".m4b") for n in names) and sum(n.endswith(".mp3") for n in names) == 3
+    assert sum(n.endswith(".mp3") for n in names) == 3  # the chapter files (the M4B comes on its own)
     assert [c["chapter"] for c in summary["compliance"]] == ["One", "Two", "Three"]
     assert all(c["preset"] == "podcast" and c["rules"] for c in summary["compliance"])
     assert summary["passed"] == all(c["passed"] for c in summary["compliance"])
@@ -136,7 +136,7 @@ def test_cancelling_a_render_stops_it_and_rendering_again_resumes(client, studio
     assert running is not None
     job.cancel()
     assert running.wait(60) and running.state.value == "stopped"
-    made = client.predict(project_id=pid, api_name="/project_list")
+    made = client.predict(api_name="/project_list")
     partial = next(r for r in made if r["id"] == pid)["rendered"]
     assert 1 <= partial < 6
     done = client.predict(project_id=pid, api_name="/project_render")
