@@ -157,7 +157,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
                 save_file = gr.Button("Export the project file", min_width=160, elem_id="projects-file-export")
                 confirm = gr.Checkbox(value=False, label=CONFIRM_LABEL, min_width=200, elem_id="projects-confirm")
                 delete = gr.Button("Delete project", variant="stop", min_width=140, elem_id="projects-delete")
-            project_file = gr.File(label="Project file", interactive=False, visible=False, elem_id="projects-file")
+            project_file = gr.File(label="Project file", interactive=False, visible="hidden", elem_id="projects-file")
             load_file = gr.File(
                 label="Import a project file (.qtsproject)",
                 file_types=[".qtsproject"],
@@ -245,7 +245,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
                 formats = gr.CheckboxGroup(FORMATS, value=DEFAULT_FORMATS, label="Formats", elem_id="projects-formats")
             export = gr.Button("Export", variant="primary", elem_id="projects-export")
             files = gr.File(
-                label="Files", file_count="multiple", interactive=False, visible=False, elem_id="projects-files"
+                label="Files", file_count="multiple", interactive=False, visible="hidden", elem_id="projects-files"
             )
             compliance = gr.Markdown(elem_id="projects-compliance")
 
@@ -295,9 +295,10 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
             gr.update(value=audio, label="Chosen take" if take is not None else "Not rendered yet"),
             qa_report_markdown(project),
             project.preset.value if project is not None else MasteringPreset.ACX.value,
-            gr.update(value=exported or None, visible=bool(exported)),
+            # "hidden", not False: a File left out of the page never came back with its value.
+            gr.update(value=exported or None, visible=True if exported else "hidden"),
             done.get("compliance", ""),
-            gr.update(value=done.get("project_file"), visible=bool(done.get("project_file"))),
+            gr.update(value=done.get("project_file"), visible=True if done.get("project_file") else "hidden"),
             done.get("message", ""),
         )
 

@@ -251,12 +251,12 @@ def compliance_markdown(compliance: Sequence[tuple[str, Any]]) -> str:
         return "No compliance report: the preset is none (audio as rendered)."
     lines = []
     for title, report in compliance:
-        verdict = "✅ passes" if report.passed else "❌ fails"
+        verdict = "✓ passes" if report.passed else "✗ fails"
         lines.append(f"**{markdown_text(str(title), 80)}** — {verdict} {str(report.preset).upper()}")
         lines.append("| Rule | Measured | Limit | Result |\n| --- | --- | --- | --- |")
         lines[-1] += "".join(
             f"\n| {markdown_text(rule.rule)} | {rule.measured:.1f} | {markdown_text(rule.limit)} | "
-            f"{'✅ pass' if rule.passed else '❌ fail'} |"
+            f"{'✓ pass' if rule.passed else '✗ FAIL'} |"
             for rule in report.rules
         )
     return "\n\n".join(lines)

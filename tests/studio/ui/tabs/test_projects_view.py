@@ -109,6 +109,6 @@ def test_compliance_markdown_has_a_row_per_rule_with_pass_or_fail():
     bad = SimpleNamespace(rule="RMS", measured=-25.0, limit="-23 to -18 dBFS", passed=False)
     report = SimpleNamespace(preset=MasteringPreset.ACX, rules=(rule, bad), passed=False)
     text = view.compliance_markdown([("One", report)])
-    assert "**One** — ❌ fails ACX" in text
-    assert "| Peak | -3.4 | ≤ -3 dBFS | ✅ pass |" in text and "| RMS | -25.0 | -23 to -18 dBFS | ❌ fail |" in text
+    assert "**One** — ✗ fails ACX" in text
+    assert "| Peak | -3.4 | ≤ -3 dBFS | ✓ pass |" in text and "| RMS | -25.0 | -23 to -18 dBFS | ✗ FAIL |" in text
     assert "none" in view.compliance_markdown([])
