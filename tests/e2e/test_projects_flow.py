@@ -139,7 +139,7 @@ def test_manuscript_to_export_with_every_panel_following(studio, size, e2e_serve
     assert service.get(pid).block(block.id)[1].chosen == block.takes[0].id
     # Locked: the table says so.
     page.locator("#projects-lock input").check()
-    expect(cell(studio, "blocks", "🔒")).to_be_visible()
+    expect(cell(studio, "blocks", "locked")).to_be_visible()
     assert service.get(pid).block(block.id)[1].locked
     studio.shoot(
         "projects-block", {"takes": page.locator("#projects-takes"), "text": page.locator("#projects-block-text")}

@@ -20,7 +20,7 @@ BADGES = {
     BlockStatus.CHECKED: "✓ checked",
     BlockStatus.FLAGGED: "⚠ flagged",
 }
-LOCKED = "🔒"
+LOCKED = "locked"  # a word, not 🔒: not every system font has the emoji (headless Chromium showed a box)
 CHOSEN = "✓ chosen"
 CHAPTER_COLUMNS = ["#", "Chapter", "Blocks", "Rendered", "Checked", "Flagged", "Voice", "QA"]
 BLOCK_COLUMNS = ["#", "Text", "Voice", "Status", "Lock", "Takes"]
@@ -191,7 +191,7 @@ def block_header(project: Project | None, chapter: Chapter | None, block: Block 
         plural(len(block.takes), "take"),
     ]
     if block.locked:
-        head.append(f"{LOCKED} locked (never re-rendered)")
+        head.append("locked (never re-rendered)")
     lines = [" · ".join(head)]
     if block.status is BlockStatus.FLAGGED:
         lines.append(f"**Flagged:** {markdown_text(block.flag or 'it failed the QA checks', 500)}")
