@@ -98,6 +98,39 @@ NAMED_API: tuple[Endpoint, ...] = (
     Endpoint("voice_delete", "voice_delete", f"{_TABS}.library", "Delete a library voice."),
     Endpoint("voice_export", "voice_export", f"{_TABS}.library", "A zip of library voices."),
     Endpoint("voice_import", "voice_import", f"{_TABS}.library", "Import the voices in an exported zip."),
+    # Projects: a manuscript to a mastered M4B (core/projects/service.py).
+    Endpoint("project_list", "project_list", f"{_TABS}.projects_api", "Every project with its counts of blocks."),
+    Endpoint("project_get", "project_get", f"{_TABS}.projects_api", "A project: chapters, blocks, takes, QA verdicts."),
+    Endpoint(
+        "project_create",
+        "project_create",
+        f"{_TABS}.projects_api",
+        "Make a project (title, author, narrator, cover), optionally from a manuscript.",
+    ),
+    Endpoint(
+        "project_import",
+        "project_import",
+        f"{_TABS}.projects_api",
+        "Import a manuscript (.txt, .md, .epub or pasted text) into a project as chapters of blocks.",
+    ),
+    Endpoint(
+        "project_render",
+        "project_render",
+        f"{_TABS}.projects_api",
+        "Render a project, a chapter or a block, checking every block by ear; cancel stops, again resumes.",
+    ),
+    Endpoint(
+        "project_qa_report",
+        "project_qa_report",
+        f"{_TABS}.projects_api",
+        "A project's QA report per chapter: checked and flagged blocks, with the reasons.",
+    ),
+    Endpoint(
+        "project_export",
+        "project_export",
+        f"{_TABS}.projects_api",
+        "Master and export: the M4B, a zip of every file, and the compliance report per chapter.",
+    ),
     # The pronunciation lexicon (core/text_lexicon.py).
     Endpoint("lexicon", "lexicon_list", "studio.api.named", "The pronunciation lexicon's entries and version."),
     Endpoint(

@@ -146,6 +146,14 @@ def take_handlers(
 
 async def job_result(ctx: StudioContext, job: Job, progress: Any) -> tuple[str, dict[str, Any]]:
     """An API call's answer: waits for ``job`` (reporting its progress), then (file, details)."""
+    await wait_job(ctx, job, progress)
+    if job.state is not JobState.DONE:
+        raise job.error or InvalidInput("The take was stopped.")
+    return job.kept[0].path, with_takes(job.kept)
+
+
+async def wait_job(ctx: StudioContext, job: Job, progress: Any) -> None:
+    """Waits for ``job`` to finish, reporting its progress; a cancelled call stops the job."""
     report = gradio_progress(progress)
     try:
         while not job.finished:
@@ -158,9 +166,6 @@ async def job_result(ctx: StudioContext, job: Job, progress: Any) -> tuple[str, 
         ctx.jobs.stop(job.id)
         await asyncio.get_running_loop().run_in_executor(None, job.wait, STOP_WAIT_S)
         raise
-    if job.state is not JobState.DONE:
-        raise job.error or InvalidInput("The take was stopped.")
-    return job.kept[0].path, with_takes(job.kept)
 
 
 def player_audio(job: Job) -> Iterator[Audio | None]:

@@ -37,6 +37,7 @@ TAB_MARKERS = {
     "History": "history-table",
     "Models": "models-device",
     "Script": "script-render",
+    "Projects": "projects-render",
 }
 HUMAN_SHOTS = Path("/tmp/e2e-shots")  # a copy of every screenshot, for people to look at
 
