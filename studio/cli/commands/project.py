@@ -129,7 +129,6 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.files[fmt], args.out)
     for title, compliance in result.compliance:
-        verdict = "meets" if compliance.passed else "misses"
-        print(f"{title}: {verdict} {compliance.preset.value}", file=sys.stderr)
+        print(f"{title}: {compliance.summary}", file=sys.stderr)  # which rules failed, with values
     print(f"wrote {args.out} ({len(project.chapters)} chapters, {blocks} blocks; project {project.id})")
     return 0
