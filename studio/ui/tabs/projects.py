@@ -175,7 +175,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
                     interactive=False,
                     max_height=260,
                     wrap=True,
-                    column_widths=[36, 160, 64, 84, 76, 72, 140, 170],
+                    column_widths=[36, 150, 76, 92, 88, 88, 130, 150],
                     pinned_columns=2,
                     elem_id="projects-chapters",
                 )
@@ -196,7 +196,7 @@ def build_projects_tab(ctx: StudioContext) -> dict[str, Any]:
                     interactive=False,
                     max_height=360,
                     wrap=True,
-                    column_widths=[40, 280, 140, 130, 50, 60],
+                    column_widths=[40, 260, 130, 120, 72, 64],
                     pinned_columns=2,
                     elem_id="projects-blocks",
                 )
