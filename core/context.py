@@ -14,6 +14,7 @@ from core.engine.device import DeviceProbe, system_probe
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
 from core.engine.selection import select_engine
+from core.engine.user_models import user_models_dir
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
 from core.events import Events
@@ -49,7 +50,7 @@ def build_context(
     loader: Loader = qwen_loader,
 ) -> AppContext:
     events = Events()
-    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
+    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model, user_dir=user_models_dir(settings))
     store = ModelStore(settings, events)
     models = ModelManager(
         catalog=catalog,
