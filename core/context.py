@@ -14,9 +14,9 @@ from core.engine.device import DeviceProbe, system_probe
 from core.engine.model_manager import Loader, ModelManager, qwen_loader
 from core.engine.model_store import ModelStore
 from core.engine.selection import select_engine
-from core.engine.user_models import user_models_dir
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
+from core.engine.user_models import user_models_dir
 from core.events import Events
 from core.settings import Settings
 from core.storage.history import History

@@ -41,8 +41,11 @@ def prepare_trainable(model: Any, config: TrainConfig) -> tuple[Any, list[torch.
             target_modules=LORA_TARGETS,
             bias="none",
         )
-        # Injected in place: model.talker's linear layers become LoRA layers (fp32 adapters).
-        peft_model = get_peft_model(talker, lora)
+        # Injected in place: model.talker's linear layers become LoRA layers (fp32 adapters),
+        # initialised from the run's seed (a second run of the same settings trains the same).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            peft_model = get_peft_model(talker, lora)
         return peft_model, [p for p in talker.parameters() if p.requires_grad]
     text_table = talker.get_text_embeddings().weight
     for param in talker.parameters():

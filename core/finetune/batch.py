@@ -134,7 +134,10 @@ def assistant_text(text: str) -> str:
 
 
 def prepare(
-    tts: Any, rows: Sequence[TrainRow], progress: Callable[[int, int], None] | None = None, check: Callable[[], None] = lambda: None
+    tts: Any,
+    rows: Sequence[TrainRow],
+    progress: Callable[[int, int], None] | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> Prepared:
     """Encodes every row once: text ids, the speech tokenizer's codes, reference embeddings.
 
@@ -247,9 +250,7 @@ class Losses:
 def talker_logits(talker: Any, batch: Batch, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(codebook-0 logits, last hidden states) of one forward pass over the batch, the last position left out."""
     embeds = input_embeddings(talker, batch, speaker)
-    out = talker(
-        inputs_embeds=embeds[:, :-1], attention_mask=batch.attention_mask[:, :-1], output_hidden_states=True
-    )
+    out = talker(inputs_embeds=embeds[:, :-1], attention_mask=batch.attention_mask[:, :-1], output_hidden_states=True)
     return out.logits, out.hidden_states[0][-1]
 
 

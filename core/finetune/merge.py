@@ -32,7 +32,7 @@ import torch
 from core.engine.user_models import MARKER, TrainedVoice, folder_name, size_label
 from core.errors import InvalidInput
 from core.finetune.config import SPEAKER_ID, TrainConfig, TrainMethod
-from core.finetune.state import check_space, full_error
+from core.finetune.state import check_space, full_error, save_safetensors
 from core.storage.durable import fsync_dir, fsync_file, write_file
 
 _SKIP = {"config.json", "model.safetensors", "pytorch_model.bin", MARKER, ".demo-build.json", ".arch-build.json"}
@@ -50,7 +50,9 @@ def custom_voice_config(base_config: dict[str, Any], speaker_id: str) -> dict[st
     return config
 
 
-def export_state_dict(model: Any, speaker_embedding: torch.Tensor, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def export_state_dict(
+    model: Any, speaker_embedding: torch.Tensor, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
     """The merged model's weights as the checkpoint stores them (see the module notes)."""
     state = {
         name: tensor.detach().to("cpu").contiguous()
@@ -86,8 +88,6 @@ def write_checkpoint(
     reserve_bytes: int,
 ) -> TrainedVoice:
     """Writes the trained (merged) ``model`` as ``dest_root/custom-<name>``; returns what the catalog lists."""
-    from safetensors.torch import save_file
-
     base_path = Path(base_path)
     base_config = json.loads((base_path / "config.json").read_text(encoding="utf-8"))
     dest_root.mkdir(parents=True, exist_ok=True)
@@ -125,9 +125,8 @@ def write_checkpoint(
             if path.is_file():
                 fsync_file(path)
         write_file(tmp / "config.json", _json(custom_voice_config(base_config, config.speaker_id)))
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_safetensors(state, tmp / "model.safetensors")
         os.chmod(tmp / "model.safetensors", 0o644)  # safetensors creates it owner-only, unlike the copied files
-        fsync_file(tmp / "model.safetensors")
         write_file(tmp / MARKER, _json(voice.as_record()))  # last: its presence means complete
         fsync_dir(tmp)
         os.rename(tmp, final)

@@ -99,7 +99,9 @@ class Run:
         }
 
     def save(self) -> None:
-        write_atomic(self.folder / "run.json", (json.dumps(self.as_record(), indent=2, ensure_ascii=False) + "\n").encode())
+        write_atomic(
+            self.folder / "run.json", (json.dumps(self.as_record(), indent=2, ensure_ascii=False) + "\n").encode()
+        )
 
     def update(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -123,7 +125,9 @@ class Run:
     # --- checkpoints ------------------------------------------------------------------------
 
     def latest_state(self) -> Path | None:
-        steps = sorted((int(m.group(1)), p) for p in self.folder.iterdir() if (m := _STATE.match(p.name)) and p.is_dir())
+        steps = sorted(
+            (int(m.group(1)), p) for p in self.folder.iterdir() if (m := _STATE.match(p.name)) and p.is_dir()
+        )
         return steps[-1][1] if steps else None
 
     def kept_step(self) -> int:
@@ -136,8 +140,6 @@ class Run:
         Raises StorageFull (the previous checkpoint intact, nothing of this one left) when the
         disk has not room for it plus ``reserve_bytes``, or fills up while it is written.
         """
-        from safetensors.torch import save_file
-
         weights = {k: v.detach().cpu().contiguous() for k, v in state.weights.items()}
         need = sum(t.numel() * t.element_size() for t in weights.values()) + _tensor_bytes(state.optimizer)
         self._check_space(need, f"the checkpoint at step {state.step}")
@@ -145,8 +147,7 @@ class Run:
         tmp = self.folder / f"{TMP_PREFIX}state-{uuid.uuid4().hex}"
         try:
             tmp.mkdir()
-            save_file(weights, str(tmp / "weights.safetensors"))
-            fsync_file(tmp / "weights.safetensors")
+            save_safetensors(weights, tmp / "weights.safetensors")
             with open(tmp / "optimizer.pt", "wb") as handle:
                 torch.save(state.optimizer, handle)
                 handle.flush()
@@ -219,6 +220,26 @@ class Run:
             raise full_error(exc, what, "") from exc
 
 
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' ``save_file``, fsynced, with its I/O failures raised as the OSError they are.
+
+    The Rust writer reports a full disk as ``SafetensorError("... I/O error: No space left on
+    device (os error 28)")``; turned back into OSError, the callers' roll-back sees it.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    except SafetensorError as exc:
+        found = re.search(r"os error (\d+)", str(exc))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from exc
+    fsync_file(path)
+
+
 def check_space(folder: Path, need: int, reserve: int, what: str, note: str = "") -> None:
     free = shutil.disk_usage(folder).free
     if free - need < reserve:
@@ -230,7 +251,9 @@ def check_space(folder: Path, need: int, reserve: int, what: str, note: str = ""
 
 def full_error(exc: OSError, what: str, note: str) -> Exception:
     if exc.errno in _FULL_ERRNOS:
-        return StorageFull(f"The disk filled up while writing {what}; nothing of it was kept.{note} Free some space and Resume.")
+        return StorageFull(
+            f"The disk filled up while writing {what}; nothing of it was kept.{note} Free some space and Resume."
+        )
     return StorageFull(f"Could not write {what}: {exc.strerror or exc}. Nothing of it was kept.{note}")
 
 

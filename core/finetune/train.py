@@ -201,7 +201,9 @@ class Trainer:
                 self.step += 1
                 self.losses.append(parts[0])
                 elapsed = self.elapsed_before + time.monotonic() - started
-                self.on_step(TrainStep(self.step, self.schedule.total, *parts, epoch + 1, elapsed))
+                self.on_step(
+                    TrainStep(self.step, self.schedule.total, parts[0], parts[1], parts[2], epoch + 1, elapsed)
+                )
                 if self.step % self.config.save_every == 0 and self.step < self.schedule.total:
                     self._keep(elapsed)
                     saved = self.step
@@ -227,7 +229,9 @@ class Trainer:
         assert self.optimizer is not None
         self.on_message(f"Keeping the checkpoint at step {self.step}…")
         self.run.save_state(
-            KeptState(self.step, adapters.trained_weights(self.tts.model), self.optimizer.state_dict(), self.losses, elapsed)
+            KeptState(
+                self.step, adapters.trained_weights(self.tts.model), self.optimizer.state_dict(), self.losses, elapsed
+            )
         )
         self.run.update(step=self.step)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.context import AppContext
+from core.finetune.service import FineTuning
 from core.serving.audit import AUDIT_FILE, AuditLog
 from core.serving.lifecycle import Lifecycle
 from core.serving.metrics import Metrics
@@ -36,10 +37,13 @@ class ServingContext:
     audit: AuditLog = field(init=False)
     # The one take runner: every take, whatever starts it, is a job here (core/takes/jobs.py).
     jobs: JobRegistry = field(init=False)
+    # Fine-tuning runs, trained as jobs of the take runner's device lane (core/finetune/service.py).
+    finetune: FineTuning = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
         self.jobs = JobRegistry(self.takes)
+        self.finetune = FineTuning(self.app, self.jobs)
         # A job on the device: what is in flight beyond it is queued.
         self.metrics = Metrics(self.app.models, self.lifecycle, self.jobs.busy, self.jobs.counts)
         self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line
