@@ -25,10 +25,14 @@ from core.finetune.config import TrainConfig, TrainMethod, load_rows
 from core.finetune.service import FineTuning, TrainNote
 from core.finetune.state import KeptState, RunStatus, RunStore, full_error
 from core.finetune.train import TrainStep
+from core.serving.context import ServingContext
 from core.storage.durable import write_file
 from core.takes.jobs import JobRegistry, JobState
-from core.takes.service import TakeService
+from core.takes.requests import Ask, take_job
+from core.takes.values import Options
 from core.types import CustomVoiceRequest, Mode, Sampling
+from studio.api.openai.speech import build_job, parse_speech
+from studio.api.openai.voices import voices_payload
 from tests.conftest import make_demo_settings, spoken
 
 TEXTS = (
@@ -52,9 +56,8 @@ def rows(tmp_path_factory) -> list[dict[str, str]]:
 
 @pytest.fixture
 def studio(tmp_path, demo_checkpoints):
-    ctx = build_context(make_demo_settings(tmp_path / "data", demo_checkpoints))
-    jobs = JobRegistry(TakeService.for_app(ctx))
-    return ctx, jobs, FineTuning(ctx, jobs)
+    serving = ServingContext(build_context(make_demo_settings(tmp_path / "data", demo_checkpoints)))
+    return serving.app, serving.jobs, serving.finetune
 
 
 def _base(ctx) -> tuple[Checkpoint, Path]:
@@ -158,6 +161,17 @@ def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speak
         CustomVoiceRequest(text="Hello there.", speaker="anna", sampling=Sampling(max_new_tokens=8, seed=1))
     )
     assert result.model == "custom-anna" and result.audio.duration > 0
+    ask = Ask(Mode.CUSTOM_VOICE, "Hi.", "Auto", "0.6B", speaker="Anna", options=Options(Sampling(max_new_tokens=4)))
+    assert take_job(ask, ctx.library, ctx.synthesis).info["speaker"] == "Anna"
+    # The OpenAI-compatible API lists the voice and speaks it from its own checkpoint.
+    serving = ServingContext(ctx)
+    trained_rows = [r for r in voices_payload(serving)["voice_details"] if r["type"] == "trained"]
+    assert [(r["id"], r["name"]) for r in trained_rows] == [("anna", "Anna"), ("bert", "Bert")]
+        9
+    ].items()
+    plan = parse_speech(serving, {"model": "tts-1", "input": "Hello.", "voice": "Anna"})
+    assert plan.checkpoint.key == "custom-anna" and plan.speaker is not None and plan.speaker.id == "anna"
+    assert ctx.synthesis.synthesize(build_job(serving, plan).request).model == "custom-anna"
     rows_by_key = {row.key: row for row in ctx.models.status()}
     assert rows_by_key["custom-anna"].state == "loaded" and rows_by_key["custom-bert"].state == "downloaded"
 
@@ -233,6 +247,7 @@ def test_a_full_disk_mid_checkpoint_keeps_nothing_half_saved(studio, rows, demo_
     ctx, jobs, _ = studio
     # A quota: the disk "has" no room beyond what must stay free.
     tight = FineTuning(ctx, jobs, reserve_bytes=1 << 60)
+    assert isinstance(jobs, JobRegistry)
     started = tight.start(rows, _tiny("Erin", save_every=2))
     assert started.job.wait(120) and started.job.state is JobState.FAILED
     assert isinstance(started.job.error, StorageFull) and "Not enough disk space" in str(started.job.error)
