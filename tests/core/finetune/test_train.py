@@ -56,8 +56,8 @@ def rows(tmp_path_factory) -> list[dict[str, str]]:
 
 @pytest.fixture
 def studio(tmp_path, demo_checkpoints):
-    serving = ServingContext(build_context(make_demo_settings(tmp_path / "data", demo_checkpoints)))
-    return serving.app, serving.jobs, serving.finetune
+    """The app, its take runner and its fine-tuning, as a running studio has them (ServingContext)."""
+    return ServingContext(build_context(make_demo_settings(tmp_path / "data", demo_checkpoints)))
 
 
 def _base(ctx) -> tuple[Checkpoint, Path]:
@@ -78,7 +78,7 @@ def _load(path: Path):
 
 @pytest.mark.parametrize("method", [TrainMethod.LORA, TrainMethod.FULL])
 def test_the_loss_goes_down_on_a_repeated_batch(studio, rows, method):
-    ctx, _, _ = studio
+    ctx = studio.app
     torch.manual_seed(0)
     tts = _load(_base(ctx)[1])
     prepared = prepare(tts, load_rows(rows[:2], min_rows=2))
@@ -106,7 +106,7 @@ def test_the_loss_goes_down_on_a_repeated_batch(studio, rows, method):
 
 
 def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speaks(studio, rows):
-    ctx, jobs, tuning = studio
+    ctx, jobs, tuning = studio.app, studio.jobs, studio.finetune
     base, _ = _base(ctx)
     ctx.models.get(base)  # resident: the job must unload it and say so
     started = tuning.start(rows, _tiny("Anna"))
@@ -164,14 +164,12 @@ def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speak
     ask = Ask(Mode.CUSTOM_VOICE, "Hi.", "Auto", "0.6B", speaker="Anna", options=Options(Sampling(max_new_tokens=4)))
     assert take_job(ask, ctx.library, ctx.synthesis).info["speaker"] == "Anna"
     # The OpenAI-compatible API lists the voice and speaks it from its own checkpoint.
-    serving = ServingContext(ctx)
-    trained_rows = [r for r in voices_payload(serving)["voice_details"] if r["type"] == "trained"]
+
+    trained_rows = [r for r in voices_payload(studio)["voice_details"] if r["type"] == "trained"]
     assert [(r["id"], r["name"]) for r in trained_rows] == [("anna", "Anna"), ("bert", "Bert")]
-        9
-    ].items()
-    plan = parse_speech(serving, {"model": "tts-1", "input": "Hello.", "voice": "Anna"})
+    plan = parse_speech(studio, {"model": "tts-1", "input": "Hello.", "voice": "Anna"})
     assert plan.checkpoint.key == "custom-anna" and plan.speaker is not None and plan.speaker.id == "anna"
-    assert ctx.synthesis.synthesize(build_job(serving, plan).request).model == "custom-anna"
+    assert ctx.synthesis.synthesize(build_job(studio, plan).request).model == "custom-anna"
     rows_by_key = {row.key: row for row in ctx.models.status()}
     assert rows_by_key["custom-anna"].state == "loaded" and rows_by_key["custom-bert"].state == "downloaded"
 
@@ -184,7 +182,7 @@ def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speak
 
 
 def test_a_lora_merge_gives_the_outputs_of_the_unmerged_adapter(studio, rows, tmp_path):
-    ctx, _, _ = studio
+    ctx = studio.app
     base, path = _base(ctx)
     tts = _load(path)
     prepared = prepare(tts, load_rows(rows[:2], min_rows=2))
@@ -221,7 +219,7 @@ def test_a_lora_merge_gives_the_outputs_of_the_unmerged_adapter(studio, rows, tm
 
 
 def test_a_name_that_clashes_with_a_built_in_speaker_is_refused(studio, rows):
-    ctx, _, tuning = studio
+    tuning = studio.finetune
     for name in ("Ryan", "uncle fu", "Ono-Anna"):
         with pytest.raises(InvalidInput, match="already a speaker's name"):
             tuning.start(rows, _tiny(name))
@@ -231,7 +229,7 @@ def test_a_name_that_clashes_with_a_built_in_speaker_is_refused(studio, rows):
 
 
 def test_too_few_rows_and_bad_rows_are_refused(studio, rows, tmp_path):
-    _, _, tuning = studio
+    tuning = studio.finetune
     with pytest.raises(InvalidInput, match="at least 10 utterances; this dataset has 4"):
         tuning.start(rows, TrainConfig(speaker="Dora"))
     jsonl = tmp_path / "train.jsonl"
@@ -244,7 +242,7 @@ def test_too_few_rows_and_bad_rows_are_refused(studio, rows, tmp_path):
 
 
 def test_a_full_disk_mid_checkpoint_keeps_nothing_half_saved(studio, rows, demo_checkpoints, tmp_path):
-    ctx, jobs, _ = studio
+    ctx, jobs = studio.app, studio.jobs
     # A quota: the disk "has" no room beyond what must stay free.
     tight = FineTuning(ctx, jobs, reserve_bytes=1 << 60)
     assert isinstance(jobs, JobRegistry)
