@@ -10,6 +10,7 @@ scripts/test.sh); Playwright's own browser download is not used.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,25 @@ def long_takes(e2e_server):
     synthesis.chunk_chars, synthesis.batching = 40, False
     yield
     synthesis.chunk_chars, synthesis.batching = saved
+
+
+# Issue 23: the log of the whole browser suite holds no traceback for an ordinary refusal and no
+# HTTP 422 (Gradio refusing a stale event payload). The server runs in this process, so what it
+# prints is in each test's captured output: a test whose output holds either fails, at any phase.
+LOG_DEFECT = re.compile(r"Traceback \(most recent call last\)|\b422\b.*Unprocessable|HTTP_422|\" 422 ")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.passed:
+        return
+    for name, text in report.sections:
+        found = LOG_DEFECT.search(text)
+        # Sections pile up over a test's phases: only this phase's own output is judged here.
+        if found and name.endswith(f" {report.when}"):
+            start = max(0, found.start() - 400)
+            report.outcome = "failed"
+            report.longrepr = f"the server's log ({name}) holds a traceback or a 422:\n{text[start : start + 3000]}"
+            return
