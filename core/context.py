@@ -16,6 +16,7 @@ from core.engine.model_store import ModelStore
 from core.engine.selection import select_engine
 from core.engine.synthesis import SynthesisService
 from core.engine.transcription import Transcriber
+from core.engine.user_models import user_models_dir
 from core.events import Events
 from core.finetune.dataset_store import DatasetStore
 from core.settings import Settings
@@ -52,7 +53,7 @@ def build_context(
     loader: Loader = qwen_loader,
 ) -> AppContext:
     events = Events()
-    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
+    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model, user_dir=user_models_dir(settings))
     store = ModelStore(settings, events)
     models = ModelManager(
         catalog=catalog,

@@ -32,6 +32,14 @@ class ModelLoadError(StudioError):
     """A checkpoint is on disk but could not be loaded onto the device."""
 
 
+class TrainingError(StudioError):
+    """Fine-tuning could not go on (core/finetune/): bad data, a failed step, a full disk."""
+
+
+class StorageFull(TrainingError):
+    """A training checkpoint or a trained voice did not fit on the disk; nothing of it was kept."""
+
+
 class GenerationError(StudioError):
     """The model failed while generating audio."""
 

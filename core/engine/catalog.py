@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from core.engine import user_models
+from core.engine.speakers import Speaker
 from core.errors import InvalidInput
 from core.types import Mode
 
@@ -34,6 +37,9 @@ class Checkpoint:
     size: str  # 0.6B | 1.7B
     approx_gb: float
     demo: bool = False
+    # A voice trained here (core/engine/user_models.py): its folder and its one speaker's name.
+    folder: Path | None = None
+    speaker: str = ""
 
     @property
     def supports_instruct(self) -> bool:
@@ -48,7 +54,13 @@ class Checkpoint:
     @property
     def label(self) -> str:
         suffix = " (demo, random weights)" if self.demo else ""
+        if self.folder is not None:
+            return f"{self.size} Custom Voice: {self.speaker} (trained here{', demo' if self.demo else ''})"
         return f"{self.size} {MODE_LABELS[self.mode]}{suffix}"
+
+    @property
+    def trained(self) -> bool:
+        return self.folder is not None
 
 
 REAL_CHECKPOINTS: tuple[Checkpoint, ...] = (
@@ -108,20 +120,60 @@ def asr_checkpoint(repo_id: str = DEFAULT_ASR_REPO, *, demo: bool = False) -> Ch
     return Checkpoint(key, repo_id, Mode.ASR, size, _ASR_GB.get(key, 1.0))
 
 
-class Catalog:
-    """The speaking checkpoints (iterating gives only these) and the one ASR checkpoint."""
+def trained_checkpoint(voice: user_models.TrainedVoice) -> Checkpoint:
+    """The catalog entry of a voice trained here: a custom_voice checkpoint in its own folder."""
+    return Checkpoint(
+        voice.key,
+        f"local/{voice.key}",
+        Mode.CUSTOM_VOICE,
+        voice.size,
+        0.0,
+        demo=voice.demo,
+        folder=voice.folder,
+        speaker=voice.speaker,
+    )
 
-    def __init__(self, *, demo: bool, asr_repo: str = DEFAULT_ASR_REPO):
+
+class Catalog:
+    """The speaking checkpoints (iterating gives only the built-in ones), the voices trained
+    here (found in ``user_dir``, core/engine/user_models.py) and the one ASR checkpoint."""
+
+    def __init__(self, *, demo: bool, asr_repo: str = DEFAULT_ASR_REPO, user_dir: Path | None = None):
         self.demo = demo
         self.checkpoints = DEMO_CHECKPOINTS if demo else REAL_CHECKPOINTS
         self.asr = asr_checkpoint(asr_repo, demo=demo)
+        self.user_dir = user_dir
 
     def __iter__(self):
         return iter(self.checkpoints)
 
+    def trained(self) -> tuple[Checkpoint, ...]:
+        """The voices trained here, as checkpoints (scanned now: a new or removed one shows at once)."""
+        return tuple(trained_checkpoint(v) for v in user_models.scan(self.user_dir))
+
     def every(self) -> tuple[Checkpoint, ...]:
-        """Every checkpoint the model manager handles: the speaking ones, then the ASR."""
-        return (*self.checkpoints, self.asr)
+        """Every checkpoint the model manager handles: the built-in speaking ones, the trained ones, the ASR."""
+        return (*self.checkpoints, *self.trained(), self.asr)
+
+    def trained_speakers(self) -> tuple[Speaker, ...]:
+        """The speakers of the voices trained here, listed after the built-in ones in Custom Voice."""
+        return tuple(
+            Speaker(
+                id=v.speaker_id,
+                name=v.speaker,
+                gender="",
+                description=f"your voice, trained here from {v.base or 'a Base model'}",
+                native_language="",
+            )
+            for v in user_models.scan(self.user_dir)
+        )
+
+    def speaker_checkpoint(self, speaker_id: str) -> Checkpoint | None:
+        """The trained checkpoint that speaks ``speaker_id``, or None for a built-in speaker."""
+        for voice in user_models.scan(self.user_dir):
+            if voice.speaker_id == speaker_id:
+                return trained_checkpoint(voice)
+        return None
 
     def sizes(self, mode: str) -> list[str]:
         wanted = Mode.from_user(mode)

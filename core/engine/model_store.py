@@ -98,6 +98,8 @@ class ModelStore:
 
     def local_path(self, checkpoint: Checkpoint) -> Path | None:
         """The folder holding a complete copy of the checkpoint, or None."""
+        if checkpoint.folder is not None:  # a voice trained here (core/engine/user_models.py)
+            return checkpoint.folder if is_complete_checkpoint(checkpoint.folder) else None
         override = self.settings.checkpoint_override(checkpoint.mode)
         if override is not None:
             return override if is_complete(checkpoint, override) else None
@@ -160,6 +162,13 @@ class ModelStore:
         )
 
     def _download(self, checkpoint: Checkpoint, progress: ProgressCallback | None = None) -> Path:
+        if checkpoint.folder is not None:
+            if is_complete_checkpoint(checkpoint.folder):
+                return checkpoint.folder  # nothing to fetch: it was made here
+            raise ModelUnavailable(
+                f"The trained voice {checkpoint.key} is not complete in {checkpoint.folder}; "
+                "it cannot be downloaded. Remove it in Models and train it again."
+            )
         if checkpoint.demo and checkpoint.mode == Mode.ASR:
             from core.engine.demo_models.whisper import build_demo_asr
 
@@ -206,12 +215,12 @@ class ModelStore:
         path = self.local_path(checkpoint)
         if path is None:
             return 0
-        if self.settings.checkpoint_override(checkpoint.mode) is not None:
+        if checkpoint.folder is None and self.settings.checkpoint_override(checkpoint.mode) is not None:
             raise ModelUnavailable(
                 f"{path} was configured by hand; the studio does not delete folders it did not create."
             )
         size = folder_size(path)
-        if checkpoint.demo or self.settings.models_dir is not None:
+        if checkpoint.folder is not None or checkpoint.demo or self.settings.models_dir is not None:
             shutil.rmtree(path)
             return size
         from huggingface_hub import scan_cache_dir

@@ -8,6 +8,7 @@ model's own list at generation time.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -52,14 +53,15 @@ def _key(value: str) -> str:
     return value.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def find_speaker(name: str | None) -> Speaker:
+def find_speaker(name: str | None, trained: Sequence[Speaker] = ()) -> Speaker:
+    """The built-in speaker, or one of ``trained`` (the voices trained here, from the catalog), by name or id."""
     if name is not None and not isinstance(name, str):
         raise InvalidInput("Name the speaker as text, e.g. 'Ryan'.")
     if not name or not name.strip():
         raise InvalidInput("Pick a speaker.")
     wanted = _key(name)
-    for speaker in speakers():
+    for speaker in (*speakers(), *trained):
         if wanted in (speaker.id, _key(speaker.name)):
             return speaker
-    names = ", ".join(s.name for s in speakers())
+    names = ", ".join(s.name for s in (*speakers(), *trained))
     raise InvalidInput(f"Unknown speaker '{name}'. Choose one of: {names}.")

@@ -295,9 +295,12 @@ class SynthesisService:
     def _custom_voice_job(self, request: CustomVoiceRequest) -> _Job:
         text = textlib.validate_text(request.text, max_chars=self.max_text_chars)
         language = normalize_language(request.language)
-        speaker = find_speaker(request.speaker)
+        speaker = find_speaker(request.speaker, self.catalog.trained_speakers())
         sampling = request.sampling.validated()
-        checkpoint = self.catalog.resolve(Mode.CUSTOM_VOICE, request.size, self.preferred_size)
+        # A voice trained here speaks from its own checkpoint, whatever size was asked.
+        checkpoint = self.catalog.speaker_checkpoint(speaker.id) or self.catalog.resolve(
+            Mode.CUSTOM_VOICE, request.size, self.preferred_size
+        )
         instruct = (request.instruct or "").strip() or None
         warnings: list[str] = []
         if instruct and not checkpoint.supports_instruct:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.context import AppContext
 from core.projects.service import ProjectService
+from core.finetune.service import FineTuning
 from core.serving.audit import AUDIT_FILE, AuditLog
 from core.serving.lifecycle import Lifecycle
 from core.serving.metrics import Metrics
@@ -39,11 +40,14 @@ class ServingContext:
     jobs: JobRegistry = field(init=False)
     # Audiobook and podcast projects (core/projects/service.py); their renders are jobs above.
     projects: ProjectService = field(init=False)
+    # Fine-tuning runs, trained as jobs of the take runner's device lane (core/finetune/service.py).
+    finetune: FineTuning = field(init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.app.settings.rate_limit_per_minute)
         self.jobs = JobRegistry(self.takes)
         self.projects = ProjectService(self.app, self.jobs, self.takes, outputs_dir=self.outputs_dir)
+        self.finetune = FineTuning(self.app, self.jobs)
         # A job on the device: what is in flight beyond it is queued.
         self.metrics = Metrics(self.app.models, self.lifecycle, self.jobs.busy, self.jobs.counts)
         self.audit = AuditLog(self.app.settings.data_dir / AUDIT_FILE)  # opened at the first line

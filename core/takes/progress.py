@@ -26,6 +26,7 @@ from core.engine.synthesis import ChunkAudio
 FRAME_S = 0.08  # one codec frame of the 12.5 Hz tokenizer
 MIN_FRAMES = 8  # fewer than this (under 0.7 s of audio) is too little to time
 LAST_BIT = 0.05  # while the model works, at least this share of a chunk is still to come
+UNITS = {"script": "Line", "train": "Step"}  # what a job's parts are called in its progress line
 
 
 def format_seconds(seconds: float) -> str:
@@ -75,7 +76,9 @@ def running_line(job: Any, chunk_eta_s: float | None) -> str:
         parts.append(job.message)  # "Chapter 2 of 3 · block 5 of 12" (core/projects/render.py)
     elif job.chunks_total:
         current = min(job.chunks_done + 1, job.chunks_total)
-        parts.append(f"{'Line' if job.kind == 'script' else 'Chunk'} {current} of {job.chunks_total}")
+        parts.append(f"{UNITS.get(job.kind, 'Chunk')} {current} of {job.chunks_total}")
+        if job.kind == "train" and job.message:
+            parts.append(job.message)  # the last step's loss, or what training does before its first step
     else:
         parts.append(job.message)
     if job.token.frames:

@@ -10,6 +10,7 @@ from core.engine.demo_models.build import build_demo_checkpoints
 from core.engine.demo_models.whisper import DEMO_ASR_FOLDER, build_demo_asr
 from core.engine.model_manager import ModelManager
 from core.engine.model_store import ModelStore
+from core.engine.user_models import user_models_dir
 from core.settings import Settings
 
 
@@ -36,7 +37,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         for mode, path in paths.items():
             print(f"{mode}: {path}")
         return 0
-    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model)
+    catalog = Catalog(demo=settings.demo_models, asr_repo=settings.asr_model, user_dir=user_models_dir(settings))
     store = ModelStore(settings)
     if action == "list":
         manager = ModelManager(catalog=catalog, store=store, device_preference="cpu", dtype_preference="float32")
