@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.context import AppContext
-from core.projects.service import ProjectService
 from core.finetune.service import FineTuning
+from core.projects.service import ProjectService
 from core.serving.audit import AUDIT_FILE, AuditLog
 from core.serving.lifecycle import Lifecycle
 from core.serving.metrics import Metrics
