@@ -123,7 +123,10 @@ def take_job(ask: Ask, library: VoiceLibrary | None = None, synthesis: Synthesis
     if isinstance(request, DesignRequest):
         info["description"] = request.description
     elif isinstance(request, CustomVoiceRequest):
-        info["speaker"] = find_speaker(request.speaker).name
+        try:
+            info["speaker"] = find_speaker(request.speaker).name
+        except InvalidInput:  # a voice trained here: the engine finds it in the catalog, or refuses the name
+            info["speaker"] = request.speaker
     elif voice is not None:
         info |= {"voice": voice.name, "prompt_cached": cached, "reference_s": voice.reference_seconds}
         return TakeJob(request, ask.options.fmt, info=info, voice_id=voice.id, voice_name=voice.name)

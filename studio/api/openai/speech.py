@@ -171,7 +171,7 @@ def _resolve_voice(ctx: ServingContext, voice: Any, *, required: bool = True) ->
             "voice",
         )
     try:
-        return find_speaker(voice)
+        return find_speaker(voice, ctx.app.catalog.trained_speakers())  # built-in, or trained here
     except InvalidInput:
         pass
     try:

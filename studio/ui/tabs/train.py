@@ -53,6 +53,7 @@ from studio.ui.tabs.train_run import (
     result_text,
     run_choices,
     start_training,
+    status_of,
     train_config,
 )
 from studio.ui.widgets import markdown_text
@@ -187,7 +188,7 @@ def build_train_tab(ctx: StudioContext) -> None:
                     stop = gr.Button("Stop", variant="stop", visible=False, elem_id="train-stop")
                     resume = gr.Button("Resume", visible=False, elem_id="train-resume")
             with gr.Column(scale=3, min_width=300):
-                choices = run_choices(ctx)
+                choices = run_choices(ctx, runs)
                 run_pick = gr.Dropdown(
                     choices,
                     value=choices[0][1] if choices else None,
@@ -404,8 +405,8 @@ def build_train_tab(ctx: StudioContext) -> None:
     def run_view(run_id: str | None, job: Job | None, *, plot_too: bool = True) -> tuple[Any, ...]:
         run = ctx.finetune.get(run_id) if run_id else None
         running = job is not None and not job.finished
-        resumable = run is not None and not running and run.status in (RunStatus.STOPPED, RunStatus.FAILED)
-        choices = run_choices(ctx)
+        resumable = not running and run is not None and status_of(run, job) in (RunStatus.STOPPED, RunStatus.FAILED)
+        choices = run_choices(ctx, runs)
         return (
             progress_line(run, job),
             loss_frame(run, job) if plot_too else gr.skip(),
@@ -510,7 +511,7 @@ def build_train_tab(ctx: StudioContext) -> None:
 
     # Other windows and scripts build, import and train: show the truth whenever the tab opens.
     def on_open(dataset_id: str | None, clip_id: str | None, run_id: str | None) -> tuple[Any, ...]:
-        choices = run_choices(ctx)
+        choices = run_choices(ctx, runs)
         known = {value for _, value in choices}
         return (
             *view(dataset_id, clip_id),

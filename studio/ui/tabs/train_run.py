@@ -140,15 +140,24 @@ def start_training(
 # --- what a run looks like on the page ------------------------------------------------------
 
 
-def run_label(run: Run) -> str:
+def status_of(run: Run, job: Job | None) -> RunStatus:
+    """The run's status; a job stopped (or failed) before its trainer started leaves the record at
+    "preparing", so the job's end says it then."""
+    if job is not None and job.finished and run.status in (RunStatus.PREPARING, RunStatus.TRAINING):
+        return RunStatus.FAILED if job.state is JobState.FAILED else RunStatus.STOPPED
+    return RunStatus(run.status)
+
+
+def run_label(run: Run, job: Job | None = None) -> str:
     config = run.config
     method = TrainMethod(config.get("method", "lora")).label
     where = f"step {run.step} of {run.total_steps}" if run.total_steps else ""
-    return " · ".join(p for p in (str(config.get("speaker", "?")), method, STATUS_WORDS[run.status], where) if p)
+    status = STATUS_WORDS[status_of(run, job)]
+    return " · ".join(p for p in (str(config.get("speaker", "?")), method, status, where) if p)
 
 
-def run_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    return [(run_label(r), r.id) for r in ctx.finetune.all()]
+def run_choices(ctx: StudioContext, runs: RunJobs | None = None) -> list[tuple[str, str]]:
+    return [(run_label(r, runs.job(r.id) if runs else None), r.id) for r in ctx.finetune.all()]
 
 
 def loss_points(run: Run, job: Job | None) -> list[tuple[int, float]]:
@@ -178,13 +187,14 @@ def progress_line(run: Run | None, job: Job | None) -> str:
     if job is not None and job.state is JobState.FAILED:
         return f"Failed: {job.error}" if job.error else "Failed."
     done = f"step {run.step} of {run.total_steps}" if run.total_steps else "no step yet"
-    if run.status is RunStatus.STOPPED:
+    status = status_of(run, job)
+    if status is RunStatus.STOPPED:
         return f"Stopped at {done}: the last completed step is kept. Press **Resume** to continue from it."
-    if run.status is RunStatus.FAILED:
+    if status is RunStatus.FAILED:
         return f"Failed at {done}: {markdown_text(run.message, 300)} Press **Resume** to try again from the kept step."
-    if run.status is RunStatus.DONE:
+    if status is RunStatus.DONE:
         return f"Done: {done}."
-    return f"{STATUS_WORDS[run.status]}: {done}."
+    return f"{STATUS_WORDS[status]}: {done}."
 
 
 def result_text(ctx: StudioContext, run: Run | None, job: Job | None = None) -> str:
@@ -214,7 +224,7 @@ def run_dict(ctx: StudioContext, runs: RunJobs, run: Run) -> dict[str, Any]:
         "speaker": config.get("speaker"),
         "method": config.get("method"),
         "base": run.base_key,
-        "status": RunStatus(run.status).value,
+        "status": status_of(run, job).value,
         "running": job is not None and not job.finished,
         "step": max(run.step, job.chunks_done if job is not None and not job.finished else 0),
         "total_steps": run.total_steps or (job.chunks_total if job is not None else 0),
@@ -260,7 +270,8 @@ def make_train_api(ctx: StudioContext, runs: RunJobs) -> dict[str, Any]:
         found = ctx.finetune.get(run)
         job = runs.job(found.id)
         if job is None or job.finished:
-            raise InvalidInput(f"The run {found.id} is not training now ({STATUS_WORDS[found.status].lower()}).")
+            status = STATUS_WORDS[status_of(found, job)].lower()
+            raise InvalidInput(f"The run {found.id} is not training now ({status}).")
         ctx.finetune.stop(job.id)
         job.wait(STOP_WAIT_S)
         return run_dict(ctx, runs, ctx.finetune.get(found.id))
