@@ -87,7 +87,13 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         css=studio_css(),
         head=studio_head(),
         footer_links=["api", "settings"],
-        allowed_paths=[str(ctx.outputs_dir), str(settings.history_dir), str(settings.voices_dir)],
+        # The datasets' clips: the Train tab plays them from there.
+        allowed_paths=[
+            str(ctx.outputs_dir),
+            str(settings.history_dir),
+            str(settings.voices_dir),
+            str(settings.datasets_dir),
+        ],
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,

@@ -66,6 +66,14 @@ INTRO = (
     "and **Models**. Record 10 minutes or more for a steady voice."
 )
 TICK_S = 0.5
+
+
+def plain(text: str, limit: int) -> str:
+    """Text for a dropdown's label (shown as typed, no Markdown), cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 private: dict[str, Any] = {"api_visibility": "private"}
 
 
@@ -219,7 +227,7 @@ def build_train_tab(ctx: StudioContext) -> None:
         if dataset is None or not dataset.utterances:
             return gr.update(choices=[], value=None), None, "", "", gr.update(value="Exclude from training")
         chosen = next((u for u in dataset.utterances if u.id == clip_id), dataset.utterances[0])
-        options = [(f"{u.id} · {markdown_text(u.text, 40) or '(no transcript)'}", u.id) for u in dataset.utterances]
+        options = [(f"{u.id} · {plain(u.text, 40) or '(no transcript)'}", u.id) for u in dataset.utterances]
         return (
             gr.update(choices=options, value=chosen.id),
             str(dataset.audio_path(chosen)),
@@ -247,6 +255,10 @@ def build_train_tab(ctx: StudioContext) -> None:
     @friendly_errors
     def refresh(dataset_id: str | None, clip_id: str | None) -> tuple[Any, ...]:
         return view(dataset_id, clip_id)
+
+    @friendly_errors
+    def pick_dataset(dataset_id: str | None) -> tuple[Any, ...]:
+        return view(dataset_id, None)  # another dataset starts at its first clip
 
     @friendly_errors
     def pick_clip(dataset_id: str | None, clip_id: str | None) -> tuple[Any, ...]:
@@ -342,7 +354,7 @@ def build_train_tab(ctx: StudioContext) -> None:
     ).then(None, exported, None, js=DOWNLOAD_JS, **private)
 
     in_order: dict[str, Any] = {"concurrency_id": "train-view", "concurrency_limit": 1, "show_progress": "hidden"}
-    picker.input(refresh, [picker, clip], view_outputs, **in_order, **private)
+    picker.input(pick_dataset, picker, view_outputs, **in_order, **private)
     reload.click(refresh, [picker, clip], view_outputs, **in_order, **private)
     clip.input(pick_clip, [picker, clip], clip_outputs, **in_order, **private)
     clips.select(pick_row, picker, clip_outputs, **in_order, **private)
@@ -355,7 +367,7 @@ def build_train_tab(ctx: StudioContext) -> None:
         dataset_name: str | None, sources: Any, recorded: Any, request: gr.Request | None = None
     ) -> Iterator[tuple[Any, ...]]:
         """Follows the build job: its line, then the new dataset's view. A refusal is told on the line."""
-        skips = tuple(gr.skip() for _ in view_outputs)
+        skips = tuple(gr.skip() for _ in range(len(view_outputs) + 2))  # the view, then the two inputs
         try:
             started = start_build(
                 ctx, dataset_name, sources, recorded, owner=owner_of(request), client=client_id(request)

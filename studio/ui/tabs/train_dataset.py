@@ -40,9 +40,9 @@ from studio.ui.widgets import markdown_text
 DATASET_TAB = "train-dataset"  # the jobs' tab: this section's Stop acts on its own builds
 COLUMNS = ["Clip", "Start–end (s)", "Speech (s)", "Transcript", "Flags", "Excluded"]
 LEVELS = {
-    VerdictLevel.GO: "✅ **Go**",
+    VerdictLevel.GO: "✔ **Go**",
     VerdictLevel.WEAK: "⚠️ **Trainable, with advice**",
-    VerdictLevel.NO_GO: "⛔ **No-go**",
+    VerdictLevel.NO_GO: "✖ **No-go**",
 }
 NO_DATASET = "No dataset yet: give it a name, add a recording and press **Build dataset**."
 

@@ -209,7 +209,7 @@ def result_text(ctx: StudioContext, run: Run | None, job: Job | None = None) -> 
         except Exception:  # removed in Models since: say where it was
             label = run.output
         lines.append(
-            f"✅ **{speaker}** is ready: choose **{speaker}** as the speaker in **Custom Voice** "
+            f"✔ **{speaker}** is ready: choose **{speaker}** as the speaker in **Custom Voice** "
             f'(scripts: `speaker="{speaker}"` in /custom_voice and /v1/audio/speech). '
             f"It is listed in **Models** as {markdown_text(label, 120)}."
         )
