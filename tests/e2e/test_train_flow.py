@@ -135,27 +135,30 @@ def test_build_review_and_train_a_voice(studio, e2e_server, reading, tmp_path):
     # --- training a trial run on the tiny Base: progress, the loss plot, Stop and Resume ---
     speaker = f"Nova {size}"
     studio.fill("train-speaker", speaker)
+    # 300 steps of one clip: the tiny model makes ~30 a second, long enough to press Stop part-way.
+    studio.number("train-epochs", 60)
     studio.accordion("Advanced")
     studio.number("train-batch", 1)
     studio.number("train-accum", 1)
     page.locator("#train-trial input[type=checkbox]").check()
     page.locator("#train-start").click()
     line = page.locator("#train-progress")
-    expect(line).to_contain_text(re.compile(r"Step \d+ of 15 · loss \d"), timeout=TAKE_TIMEOUT_S * 1000)
+    expect(line).to_contain_text(re.compile(r"Step \d+ of 300 · loss \d"), timeout=TAKE_TIMEOUT_S * 1000)
     expect(page.locator("#train-loss canvas, #train-loss svg").first).to_be_visible()
     deadline = time.monotonic() + TAKE_TIMEOUT_S
-    while not re.search(r"Step ([3-9]|1\d) of 15", line.inner_text()):
+    while not re.search(r"Step ([3-9]|\d\d+) of 300", line.inner_text()):
         assert time.monotonic() < deadline, line.inner_text()
         page.wait_for_timeout(200)
     page.locator("#train-stop").click()
-    expect(line).to_contain_text(re.compile(r"Stopped at step \d+ of 15"), timeout=TAKE_TIMEOUT_S * 1000)
+    expect(line).to_contain_text(re.compile(r"Stopped at step \d+ of 300"), timeout=TAKE_TIMEOUT_S * 1000)
     expect(page.locator("#train-resume")).to_be_visible()
     kept = int(re.search(r"Stopped at step (\d+)", line.inner_text()).group(1))
     assert kept >= 2
     page.locator("#train-resume").click()
-    expect(line).to_contain_text("Done: step 15 of 15", timeout=TAKE_TIMEOUT_S * 1000)
+    expect(line).to_contain_text("Done: step 300 of 300", timeout=TAKE_TIMEOUT_S * 1000)
     expect(page.locator("#train-result")).to_contain_text(f"{speaker} is ready")
     expect(page.locator("#train-resume")).to_be_hidden()
+    expect(page.locator("#train-start")).to_be_enabled()
     expect(studio.field("train-run")).to_have_value(re.compile(rf"{speaker} · LoRA · Done"))
     assert not studio.error_toasts() and not studio.error_pills()
     studio.shoot(

@@ -124,7 +124,7 @@ def build_train_tab(ctx: StudioContext) -> None:
             interactive=False,
             max_height=340,
             wrap=True,
-            column_widths=[70, 110, 90, 420, 170, 90],
+            column_widths=[70, 110, 90, 640, 170, 90],
             pinned_columns=1,
             elem_id="train-ds-table",
         )
