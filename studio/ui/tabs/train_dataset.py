@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,8 @@ def span(dataset: Dataset, utterance: Utterance) -> str:
 
 
 def table(dataset: Dataset | None) -> pd.DataFrame:
+    if dataset is None:
+        return pd.DataFrame([], columns=COLUMNS)
     rows = [
         [
             u.id,
@@ -82,7 +85,7 @@ def table(dataset: Dataset | None) -> pd.DataFrame:
             flags(dataset, u),
             "excluded" if u.excluded else "",
         ]
-        for u in (dataset.utterances if dataset else ())
+        for u in dataset.utterances
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -308,7 +311,7 @@ def make_dataset_api(ctx: StudioContext) -> dict[str, Any]:
             raise InvalidInput("Choose a dataset .zip made with Export to import.")
         return dataset_dict(store.import_zip(file))
 
-    functions = {
+    functions: dict[str, Callable[..., Any]] = {
         "dataset_build": dataset_build,
         "dataset_list": dataset_list,
         "dataset_get": dataset_get,

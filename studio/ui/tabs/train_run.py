@@ -16,6 +16,7 @@ Named API (``run`` is a run id from ``/train_start``):
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -283,7 +284,7 @@ def make_train_api(ctx: StudioContext, runs: RunJobs) -> dict[str, Any]:
         )
         return run_dict(ctx, runs, ctx.finetune.get(started.run_id)) | {"running": True}
 
-    functions = {
+    functions: dict[str, Callable[..., Any]] = {
         "train_start": train_start,
         "train_status": train_status,
         "train_stop": train_stop,
