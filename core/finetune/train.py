@@ -168,8 +168,9 @@ class Trainer:
 
     # --- training --------------------------------------------------------------------------
 
-    def train(self) -> Outcome:
-        """Steps to the end (or raises Stopped with the last step kept), then writes the voice."""
+    def train(self, *, finish: bool = True) -> Outcome:
+        """Steps to the end (or raises Stopped with the last step kept), then keeps the last
+        checkpoint and writes the voice (``finish=False``: neither, for benchmarks)."""
         if self.tts is None:
             self.setup()
         assert self.prepared is not None and self.optimizer is not None
@@ -221,6 +222,8 @@ class Trainer:
         except StudioError as exc:
             self.run.update(status=RunStatus.FAILED, step=self.step, message=str(exc))
             raise
+        if not finish:
+            return Outcome(self.run, self.step, list(self.losses), None)
         self._keep(self.elapsed_before + time.monotonic() - started)
         voice = self.export()
         return Outcome(self.run, self.step, list(self.losses), voice)

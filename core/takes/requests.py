@@ -123,10 +123,9 @@ def take_job(ask: Ask, library: VoiceLibrary | None = None, synthesis: Synthesis
     if isinstance(request, DesignRequest):
         info["description"] = request.description
     elif isinstance(request, CustomVoiceRequest):
-        try:
-            info["speaker"] = find_speaker(request.speaker).name
-        except InvalidInput:  # a voice trained here: the engine finds it in the catalog, or refuses the name
-            info["speaker"] = request.speaker
+        # A voice trained here is found through the synthesis service's catalog (core/engine/user_models.py).
+        trained = synthesis.catalog.trained_speakers() if synthesis is not None else ()
+        info["speaker"] = find_speaker(request.speaker, trained).name
     elif voice is not None:
         info |= {"voice": voice.name, "prompt_cached": cached, "reference_s": voice.reference_seconds}
         return TakeJob(request, ask.options.fmt, info=info, voice_id=voice.id, voice_name=voice.name)

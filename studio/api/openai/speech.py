@@ -171,7 +171,7 @@ def _resolve_voice(ctx: ServingContext, voice: Any, *, required: bool = True) ->
             "voice",
         )
     try:
-        return find_speaker(voice, ctx.app.catalog.trained_speakers())  # built-in, or trained here
+        return find_speaker(voice, ctx.app.catalog.trained_speakers())  # built-in, or a voice trained here
     except InvalidInput:
         pass
     try:
@@ -454,7 +454,8 @@ def parse_speech(ctx: ServingContext, body: Any, *, allow_stream: bool = True) -
                 "voice",
             )
     kind = "a built-in speaker" if wants is Mode.CUSTOM_VOICE else "a library voice"
-    chosen = _checkpoint_for(ctx, size, checkpoint, wants, kind)
+    trained = ctx.app.catalog.speaker_checkpoint(voice.id) if isinstance(voice, Speaker) else None
+    chosen = trained or _checkpoint_for(ctx, size, checkpoint, wants, kind)  # a trained voice has its own
     if isinstance(voice, Speaker):
         return SpeechPlan(Mode.CUSTOM_VOICE, checkpoint=chosen, speaker=voice, instructions=instructions, **common)
     assert isinstance(voice, Voice)

@@ -75,9 +75,8 @@ def voices_payload(ctx: ServingContext) -> dict[str, Any]:
         {"id": s.id, "name": s.name, "type": "builtin", "description": s.description, "language": s.native_language}
         for s in speakers()
     ]
-    # Voices trained here (Train a voice): speakers of their own checkpoints.
     rows += [
-        {"id": s.id, "name": s.name, "type": "trained", "description": s.description, "language": ""}
+        {"id": s.id, "name": s.name, "type": "trained", "description": s.description, "language": s.native_language}
         for s in ctx.app.catalog.trained_speakers()
     ]
     rows += [voice_row(v) for v in library]

@@ -25,10 +25,14 @@ from core.finetune.config import TrainConfig, TrainMethod, load_rows
 from core.finetune.service import FineTuning, TrainNote
 from core.finetune.state import KeptState, RunStatus, RunStore, full_error
 from core.finetune.train import TrainStep
+from core.serving.context import ServingContext
 from core.storage.durable import write_file
 from core.takes.jobs import JobRegistry, JobState
-from core.takes.service import TakeService
+from core.takes.requests import Ask, take_job
+from core.takes.values import Options
 from core.types import CustomVoiceRequest, Mode, Sampling
+from studio.api.openai.speech import build_job, parse_speech
+from studio.api.openai.voices import voices_payload
 from tests.conftest import make_demo_settings, spoken
 
 TEXTS = (
@@ -52,9 +56,8 @@ def rows(tmp_path_factory) -> list[dict[str, str]]:
 
 @pytest.fixture
 def studio(tmp_path, demo_checkpoints):
-    ctx = build_context(make_demo_settings(tmp_path / "data", demo_checkpoints))
-    jobs = JobRegistry(TakeService.for_app(ctx))
-    return ctx, jobs, FineTuning(ctx, jobs)
+    """The app, its take runner and its fine-tuning, as a running studio has them (ServingContext)."""
+    return ServingContext(build_context(make_demo_settings(tmp_path / "data", demo_checkpoints)))
 
 
 def _base(ctx) -> tuple[Checkpoint, Path]:
@@ -75,7 +78,7 @@ def _load(path: Path):
 
 @pytest.mark.parametrize("method", [TrainMethod.LORA, TrainMethod.FULL])
 def test_the_loss_goes_down_on_a_repeated_batch(studio, rows, method):
-    ctx, _, _ = studio
+    ctx = studio.app
     torch.manual_seed(0)
     tts = _load(_base(ctx)[1])
     prepared = prepare(tts, load_rows(rows[:2], min_rows=2))
@@ -103,7 +106,7 @@ def test_the_loss_goes_down_on_a_repeated_batch(studio, rows, method):
 
 
 def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speaks(studio, rows):
-    ctx, jobs, tuning = studio
+    ctx, jobs, tuning = studio.app, studio.jobs, studio.finetune
     base, _ = _base(ctx)
     ctx.models.get(base)  # resident: the job must unload it and say so
     started = tuning.start(rows, _tiny("Anna"))
@@ -158,6 +161,15 @@ def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speak
         CustomVoiceRequest(text="Hello there.", speaker="anna", sampling=Sampling(max_new_tokens=8, seed=1))
     )
     assert result.model == "custom-anna" and result.audio.duration > 0
+    ask = Ask(Mode.CUSTOM_VOICE, "Hi.", "Auto", "0.6B", speaker="Anna", options=Options(Sampling(max_new_tokens=4)))
+    assert take_job(ask, ctx.library, ctx.synthesis).info["speaker"] == "Anna"
+    # The OpenAI-compatible API lists the voice and speaks it from its own checkpoint.
+
+    trained_rows = [r for r in voices_payload(studio)["voice_details"] if r["type"] == "trained"]
+    assert [(r["id"], r["name"]) for r in trained_rows] == [("anna", "Anna"), ("bert", "Bert")]
+    plan = parse_speech(studio, {"model": "tts-1", "input": "Hello.", "voice": "Anna"})
+    assert plan.checkpoint.key == "custom-anna" and plan.speaker is not None and plan.speaker.id == "anna"
+    assert ctx.synthesis.synthesize(build_job(studio, plan).request).model == "custom-anna"
     rows_by_key = {row.key: row for row in ctx.models.status()}
     assert rows_by_key["custom-anna"].state == "loaded" and rows_by_key["custom-bert"].state == "downloaded"
 
@@ -170,7 +182,7 @@ def test_stop_and_resume_continue_from_the_kept_step_and_make_a_voice_that_speak
 
 
 def test_a_lora_merge_gives_the_outputs_of_the_unmerged_adapter(studio, rows, tmp_path):
-    ctx, _, _ = studio
+    ctx = studio.app
     base, path = _base(ctx)
     tts = _load(path)
     prepared = prepare(tts, load_rows(rows[:2], min_rows=2))
@@ -207,7 +219,7 @@ def test_a_lora_merge_gives_the_outputs_of_the_unmerged_adapter(studio, rows, tm
 
 
 def test_a_name_that_clashes_with_a_built_in_speaker_is_refused(studio, rows):
-    ctx, _, tuning = studio
+    tuning = studio.finetune
     for name in ("Ryan", "uncle fu", "Ono-Anna"):
         with pytest.raises(InvalidInput, match="already a speaker's name"):
             tuning.start(rows, _tiny(name))
@@ -217,7 +229,7 @@ def test_a_name_that_clashes_with_a_built_in_speaker_is_refused(studio, rows):
 
 
 def test_too_few_rows_and_bad_rows_are_refused(studio, rows, tmp_path):
-    _, _, tuning = studio
+    tuning = studio.finetune
     with pytest.raises(InvalidInput, match="at least 10 utterances; this dataset has 4"):
         tuning.start(rows, TrainConfig(speaker="Dora"))
     jsonl = tmp_path / "train.jsonl"
@@ -230,9 +242,10 @@ def test_too_few_rows_and_bad_rows_are_refused(studio, rows, tmp_path):
 
 
 def test_a_full_disk_mid_checkpoint_keeps_nothing_half_saved(studio, rows, demo_checkpoints, tmp_path):
-    ctx, jobs, _ = studio
+    ctx, jobs = studio.app, studio.jobs
     # A quota: the disk "has" no room beyond what must stay free.
     tight = FineTuning(ctx, jobs, reserve_bytes=1 << 60)
+    assert isinstance(jobs, JobRegistry)
     started = tight.start(rows, _tiny("Erin", save_every=2))
     assert started.job.wait(120) and started.job.state is JobState.FAILED
     assert isinstance(started.job.error, StorageFull) and "Not enough disk space" in str(started.job.error)
