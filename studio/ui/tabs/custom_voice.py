@@ -21,18 +21,22 @@ INSTRUCT_HELP = "How to say it, e.g. 'Speak slowly and sadly, almost whispering.
 INSTRUCT_DISABLED = "The 0.6B CustomVoice model ignores style instructions; choose 1.7B to use one."
 
 
-@with_advanced
-def parse_custom_voice(
-    text: str,
-    speaker: str = "Ryan",
-    language: str = "Auto",
-    instruct: str = "",
-    size: str = "1.7B",
-    advanced: Options = Options(),
-) -> TakeJob:
-    """Custom Voice: one of the nine built-in speakers, with an optional style instruction."""
-    ask = Ask(Mode.CUSTOM_VOICE, text, language, size, speaker=speaker, instruct=instruct, options=advanced)
-    return take_job(ask)
+def make_parse_custom_voice(ctx: StudioContext) -> Any:
+    @with_advanced
+    def parse_custom_voice(
+        text: str,
+        speaker: str = "Ryan",
+        language: str = "Auto",
+        instruct: str = "",
+        size: str = "1.7B",
+        advanced: Options = Options(),
+    ) -> TakeJob:
+        """Custom Voice: one of the nine built-in speakers (or a voice trained here), with an optional style instruction."""
+        ask = Ask(Mode.CUSTOM_VOICE, text, language, size, speaker=speaker, instruct=instruct, options=advanced)
+        # The synthesis service's catalog knows the voices trained here (Train a voice).
+        return take_job(ask, ctx.app.library, ctx.app.synthesis)
+
+    return parse_custom_voice
 
 
 def speaker_card(speaker_id: str, trained: Sequence[Speaker] = ()) -> str:
@@ -124,7 +128,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
     )
     wire_generate(
         ctx,
-        parse_custom_voice,
+        make_parse_custom_voice(ctx),
         "custom_voice",
         generate,
         [text, speaker, language, instruct, size, *widgets.inputs],
