@@ -88,11 +88,13 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         head=studio_head(),
         footer_links=["api", "settings"],
         # The projects' takes and exports (core/projects/store.py keeps them under the data dir).
+        # The datasets' clips: the Train tab plays them from there.
         allowed_paths=[
             str(ctx.outputs_dir),
             str(settings.history_dir),
             str(settings.voices_dir),
             str(settings.data_dir / "projects"),
+            str(settings.datasets_dir),
         ],
         prevent_thread_lock=True,
         quiet=True,

@@ -131,6 +131,42 @@ NAMED_API: tuple[Endpoint, ...] = (
         f"{_TABS}.projects_api",
         "Master and export: the M4B, a zip of every file, and the compliance report per chapter.",
     ),
+    # Fine-tuning: datasets (studio/ui/tabs/train_dataset.py) and training runs (train_run.py).
+    Endpoint(
+        "dataset_build",
+        "dataset_build",
+        f"{_TABS}.train_dataset",
+        "Build a fine-tuning dataset from recordings: clips cut at pauses, transcribed and measured.",
+    ),
+    Endpoint("dataset_list", "dataset_list", f"{_TABS}.train_dataset", "Every fine-tuning dataset with its verdict."),
+    Endpoint(
+        "dataset_get",
+        "dataset_get",
+        f"{_TABS}.train_dataset",
+        "A fine-tuning dataset with its clips, totals and go / no-go verdict.",
+    ),
+    Endpoint(
+        "dataset_edit",
+        "dataset_edit",
+        f"{_TABS}.train_dataset",
+        "Edit a dataset clip's transcript, or exclude it from training (or include it again).",
+    ),
+    Endpoint("dataset_export", "dataset_export", f"{_TABS}.train_dataset", "A zip of a fine-tuning dataset."),
+    Endpoint("dataset_import", "dataset_import", f"{_TABS}.train_dataset", "Import a dataset zip made by export."),
+    Endpoint(
+        "train_start",
+        "train_start",
+        f"{_TABS}.train_run",
+        "Start training a new speaker on a dataset (LoRA or full): the run, at once.",
+    ),
+    Endpoint(
+        "train_status",
+        "train_status",
+        f"{_TABS}.train_run",
+        "A training run's status, step, losses and, once done, its trained voice.",
+    ),
+    Endpoint("train_stop", "train_stop", f"{_TABS}.train_run", "Stop a training run; its last step is kept."),
+    Endpoint("train_resume", "train_resume", f"{_TABS}.train_run", "Resume a stopped training run from its kept step."),
     # The pronunciation lexicon (core/text_lexicon.py).
     Endpoint("lexicon", "lexicon_list", "studio.api.named", "The pronunciation lexicon's entries and version."),
     Endpoint(

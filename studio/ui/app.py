@@ -18,6 +18,7 @@ from studio.ui.tabs.library import build_library_tab
 from studio.ui.tabs.models import build_models_tab
 from studio.ui.tabs.projects import build_projects_tab
 from studio.ui.tabs.script import build_script_tab
+from studio.ui.tabs.train import build_train_tab
 
 TITLE = "Qwen TTS Studio"
 
@@ -65,6 +66,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             build_custom_voice_tab(ctx)
             clone = build_clone_tab(ctx)
             build_library_tab(ctx, clone_voice=clone["voice"], tabs=tabs)
+            build_train_tab(ctx)
             build_script_tab(ctx)
             build_projects_tab(ctx)
             build_models_tab(ctx)

@@ -34,6 +34,7 @@ TAB_MARKERS = {
     "Custom Voice": "custom-generate",
     "Voice Clone": "clone-generate",
     "Voice Library": "library-count",
+    "Train a voice": "train-ds-build",
     "History": "history-table",
     "Models": "models-device",
     "Script": "script-render",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
 
-from core.engine.speakers import find_speaker, speakers
+from core.engine.speakers import Speaker, find_speaker, speakers
 from core.takes.requests import Ask, TakeJob, take_job
 from core.takes.values import Options
 from core.types import Mode
@@ -20,32 +21,44 @@ INSTRUCT_HELP = "How to say it, e.g. 'Speak slowly and sadly, almost whispering.
 INSTRUCT_DISABLED = "The 0.6B CustomVoice model ignores style instructions; choose 1.7B to use one."
 
 
-@with_advanced
-def parse_custom_voice(
-    text: str,
-    speaker: str = "Ryan",
-    language: str = "Auto",
-    instruct: str = "",
-    size: str = "1.7B",
-    advanced: Options = Options(),
-) -> TakeJob:
-    """Custom Voice: one of the nine built-in speakers, with an optional style instruction."""
-    ask = Ask(Mode.CUSTOM_VOICE, text, language, size, speaker=speaker, instruct=instruct, options=advanced)
-    return take_job(ask)
+def make_parse_custom_voice(ctx: StudioContext) -> Any:
+    @with_advanced
+    def parse_custom_voice(
+        text: str,
+        speaker: str = "Ryan",
+        language: str = "Auto",
+        instruct: str = "",
+        size: str = "1.7B",
+        advanced: Options = Options(),
+    ) -> TakeJob:
+        """Custom Voice: one of the nine built-in speakers (or a voice trained here), with an optional style instruction."""
+        ask = Ask(Mode.CUSTOM_VOICE, text, language, size, speaker=speaker, instruct=instruct, options=advanced)
+        # The synthesis service's catalog knows the voices trained here (Train a voice).
+        return take_job(ask, ctx.app.library, ctx.app.synthesis)
+
+    return parse_custom_voice
 
 
-def speaker_card(speaker_id: str) -> str:
+def speaker_card(speaker_id: str, trained: Sequence[Speaker] = ()) -> str:
     try:
-        s = find_speaker(speaker_id)
+        s = find_speaker(speaker_id, trained)
     except Exception:
         return ""
+    if not s.gender:  # a voice trained here (Train a voice): no gender or native language to tell
+        return f"**{s.name}** · {s.description}."
     return f"**{s.name}** · {s.gender} · native {s.native_language}\n\n{s.description}."
+
+
+def speaker_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    """The built-in speakers, then the voices trained here (found in the models dir now)."""
+    built_in = [(f"{s.name} — {s.native_language}", s.name) for s in speakers()]
+    return built_in + [(f"{s.name} — trained here", s.name) for s in ctx.app.catalog.trained_speakers()]
 
 
 def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
     sizes = ctx.app.catalog.sizes(Mode.CUSTOM_VOICE)
     default_size = ctx.app.settings.preferred_size if ctx.app.settings.preferred_size in sizes else sizes[0]
-    with gr.Tab("Custom Voice", id="custom"):
+    with gr.Tab("Custom Voice", id="custom") as tab:
         demo_banner(ctx)
         gr.Markdown("Cast one of the nine built-in speakers and direct them with a style instruction.")
         with gr.Row(equal_height=False):
@@ -59,7 +72,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                 )
                 with gr.Row():
                     speaker = gr.Dropdown(
-                        [(f"{s.name} — {s.native_language}", s.name) for s in speakers()],
+                        speaker_choices(ctx),
                         value="Ryan",
                         label="Speaker",
                         scale=2,
@@ -97,7 +110,15 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
                     "text the transcript. Clone it from the Voice Clone tab.",
                 )
 
-    speaker.change(speaker_card, speaker, card, api_visibility="private", queue=False)
+    speaker.change(
+        lambda s: speaker_card(s, ctx.app.catalog.trained_speakers()),
+        speaker,
+        card,
+        api_visibility="private",
+        queue=False,
+    )
+    # A voice trained (or removed) since the page opened is listed when the tab opens.
+    tab.select(lambda: gr.update(choices=speaker_choices(ctx)), None, speaker, api_visibility="private", queue=False)
     size.change(
         lambda s: gr.update(interactive=s != "0.6B", info=INSTRUCT_DISABLED if s == "0.6B" else INSTRUCT_HELP),
         size,
@@ -107,7 +128,7 @@ def build_custom_voice_tab(ctx: StudioContext) -> dict[str, Any]:
     )
     wire_generate(
         ctx,
-        parse_custom_voice,
+        make_parse_custom_voice(ctx),
         "custom_voice",
         generate,
         [text, speaker, language, instruct, size, *widgets.inputs],
