@@ -27,6 +27,7 @@ from core.engine.speakers import speakers
 from core.engine.user_models import TrainedVoice, user_models_dir
 from core.errors import InvalidInput, ModelUnavailable, TrainingError
 from core.finetune import adapters
+from core.finetune.evaluate import Evaluation, Evaluator
 from core.finetune.config import RowSource, TrainConfig, TrainMethod, check_name_free, load_rows
 from core.finetune.state import RESERVE_BYTES, RUNS_FOLDER, Run, RunStatus, RunStore
 from core.finetune.train import Schedule, Trainer, TrainStep, export_kept
@@ -69,6 +70,7 @@ class FineTuning:
         self.loader = loader
         self._lock = threading.Lock()
         self._active: dict[str, Job] = {}  # run id -> its unfinished job
+        self.evaluator = Evaluator(ctx, jobs, self.runs)
 
     # --- what a form offers ------------------------------------------------------------------
 
@@ -208,6 +210,16 @@ class FineTuning:
 
     def get(self, run_id: str) -> Run:
         return self.runs.get(run_id)
+
+    # --- the evaluation after training (core/finetune/evaluate.py) ---------------------------------
+
+    def evaluate(self, run_id: str, *, max_new_tokens: int | None = None, **who: Any) -> Job:
+        """Queues the evaluation of a finished run (``who``: owner, tab, client of the job)."""
+        return self.evaluator.start(run_id, max_new_tokens=max_new_tokens, **who)
+
+    def evaluation(self, run_id: str) -> Evaluation | None:
+        """The run's last evaluation, kept with it; None when it has none."""
+        return self.evaluator.load(run_id)
 
     def all(self) -> list[Run]:
         return self.runs.all()

@@ -68,7 +68,7 @@ class Job:
     """One take being made (or made): its state, progress, live pieces and result."""
 
     id: str
-    kind: str  # "take", "variants", "script", "resume", "retry", "regenerate", "device", "train" (core/finetune/)
+    kind: str  # "take", "variants", "script", "resume", "retry", "regenerate", "device", "train", "evaluate" (core/finetune/)
     mode: str  # the mode's plain name ("Design", "Custom", "Clone", "Script")
     summary: str  # the start of its text, for lists
     owner: str = ""  # the browser session (or API caller) that started it

@@ -72,8 +72,9 @@ def running_line(job: Any, chunk_eta_s: float | None) -> str:
     """ "Chunk 2 of 14 · 24.6 s of audio made · 1 min 02 s elapsed · about 3 min 10 s left"."""
 
     parts = []
-    if job.kind == "project" and job.message:
-        parts.append(job.message)  # "Chapter 2 of 3 · block 5 of 12" (core/projects/render.py)
+    if job.kind in ("project", "evaluate") and job.message:
+        # "Chapter 2 of 3 · block 5 of 12" (core/projects/render.py), "Hearing take 4 of 6" (core/finetune/evaluate.py)
+        parts.append(job.message)
     elif job.chunks_total:
         current = min(job.chunks_done + 1, job.chunks_total)
         parts.append(f"{UNITS.get(job.kind, 'Chunk')} {current} of {job.chunks_total}")
