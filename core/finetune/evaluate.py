@@ -26,6 +26,7 @@ evaluation whole (the run store sweeps a crash's hidden folder).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -44,9 +45,9 @@ import torch.nn.functional as F
 from core.audio.clip import Audio
 from core.audio.io import encode, load_audio
 from core.engine.catalog import Checkpoint
-from core.errors import InvalidInput, ModelUnavailable
+from core.errors import InvalidInput, ModelUnavailable, StorageFull
 from core.finetune.batch import SAMPLE_RATE, speaker_embedding
-from core.finetune.state import TMP_PREFIX, Run, RunStatus, RunStore, full_error
+from core.finetune.state import TMP_PREFIX, Run, RunStatus, RunStore
 from core.projects import qa
 from core.storage.durable import fsync_dir, write_atomic, write_file
 from core.takes.job import Job
@@ -146,9 +147,7 @@ class Evaluation:
 
     @classmethod
     def from_record(cls, data: dict[str, Any], folder: Path) -> Evaluation:
-        rows = tuple(
-            EvalRow(r["sentence"], TakeScore(**r["trained"]), TakeScore(**r["clone"])) for r in data["rows"]
-        )
+        rows = tuple(EvalRow(r["sentence"], TakeScore(**r["trained"]), TakeScore(**r["clone"])) for r in data["rows"])
         return cls(
             run_id=data["run_id"],
             folder=folder,
@@ -251,7 +250,15 @@ def plan(app: Any, run: Run) -> Plan:
     if not sentences:
         raise InvalidInput("Every held-out sentence is in this run's training text; there is nothing new to say.")
     return Plan(
-        run, str(run.config.get("speaker", "")), trained, base, tuple(sentences), reference, reference_text, clips, tuple(notes)
+        run,
+        str(run.config.get("speaker", "")),
+        trained,
+        base,
+        tuple(sentences),
+        reference,
+        reference_text,
+        clips,
+        tuple(notes),
     )
 
 
@@ -327,7 +334,9 @@ class Evaluator:
         takes: dict[tuple[Side, int], Any] = {}
         for k, sentence in enumerate(p.sentences):  # the trained checkpoint stays loaded for these
             advance(f"Sentence {k + 1} of {n} by {p.speaker} (trained)")
-            ask = Ask(Mode.CUSTOM_VOICE, sentence, LANGUAGE, p.trained.size, speaker=p.speaker, options=_opts(sampling, k))
+            ask = Ask(
+                Mode.CUSTOM_VOICE, sentence, LANGUAGE, p.trained.size, speaker=p.speaker, options=_opts(sampling, k)
+            )
             takes[(Side.TRAINED, k)] = self.app.synthesis.synthesize(request_for(ask)[0])
             done()
         reference = load_audio(p.reference, target_sr=SAMPLE_RATE)
@@ -348,7 +357,9 @@ class Evaluator:
         advance("Measuring speaker similarity")
         tts = self.app.models.get(p.base).model
         with torch.inference_mode():
-            target = torch.stack([speaker_embedding(tts, load_audio(c, target_sr=SAMPLE_RATE).samples) for c in p.clips])
+            target = torch.stack(
+                [speaker_embedding(tts, load_audio(c, target_sr=SAMPLE_RATE).samples) for c in p.clips]
+            )
             mean = target.mean(dim=0)
             similarity = {key: cosine(embed(tts, r.audio), mean) for key, r in takes.items()}
         verdicts: dict[tuple[Side, int], Any] = {}
@@ -363,7 +374,9 @@ class Evaluator:
                 except ModelUnavailable as exc:  # offline without Whisper: the similarity still counts
                     notes.append(f"Words not checked: {exc}")
                     asr = None
-            verdicts[key] = qa.check_take(result.audio, p.sentences[key[1]], heard, language=LANGUAGE, spoken_text=result.text)
+            verdicts[key] = qa.check_take(
+                result.audio, p.sentences[key[1]], heard, language=LANGUAGE, spoken_text=result.text
+            )
             done()
         demo = p.trained.demo or p.base.demo or any(v.demo for v in verdicts.values())
         evaluation = _save(p, takes, similarity, verdicts, asr, demo, notes)
@@ -377,9 +390,11 @@ def _opts(sampling: Sampling, k: int) -> Options:
 
 def embed(tts: Any, audio: Audio) -> torch.Tensor:
     """The speaker encoder's embedding of a take (resampled to the encoder's 24 kHz)."""
-    samples = audio.samples if audio.sample_rate == SAMPLE_RATE else load_audio(
-        (audio.samples, audio.sample_rate), target_sr=SAMPLE_RATE
-    ).samples
+    samples = (
+        audio.samples
+        if audio.sample_rate == SAMPLE_RATE
+        else load_audio((audio.samples, audio.sample_rate), target_sr=SAMPLE_RATE).samples
+    )
     return speaker_embedding(tts, samples)
 
 
@@ -426,7 +441,7 @@ def _save(
         fsync_dir(folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise full_error(exc, "the evaluation", " The previous evaluation is kept.") from exc
+        raise _write_error(exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -436,9 +451,7 @@ def _save(
         speaker=p.speaker,
         model=p.trained.key,
         base=p.base.key,
-        rows=tuple(
-            EvalRow(s, scores[(Side.TRAINED, k)], scores[(Side.CLONE, k)]) for k, s in enumerate(p.sentences)
-        ),
+        rows=tuple(EvalRow(s, scores[(Side.TRAINED, k)], scores[(Side.CLONE, k)]) for k, s in enumerate(p.sentences)),
         reference=str(p.reference),
         reference_text=p.reference_text,
         clips=len(p.clips),
@@ -454,11 +467,20 @@ def _save(
         write_atomic(folder / RECORD, (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
     except OSError as exc:
         shutil.rmtree(folder / name, ignore_errors=True)
-        raise full_error(exc, "the evaluation", " The previous evaluation is kept.") from exc
+        raise _write_error(exc) from exc
     for old in folder.glob("eval-*"):
         if old.is_dir() and old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return evaluation
+
+
+def _write_error(exc: OSError) -> StorageFull:
+    kept = "nothing of it was kept, and the previous evaluation is as it was"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StorageFull(
+            f"The disk filled up while writing the evaluation; {kept}. Free some space and evaluate again."
+        )
+    return StorageFull(f"Could not write the evaluation ({exc.strerror or exc}); {kept}.")
 
 
 def load(run: Run) -> Evaluation | None:

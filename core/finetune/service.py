@@ -27,8 +27,8 @@ from core.engine.speakers import speakers
 from core.engine.user_models import TrainedVoice, user_models_dir
 from core.errors import InvalidInput, ModelUnavailable, TrainingError
 from core.finetune import adapters
-from core.finetune.evaluate import Evaluation, Evaluator
 from core.finetune.config import RowSource, TrainConfig, TrainMethod, check_name_free, load_rows
+from core.finetune.evaluate import Evaluation, Evaluator
 from core.finetune.state import RESERVE_BYTES, RUNS_FOLDER, Run, RunStatus, RunStore
 from core.finetune.train import Schedule, Trainer, TrainStep, export_kept
 from core.takes.job import Job

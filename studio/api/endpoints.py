@@ -131,7 +131,7 @@ NAMED_API: tuple[Endpoint, ...] = (
         f"{_TABS}.projects_api",
         "Master and export: the M4B, a zip of every file, and the compliance report per chapter.",
     ),
-    # Fine-tuning: datasets (studio/ui/tabs/train_dataset.py) and training runs (train_run.py).
+    # Fine-tuning: datasets (studio/ui/tabs/train_dataset.py), training runs (train_run.py), evaluation (train_eval.py).
     Endpoint(
         "dataset_build",
         "dataset_build",
@@ -167,6 +167,12 @@ NAMED_API: tuple[Endpoint, ...] = (
     ),
     Endpoint("train_stop", "train_stop", f"{_TABS}.train_run", "Stop a training run; its last step is kept."),
     Endpoint("train_resume", "train_resume", f"{_TABS}.train_run", "Resume a stopped training run from its kept step."),
+    Endpoint(
+        "train_evaluate",
+        "train_evaluate",
+        f"{_TABS}.train_eval",
+        "Evaluate a trained voice against a zero-shot clone: held-out sentences, WER and speaker similarity.",
+    ),
     # The pronunciation lexicon (core/text_lexicon.py).
     Endpoint("lexicon", "lexicon_list", "studio.api.named", "The pronunciation lexicon's entries and version."),
     Endpoint(

@@ -1,6 +1,6 @@
 """Train a voice: recordings -> a reviewed dataset -> a fine-tuned speaker in Custom Voice (issue 25).
 
-Two sections over the core (``core/finetune/``), which holds every rule:
+Three sections over the core (``core/finetune/``), which holds every rule:
 
 1. **Dataset** (studio/ui/tabs/train_dataset.py): build one from a long recording or many clips
    (a job with progress and Stop), review its clips (play, edit the transcript, exclude, choose
@@ -8,6 +8,9 @@ Two sections over the core (``core/finetune/``), which holds every rule:
 2. **Training** (studio/ui/tabs/train_run.py): LoRA or full fine-tuning of a Base model as a job
    (step k of n, loss, time left, a loss plot, Stop and Resume); the trained speaker appears in
    Custom Voice and Models.
+3. **Evaluation** (studio/ui/tabs/train_eval.py): a finished run's voice and a zero-shot clone of
+   its recordings say three held-out sentences, side by side, each with its word error rate and
+   speaker similarity.
 
 An action that can fail runs first with a gr.State as its only output, so a refusal is one
 toast instead of an "Error" badge over every widget; only on success is the view redrawn.
@@ -42,6 +45,7 @@ from studio.ui.tabs.train_dataset import (
     table,
     verdict_text,
 )
+from studio.ui.tabs.train_eval import build_eval_section
 from studio.ui.tabs.train_run import (
     METHOD_CHOICES,
     SIZES,
@@ -63,7 +67,8 @@ INTRO = (
     "Turn a person's recordings into a voice of their own. **1.** Build a dataset: the studio cuts "
     "the recordings into 3-15 s clips at the pauses and transcribes each; review them and read the "
     "verdict. **2.** Train: a Base model learns the voice as a new speaker, listed in **Custom Voice** "
-    "and **Models**. Record 10 minutes or more for a steady voice."
+    "and **Models**. **3.** Evaluate: hear it beside a clone of the same recordings, with the numbers. "
+    "Record 10 minutes or more for a steady voice."
 )
 TICK_S = 0.5
 
@@ -213,6 +218,7 @@ def build_train_tab(ctx: StudioContext) -> None:
                     elem_id="train-loss",
                 )
                 result = gr.Markdown(elem_id="train-result")
+        build_eval_section(ctx, run_pick)
         outcome = gr.State()  # what the last dataset action did, for the step that redraws the view
         # Inside the tab: a stray child of gr.Tabs breaks the tab bar in the browser.
         register_dataset_api(dataset_api)

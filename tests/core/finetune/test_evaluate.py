@@ -50,7 +50,12 @@ def test_a_finished_run_is_evaluated_against_a_clone_and_the_result_is_kept(stud
     assert "Evaluated 'Eve'" in job.message
 
     ev = tuning.evaluation(started.run_id)
-    assert ev is not None and ev.speaker == "Eve" and ev.model == "custom-eve" and ev.base == tuning.get(started.run_id).base_key
+    assert (
+        ev is not None
+        and ev.speaker == "Eve"
+        and ev.model == "custom-eve"
+        and ev.base == tuning.get(started.run_id).base_key
+    )
     assert [row.sentence for row in ev.rows] == list(HELD_OUT[:3])
     assert ev.reference == rows[0]["ref_audio"] and ev.reference_text == rows[0]["text"] and ev.clips == len(rows)
     takes = [row.side(side) for row in ev.rows for side in Side]

@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from core.audio.io import write_audio
+from core.finetune.evaluate import HELD_OUT
 from tests.conftest import free_port, make_demo_settings
 from tests.core.finetune.test_dataset import make_recording
 
@@ -118,6 +119,8 @@ def test_export_and_import_round_trip(train_server, built):
         ({"dataset": "DATASET", "speaker": "Nova", "method": "magic", "api_name": "/train_start"}, "lora or full"),
         ({"dataset": "", "speaker": "Nova", "api_name": "/train_start"}, "Choose the dataset"),
         ({"run": "run-nope", "api_name": "/train_status"}, "There is no training run"),
+        ({"run": "run-nope", "api_name": "/train_evaluate"}, "There is no training run"),
+        ({"run": " ", "api_name": "/train_evaluate"}, "Pick the finished training run"),
     ],
 )
 def test_bad_input_is_refused_with_a_sentence(train_server, built, reading, call, message):
@@ -174,3 +177,17 @@ def test_a_trial_run_trains_stops_resumes_and_speaks(train_server, built):
     assert any(c.key == "custom-nova-test" for c in ctx.app.catalog.trained())
     with pytest.raises(AppError, match="already a speaker"):  # the name is taken now
         client.predict(dataset=built["id"], speaker="nova test", trial=True, api_name="/train_start")
+
+    # The evaluation: held-out sentences by the trained voice and by a clone, heard and measured.
+    evaluated = client.predict(run=run, max_seconds=1, api_name="/train_evaluate")
+    assert [r["sentence"] for r in evaluated["rows"]] == list(HELD_OUT[:3]) and evaluated["model"] == "custom-nova-test"
+    for row in evaluated["rows"]:
+        for side in ("trained", "clone"):
+            take = row[side]
+            assert 0 < sf.info(take["path"]).duration <= 1.5 and take["wer"] >= 0 and -1 <= take["similarity"] <= 1
+    assert evaluated["demo"] and "noise" in evaluated["reading"] and evaluated["clips"] == len(READING)
+    assert ctx.finetune.evaluation(run).as_dict()["rows"] == [
+        {side: {k: v for k, v in r[side].items() if k != "path"} for side in ("trained", "clone")}
+        | {"sentence": r["sentence"]}
+        for r in evaluated["rows"]
+    ]
