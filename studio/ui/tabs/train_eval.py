@@ -25,7 +25,6 @@ from core.takes.values import sampling_from_values
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import STOP_WAIT_S, api_function, owner_of
-from studio.ui.progress import gradio_progress
 from studio.ui.widgets import markdown_text
 
 TRAIN_TAB = "train"
@@ -81,11 +80,12 @@ def reading_text(ev: Evaluation | None) -> str:
 
 
 def eval_dict(ev: Evaluation) -> dict[str, Any]:
-    """What ``/train_evaluate`` answers: the record, its means and reading, and each take's file path."""
+    """What ``/train_evaluate`` answers: the record, its means and reading, and each take's WAV on the studio's disk."""
     data = ev.as_dict()
     for row, kept in zip(data["rows"], ev.rows):
         for side in Side:
-            row[side.value]["path"] = str(ev.path(kept.side(side)))
+            # Not "path": gradio_client would take the dict for a file to download.
+            row[side.value]["wav"] = str(ev.path(kept.side(side)))
     return data
 
 
@@ -101,9 +101,7 @@ def start_evaluation(ctx: StudioContext, run: Any, max_seconds: Any = 0, **who: 
 
 
 def make_eval_api(ctx: StudioContext) -> dict[str, Any]:
-    async def train_evaluate(
-        run: str, max_seconds: float = 0, progress: Any = gr.Progress(), request: gr.Request | None = None
-    ) -> dict[str, Any]:
+    async def train_evaluate(run: str, max_seconds: float = 0, request: gr.Request | None = None) -> dict[str, Any]:
         """Evaluates a finished run: three held-out sentences by the trained voice and by a zero-shot
         clone of its recordings, each with its word error rate and its speaker similarity to the
         training clips. Blocks until done; cancelling the call stops it. `max_seconds`: a cap on each
@@ -111,12 +109,9 @@ def make_eval_api(ctx: StudioContext) -> dict[str, Any]:
         job = await asyncio.to_thread(
             start_evaluation, ctx, run, max_seconds, owner=owner_of(request), client=client_id(request)
         )
-        report = gradio_progress(progress)
         try:
             while not job.finished:
                 await asyncio.sleep(0.2)
-                if report is not None:
-                    report(job.fraction(), job.message)
         except asyncio.CancelledError:
             ctx.jobs.stop(job.id)
             await asyncio.get_running_loop().run_in_executor(None, job.wait, STOP_WAIT_S)

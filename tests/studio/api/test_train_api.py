@@ -184,10 +184,10 @@ def test_a_trial_run_trains_stops_resumes_and_speaks(train_server, built):
     for row in evaluated["rows"]:
         for side in ("trained", "clone"):
             take = row[side]
-            assert 0 < sf.info(take["path"]).duration <= 1.5 and take["wer"] >= 0 and -1 <= take["similarity"] <= 1
+            assert 0 < sf.info(take["wav"]).duration <= 1.5 and take["wer"] >= 0 and -1 <= take["similarity"] <= 1
     assert evaluated["demo"] and "noise" in evaluated["reading"] and evaluated["clips"] == len(READING)
     assert ctx.finetune.evaluation(run).as_dict()["rows"] == [
-        {side: {k: v for k, v in r[side].items() if k != "path"} for side in ("trained", "clone")}
+        {side: {k: v for k, v in r[side].items() if k != "wav"} for side in ("trained", "clone")}
         | {"sentence": r["sentence"]}
         for r in evaluated["rows"]
     ]
