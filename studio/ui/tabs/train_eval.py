@@ -29,7 +29,7 @@ from studio.ui.widgets import markdown_text
 
 TRAIN_TAB = "train"
 TICK_S = 0.5
-COLUMNS = ["Sentence", "Trained: WER", "Trained: similarity", "Clone: WER", "Clone: similarity"]
+COLUMNS = ["Sentence", "Trained WER", "Trained similarity", "Clone WER", "Clone similarity"]
 INTRO = (
     "How good is the trained voice? Three sentences it never heard are said by the **trained voice** "
     "and by a **zero-shot clone** of the same recordings (its reference clip). Each take gets its "
@@ -65,7 +65,7 @@ def scores_frame(ev: Evaluation | None) -> pd.DataFrame:
 
 
 def take_label(ev: Evaluation, side: Side, score: TakeScore) -> str:
-    who = f"Trained ({ev.speaker})" if side is Side.TRAINED else "Zero-shot clone"
+    who = ev.speaker if side is Side.TRAINED else "Clone"
     return f"{who} · WER {percent(score.wer)} · similarity {score.similarity:.2f}"
 
 
@@ -145,35 +145,41 @@ def build_eval_section(ctx: StudioContext, run_pick: gr.Dropdown) -> None:
         headers=COLUMNS,
         interactive=False,
         wrap=True,
-        column_widths=[360, 120, 150, 120, 150],
+        column_widths=["36%", "16%", "16%", "16%", "16%"],
         elem_id="train-eval-table",
     )
     reading = gr.Markdown(NO_EVALUATION, elem_id="train-eval-reading")
     players: list[Any] = []
-    boxes: list[Any] = []  # one row of two players per sentence, shown once there is an evaluation
+    boxes: list[Any] = []  # per sentence: its words over its two players, shown once there is an evaluation
+    said: list[Any] = []
     for k in range(1, SENTENCES + 1):
-        with gr.Row(equal_height=True, visible=False) as box:
+        with gr.Column(visible=False, elem_id=f"train-eval-row-{k}") as box:
             boxes.append(box)
-            for side in Side:
-                players.append(
-                    gr.Audio(
-                        label=side.value,
-                        type="filepath",
-                        interactive=False,
-                        min_width=280,
-                        elem_id=f"train-eval-{side.value}-{k}",
+            said.append(gr.Markdown(elem_id=f"train-eval-sentence-{k}"))
+            with gr.Row(equal_height=True):
+                for side in Side:
+                    players.append(
+                        gr.Audio(
+                            label=side.value,
+                            type="filepath",
+                            interactive=False,
+                            min_width=280,
+                            elem_id=f"train-eval-{side.value}-{k}",
+                        )
                     )
-                )
     api = make_eval_api(ctx)
     register_eval_api(api)
 
-    outputs = [line, scores, reading, *boxes, *players]
+    outputs = [line, scores, reading, *boxes, *said, *players]
 
     def view(run_id: str | None, job: Job | None = None) -> tuple[Any, ...]:
         ev = ctx.finetune.evaluation(run_id) if run_id else None
-        said = "" if job is None or job.state is JobState.DONE else job.progress_text()
+        line_text = "" if job is None or job.state is JobState.DONE else job.progress_text()
         shown = ev.rows if ev is not None else ()
         rows = [gr.update(visible=k < len(shown)) for k in range(SENTENCES)]
+        words = [
+            f"**{k + 1}.** {markdown_text(shown[k].sentence, 200)}" if k < len(shown) else "" for k in range(SENTENCES)
+        ]
         audio: list[Any] = []
         for k in range(SENTENCES):
             for side in Side:
@@ -182,9 +188,8 @@ def build_eval_section(ctx: StudioContext, run_pick: gr.Dropdown) -> None:
                     continue
                 score = shown[k].side(side)
                 path = ev.path(score)
-                label = f"{k + 1}. {shown[k].sentence} · {take_label(ev, side, score)}"
-                audio.append(gr.update(value=str(path) if path.is_file() else None, label=label))
-        return (said, scores_frame(ev), reading_text(ev), *rows, *audio)
+                audio.append(gr.update(value=str(path) if path.is_file() else None, label=take_label(ev, side, score)))
+        return (line_text, scores_frame(ev), reading_text(ev), *rows, *words, *audio)
 
     def run_eval(run_id: str | None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         skips = tuple(gr.skip() for _ in outputs[1:])
