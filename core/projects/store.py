@@ -74,15 +74,23 @@ class ProjectStore:
     """The projects folder: create, read, update, delete, export and import projects."""
 
     def __init__(self, root: Path | str):
-        self.folders = FolderStore(
-            root,
-            name="projects folder",
-            error=ProjectStoreError,
-            busy="The projects folder is busy (another studio is saving); try again in a moment.",
-            failure_note="; the project was not changed",
-            logger=log,
-        )
-        self.root = self.folders.root
+        self.root = Path(root).expanduser().resolve()
+        self._folders: FolderStore | None = None
+
+    @property
+    def folders(self) -> FolderStore:
+        """The folder store, made (with its folder) on first use: a studio that never made a
+        project has no projects folder (the data dir holds only what the user made)."""
+        if self._folders is None:
+            self._folders = FolderStore(
+                self.root,
+                name="projects folder",
+                error=ProjectStoreError,
+                busy="The projects folder is busy (another studio is saving); try again in a moment.",
+                failure_note="; the project was not changed",
+                logger=log,
+            )
+        return self._folders
 
     # --- reading ---------------------------------------------------------------------
 
@@ -114,6 +122,8 @@ class ProjectStore:
         """Every project, most recently changed first; an unreadable one is logged and skipped."""
         projects: list[Project] = []
         warnings: list[str] = []
+        if not self.root.is_dir():
+            return projects  # no project made yet
         for entry in self.folders.entries():
             if entry.name.startswith(".") or not entry.is_dir():
                 continue

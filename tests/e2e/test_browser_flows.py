@@ -243,6 +243,7 @@ def test_generate_without_text_shows_why(studio):
     )
 
 
+@pytest.mark.logs_a_real_error  # the injected engine failure is a real error: its traceback is logged
 def test_a_failed_chunk_is_offered_for_retry_and_finishes_the_take(studio, e2e_server):
     """Fault injection around the real demo model: the second of three chunks fails once. The page
     names the failed sentence, offers 'Retry failed chunk', and the retry regenerates only from it."""

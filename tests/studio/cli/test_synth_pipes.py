@@ -96,6 +96,9 @@ def test_ctrl_c_stops_the_take_and_says_so(demo_checkpoints, tmp_path):
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # As in a terminal: a shell's background job (CI's, for one) starts with SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler; a person's Ctrl-C is never ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Its progress goes to stderr; Ctrl-C once the model is generating.
     seen = b""
