@@ -106,7 +106,10 @@ def write_checkpoint(
         folder=final,
         speaker=config.speaker,
         speaker_id=config.speaker_id,
-        size=size_label(base_config.get("tts_model_size")),
+        # The catalog's key names the size ("0.6B-Base"); the config's own field says "1b7" for
+        # every demo checkpoint (qwen_tts needs it), so it is only the fallback.
+        size=next((z for z in ("0.6B", "1.7B") if z in base_key), None)
+        or size_label(base_config.get("tts_model_size")),
         base=base_key,
         method=TrainMethod(config.method).value,
         steps=steps,
