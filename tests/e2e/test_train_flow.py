@@ -3,7 +3,7 @@
 Upload an espeak-ng reading, build the dataset (a job: progress, then the review table and the
 verdict), play a clip, edit its transcript, exclude it, switch dataset and clip (every panel
 follows), then train a trial run on the tiny Base model: progress and the loss plot show, Stop
-keeps the step, Resume finishes, and the new speaker is listed in Custom Voice. Screenshots:
+keeps the step, Resume finishes, and the new speaker is listed in Custom Voice and speaks there. Screenshots:
 train-dataset-<size>.png and train-run-<size>.png (looked at).
 """
 
@@ -170,3 +170,9 @@ def test_build_review_and_train_a_voice(studio, e2e_server, reading, tmp_path):
     studio.tab("Custom Voice")
     studio.choose("custom-speaker", speaker)
     expect(page.locator("#custom-speaker-card")).to_contain_text("trained here")
+    # ...and speaks there: a take in the trained voice, its details naming the new speaker.
+    studio.fill("custom-text", f"My first line as {speaker}.")
+    studio.set_max_length(1)
+    summary = studio.generate("custom")
+    assert speaker in summary, summary
+    studio.assert_has_audio("custom-audio")
