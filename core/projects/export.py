@@ -48,7 +48,7 @@ from core.projects.mastering import (
     run_ffmpeg,
 )
 from core.projects.model import ChapterAudio, MasteringPreset, Sentence, WordTime
-from core.storage.durable import fsync_dir, fsync_file, write_atomic
+from core.storage.durable import fsync_dir, replacing, write_atomic
 from core.takes.subtitles import Cue, Span, cues_from_spans, format_cues
 
 __all__ = ["ExportFormat", "ExportResult", "export_book", "sentence_subtitles", "word_subtitles"]
@@ -262,22 +262,17 @@ def _write_chapter(
 def _encode_chapter(audio: Audio, path: Path, preset: MasteringPreset, tags: _Tags, chapter: str, track: int) -> None:
     spec = PRESETS[preset]
     sr = audio.sample_rate
-    tmp = path.with_name(f".{path.name}.part")
     if path.suffix == ".wav":
         codec = ["-c:a", "pcm_s16le", "-metadata", f"title={chapter}", "-metadata", f"artist={tags.author}"]
         codec += ["-f", "wav"]
     else:
         kbps = spec.bitrate_kbps if sr >= 32_000 else min(spec.bitrate_kbps, _MPEG2_MAX_KBPS)
         codec = ["-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-f", "mp3"]
-    try:
+    with replacing(path) as tmp:
         run_ffmpeg(_pcm_input(sr), _channels(spec.channels), codec, [str(tmp)], stdin=_pcm(audio))
         if path.suffix == ".mp3":
             _tag_mp3(tmp, tags, chapter, track)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
 
 
 def _tag_mp3(path: Path, tags: _Tags, chapter: str, track: int) -> None:
@@ -312,12 +307,11 @@ def _write_m4b(
         lines += ["", "[CHAPTER]", "TIMEBASE=1/1000", f"START={round(start * 1000)}", f"END={round(end * 1000)}"]
         lines.append(f"title={_meta(chapter_title)}")
     channels = PRESETS[preset].channels
-    tmp = path.with_name(f".{path.name}.part")
     with tempfile.TemporaryDirectory(prefix="qtts-m4b-") as folder:
         meta = Path(folder) / "chapters.txt"
         meta.write_text("\n".join(lines) + "\n", encoding="utf-8")
         pcm = np.concatenate([a.samples for a in audios]).astype("<f4").tobytes()
-        try:
+        with replacing(path) as tmp:
             run_ffmpeg(
                 _pcm_input(sr),
                 ["-f", "ffmetadata", "-i", str(meta)],
@@ -327,11 +321,7 @@ def _write_m4b(
                 stdin=pcm,
             )
             _tag_m4b(tmp, tags)
-            fsync_file(tmp)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+        fsync_dir(path.parent)
     return bounds
 
 
@@ -354,18 +344,12 @@ def _tag_m4b(path: Path, tags: _Tags) -> None:
 
 
 def _write_zip(path: Path, members: list[Path]) -> Path:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with zipfile.ZipFile(tmp, "w") as archive:
-            for member in members:
-                # Audio is compressed already; text is worth deflating.
-                method = zipfile.ZIP_DEFLATED if member.suffix in (".srt", ".vtt") else zipfile.ZIP_STORED
-                archive.write(member, member.name, compress_type=method)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        for member in members:
+            # Audio is compressed already; text is worth deflating.
+            method = zipfile.ZIP_DEFLATED if member.suffix in (".srt", ".vtt") else zipfile.ZIP_STORED
+            archive.write(member, member.name, compress_type=method)
+    fsync_dir(path.parent)
     return path
 
 

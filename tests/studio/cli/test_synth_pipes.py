@@ -12,8 +12,9 @@ import soundfile as sf
 VENV_BIN = Path(sys.executable).parent
 
 
-def synth(args: list[str], demo_checkpoints, tmp_path, stdin: bytes) -> subprocess.CompletedProcess:
-    command = [
+def synth_command(args: list[str], demo_checkpoints, tmp_path) -> list[str]:
+    """`synth` in custom mode with Ryan on the demo checkpoints, then ``args``."""
+    return [
         str(VENV_BIN / "qwen-tts-studio"),
         "synth",
         "--demo-models",
@@ -30,12 +31,12 @@ def synth(args: list[str], demo_checkpoints, tmp_path, stdin: bytes) -> subproce
         "custom",
         "--speaker",
         "Ryan",
-        "--seed",
-        "2",
-        "--max-new-tokens",
-        "10",
         *args,
     ]
+
+
+def synth(args: list[str], demo_checkpoints, tmp_path, stdin: bytes) -> subprocess.CompletedProcess:
+    command = synth_command(["--seed", "2", "--max-new-tokens", "10", *args], demo_checkpoints, tmp_path)
     return subprocess.run(command, input=stdin, capture_output=True, timeout=300)
 
 
@@ -72,28 +73,7 @@ def test_ctrl_c_stops_the_take_and_says_so(demo_checkpoints, tmp_path):
     out = tmp_path / "stopped.wav"
     text = " ".join(f"Sentence {n} of a long take that Ctrl-C stops." for n in range(40))
     process = subprocess.Popen(
-        [
-            str(VENV_BIN / "qwen-tts-studio"),
-            "synth",
-            "--demo-models",
-            "--offline",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--device",
-            "cpu",
-            "--dtype",
-            "float32",
-            "--checkpoint-custom-voice",
-            str(demo_checkpoints["custom_voice"]),
-            "--mode",
-            "custom",
-            "--speaker",
-            "Ryan",
-            "--text",
-            text,
-            "--out",
-            str(out),
-        ],
+        synth_command(["--text", text, "--out", str(out)], demo_checkpoints, tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         # As in a terminal: a shell's background job (CI's, for one) starts with SIGINT ignored,
