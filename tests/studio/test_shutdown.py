@@ -120,7 +120,10 @@ def test_past_the_timeout_takes_are_cancelled_cleanly(tmp_path, demo_checkpoints
     body = {
         "model": "tts-1",
         "voice": "Ryan",
-        "input": "Hello.",
+        # Many sentences and a seed known to run long: the random model can end a
+        # one-sentence take within the second of grace (it did on CI's machine).
+        "input": " ".join(["This sentence keeps the model busy for a while."] * 60),
+        "seed": 1,
         "stream": True,
         "response_format": "pcm",
         "max_seconds": 120,
