@@ -197,10 +197,10 @@ def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
         type="filepath",
         interactive=False,
         autoplay=False,
-        buttons=["download"],
+        buttons=[],  # one way to download a take: "Download as" below (the player's own button made three)
         elem_id=f"{prefix}-audio",
     )
-    # Next to the player: the take in another format (the player's own button gives it as kept).
+    # Next to the player: the take, in the format chosen, ready to save in one click.
     with gr.Row(equal_height=True, elem_classes=["take-download"]):
         download_format = gr.Dropdown(
             DOWNLOAD_FORMATS,

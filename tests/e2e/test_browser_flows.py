@@ -17,6 +17,7 @@ Skipped when chromium (/usr/bin/chromium) or Playwright is missing.
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ if not CHROMIUM.exists():
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')")
 pytest.importorskip("PIL", reason="Pillow is not installed (it comes with gradio)")
 
+import soundfile as sf
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -85,7 +87,19 @@ def test_custom_voice_take(studio, size):
     studio.set_max_length()
     summary = studio.generate("custom")
     assert re.search(r"seed \d+", summary) and "CustomVoice" in summary, summary
-    studio.assert_has_audio("custom-audio")
+    wav = studio.assert_has_audio("custom-audio")  # through the one Download button: the player has none
+    # "Download as" converts in one step: pick MP3, the same button saves an MP3 of the same take.
+    studio.choose("custom-download-format", "mp3")
+    for _ in range(40):  # the button takes the new format within a moment of the choice
+        with page.expect_download() as saved:
+            page.locator("#custom-download").click()
+        if saved.value.suggested_filename.endswith(".mp3"):
+            break
+        page.wait_for_timeout(250)
+    assert saved.value.suggested_filename.endswith(".mp3"), saved.value.suggested_filename
+    mp3 = Path(saved.value.path()).read_bytes()
+    assert mp3[:3] == b"ID3" or mp3[0] == 0xFF, mp3[:4]
+    assert abs(sf.info(io.BytesIO(mp3)).duration - sf.info(io.BytesIO(wav)).duration) < 0.2
     studio.shoot(
         "custom-voice-take",
         {
@@ -95,6 +109,8 @@ def test_custom_voice_take(studio, size):
             "instruction": studio.field("custom-instruct"),
             "generate": page.locator("#custom-generate"),
             "take": page.locator("#custom-audio"),
+            "download as": studio.field("custom-download-format"),
+            "download": page.locator("#custom-download"),
             "summary": page.locator("#custom-summary"),
         },
     )
