@@ -69,6 +69,11 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
         timeout=TAKE_TIMEOUT_S * 1000,
     )
     expect(page.locator("#design-live")).to_be_visible()  # the one player, playing the pieces
+    # ... and its readout moves as it plays them (it was reported stuck at "0:00 / 0:00").
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#design-live audio');"
+        " return !!a && !a.paused && a.duration > 0.5 && a.currentTime > 0.2; }"
+    )
     expect(page.locator("#design-audio")).to_be_hidden()
     shoot(studio, "take-progress", {"stop": stop, "progress": progress, "live": page.locator("#design-live")})
     stop.click()
