@@ -2,6 +2,7 @@
 # Installs everything the test suite needs, then runs the whole suite.
 #   bash scripts/test.sh            # all tests
 #   bash scripts/test.sh -k clone   # extra arguments go to pytest
+#   PYTEST_WORKERS=0 bash scripts/test.sh   # one process, no workers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,10 @@ PYTHON="${PYTHON:-python3}"
 # The exact, known-good set (requirements/test.lock, refreshed by
 # scripts/lock.sh), then the project itself on top of it.
 .venv/bin/python -m pip install -q -r requirements/test.lock -e ".[test]"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), each given whole test files: a browser flow or a server test
+# mostly waits on its page, its subprocess or its server, and the other worker's file fills
+# the cores meanwhile. More workers than that only add contention on a small machine.
+# PYTEST_WORKERS=0 runs everything in this one process (what a debugger wants).
+cores="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)"
+workers="${PYTEST_WORKERS:-$(( cores >= 8 ? 4 : 2 ))}"
+exec .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"

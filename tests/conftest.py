@@ -10,6 +10,8 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,12 @@ if TYPE_CHECKING:
 # Never let a test reach the Hugging Face hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Run by pytest-xdist (scripts/test.sh), the workers share the cores: each gets its share of
+# math threads (inherited by the studios it spawns), not a full pool that busy-waits against
+# the other worker's. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    share = (os.cpu_count() or 2) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
 
 
 def demo_models_folder(config, tmp_path_factory) -> Path:
@@ -28,11 +36,22 @@ def demo_models_folder(config, tmp_path_factory) -> Path:
     return Path(cache.mkdir("demo-models")) if cache else tmp_path_factory.mktemp("demo-models")
 
 
+@contextmanager
+def building_in(folder: Path) -> Iterator[Path]:
+    """The shared cache folder, held by one pytest process at a time: the suite's
+    workers (pytest-xdist) share it, and the first one in builds what the others reuse."""
+    import filelock
+
+    with filelock.FileLock(str(folder / ".build.lock")):
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def demo_checkpoints(request, tmp_path_factory) -> dict[str, Path]:
     from core.engine.demo_models.build import build_demo_checkpoints
 
-    return build_demo_checkpoints(demo_models_folder(request.config, tmp_path_factory))
+    with building_in(demo_models_folder(request.config, tmp_path_factory)) as folder:
+        return build_demo_checkpoints(folder)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +59,8 @@ def demo_asr(request, tmp_path_factory) -> Path:
     """The tiny random-weight Whisper (core/engine/demo_models/whisper.py), built once."""
     from core.engine.demo_models.whisper import build_demo_asr
 
-    return build_demo_asr(demo_models_folder(request.config, tmp_path_factory))
+    with building_in(demo_models_folder(request.config, tmp_path_factory)) as folder:
+        return build_demo_asr(folder)
 
 
 def make_demo_settings(data_dir: Path, demo_checkpoints: dict[str, Path], **overrides: Any) -> Settings:

@@ -10,7 +10,9 @@ scripts/test.sh); Playwright's own browser download is not used.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from tests.conftest import HEADLESS_CHROMIUM_ARGS, free_port, make_demo_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [*HEADLESS_CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
+RUN_STARTED = time.time()  # screenshots older than this are a past run's
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +58,20 @@ def browser():
 
 @pytest.fixture(scope="session")
 def shots_dir(tmp_path_factory) -> Path:
-    """<pytest tmp>/e2e/screenshots; /tmp/e2e-shots (the copy for people) is emptied of old shots."""
+    """<pytest tmp>/e2e/screenshots; /tmp/e2e-shots (the copy for people) is emptied of old shots.
+
+    Old: made before this run began. Run by pytest-xdist, another worker may have saved
+    this run's first shots there already.
+    """
     from tests.e2e.browser import HUMAN_SHOTS
 
     folder = tmp_path_factory.getbasetemp() / "e2e" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     if HUMAN_SHOTS.is_dir():
         for old in HUMAN_SHOTS.glob("*.png"):
-            old.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < RUN_STARTED:
+                    old.unlink()
     return folder
 
 
