@@ -202,7 +202,8 @@ class ModelStore:
         try:
             path = snapshot_download(checkpoint.repo_id, tqdm_class=_progress_tqdm(progress, checkpoint), **kwargs)
         except Exception as exc:  # network errors come in many types
-            log.warning("download of %s failed: %s", checkpoint.repo_id, exc)
+            # huggingface_hub wraps the network error; the log keeps the one underneath.
+            log.warning("download of %s failed: %s (%r)", checkpoint.repo_id, exc, exc.__cause__ or exc.__context__)
             raise ModelUnavailable(
                 f"Could not download {checkpoint.repo_id}: {_short(exc)}. Check the internet "
                 f"connection and run `{download_command(checkpoint)}` again; it resumes where it stopped."
