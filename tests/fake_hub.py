@@ -320,6 +320,7 @@ def point_huggingface_hub_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     template), so the environment alone only reaches subprocesses.
     """
     from huggingface_hub import constants, file_download
+    from huggingface_hub.utils import reset_sessions
 
     template = url + "/{repo_id}/resolve/{revision}/{filename}"
     monkeypatch.setattr(constants, "ENDPOINT", url)
@@ -341,6 +342,10 @@ def point_huggingface_hub_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_HUB_ENABLE_HF_TRANSFER", raising=False)
+    # huggingface_hub caches one HTTP session per (process, thread id), and a session made while
+    # offline (the suite's default) refuses every request. Thread ids are reused, so a download
+    # thread could meet an earlier test's offline session: the cache starts afresh here.
+    reset_sessions()
 
 
 @pytest.fixture
@@ -348,7 +353,12 @@ def fake_hub(monkeypatch):
     """A running FakeHub (no repos yet) with huggingface_hub pointed at it; ``.url`` is its address."""
     with FakeHub() as hub:
         point_huggingface_hub_at(monkeypatch, hub.url)
-        yield hub
+        try:
+            yield hub
+        finally:
+            from huggingface_hub.utils import reset_sessions
+
+            reset_sessions()  # this test's online sessions do not outlive it
 
 
 def closed_port_url() -> str:
