@@ -328,9 +328,11 @@ def wire_generate(
             gr.update(visible=True, value=None),
             gr.update(visible=False),
             gr.update(visible=True, interactive=True),
+            # The last take's Resume goes while another take runs (it stayed, offering the old take).
+            gr.update(visible=False),
         )
 
-    busy_outputs = [button, live, take, bar.stop]
+    busy_outputs = [button, live, take, bar.stop, bar.resume]
     events = []
     for trigger, handler, handler_inputs in (
         (button, stream, inputs),

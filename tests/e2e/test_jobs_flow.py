@@ -90,6 +90,9 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     shoot(studio, "take-stopped", {"resume": resume, "progress": progress, "take": page.locator("#design-audio")})
 
     resume.click()
+    # While the rest is made, Stop is offered and the used Resume is not (it stayed, stale).
+    expect(stop).to_be_visible()
+    expect(resume).to_be_hidden(timeout=2_000)
     expect(page.locator("#design-summary")).to_contain_text("9 chunks", timeout=TAKE_TIMEOUT_S * 1000)
     expect(resume).to_be_hidden()
     studio.idle("design-audio")
