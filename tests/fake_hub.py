@@ -331,12 +331,6 @@ def point_huggingface_hub_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     # of an unfinished chunk are lost when the connection drops; the test
     # checkpoint's files are smaller than that, so resumes need smaller chunks.
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 256 * 1024)
-    # Its 10 s request timeouts are for a hub far away; this one shares a busy machine with
-    # the other test worker, so it gets longer (the suite's own timeouts still bound a hang).
-    monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 60)
-    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 60)
-    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "60")
-    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "60")
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
