@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -90,6 +90,14 @@ class TakeGallery:
     details: gr.State  # the details dict of every variant, in order
 
 
+# Controls that events show and hide start mounted but hidden, not visible=False. Gradio 6.17 mounts
+# a visible=False component only when it is first shown, and that mount can re-apply an update it
+# queued while unmounted: a Resume hidden by a run's progress updates and then shown by its end flicked
+# back to hidden (seen in the training flow; fixed upstream in gradio-app/gradio#13553, Gradio 6.20,
+# which needs huggingface_hub 1.x, and transformers 4.57, which qwen-tts pins, forbids that).
+STARTS_HIDDEN: Literal["hidden"] = "hidden"
+
+
 @dataclass
 class ActionBar:
     """Generate, Stop, Resume and the progress line, in a bar that stays on screen (sticky)."""
@@ -107,8 +115,10 @@ def action_bar(prefix: str, label: str = "Generate", *, button_id: str | None = 
     with gr.Column(elem_id=f"{prefix}-actions", elem_classes=["action-bar"]):
         with gr.Row(elem_classes=["action-buttons"]):
             generate = gr.Button(label, variant="primary", elem_id=button_id or f"{prefix}-generate", scale=3)
-            stop = gr.Button("Stop", variant="stop", visible=False, elem_id=f"{prefix}-stop", scale=1, min_width=80)
-            resume = gr.Button("Resume", visible=False, elem_id=f"{prefix}-resume", scale=1, min_width=80)
+            stop = gr.Button(
+                "Stop", variant="stop", visible=STARTS_HIDDEN, elem_id=f"{prefix}-stop", scale=1, min_width=80
+            )
+            resume = gr.Button("Resume", visible=STARTS_HIDDEN, elem_id=f"{prefix}-resume", scale=1, min_width=80)
         progress = gr.Markdown(elem_id=f"{prefix}-progress", elem_classes=["take-progress"])
         status = gr.Markdown(elem_id=f"{prefix}-status", elem_classes=["inline-status"])
     return ActionBar(generate, stop, resume, progress, status)
@@ -130,7 +140,7 @@ class TakePlayers:
 
 def take_gallery(prefix: str) -> TakeGallery:
     columns, players, picks = [], [], []
-    with gr.Row(visible=False, elem_id=f"{prefix}-takes", elem_classes=["take-gallery"]) as row:
+    with gr.Row(visible=STARTS_HIDDEN, elem_id=f"{prefix}-takes", elem_classes=["take-gallery"]) as row:
         for number in range(1, MAX_TAKES + 1):
             with gr.Column(min_width=160, visible=False) as column:
                 columns.append(column)
@@ -222,7 +232,9 @@ def take_players(prefix: str, takes: gr.Slider | None = None) -> TakePlayers:
             "Subtitles (.vtt)", value=None, interactive=False, size="sm", min_width=110, elem_id=f"{prefix}-vtt"
         )
     # Shown only while this session has a failed take in this tab to continue.
-    retry = gr.Button("Retry failed chunk", size="sm", variant="secondary", visible=False, elem_id=f"{prefix}-retry")
+    retry = gr.Button(
+        "Retry failed chunk", size="sm", variant="secondary", visible=STARTS_HIDDEN, elem_id=f"{prefix}-retry"
+    )
     gallery = take_gallery(prefix) if takes is not None else None
     return TakePlayers(
         live, take, retry, takes, gallery, download_format=download_format, download=download, srt=srt, vtt=vtt

@@ -50,6 +50,15 @@ APP_READY_JS = """() => ![...document.querySelectorAll('[data-testid=status-trac
     .some(e => !e.classList.contains('hide') && !e.closest('.block'))"""
 NOT_ZERO_TIME = re.compile(r"^\s*(?!0:00\s*$)\d+:\d\d\s*$")  # a player's time readout past 0:00
 
+# Appends to window.__shown[id] each change of the element between shown and hidden.
+WATCH_SHOWN_JS = """id => {
+  window.__shown = window.__shown || {};
+  const state = () => { const el = document.getElementById(id); return !!el && el.checkVisibility(); };
+  const seen = [state()];
+  window.__shown[id] = seen;
+  new MutationObserver(() => { const now = state(); if (now !== seen[seen.length - 1]) seen.push(now); })
+    .observe(document.body, {attributes: true, childList: true, subtree: true});
+}"""
 
 @dataclass
 class Shot:
@@ -306,6 +315,22 @@ class Studio:
                 if play.count():
                     play.click()
         expect(player.locator("#time")).to_have_text(NOT_ZERO_TIME, timeout=1_000)
+
+    def watch_shown(self, elem_id: str) -> None:
+        """Records, from now on, each time #elem_id turns shown or hidden (absent counts as hidden)."""
+        self.page.evaluate(WATCH_SHOWN_JS, elem_id)
+
+    def shown_history(self, elem_id: str) -> list[bool]:
+        """What watch_shown saw: the state when it began, then each change."""
+        return self.page.evaluate("id => window.__shown[id]", elem_id)
+
+    def assert_stays_shown(self, elem_id: str, settle_ms: int = 1_000) -> None:
+        """#elem_id, once shown, was never hidden again: a control that flickers back to hidden
+        (Gradio 6.17's lazy mount, see STARTS_HIDDEN in studio/ui/widgets.py) fails here."""
+        self.page.wait_for_timeout(settle_ms)
+        history = self.shown_history(elem_id)
+        shown_at = history.index(True) if True in history else None
+        assert shown_at is not None and False not in history[shown_at:], f"#{elem_id} shown, then hidden: {history}"
 
     # --- screenshots -----------------------------------------------------
 

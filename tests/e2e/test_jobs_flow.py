@@ -76,11 +76,14 @@ def test_stop_mid_take_then_resume(studio, size, e2e_server, long_takes):
     )
     expect(page.locator("#design-audio")).to_be_hidden()
     shoot(studio, "take-progress", {"stop": stop, "progress": progress, "live": page.locator("#design-live")})
+    studio.watch_shown("design-resume")
     stop.click()
     expect(progress).to_contain_text(re.compile(r"Stopped at chunk \d of 9"), timeout=60_000)
     resume = page.locator("#design-resume")
-    # Offered once the stream has ended (Gradio first finishes the live player's stream).
+    # Offered once the stream has ended (Gradio first finishes the live player's stream), and it
+    # stays (issue 23: Resume was reported missing after a Stop).
     expect(resume).to_be_visible(timeout=60_000)
+    studio.assert_stays_shown("design-resume")
     expect(stop).to_be_hidden()
     expect(page.locator("#design-summary")).to_contain_text("Stopped at chunk")
     studio.assert_has_audio("design-audio")

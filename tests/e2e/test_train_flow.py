@@ -149,9 +149,11 @@ def test_build_review_and_train_a_voice(studio, e2e_server, reading, tmp_path):
     while not re.search(r"Step ([3-9]|\d\d+) of 300", line.inner_text()):
         assert time.monotonic() < deadline, line.inner_text()
         page.wait_for_timeout(200)
+    studio.watch_shown("train-resume")
     page.locator("#train-stop").click()
     expect(line).to_contain_text(re.compile(r"Stopped at step \d+ of 300"), timeout=TAKE_TIMEOUT_S * 1000)
     expect(page.locator("#train-resume")).to_be_visible()
+    studio.assert_stays_shown("train-resume")
     kept = int(re.search(r"Stopped at step (\d+)", line.inner_text()).group(1))
     assert kept >= 2
     page.locator("#train-resume").click()

@@ -31,6 +31,7 @@ from studio.ui.transcribe import (
 from studio.ui.trim_wave import trim_wave, wave_value
 from studio.ui.widgets import (
     LANGUAGE_CHOICES,
+    STARTS_HIDDEN,
     action_bar,
     demo_banner,
     take_players,
@@ -237,7 +238,7 @@ def build_clone_tab(ctx: StudioContext) -> dict[str, Any]:
                     info="A saved voice replaces the reference below and reuses its cached prompt",
                 )
                 # A library voice: its own clip and transcript, instead of the manual controls.
-                with gr.Column(visible=False, elem_id="clone-voice-panel") as voice_panel:
+                with gr.Column(visible=STARTS_HIDDEN, elem_id="clone-voice-panel") as voice_panel:
                     voice_player = gr.Audio(
                         label="The voice's reference clip",
                         type="filepath",

@@ -36,7 +36,7 @@ from studio.ui.advanced import advanced_accordion, with_advanced
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import api_endpoint, job_result, owner_of
-from studio.ui.widgets import LANGUAGE_CHOICES, action_bar, demo_banner
+from studio.ui.widgets import LANGUAGE_CHOICES, STARTS_HIDDEN, action_bar, demo_banner
 
 EXAMPLE_SCRIPT = """\
 # Lines are 'Name: text'. Lines starting with # are comments.
@@ -435,7 +435,7 @@ def build_script_tab(ctx: StudioContext) -> dict[str, Any]:
                     label="Files: all lines (.zip), subtitles (.srt, .vtt), then each line",
                     file_count="multiple",
                     interactive=False,
-                    visible=False,
+                    visible=STARTS_HIDDEN,
                     elem_id="script-files",
                 )
                 # The API's second output; the page shows the zip in the list above.

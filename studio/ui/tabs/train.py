@@ -60,7 +60,7 @@ from studio.ui.tabs.train_run import (
     status_of,
     train_config,
 )
-from studio.ui.widgets import markdown_text
+from studio.ui.widgets import STARTS_HIDDEN, markdown_text
 
 CONFIRM_LABEL = "Yes, delete this dataset and its clips"
 INTRO = (
@@ -108,7 +108,7 @@ def build_train_tab(ctx: StudioContext) -> None:
                 )
                 with gr.Row():
                     build = gr.Button("Build dataset", variant="primary", elem_id="train-ds-build")
-                    stop_build = gr.Button("Stop", variant="stop", visible=False, elem_id="train-ds-stop")
+                    stop_build = gr.Button("Stop", variant="stop", visible=STARTS_HIDDEN, elem_id="train-ds-stop")
                 build_progress = gr.Markdown(elem_id="train-ds-progress", elem_classes=["take-progress"])
             with gr.Column(scale=3, min_width=300):
                 with gr.Row(equal_height=True):
@@ -198,8 +198,8 @@ def build_train_tab(ctx: StudioContext) -> None:
                     )
                 with gr.Row():
                     train = gr.Button("Train", variant="primary", elem_id="train-start")
-                    stop = gr.Button("Stop", variant="stop", visible=False, elem_id="train-stop")
-                    resume = gr.Button("Resume", visible=False, elem_id="train-resume")
+                    stop = gr.Button("Stop", variant="stop", visible=STARTS_HIDDEN, elem_id="train-stop")
+                    resume = gr.Button("Resume", visible=STARTS_HIDDEN, elem_id="train-resume")
             with gr.Column(scale=3, min_width=300):
                 choices = run_choices(ctx, runs)
                 run_pick = gr.Dropdown(

@@ -25,7 +25,7 @@ from core.takes.values import sampling_from_values
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import STOP_WAIT_S, api_function, owner_of
-from studio.ui.widgets import markdown_text
+from studio.ui.widgets import STARTS_HIDDEN, markdown_text
 
 TRAIN_TAB = "train"
 TICK_S = 0.5
@@ -138,7 +138,9 @@ def build_eval_section(ctx: StudioContext, run_pick: gr.Dropdown) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
         evaluate = gr.Button("Evaluate", variant="primary", scale=0, min_width=160, elem_id="train-eval-start")
-        stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id="train-eval-stop")
+        stop = gr.Button(
+            "Stop", variant="stop", visible=STARTS_HIDDEN, scale=0, min_width=100, elem_id="train-eval-stop"
+        )
     line = gr.Markdown(elem_id="train-eval-progress", elem_classes=["take-progress"])
     scores = gr.Dataframe(
         scores_frame(None),
