@@ -60,6 +60,7 @@ WATCH_SHOWN_JS = """id => {
     .observe(document.body, {attributes: true, childList: true, subtree: true});
 }"""
 
+
 @dataclass
 class Shot:
     path: Path
