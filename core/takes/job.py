@@ -61,6 +61,7 @@ def plan_text(text: str, chunk_chars: int) -> TextPlan:
 
 
 Work = Callable[["Job"], list[KeptTake]]
+MAX_SAID = 500  # progress messages a job keeps for said_since
 
 
 @dataclass
@@ -97,6 +98,10 @@ class Job:
     pieces: list[Any] = field(default_factory=list)  # LiveAudio / ChunkAudio / script lines, in order
     guess_s_per_char: float | None = None  # the last jobs' rate, for an ETA before any chunk is done
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    # Each new progress message, in order (the last MAX_SAID): a log that polls misses none, however
+    # fast a step goes (the CLI printed no block line for a render that ended between two polls).
+    _said: list[str] = field(default_factory=list, repr=False)
+    _said_dropped: int = field(default=0, repr=False)
 
     # --- what followers read ------------------------------------------------
 
@@ -176,9 +181,19 @@ class Job:
             self.pieces.append(piece)
             self._changed.notify_all()
 
+    def said_since(self, seen: int) -> tuple[list[str], int]:
+        """The progress messages reported after the first ``seen``, and how many there have been."""
+        with self._changed:
+            return self._said[max(0, seen - self._said_dropped) :], self._said_dropped + len(self._said)
+
     def report(self, fraction: float, message: str) -> None:
         """The engine's progress callback."""
         with self._changed:
+            if message != self.message:
+                self._said.append(message)
+                if len(self._said) > 2 * MAX_SAID:
+                    self._said_dropped += len(self._said) - MAX_SAID
+                    del self._said[:-MAX_SAID]
             self.message = message
             self._changed.notify_all()
 

@@ -103,13 +103,16 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
         f"project {project.id}: '{project.title}', {len(project.chapters)} chapters, {blocks} blocks", file=sys.stderr
     )
     job = service.render(project.id, client="cli", tab="cli")
-    told = ""
+    seen = 0
     try:
-        while not job.wait(0.5):
-            line = job.progress_text()
-            if line.split(" · ")[0] != told:  # one line per block, not per tick
-                told = line.split(" · ")[0]
-                print(line, file=sys.stderr)
+        finished = False
+        while not finished:
+            finished = job.wait(0.5)
+            said, seen = job.said_since(seen)
+            # One line per block, however fast it went; the current one with its time and time left.
+            for i, message in enumerate(said):
+                now = i == len(said) - 1 and not finished
+                print(job.progress_text() if now else message, file=sys.stderr)
     except KeyboardInterrupt:
         service.jobs.stop(job.id)
         job.wait(60)

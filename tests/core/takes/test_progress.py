@@ -78,3 +78,23 @@ def test_a_real_take_shows_audio_made_growing_inside_one_chunk(registry):
     assert job.state is JobState.DONE, job.error
     assert len(set(made)) >= 3 and made == sorted(made), made  # it grew, several times, inside the chunk
     assert job.token.frames > 50 and job.token.rows == 1  # a frame per talker step, one row
+
+
+def test_every_new_message_is_kept_for_a_log_that_polls_and_the_oldest_go_past_the_cap(monkeypatch):
+    import core.takes.job as job_module
+
+    job = running("project")
+    for label in ("Chapter 1 of 2 · block 1 of 1", "Chapter 1 of 2 · block 1 of 1", "Chapter 2 of 2 · block 1 of 1"):
+        job.report(0.5, label)  # a repeat (the engine's own progress for the same block) is not new
+    said, seen = job.said_since(0)
+    assert said == ["Chapter 1 of 2 · block 1 of 1", "Chapter 2 of 2 · block 1 of 1"] and seen == 2
+    job.report(1.0, "Done: 2 blocks rendered")
+    assert job.said_since(seen) == (["Done: 2 blocks rendered"], 3)
+    assert job.said_since(3) == ([], 3)
+
+    monkeypatch.setattr(job_module, "MAX_SAID", 2)
+    for n in range(10):
+        job.report(0.9, f"step {n}")
+    said, total = job.said_since(seen)
+    assert total == 13 and said[-1] == "step 9" and len(said) <= 4  # only the last ones are kept
+    assert job.said_since(12) == (["step 9"], 13)
