@@ -109,9 +109,12 @@ def build_jobs_panel(ctx: StudioContext, app: gr.Blocks) -> None:
         ]
         choices = [(f"{j.mode} · {j.summary[:50]}", j.id) for j in running]
         choices += [(f"Stopped · {j.mode} · {j.summary[:40]}", j.id) for j in resumable]
-        value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
         text = "\n".join(f"- {job_line(j, j.id in done_since)}" for j in jobs) or "No takes yet in this session."
-        return gr.update(label=label), text, gr.update(choices=choices, value=value)
+        if current in {c[1] for c in choices}:
+            # The value is left alone: a tick that read the old pick and answered after the user
+            # picked another row set the old one back, and Stop then stopped the wrong take.
+            return gr.update(label=label), text, gr.update(choices=choices)
+        return gr.update(label=label), text, gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     def on_load(request: gr.Request | None = None) -> tuple[Any, ...]:
         label, text, choices = refresh(None, request)

@@ -32,6 +32,9 @@ from playwright.sync_api import expect
 from tests.conftest import SPEECH_TEXT
 from tests.e2e.browser import TAKE_TIMEOUT_S, Studio
 
+# Run after the rest, in one process (scripts/test.sh): a Stop lands part-way through takes being made.
+pytestmark = pytest.mark.serial
+
 # How wide a text box's placeholder is, against the room the box gives it.
 PLACEHOLDER_FITS = """e => {
   const style = getComputedStyle(e);

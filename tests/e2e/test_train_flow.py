@@ -28,6 +28,9 @@ from tests.core.finetune.test_dataset import make_recording
 from tests.e2e.browser import TAKE_TIMEOUT_S
 from tests.studio.api.test_train_api import READING
 
+# Run after the rest, in one process (scripts/test.sh): a Stop lands part-way through training, and a clip's playhead is timed.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory, demo_checkpoints, demo_asr):
