@@ -24,6 +24,10 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import TAKE_TIMEOUT_S
 
+# Run after the rest, in one process (scripts/test.sh): a Stop lands part-way through a render, and
+# the partial scene reaches its player once the live stream has played.
+pytestmark = pytest.mark.serial
+
 SHOTS = Path("/tmp/shots/script-resume")
 CASTING = "Maya = Ryan\nTom = Aiden"
 
