@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     share = (os.cpu_count() or 2) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
+    # Each worker's studios get their own Gradio file cache. Gradio copies a file into its cache
+    # when the copy is missing (check, then copy2), so two processes caching the same file raced:
+    # one served it while the other was still writing it ("Too little data for declared
+    # Content-Length" in a worker's server log).
+    os.environ.setdefault(
+        "GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), f"gradio-{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}")
+    )
 
 
 def demo_models_folder(config, tmp_path_factory) -> Path:
