@@ -34,10 +34,11 @@ PYTHON="${PYTHON:-python3}"
 # scripts/lock.sh), then the project itself on top of it.
 .venv/bin/python -m pip install -q -r requirements/test.lock -e ".[test]"
 # Two pytest-xdist workers (whole test files each) by default: the suite waits on browsers,
-# servers and sockets more than it computes, and two workers took 25 instead of 39 minutes on a
-# 2-core machine (docs/PERFORMANCE.md). The flows marked `serial` time a Stop or a playhead
-# against a take being made and need the machine to themselves: they run afterwards, in one
-# process. PYTEST_WORKERS=0 runs everything in one process, in file order.
+# servers and sockets more than it computes. On a 2-core machine the whole .ci/run took 31
+# minutes this way, against about 44 in one process (docs/PERFORMANCE.md). The flows marked
+# `serial` time a Stop or a playhead against a take being made and need the machine to
+# themselves: they run afterwards, in one process. PYTEST_WORKERS=0 runs everything in one
+# process, in file order.
 workers="${PYTEST_WORKERS:-2}"
 if [ "$workers" = 0 ]; then
   exec .venv/bin/python -m pytest "$@"
