@@ -9,6 +9,7 @@ import gradio as gr
 from studio.api.named import register_api
 from studio.ui.blocks import StudioBlocks
 from studio.ui.context import StudioContext
+from studio.ui.file_cache import install_atomic_file_cache
 from studio.ui.jobs_panel import build_jobs_panel
 from studio.ui.tabs.clone import build_clone_tab
 from studio.ui.tabs.custom_voice import build_custom_voice_tab
@@ -56,6 +57,7 @@ def studio_theme() -> gr.themes.Base:
 
 
 def build_app(ctx: StudioContext) -> gr.Blocks:
+    install_atomic_file_cache()  # two requests caching one take must not truncate it
     with StudioBlocks(title=TITLE) as app:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\nDesign, cast, clone and keep voices on your own machine.")
