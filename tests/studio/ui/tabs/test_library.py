@@ -7,6 +7,7 @@ because the module-scoped server may be shared with other modules.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 import zipfile
@@ -196,4 +197,42 @@ def test_phone_width_has_no_sideways_page_scroll(browser, client, studio_server,
         sync_api.expect(page.locator("#library-details")).to_contain_text(voice["name"])
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
+        page.close()
+
+
+def test_a_row_picked_while_the_tab_is_listing_stays_picked(browser, client, studio_server, speech_wav):
+    """Panels stay true: a voice picked while the tab's opening listing is still being read stays
+    picked when that listing lands (it used to show the first voice instead, and an edit then
+    went to the wrong voice)."""
+    save(client, speech_wav, "Aa First")  # the voice shown when none is picked (sorted by name)
+    picked = save(client, speech_wav, "Zz Picked")
+    page = open_library(browser, studio_server["url"])
+    library = studio_server["ctx"].app.library
+    entered, release = threading.Event(), threading.Event()
+    real_list = library.list
+
+    def held_list(*args, **kwargs):
+        if not entered.is_set():  # only the listing of the tab's next opening is held
+            entered.set()
+            release.wait(30)
+        return real_list(*args, **kwargs)
+
+    try:
+        sync_api.expect(row(page, picked["name"])).to_be_visible()  # listed; another voice is shown
+        page.get_by_role("tab", name="History").click()
+        library.list = held_list
+        page.get_by_role("tab", name="Voice Library").click()
+        assert entered.wait(30), "opening the tab did not list the library"
+        late = save(client, speech_wav, "Aa Late")  # first by name: shown once the held listing lands
+        row(page, picked["name"]).click()
+        release.set()
+        sync_api.expect(row(page, late["name"])).to_be_visible()
+        details = page.locator("#library-details")
+        sync_api.expect(details).to_contain_text(picked["id"])
+        page.wait_for_timeout(1_000)  # nothing still on its way moves the pick
+        sync_api.expect(details).to_contain_text(picked["id"])
+        sync_api.expect(page.locator("#library-voice input")).to_have_value(picked["name"])
+    finally:
+        release.set()
+        del library.list
         page.close()
