@@ -70,38 +70,47 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
     routes = [*ops_routes(ctx, auth), *openai_routes(ctx, auth)]  # ahead of Gradio's routes
     if settings.mcp_server:  # our own MCP server (studio/api/mcp_tools.py), not Gradio's
         routes += mcp_routes(ctx)
-    fastapi_app, local_url, share_url = app.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=share,
-        auth=auth or None,
-        auth_message="Qwen TTS Studio: sign in with the user and password the owner set (--auth).",
-        ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
-        ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
-        ssl_verify=False,  # self-signed LAN certificates are the common case
-        max_file_size=f"{settings.max_upload_mb}mb",
-        # Gradio keeps ~0.5 MB of state per browser session, up to 10,000 by
-        # default (GBs); a home studio never has more than a few hundred.
-        state_session_capacity=200,
-        theme=studio_theme(),
-        css=studio_css(),
-        head=studio_head(),
-        footer_links=["api", "settings"],
-        # The projects' takes and exports (core/projects/store.py keeps them under the data dir).
-        # The datasets' clips: the Train tab plays them from there.
-        allowed_paths=[
-            str(ctx.outputs_dir),
-            str(settings.history_dir),
-            str(settings.voices_dir),
-            str(settings.data_dir / "projects"),
-            str(settings.datasets_dir),
-        ],
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=True,
-        mcp_server=False,  # Gradio's names tools after Python handlers; ours is mounted above
-        app_kwargs={"routes": routes},
-    )
+    stop = threading.Event()
+    # Installed before the server starts answering: a SIGTERM that came between the first take and
+    # the end of start-up (a busy CI machine sent one) killed the process instead of draining it.
+    previous = _stop_on_signals(ctx, stop) if block else {}
+    try:
+        launched = app.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            share=share,
+            auth=auth or None,
+            auth_message="Qwen TTS Studio: sign in with the user and password the owner set (--auth).",
+            ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+            ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            ssl_verify=False,  # self-signed LAN certificates are the common case
+            max_file_size=f"{settings.max_upload_mb}mb",
+            # Gradio keeps ~0.5 MB of state per browser session, up to 10,000 by
+            # default (GBs); a home studio never has more than a few hundred.
+            state_session_capacity=200,
+            theme=studio_theme(),
+            css=studio_css(),
+            head=studio_head(),
+            footer_links=["api", "settings"],
+            # The projects' takes and exports (core/projects/store.py keeps them under the data dir).
+            # The datasets' clips: the Train tab plays them from there.
+            allowed_paths=[
+                str(ctx.outputs_dir),
+                str(settings.history_dir),
+                str(settings.voices_dir),
+                str(settings.data_dir / "projects"),
+                str(settings.datasets_dir),
+            ],
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
+            mcp_server=False,  # Gradio's names tools after Python handlers; ours is mounted above
+            app_kwargs={"routes": routes},
+        )
+    except BaseException:
+        _restore_signals(previous)
+        raise
+    fastapi_app, local_url, share_url = launched
     _install_guard(fastapi_app, ctx, auth, tls)
     ctx.audit.record("server.start", local_url, client="local", demo=settings.demo_models)
     print(f"Qwen TTS Studio is running at {local_url}", flush=True)
@@ -113,26 +122,34 @@ def serve(settings: Settings, *, share: bool = False, block: bool = True):
         print("Demo models: outputs are random-weight test audio, not speech.", flush=True)
     if not block:
         return app, ctx
-    stop = threading.Event()
+    try:
+        while not stop.wait(0.2) and app.is_running:
+            pass
+        drain(ctx, settings.shutdown_timeout)
+    finally:
+        _restore_signals(previous)
+        app.close()
+        ctx.audit.record("server.stop", local_url, client="local")
+        ctx.audit.close()
+    print("Qwen TTS Studio stopped.", flush=True)
+    return 0
+
+
+def _stop_on_signals(ctx: StudioContext, stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM and Ctrl-C set ``stop`` (the server then drains); a second one stops the takes in
+    flight. Returns the handlers they replace."""
 
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second Ctrl-C: stop waiting for the takes in flight
             ctx.jobs.stop_all()
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(0.2) and app.is_running:
-            pass
-        drain(ctx, settings.shutdown_timeout)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        app.close()
-        ctx.audit.record("server.stop", local_url, client="local")
-        ctx.audit.close()
-    print("Qwen TTS Studio stopped.", flush=True)
-    return 0
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def drain(ctx: StudioContext, timeout: float) -> bool:

@@ -661,8 +661,7 @@ def build_library_tab(ctx: StudioContext, *, clone_voice: gr.Dropdown, tabs: gr.
     # Other tabs, windows and scripts change the library: show the truth whenever the tab opens.
     tab.select(refresh, view_inputs, view_outputs, **in_order, **private)
     reload.click(refresh, view_inputs, view_outputs, **in_order, **private)
-    # A pick waits in the listings' lane: made while the tab's opening listing was still being
-    # read, it used to land first, and the listing then showed the first voice instead.
+    # Picks too (made during the opening listing, one landed first and was then undone).
     picker.input(pick, picker, detail_outputs, **in_order, **private)
     table.select(pick_row, None, [*detail_outputs, play_request], **in_order, **private)
     play_request.change(None, play_request, None, js=PLAY_JS, queue=False, **private)

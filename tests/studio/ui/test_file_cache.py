@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 from gradio import processing_utils
 
-from studio.ui.file_cache import install_atomic_file_cache, save_file_to_cache_atomically
+from studio.ui.file_cache import (
+    install_atomic_file_cache,
+    save_audio_to_cache_atomically,
+    save_bytes_to_cache_atomically,
+    save_file_to_cache_atomically,
+)
 
 
 def test_concurrent_callers_each_get_the_whole_file(tmp_path):
@@ -47,6 +54,61 @@ def test_a_cached_file_is_not_copied_again(tmp_path):
     assert os.stat(first).st_ino == before
 
 
-def test_the_studio_installs_it_where_gradio_looks_it_up():
+def write_while_reading(write, full_size: int, rounds: int = 6) -> list[int]:
+    """Four threads write the same content with ``write(cache_dir)`` while a reader keeps reading
+    the file they name: the sizes the reader saw that were not the whole file."""
+    short: list[int] = []
+    for _ in range(rounds):
+        cache = tempfile.mkdtemp()
+        target: list[str] = []
+        done = threading.Event()
+
+        def writer() -> None:
+            for _ in range(3):
+                target.append(write(cache))
+
+        def reader() -> None:
+            while not done.is_set():
+                if target and os.path.exists(target[0]):
+                    seen = len(Path(target[0]).read_bytes())
+                    if seen != full_size:
+                        short.append(seen)
+
+        watcher = threading.Thread(target=reader)
+        watcher.start()
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done.set()
+        watcher.join()
+        assert len(set(target)) == 1, set(target)  # Gradio's layout: one file for one content
+        assert len(Path(target[0]).read_bytes()) == full_size
+        assert not [p for p in Path(cache).iterdir() if p.name.startswith(".")]  # no staging left
+    return short
+
+
+def test_a_player_given_samples_is_never_read_half_written():
+    # A take's part as samples (History's part player): Gradio rewrote <hash>/audio.wav in place.
+    samples = (np.sin(np.arange(24_000 * 30) / 20) * 20_000).astype(np.int16)
+    full = len(
+        Path(save_audio_to_cache_atomically(samples, 24_000, format="wav", cache_dir=tempfile.mkdtemp())).read_bytes()
+    )
+    short = write_while_reading(
+        lambda cache: save_audio_to_cache_atomically(samples, 24_000, format="wav", cache_dir=cache), full
+    )
+    assert not short, f"a reader saw {len(short)} partial files: {short[:5]}"
+
+
+def test_bytes_are_never_read_half_written():
+    data = os.urandom(3_000_000)
+    short = write_while_reading(lambda cache: save_bytes_to_cache_atomically(data, "audio.mp3", cache), len(data))
+    assert not short, f"a reader saw {len(short)} partial files: {short[:5]}"
+
+
+def test_the_studio_installs_them_where_gradio_looks_them_up():
     install_atomic_file_cache()
     assert processing_utils.save_file_to_cache is save_file_to_cache_atomically
+    assert processing_utils.save_audio_to_cache is save_audio_to_cache_atomically
+    assert processing_utils.save_bytes_to_cache is save_bytes_to_cache_atomically
