@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import uuid
 from pathlib import Path
 
@@ -103,45 +102,6 @@ def test_history_follows_the_picked_take(studio, size, e2e_client, capfd, recwar
         {"table": table, "search": search, "part": part_player, "picker": studio.field("history-picker")},
     )
     clean_log("".join(capfd.readouterr()), recwarn)
-
-
-@pytest.mark.parametrize("size", ["desktop"])
-def test_a_take_picked_while_history_is_listing_stays_picked(studio, e2e_server, e2e_client):
-    """Opening History lists the takes without covering the table, and a row clicked before that
-    listing lands stays picked: the listing used to lay a loading cover over the table and the
-    picker (a click on a row was lost), and a listing landing after a pick would have put the
-    newest take back in the picker."""
-    page = studio.page
-    tag = uuid.uuid4().hex[:6]
-    older, newer = f"Older {tag} take.", f"Newer {tag} take."
-    for text in (older, newer):
-        e2e_client.predict(text=text, speaker="Ryan", size="0.6B", max_seconds=1, api_name="/custom_voice")
-    studio.tab("History")
-    table = page.locator("#history-table")
-    expect(table).to_contain_text(older)
-    studio.tab("Voice Design")
-    history = e2e_server["ctx"].app.history
-    entered, release = threading.Event(), threading.Event()
-    real_list = history.list
-
-    def held_list(*args, **kwargs):
-        if not entered.is_set():  # only the listing of the tab's next opening is held
-            entered.set()
-            release.wait(30)
-        return real_list(*args, **kwargs)
-
-    history.list = held_list
-    try:
-        studio.tab("History")
-        assert entered.wait(30), "opening History did not list the takes"
-        table.locator("span.text:visible", has_text=older).first.click()
-    finally:
-        release.set()
-        del history.list
-    picker = studio.field("history-picker")
-    expect(picker).to_have_value(re.compile(re.escape(older[:12])))
-    page.wait_for_timeout(1_000)  # nothing still on its way moves the pick
-    expect(picker).to_have_value(re.compile(re.escape(older[:12])))
 
 
 @pytest.mark.parametrize("size", ["desktop"])

@@ -305,15 +305,11 @@ def build_history_tab(ctx: StudioContext) -> None:
             message=message,
             summary=summary,
         )
-    # Search filters as you type, as the Library's does. Listings and row picks share one queue
-    # lane of their own, so they land in the order they were asked: unqueued, a pick made while
-    # the tab's opening listing was still being read landed first, and the listing then put the
-    # newest take back in the picker.
-    in_order: dict[str, Any] = {"concurrency_id": "history-listing", "concurrency_limit": 1, "show_progress": "hidden"}
+    # Search filters as you type, as the Library's does.
     for trigger in (tab.select, query.change, mode.change):
-        trigger(listing, [query, mode], list_outputs, trigger_mode="always_last", **in_order, **private)
+        trigger(listing, [query, mode], list_outputs, queue=False, **private)
     table.change(None, None, None, js=REFRESH_ROWS_JS, queue=False, **private)
-    table.select(pick_row, None, picker, **in_order, **private)
+    table.select(pick_row, None, picker, queue=False, **private)
     picker.change(show, picker, [player, info, regenerate, delete], **private)
     delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], **private)
     regenerate.click(
