@@ -19,7 +19,7 @@ from core.types import Mode
 from studio.ui.context import StudioContext, client_id
 from studio.ui.errors import friendly_errors
 from studio.ui.handlers import job_result, owner_of
-from studio.ui.tabs.history_parts import build_parts_panel
+from studio.ui.tabs.history_parts import PICK_LANE, build_parts_panel
 from studio.ui.tabs.history_resume import wire_resume
 
 # What a person looks for first (when, what was said, how long) comes first: on a phone the
@@ -310,7 +310,9 @@ def build_history_tab(ctx: StudioContext) -> None:
         trigger(listing, [query, mode], list_outputs, queue=False, **private)
     table.change(None, None, None, js=REFRESH_ROWS_JS, queue=False, **private)
     table.select(pick_row, None, picker, queue=False, **private)
-    picker.change(show, picker, [player, info, regenerate, delete], **private)
+    # What a pick shows, in the order of the picks: in Gradio's default lane (four at a time) a
+    # slower answer for the previous pick could land last and leave its take in the players.
+    picker.change(show, picker, [player, info, regenerate, delete], **PICK_LANE, **private)
     delete.click(remove, [picker, confirm, query, mode], [*list_outputs, confirm, message], **private)
     regenerate.click(
         lambda: "Regenerating the picked take with its seed and settings… (its progress is in Running & recent)",

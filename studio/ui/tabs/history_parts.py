@@ -37,6 +37,10 @@ ACTION_WORDS = {
 }
 
 
+# One queue lane for what a History pick shows (the take player, its parts, the part player).
+PICK_LANE: dict[str, Any] = {"concurrency_id": "history-pick", "concurrency_limit": 1}
+
+
 def part_rows(take: Take | None) -> list[list[Any]]:
     if take is None or not take.parts:
         # One row that says so: Gradio's table keeps showing old rows when given none.
@@ -211,8 +215,9 @@ def build_parts_panel(
     inputs = [picker, part, query, mode]
     outputs = [*list_outputs, message]
     private: dict[str, Any] = {"api_visibility": "private"}
-    picker.change(show_parts, picker, [table, part, srt, vtt, audio, same, new, drop], **private)
-    part.change(play_part, [picker, part], [audio, same, new, drop], **private)
+    # In the take player's lane (history.py): the part player follows the picks in order.
+    picker.change(show_parts, picker, [table, part, srt, vtt, audio, same, new, drop], **PICK_LANE, **private)
+    part.change(play_part, [picker, part], [audio, same, new, drop], **PICK_LANE, **private)
     for button, action in ((same, PartAction.SAME_SEED), (new, PartAction.NEW_SEED), (drop, PartAction.DELETE)):
         button.click(redo(action), inputs, outputs, **private)
 
