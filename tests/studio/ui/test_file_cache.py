@@ -18,6 +18,15 @@ from studio.ui.file_cache import (
 )
 
 
+def run_together(target, count: int) -> None:
+    """Runs ``target`` in ``count`` threads at once and waits for them all."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_concurrent_callers_each_get_the_whole_file(tmp_path):
     # Gradio's own check-then-copy handed a caller a partial file in 21 of 30 such rounds.
     source = tmp_path / "Take 1.wav"
@@ -34,11 +43,7 @@ def test_concurrent_callers_each_get_the_whole_file(tmp_path):
             except BaseException as error:  # noqa: BLE001 - reported by the assertion below
                 errors.append(error)
 
-        threads = [threading.Thread(target=cache_and_read) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_together(cache_and_read, 4)
         assert not errors, errors
         assert len(seen) == 4 and all(copy == data for copy in seen), [len(copy) for copy in seen]
         # One copy, under Gradio's layout (hash folder, cleaned name); no temporary left behind.
@@ -76,11 +81,7 @@ def write_while_reading(write, full_size: int, rounds: int = 6) -> list[int]:
 
         watcher = threading.Thread(target=reader)
         watcher.start()
-        threads = [threading.Thread(target=writer) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_together(writer, 4)
         done.set()
         watcher.join()
         assert len(set(target)) == 1, set(target)  # Gradio's layout: one file for one content
